@@ -1,0 +1,1 @@
+"""Hackathon scenarios (challenges, goals, scores) will live here."""

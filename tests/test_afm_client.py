@@ -1,0 +1,73 @@
+"""The Nanosurf-shaped AFM client against a real server."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def _scan(spm, width=10e-9, points=64, lines=48, centre=(0.0, 0.0)):
+    app = spm.application
+    app.Approach.StartApproach()
+    assert app.Approach.Status == spm.ApproachStatus.ApproachDone
+    assert app.Approach.IsMoving is False
+    scan = app.Scan
+    scan.ImageSize(width, width)
+    scan.Points, scan.Lines = points, lines
+    scan.CenterPosX, scan.CenterPosY = centre
+    scan.StartFrameUp()
+    return scan
+
+
+def test_a_frame_scans_and_reads_back_as_vendor_strings(spm):
+    scan = _scan(spm)
+    assert scan.IsScanning is False  # time scale 0: the frame completes at once
+    assert scan.Currentline == 48
+    text = scan.GetLine(spm.ScanGroupID.Forward, spm.ScanChannel.Topography, 5,
+                        spm.DataFilter.RAW, spm.DataConversion.Physical)
+    values = np.array([float(v) for v in text.split(";")])
+    assert values.shape == (64,)
+    frame = spm.get_frame(spm.ScanGroupID.Forward, spm.ScanChannel.Topography)
+    assert frame.shape == (48, 64) and frame.dims == ("y", "x")
+    assert np.allclose(values, frame.values[5], rtol=1e-6, atol=0)
+    assert 0 < values.mean() < 5e-10  # the graphene's top surface sits a few Å above its plane
+
+
+def test_line_filters_and_binary_conversion(spm):
+    scan = _scan(spm)
+    raw = np.array(scan.GetLine(0, 1, 3, spm.DataFilter.RAW, spm.DataConversion.Physical).split(";"), float)
+    mean_fit = np.array(scan.GetLine(0, 1, 3, spm.DataFilter.MeanFit, 1).split(";"), float)
+    line_fit = np.array(scan.GetLine(0, 1, 3, spm.DataFilter.LineFit, 1).split(";"), float)
+    assert mean_fit == pytest.approx(raw - raw.mean(), abs=1e-15)
+    assert abs(line_fit.mean()) < 1e-15 and abs(np.polyfit(np.arange(64), line_fit, 1)[0]) < 1e-16
+    binary = np.array(scan.GetLine(0, 1, 3, 0, spm.DataConversion.Binary32).split(";"), float)
+    assert binary * 2e-6 / 2**32 == pytest.approx(raw, abs=1e-15)
+
+
+def test_forward_and_backward_traces_differ_only_by_noise(spm):
+    _scan(spm)
+    forward = spm.get_frame(spm.ScanGroupID.Forward).values
+    backward = spm.get_frame(spm.ScanGroupID.Backward).values
+    difference = forward - backward
+    assert 0 < difference.std() < 0.5e-10
+    assert abs(difference.mean()) < 0.1e-10
+
+
+def test_frame_coordinates_are_pixel_centres_in_the_sample_frame(spm):
+    _scan(spm, width=12e-9, points=96, lines=96, centre=(3e-6, -2e-6))
+    frame = spm.get_frame()
+    assert float(frame.x[0]) == pytest.approx(3e-6 - 6e-9 + 12e-9 / 192)
+    assert float(frame.y[-1]) == pytest.approx(-2e-6 + 6e-9 - 12e-9 / 192)
+    assert frame.attrs["twin"]["window"]["x_min"] == pytest.approx(3e-6 - 6e-9)
+
+
+def test_tip_radius_and_noise_are_twin_settings(spm):
+    twin = spm.twin
+    twin.tip_radius = 5e-9
+    assert twin.tip_radius == 5e-9
+    twin.z_noise = 0.0
+    _scan(spm)
+    forward = spm.get_frame(0).values
+    backward = spm.get_frame(1).values
+    assert np.array_equal(forward, backward)  # no noise, ideal feedback: identical traces
+    twin.tip_radius, twin.z_noise = 2e-9, 20e-12

@@ -1,0 +1,122 @@
+"""The procedural sample: reproducible, consistent across windows, defects where ground truth says."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+from ase.neighborlist import neighbor_list
+
+from twin.sample import SAMPLES, Window, build_sample
+
+NM = 1e-9
+
+
+def _absolute_xy(atoms) -> np.ndarray:
+    window = atoms.info["window"]
+    return atoms.positions[:, :2] * 1e-10 + np.array([window["x_min"], window["y_min"]])
+
+
+def test_same_seed_same_atoms_and_other_seed_differs():
+    window = Window.around(3e-6, -4e-6, 8 * NM, 8 * NM)
+    first = build_sample("graphene-defects", 11).atoms_in_window(window)
+    again = build_sample("graphene-defects", 11).atoms_in_window(window)
+    other = build_sample("graphene-defects", 12).atoms_in_window(window)
+    assert np.array_equal(first.numbers, again.numbers)
+    assert np.array_equal(first.positions, again.positions)
+    assert len(first) != len(other) or not np.allclose(first.positions, other.positions)
+
+
+def test_adjacent_windows_tile_the_union_exactly():
+    sample = build_sample("graphene-defects", 3)
+    left = sample.atoms_in_window(Window(0.0, 0.0, 5 * NM, 6 * NM))
+    right = sample.atoms_in_window(Window(5 * NM, 0.0, 10 * NM, 6 * NM))
+    union = sample.atoms_in_window(Window(0.0, 0.0, 10 * NM, 6 * NM))
+    pieces = np.vstack([_absolute_xy(left), _absolute_xy(right)])
+    assert len(pieces) == len(union)
+    order = np.lexsort(pieces.T)
+    union_order = np.lexsort(_absolute_xy(union).T)
+    assert np.allclose(pieces[order], _absolute_xy(union)[union_order], atol=1e-15)
+
+
+def test_graphene_bond_length_and_density():
+    sample = build_sample("graphene", 0)
+    atoms = sample.atoms_in_window(Window.around(0.0, 0.0, 6 * NM, 6 * NM))
+    i, j, d = neighbor_list("ijd", atoms, 1.6)
+    assert np.allclose(d, 1.42, atol=0.01)  # C–C bonds, ripples barely stretch them
+    expected = sample.atom_density() * (6 * NM) ** 2
+    assert abs(len(atoms) - expected) < 0.03 * expected  # window edges cut the lattice
+
+
+@pytest.mark.parametrize("corner", [(-50e-6, -50e-6), (50e-6, 50e-6), (-1e-3, 1e-3), (1e-3, -1e-3)])
+def test_sample_covers_the_stage_travel(corner):
+    sample = build_sample("graphene-defects", 0)
+    window = Window.around(*corner, 20 * NM, 20 * NM)
+    atoms = sample.atoms_in_window(window)
+    expected = sample.atom_density() * window.width * window.height
+    assert abs(len(atoms) - expected) < 0.02 * expected  # edges cut rows of atoms
+
+
+def test_far_windows_cost_the_same_and_memory_does_not_grow():
+    sample = build_sample("graphene-defects", 0)
+    sample.atoms_in_window(Window.around(0.0, 0.0, 10 * NM, 10 * NM))
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    timings = []
+    for x in np.linspace(-1e-3, 1e-3, 9):
+        started = time.perf_counter()
+        sample.atoms_in_window(Window.around(x, -x, 10 * NM, 10 * NM))
+        timings.append(time.perf_counter() - started)
+    growth = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    tracemalloc.stop()
+    assert growth < 1_000_000, f"sample kept {growth} bytes after visiting the whole stage"
+    assert max(timings) < 5 * np.median(timings)
+
+
+def test_vacancies_are_missing_atoms_and_dopants_are_present():
+    sample = build_sample("graphene-defects", 5)
+    window = Window.around(0.0, 0.0, 40 * NM, 40 * NM)
+    atoms = sample.atoms_in_window(window)
+    xy = _absolute_xy(atoms)
+    defects = sample.defects_in_window(window)
+    assert {d.label for d in defects} == {"vacancy", "N substitution", "Si substitution"}
+    for defect in defects:
+        distance = np.hypot(xy[:, 0] - defect.x, xy[:, 1] - defect.y)
+        nearest = int(np.argmin(distance))
+        if defect.kind == "vacancy":
+            assert distance[nearest] > 1.0e-10  # neighbours sit 1.42 Å away
+        else:
+            assert distance[nearest] < 1e-15
+            assert atoms.get_chemical_symbols()[nearest] == defect.species
+            assert atoms.positions[nearest, 2] * 1e-10 == pytest.approx(defect.z, abs=1e-15)
+
+
+def test_defect_queries_are_consistent_across_windows_and_match_the_density():
+    sample = build_sample("graphene-defects", 9)
+    whole = Window(0.0, 0.0, 400 * NM, 400 * NM)
+    halves = [Window(0.0, 0.0, 200 * NM, 400 * NM), Window(200 * NM, 0.0, 400 * NM, 400 * NM)]
+    found = sample.defects_in_window(whole)
+    assert sorted(found, key=lambda d: (d.x, d.y)) == sorted(
+        (d for w in halves for d in sample.defects_in_window(w)), key=lambda d: (d.x, d.y)
+    )
+    area_nm2 = (400.0) ** 2
+    for spec in sample.defects.specs:
+        count = sum(d.label == spec.label for d in found)
+        expected = spec.density * area_nm2
+        assert abs(count - expected) < 5 * np.sqrt(expected), (spec.label, count, expected)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_every_builtin_sample_builds_atoms_and_defects(name):
+    sample = build_sample(name, 1)
+    window = Window.around(0.0, 0.0, 30 * NM, 30 * NM)
+    atoms = sample.atoms_in_window(window)
+    assert len(atoms) > 0.9 * sample.atom_density() * window.width * window.height
+    assert sample.describe()["name"] == name
+
+
+def test_unknown_sample_name_is_rejected_with_the_choices():
+    with pytest.raises(ValueError, match="sample = 'graphite'.*allowed: graphene-defects"):
+        build_sample("graphite", 0)

@@ -1,0 +1,93 @@
+"""``twin serve`` as a user starts it: banner, snapshot, instrument time, clean stop on signals."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from clients.afm import SPM
+from clients.tem import TemMicroscopeClient
+
+from .conftest import HOST, ServerProcess
+
+
+@pytest.mark.slow
+def test_serve_prints_uris_and_snippet_saves_a_first_look_and_stops_on_sigterm(tmp_path):
+    snapshot = tmp_path / "first-look.png"
+    server = ServerProcess.start("--snapshot", str(snapshot))
+    try:
+        output = "\n".join(server.lines)
+        for name in ("twin.tem", "twin.afm", "twin.sample"):
+            assert f"PYRO:{name}@{HOST}:{server.port}" in output
+        assert f'microscope.connect("{HOST}", {server.port})' in output
+        assert f'SPM("{HOST}", {server.port})' in output
+        line = server.wait_for("first look", 120.0)
+        assert "saved" in line, line
+        assert snapshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        code = server.stop(signal.SIGTERM)
+    assert code == 0
+    assert server.lines[-1] == "stopped"
+
+
+@pytest.mark.slow
+def test_time_scale_one_runs_at_the_instruments_pace():
+    server = ServerProcess.start("--time-scale", "1")
+    spm = SPM(HOST, server.port)
+    try:
+        app = spm.application
+        with pytest.raises(RuntimeError, match="not approached"):
+            app.Scan.StartFrameUp()
+        app.Approach.StartApproach()
+        assert app.Approach.Status == spm.ApproachStatus.Approaching and app.Approach.IsMoving
+        while app.Approach.IsMoving:
+            time.sleep(0.05)
+        assert app.Approach.Status == spm.ApproachStatus.ApproachDone
+
+        scan = app.Scan
+        scan.Points, scan.Lines, scan.Scantime = 32, 20, 0.05
+        started = time.monotonic()
+        scan.StartFrameUp()
+        assert scan.IsScanning and scan.Currentline < 20
+        with pytest.raises(ValueError, match="has not been scanned yet"):
+            scan.GetLine(0, 1, 19, 0, 1)
+        seen = []
+        while scan.IsScanning:
+            seen.append(scan.Currentline)
+            time.sleep(0.01)
+        elapsed = time.monotonic() - started
+        assert elapsed == pytest.approx(20 * 0.05, rel=0.15)
+        assert seen == sorted(seen) and len(set(seen)) > 10  # lines arrive one by one
+        assert np.isfinite(spm.get_frame().values).all()
+
+        scan.StartFrameUp()
+        time.sleep(0.3)
+        scan.Stop()
+        done = scan.Currentline
+        assert not scan.IsScanning and 2 <= done < 20
+        assert np.isnan(spm.get_frame().values[done:]).all()
+
+        microscope = TemMicroscopeClient()
+        microscope.connect(HOST, server.port)
+        started = time.monotonic()
+        microscope.acquisition.acquire_camera_image("BM-Ceta", 64, 0.5)
+        assert time.monotonic() - started >= 0.5  # the exposure takes its time
+        microscope.disconnect()
+    finally:
+        spm.close()
+        code = server.stop(signal.SIGINT)
+    assert code == 0
+
+
+def test_unknown_sample_is_refused_before_serving():
+    result = subprocess.run(
+        [sys.executable, "-m", "twin", "serve", "--sample", "graphite", "--port", "0"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "invalid choice: 'graphite'" in result.stderr

@@ -1,0 +1,99 @@
+"""HRTEM images: lattice where the crystal is, atoms at the right pixel, shot noise from the dose."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from scipy import constants
+
+from twin.instruments.clock import Clock
+from twin.instruments.tem import TemInstrument
+from twin.physics import tem
+from twin.physics.ctf import Aberrations, Coherence, scherzer_defocus
+from twin.sample import Window, build_sample
+
+ANGSTROM = 1e-10
+ENERGY = 80e3
+
+
+def _ideal_image(sample, window: Window, size: int, defocus: float) -> np.ndarray:
+    grid = tem.simulation_grid(window.width, size)
+    atoms = sample.atoms_in_window(window.grown(grid.pad * grid.sampling))
+    spectrum = tem.spectrum(tem.exit_wave(atoms, grid, ENERGY))
+    return tem.hrtem_intensity(spectrum, grid, ENERGY, Aberrations(C10=defocus, C30=1e-6), Coherence())
+
+
+def test_graphene_lattice_spacing_and_orientation_from_the_fft():
+    sample = build_sample("graphene", 4)
+    fov, size = 6e-9, 512
+    image = _ideal_image(sample, Window.around(0.0, 0.0, fov, fov), size, scherzer_defocus(1e-6, ENERGY))
+    power = np.abs(np.fft.fft2(image - image.mean())) ** 2
+    kx, ky = np.meshgrid(np.fft.fftfreq(size, fov / size), np.fft.fftfreq(size, fov / size))
+    k = np.hypot(kx, ky)
+    d100 = sample.crystal.a * ANGSTROM * np.sqrt(3) / 2  # 2.13 Å, the first-order spacing
+    ring = np.abs(k - 1 / d100) < 3 / fov
+    peaks = np.argsort(power[ring])[-6:]
+    radii = k[ring][peaks]
+    assert np.allclose(radii, 1 / d100, atol=1.5 / fov)
+    angles = np.degrees(np.arctan2(ky[ring][peaks], kx[ring][peaks]))
+    # first-order reflections of a lattice rotated by θ point at θ + 30° + n·60°
+    expected = (np.degrees(sample.rotation) + 30.0) % 60.0
+    offset = (angles - expected + 30.0) % 60.0 - 30.0
+    assert np.all(np.abs(offset) < 2.0), angles
+
+
+def test_a_single_atom_appears_at_its_pixel():
+    fov, size = 4e-9, 128
+    grid = tem.simulation_grid(fov, size)
+    pixel = fov / size
+    col, row = 37, 90  # pixel (row, col) is centred at ((col + 1/2) p, (row + 1/2) p)
+    x = (grid.pad + col + 0.5) * pixel / ANGSTROM
+    y = (grid.pad + row + 0.5) * pixel / ANGSTROM
+    atom = Atoms("U", positions=[[x, y, 0.0]])
+    spectrum = tem.spectrum(tem.exit_wave(atom, grid, ENERGY))
+    image = tem.hrtem_intensity(spectrum, grid, ENERGY, Aberrations(C10=-5e-9), Coherence())
+    assert np.unravel_index(np.argmin(image), image.shape) == (row, col)
+
+
+def test_camera_counts_follow_the_dose_with_poisson_statistics():
+    """At low magnification the film is uniform: counts are pure shot noise of the dose."""
+    instrument = TemInstrument(build_sample("graphene-defects", 0), Clock(0.0), seed=1)
+    instrument.settings.set("optics.magnification", 20_000.0)
+    size = 512
+    means = []
+    for exposure in (0.5, 2.0):
+        frame = instrument.acquire_camera_image("BM-Ceta", size, exposure)
+        assert frame["metadata"]["twin"]["simulation"] == "continuum"
+        fov = instrument.field_of_view()
+        diameter = max(instrument.hardware.min_beam_diameter, np.sqrt(2) * fov)
+        expected = (instrument.hardware.beam_current * exposure / constants.e
+                    / (np.pi * diameter**2 / 4) * (fov / size) ** 2)
+        counts = frame["data"].astype(float)
+        assert counts.mean() == pytest.approx(expected, rel=5 / np.sqrt(counts.size * expected))
+        assert counts.var() / counts.mean() == pytest.approx(1.0, abs=0.02)  # Poisson: var = mean
+        means.append(counts.mean())
+    assert means[1] / means[0] == pytest.approx(4.0, rel=0.01)
+
+
+def test_same_seed_and_calls_give_the_same_image_and_other_seeds_differ():
+    def frame(seed: int) -> np.ndarray:
+        instrument = TemInstrument(build_sample("graphene-defects", 0), Clock(0.0), seed=seed)
+        instrument.settings.set("optics.magnification", 4_000_000.0)
+        return instrument.acquire_camera_image("BM-Ceta", 256, 0.1)["data"]
+
+    assert np.array_equal(frame(3), frame(3))
+    assert not np.array_equal(frame(3), frame(4))
+
+
+def test_exit_waves_are_cached_per_window_and_reused_across_defocus():
+    instrument = TemInstrument(build_sample("graphene-defects", 0), Clock(0.0), seed=1)
+    instrument.settings.set("optics.magnification", 4_000_000.0)
+    cache = instrument._exit_waves
+    for defocus in (-2e-9, -5e-9, -2e-9):
+        instrument.settings.set("optics.defocus", defocus)
+        instrument.acquire_camera_image("BM-Ceta", 256, 0.1)
+    assert (cache.misses, cache.hits) == (1, 2)
+    instrument.move_stage({"x": 1e-9}, relative=True)
+    instrument.acquire_camera_image("BM-Ceta", 256, 0.1)
+    assert cache.misses == 2

@@ -1,0 +1,69 @@
+"""Command line: ``twin serve`` and ``twin bench``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+from twin.sample import DEFAULT_SAMPLE, SAMPLES
+from twin.server import wire
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from twin.digital_twin import DigitalTwin
+    from twin.server.daemon import serve
+
+    twin = DigitalTwin.build(sample=args.sample, seed=args.seed, time_scale=args.time_scale)
+    on_ready = None
+    if args.snapshot:
+        from twin.first_look import first_look
+
+        def on_ready() -> None:
+            def run() -> None:
+                try:
+                    summary = first_look(
+                        args.host, args.port, args.snapshot, twin.tem.hardware.spherical_aberration
+                    )
+                except Exception as error:  # the server keeps serving whatever happens here
+                    summary = f"first look failed: {error!r}"
+                print(summary, flush=True)
+
+            threading.Thread(target=run, name="first-look", daemon=True).start()
+
+    serve(twin, host=args.host, port=args.port, on_ready=on_ready)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from twin.bench import main as bench_main
+
+    return bench_main(as_json=args.json)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="twin", description="Digital-twin TEM + AFM server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the TEM and the AFM over one shared sample")
+    serve.add_argument("--host", default=wire.DEFAULT_HOST, help="address to listen on (default %(default)s)")
+    serve.add_argument("--port", type=int, default=wire.DEFAULT_PORT, help="TCP port (default %(default)s)")
+    serve.add_argument("--seed", type=int, default=0, help="seed of the sample and all noise (default 0)")
+    serve.add_argument("--sample", default=DEFAULT_SAMPLE, choices=sorted(SAMPLES),
+                       help="built-in sample (default %(default)s)")
+    serve.add_argument("--time-scale", type=float, default=0.0,
+                       help="1 = instrument pace (exposures, scan lines, approach), 0 = instant (default)")
+    serve.add_argument("--snapshot", metavar="PNG",
+                       help="once ready, image the default view with both instruments and save it here")
+    serve.set_defaults(run=_serve)
+
+    bench = commands.add_parser("bench", help="measure acquisition, transport and start-up speed")
+    bench.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bench.set_defaults(run=_bench)
+
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

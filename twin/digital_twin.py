@@ -1,0 +1,37 @@
+"""The composition root: one sample, one clock, and the instruments that share them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twin import validation
+from twin.instruments.afm import AfmInstrument
+from twin.instruments.clock import Clock
+from twin.instruments.tem import TemInstrument
+from twin.sample import DEFAULT_SAMPLE, Sample, build_sample
+
+
+@dataclass
+class DigitalTwin:
+    """Everything one twin instance owns. Instruments never see each other, only the sample."""
+
+    sample: Sample
+    clock: Clock
+    tem: TemInstrument
+    afm: AfmInstrument
+    seed: int
+
+    @classmethod
+    def build(cls, sample: str = DEFAULT_SAMPLE, seed: int = 0, time_scale: float = 0.0) -> DigitalTwin:
+        """A twin of the built-in ``sample`` generated from ``seed``; ``time_scale`` 0 = instant."""
+        seed = validation.integer("seed", seed, 0, 2**63 - 1)
+        time_scale = validation.real("time_scale", time_scale, 0.0, 100.0)
+        specimen = build_sample(sample, seed)
+        clock = Clock(time_scale)
+        return cls(
+            sample=specimen,
+            clock=clock,
+            tem=TemInstrument(specimen, clock, seed),
+            afm=AfmInstrument(specimen, clock, seed),
+            seed=seed,
+        )

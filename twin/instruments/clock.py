@@ -1,0 +1,31 @@
+"""Instrument time: real durations scaled by ``time_scale`` (1 = as slow as the instrument, 0 = instant)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+
+class Clock:
+    """Maps instrument durations (s) to wall-clock waits."""
+
+    def __init__(self, time_scale: float = 0.0) -> None:
+        if not (isinstance(time_scale, (int, float)) and 0.0 <= time_scale <= 100.0):
+            raise ValueError(f"time_scale = {time_scale!r} is out of range; allowed 0 to 100")
+        self.time_scale = float(time_scale)
+
+    @staticmethod
+    def wall() -> float:
+        """A monotonic wall-clock reading (s)."""
+        return time.monotonic()
+
+    def elapsed(self, since: float) -> float:
+        """Instrument seconds since the wall-clock reading ``since`` (infinite when time is off)."""
+        if self.time_scale == 0.0:
+            return math.inf
+        return (self.wall() - since) / self.time_scale
+
+    def sleep(self, duration: float) -> None:
+        """Wait for ``duration`` instrument seconds."""
+        if self.time_scale > 0.0 and duration > 0.0:
+            time.sleep(duration * self.time_scale)

@@ -1,0 +1,105 @@
+"""Declared instrument settings: each knows its unit, range and default, and checks new values."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from twin import validation
+
+
+@dataclass(frozen=True)
+class Real:
+    """A real-valued setting in ``[lo, hi]`` (SI ``unit``)."""
+
+    name: str
+    unit: str
+    lo: float
+    hi: float
+    default: float
+    doc: str = ""
+
+    def check(self, value: Any) -> float:
+        return validation.real(self.name, value, self.lo, self.hi, self.unit)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "unit": self.unit, "min": self.lo, "max": self.hi, "doc": self.doc}
+
+
+@dataclass(frozen=True)
+class Integer:
+    """An integer setting in ``[lo, hi]``."""
+
+    name: str
+    lo: int
+    hi: int
+    default: int
+    doc: str = ""
+    unit: str = ""
+
+    def check(self, value: Any) -> int:
+        return validation.integer(self.name, value, self.lo, self.hi)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "unit": self.unit, "min": self.lo, "max": self.hi, "doc": self.doc}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A setting that takes one of a fixed list of values."""
+
+    name: str
+    allowed: Sequence[Any]
+    default: Any
+    doc: str = ""
+    unit: str = ""
+
+    def check(self, value: Any) -> Any:
+        return validation.one_of(self.name, value, self.allowed)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "unit": self.unit, "allowed": list(self.allowed), "doc": self.doc}
+
+
+Parameter = Real | Integer | Choice
+
+
+class Settings:
+    """The current values of a set of declared parameters, safe to share between threads."""
+
+    def __init__(self, parameters: Iterable[Parameter]) -> None:
+        self._parameters = {p.name: p for p in parameters}
+        self._values = {name: p.default for name, p in self._parameters.items()}
+        self._lock = threading.Lock()
+
+    def parameter(self, name: str) -> Parameter:
+        if name not in self._parameters:
+            raise ValueError(f"setting {name!r} does not exist; allowed: {', '.join(self._parameters)}")
+        return self._parameters[name]
+
+    def get(self, name: str) -> Any:
+        self.parameter(name)
+        with self._lock:
+            return self._values[name]
+
+    def set(self, name: str, value: Any) -> Any:
+        """Check ``value`` and store it; nothing changes if the check fails."""
+        checked = self.parameter(name).check(value)
+        with self._lock:
+            self._values[name] = checked
+        return checked
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Check every value first, then store them all (all or nothing)."""
+        checked = {name: self.parameter(name).check(v) for name, v in values.items()}
+        with self._lock:
+            self._values.update(checked)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._values)
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [p.describe() for p in self._parameters.values()]

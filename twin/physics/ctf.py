@@ -1,0 +1,103 @@
+"""Objective-lens contrast transfer for HRTEM, in SI units, with abTEM's sign conventions.
+
+The aberration phase is ``chi(k) = 2 pi / lambda * (alpha^2 / 2 * (C10 + C12 cos 2(phi - phi12))
++ alpha^4 / 4 * C30)`` with ``alpha = lambda k``, and the wave is multiplied by ``exp(-i chi)``.
+``C10`` is the defocus as the microscope displays it: negative is underfocus, so Scherzer
+imaging with positive ``C30`` uses ``C10 = -sqrt(4/3 C30 lambda)``.
+Partial coherence enters as the quasi-coherent temporal and spatial envelopes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import constants
+
+
+@dataclass(frozen=True)
+class Aberrations:
+    """Axial aberrations of the objective lens (lengths in m, angles in rad)."""
+
+    C10: float = 0.0  # defocus; negative = underfocus
+    C12: float = 0.0  # two-fold astigmatism
+    phi12: float = 0.0
+    C30: float = 0.0  # spherical aberration Cs
+
+
+@dataclass(frozen=True)
+class Coherence:
+    """Partial coherence of the illumination.
+
+    ``focal_spread`` is the 1/e half-width of the defocus spread (m), from chromatic aberration
+    and energy spread; ``angular_spread`` is the illumination semi-angle spread (rad).
+    """
+
+    focal_spread: float = 0.0
+    angular_spread: float = 0.0
+
+
+def electron_wavelength(energy: float) -> float:
+    """Relativistic electron wavelength (m) for a kinetic energy ``energy`` (eV)."""
+    e, m, c, h = constants.e, constants.m_e, constants.c, constants.h
+    return h / np.sqrt(2 * m * e * energy * (1 + e * energy / (2 * m * c**2)))
+
+
+def scherzer_defocus(Cs: float, energy: float) -> float:
+    """The Scherzer defocus (m) for spherical aberration ``Cs`` (m): negative for Cs > 0."""
+    return -np.sign(Cs) * np.sqrt(4.0 / 3.0 * abs(Cs) * electron_wavelength(energy))
+
+
+def spatial_frequencies(shape: tuple[int, int], sampling: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(kx, ky)`` (1/m) for an image of ``shape = (ny, nx)``, in FFT order, broadcastable."""
+    ny, nx = shape
+    return np.fft.fftfreq(nx, sampling)[None, :], np.fft.fftfreq(ny, sampling)[:, None]
+
+
+def aberration_phase(kx: np.ndarray, ky: np.ndarray, wavelength: float, ab: Aberrations) -> np.ndarray:
+    """The phase ``chi`` (rad) at spatial frequencies ``kx``, ``ky`` (1/m)."""
+    alpha2 = wavelength**2 * (kx**2 + ky**2)
+    phi = np.arctan2(ky, kx)
+    return (2 * np.pi / wavelength) * (
+        0.5 * alpha2 * (ab.C10 + ab.C12 * np.cos(2 * (phi - ab.phi12))) + 0.25 * alpha2**2 * ab.C30
+    )
+
+
+def temporal_envelope(kx: np.ndarray, ky: np.ndarray, wavelength: float, focal_spread: float) -> np.ndarray:
+    """Damping from the defocus spread: ``exp(-(pi lambda Delta k^2 / 2)^2)``."""
+    return np.exp(-((0.5 * np.pi * wavelength * focal_spread * (kx**2 + ky**2)) ** 2))
+
+
+def spatial_envelope(
+    kx: np.ndarray, ky: np.ndarray, wavelength: float, ab: Aberrations, angular_spread: float
+) -> np.ndarray:
+    """Damping from the illumination's angular spread: ``exp(-(theta/2)^2 |grad_alpha chi|^2)``."""
+    alpha = wavelength * np.sqrt(kx**2 + ky**2)
+    phi = np.arctan2(ky, kx)
+    radial = (2 * np.pi / wavelength) * (
+        (ab.C10 + ab.C12 * np.cos(2 * (phi - ab.phi12))) * alpha + ab.C30 * alpha**3
+    )
+    azimuthal = -(2 * np.pi / wavelength) * ab.C12 * np.sin(2 * (phi - ab.phi12)) * alpha
+    return np.exp(-((angular_spread / 2) ** 2) * (radial**2 + azimuthal**2))
+
+
+@lru_cache(maxsize=8)
+def transfer_function(
+    shape: tuple[int, int], sampling: float, energy: float, ab: Aberrations, coherence: Coherence
+) -> np.ndarray:
+    """The complex transfer function (complex64, FFT order) multiplying the exit-wave spectrum.
+
+    Cached: a defocus series re-uses nothing, but repeated acquisitions at the same conditions
+    pay for it once. The returned array must not be modified.
+    """
+    wavelength = electron_wavelength(energy)
+    kx, ky = spatial_frequencies(shape, sampling)
+    kernel = np.exp(-1j * aberration_phase(kx, ky, wavelength, ab))
+    if coherence.focal_spread:
+        kernel *= temporal_envelope(kx, ky, wavelength, coherence.focal_spread)
+    if coherence.angular_spread:
+        kernel *= spatial_envelope(kx, ky, wavelength, ab, coherence.angular_spread)
+    kernel = kernel.astype(np.complex64)
+    kernel.flags.writeable = False
+    return kernel

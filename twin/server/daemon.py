@@ -1,0 +1,78 @@
+"""Run one twin behind one Pyro5 daemon."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from Pyro5.api import Daemon
+
+from twin.digital_twin import DigitalTwin
+from twin.server import wire
+from twin.server.services import AfmService, SampleService, TemService
+
+SNIPPET = """\
+Paste into Python:
+    from clients.tem import TemMicroscopeClient
+    from clients.tem.enumerations import CameraType
+    microscope = TemMicroscopeClient()
+    microscope.connect("{host}", {port})
+    image = microscope.acquisition.acquire_camera_image(CameraType.BM_CETA, 1024, 0.1)
+
+    from clients.afm import SPM
+    spm = SPM("{host}", {port})
+    spm.application.Approach.StartApproach()
+    spm.application.Scan.StartFrameUp()
+    topography = spm.get_frame(channel=spm.ScanChannel.Topography)
+"""
+
+
+def serve(
+    twin: DigitalTwin,
+    host: str = wire.DEFAULT_HOST,
+    port: int = wire.DEFAULT_PORT,
+    warm_up_sizes: tuple[int, ...] = (1024,),
+    on_ready: Callable[[], None] | None = None,
+    out: TextIO | None = None,
+) -> None:
+    """Serve ``twin`` until SIGINT or SIGTERM; prints the URIs, a client snippet and 'ready'."""
+
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    started = time.perf_counter()
+    wire.install()
+    daemon = Daemon(host=host, port=port)
+    uris = {
+        "TEM": daemon.register(TemService(twin), wire.TEM_OBJECT),
+        "AFM": daemon.register(AfmService(twin), wire.AFM_OBJECT),
+        "sample": daemon.register(SampleService(twin), wire.SAMPLE_OBJECT),
+    }
+    bound_host, bound_port = daemon.locationStr.rsplit(":", 1)
+    say(f"Digital twin: sample '{twin.sample.name}', seed {twin.seed}, time scale {twin.clock.time_scale:g}")
+    for name, uri in uris.items():
+        say(f"  {name:<7}{uri}")
+    say(SNIPPET.format(host=bound_host, port=bound_port))
+
+    def warm_up() -> None:
+        twin.tem.warm_up(warm_up_sizes)
+        twin.afm.topography(twin.afm.scan_window(), 256, 256, twin.afm.settings.get("twin.tip_radius"))
+        say(f"ready in {time.perf_counter() - started:.1f} s (Ctrl-C to stop)")
+        if on_ready is not None:
+            on_ready()
+
+    def stop(_signum: int, _frame: object) -> None:
+        threading.Thread(target=daemon.shutdown, daemon=True).start()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
+    try:
+        daemon.requestLoop()
+    finally:
+        daemon.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        say("stopped")

@@ -1,0 +1,157 @@
+"""Remote faces of the twin: thin Pyro5 objects that forward to the instruments.
+
+They add nothing but argument plumbing; validation and state live in the instruments. Every
+public method here is callable by clients, with plain values and numpy arrays as arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from Pyro5.api import expose
+
+from twin import __version__, validation
+from twin.digital_twin import DigitalTwin
+from twin.sample import Window
+
+MAX_ATOMS_WINDOW_AREA = (200e-9) ** 2  # m²: a few million atoms at most per request
+MAX_DEFECTS_WINDOW_AREA = (5e-6) ** 2  # m²
+
+
+def window_from(value: Any, max_area: float) -> Window:
+    """A :class:`Window` from ``{"x_min", "y_min", "x_max", "y_max"}`` (m), checked."""
+    if not isinstance(value, dict):
+        raise TypeError(f"window must be a mapping with x_min, y_min, x_max, y_max (m), got {value!r}")
+    try:
+        bounds = {k: validation.real(f"window {k}", value[k], -1.0, 1.0, "m")
+                  for k in ("x_min", "y_min", "x_max", "y_max")}
+    except KeyError as missing:
+        raise ValueError(f"window is missing {missing}; give x_min, y_min, x_max, y_max (m)") from None
+    window = Window(**bounds)
+    if window.width <= 0 or window.height <= 0:
+        raise ValueError(f"window = {value!r} is empty; x_max must exceed x_min and y_max exceed y_min")
+    if window.width * window.height > max_area:
+        raise ValueError(
+            f"window area = {window.width * window.height:.3g} m² is too large; "
+            f"allowed up to {max_area:.3g} m²"
+        )
+    return window
+
+
+@expose
+class TemService:
+    """The TEM as seen over the network."""
+
+    def __init__(self, twin: DigitalTwin) -> None:
+        self._tem = twin.tem
+
+    def describe(self) -> dict[str, Any]:
+        return self._tem.describe()
+
+    def get(self, name: str) -> Any:
+        return self._tem.settings.get(name)
+
+    def set(self, name: str, value: Any) -> Any:
+        return self._tem.settings.set(name, value)
+
+    def stage_position(self) -> dict[str, float]:
+        return self._tem.stage_position()
+
+    def move_stage(self, target: dict[str, Any], relative: bool = False) -> dict[str, float]:
+        return self._tem.move_stage(target, relative)
+
+    def stage_limits(self, axis: str) -> tuple[float, float]:
+        return self._tem.stage_limits(axis)
+
+    def field_of_view(self) -> float:
+        return self._tem.field_of_view()
+
+    def camera_detectors(self) -> list[str]:
+        return self._tem.camera_detectors()
+
+    def acquire_camera_image(self, camera: Any, size: Any, exposure_time: Any) -> dict[str, Any]:
+        return self._tem.acquire_camera_image(camera, size, exposure_time)
+
+
+@expose
+class AfmService:
+    """The AFM as seen over the network."""
+
+    def __init__(self, twin: DigitalTwin) -> None:
+        self._afm = twin.afm
+
+    def describe(self) -> dict[str, Any]:
+        return self._afm.describe()
+
+    def get(self, name: str) -> Any:
+        return self._afm.settings.get(name)
+
+    def set(self, name: str, value: Any) -> Any:
+        return self._afm.settings.set(name, value)
+
+    def start_approach(self) -> None:
+        self._afm.start_approach()
+
+    def approach_status(self) -> int:
+        return self._afm.approach_status()
+
+    def approach_is_moving(self) -> bool:
+        return self._afm.approach_is_moving()
+
+    def start_frame_up(self) -> None:
+        self._afm.start_frame_up()
+
+    def stop(self) -> None:
+        self._afm.stop()
+
+    def is_scanning(self) -> bool:
+        return self._afm.is_scanning()
+
+    def current_line(self) -> int:
+        return self._afm.current_line()
+
+    def get_line(self, group: Any, channel: Any, line: Any, data_filter: Any, conversion: Any) -> str:
+        return self._afm.get_line(group, channel, line, data_filter, conversion)
+
+    def get_frame(self, group: Any, channel: Any) -> dict[str, Any]:
+        return self._afm.get_frame(group, channel)
+
+
+@expose
+class SampleService:
+    """Ground truth of the shared sample, plus transport diagnostics."""
+
+    def __init__(self, twin: DigitalTwin) -> None:
+        self._twin = twin
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "sample": self._twin.sample.describe(),
+            "seed": self._twin.seed,
+            "time_scale": self._twin.clock.time_scale,
+        }
+
+    def defects(self, window: Any) -> list[dict[str, Any]]:
+        """Every point defect in ``window`` (kind, species, host, x, y, z in m)."""
+        area = window_from(window, MAX_DEFECTS_WINDOW_AREA)
+        return [d.as_dict() for d in self._twin.sample.defects_in_window(area)]
+
+    def atoms(self, window: Any) -> dict[str, Any]:
+        """The atoms in ``window``: symbols, positions (Å, relative to its lower-left corner), cell."""
+        area = window_from(window, MAX_ATOMS_WINDOW_AREA)
+        atoms = self._twin.sample.atoms_in_window(area)
+        return {
+            "numbers": atoms.numbers.astype(np.int16),
+            "positions": atoms.positions,
+            "cell": np.asarray(atoms.cell.lengths()),
+            "window": area.as_dict(),
+        }
+
+    def echo(self, value: Any) -> Any:
+        """Return ``value`` unchanged (transport checks and benchmarks)."""
+        return value
+
+    def ping(self) -> bool:
+        return True
