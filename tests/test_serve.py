@@ -12,8 +12,9 @@ import pytest
 
 from clients.afm import SPM
 from clients.tem import TemMicroscopeClient
+from twin.server.launcher import ServerProcess
 
-from .conftest import HOST, ServerProcess
+from .conftest import HOST
 
 
 @pytest.mark.slow

@@ -41,6 +41,7 @@ def test_numpy_scalars_arrive_as_python_numbers():
     assert [type(v) for v in back] == [float, int, bool, int]
 
 
-def test_object_arrays_are_refused():
+def test_object_arrays_are_refused_and_the_next_message_is_clean():
     with pytest.raises(TypeError, match="Python objects"):
-        MSGPACK.dumps(np.array([object()]))
+        MSGPACK.dumps({"before": np.arange(3), "bad": np.array([object()])})
+    assert MSGPACK.loads(MSGPACK.dumps({"after": 1})) == {"after": 1}

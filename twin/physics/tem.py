@@ -65,16 +65,17 @@ def simulation_grid(field_of_view: float, size: int) -> SimulationGrid:
     return SimulationGrid(size=size, pad=(n - size) // 2, sampling=sampling)
 
 
-def exit_wave(atoms: Atoms, grid: SimulationGrid, energy: float) -> np.ndarray:
-    """Exit wave (complex64, ``[y, x]``, vacuum amplitude 1) of a plane wave of ``energy`` (eV).
+def simulation_cell(atoms: Atoms, grid: SimulationGrid) -> Atoms:
+    """A copy of ``atoms`` arranged for abTEM's periodic potential on ``grid``.
 
     ``atoms`` must have positions in Å relative to the padded simulation area's lower-left corner.
-    Atoms are wrapped periodically, as abTEM's potential is periodic.
+    The copy is shifted by half a pixel (so abTEM's grid point i is the centre of pixel i), lifted
+    into a box just thick enough for its heights, and wrapped periodically.
     """
     sampling = grid.sampling / ANGSTROM
     atoms = atoms.copy()
     positions = atoms.positions
-    positions[:, :2] -= sampling / 2  # grid point i then sits at the centre of pixel i
+    positions[:, :2] -= sampling / 2
     z_min = positions[:, 2].min() if len(atoms) else 0.0
     z_span = np.ptp(positions[:, 2]) if len(atoms) else 0.0
     positions[:, 2] += _Z_MARGIN / ANGSTROM - z_min
@@ -83,14 +84,27 @@ def exit_wave(atoms: Atoms, grid: SimulationGrid, energy: float) -> np.ndarray:
     atoms.cell = [side, side, z_span + 2 * _Z_MARGIN / ANGSTROM]
     atoms.pbc = [True, True, False]
     atoms.wrap()
-    potential = abtem.Potential(
-        atoms,
+    return atoms
+
+
+def potential(cell: Atoms, grid: SimulationGrid) -> abtem.Potential:
+    """abTEM's projected potential of a :func:`simulation_cell` (Lobato parametrisation)."""
+    return abtem.Potential(
+        cell,
         gpts=grid.n,
         slice_thickness=SLICE_THICKNESS / ANGSTROM,
         projection="infinite",
         parametrization="lobato",
     )
-    waves = abtem.PlaneWave(energy=energy).multislice(potential.build(lazy=False), lazy=False)
+
+
+def exit_wave(atoms: Atoms, grid: SimulationGrid, energy: float) -> np.ndarray:
+    """Exit wave (complex64, ``[y, x]``, vacuum amplitude 1) of a plane wave of ``energy`` (eV).
+
+    ``atoms`` are positioned as for :func:`simulation_cell`.
+    """
+    projected = potential(simulation_cell(atoms, grid), grid).build(lazy=False)
+    waves = abtem.PlaneWave(energy=energy).multislice(projected, lazy=False)
     return np.ascontiguousarray(waves.array.T)
 
 

@@ -7,9 +7,14 @@ travel as plain Python numbers. Both the server and the clients call :func:`inst
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import threading
 from typing import Any
 
+import msgpack
 import numpy as np
+from Pyro5 import serializers
 from Pyro5.api import Proxy
 from Pyro5.serializers import MsgpackSerializer, SerializerBase
 
@@ -51,11 +56,63 @@ def decode_array(_classname: str, message: dict[str, Any]) -> np.ndarray:
     return array.reshape(message["shape"])
 
 
+class ReusingMsgpackSerializer(MsgpackSerializer):
+    """Pyro5's msgpack serializer, packing into one reusable buffer per thread.
+
+    A fresh packer grows its buffer by doubling for every large message and so faults new pages
+    in each time; a kept packer reuses its buffer (16 MiB echo: 34 ms -> 27 ms). Packers that grew
+    past ``KEEP_BYTES`` are dropped after use, so idle threads do not hold huge buffers.
+    """
+
+    KEEP_BYTES = 64 << 20
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._local = threading.local()
+
+    def _pack(self, value: Any) -> bytes:
+        packer = getattr(self._local, "packer", None)
+        if packer is None:
+            packer = msgpack.Packer(use_bin_type=True, default=self.default)
+        self._local.packer = None  # a packer that fails half-way is not reused
+        data = packer.pack(value)
+        if len(data) <= self.KEEP_BYTES:
+            self._local.packer = packer
+        return data
+
+    def dumps(self, data: Any) -> bytes:
+        return self._pack(data)
+
+    def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: Any) -> bytes:  # noqa: N802
+        return self._pack((obj, method, vargs, kwargs))
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed large blocks for reuse instead of returning them to the OS.
+
+    Every message allocates buffers of the array's size (packing, receiving, decoding). By default
+    glibc gives such blocks back and the next message faults fresh pages in, which costs more than
+    the copies themselves (a 4 MiB echo: 13.5 ms instead of 5 ms). No-op off glibc.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_trim_threshold, 512 << 20) and mallopt(m_mmap_threshold, 32 << 20))
+
+
 def install() -> None:
-    """Register the numpy encoders with Pyro5's msgpack serializer (idempotent)."""
+    """Register the numpy encoders with Pyro5's msgpack serializer and tune malloc (idempotent)."""
     global _installed
     if _installed:
         return
+    keep_freed_memory()
+    reusing = ReusingMsgpackSerializer()
+    serializers.serializers[SERIALIZER] = reusing
+    serializers.serializers_by_id[reusing.serializer_id] = reusing
     SerializerBase.register_class_to_dict(np.ndarray, encode_array, serpent_too=False)
     SerializerBase.register_dict_to_class(_ARRAY_TAG, decode_array)
     SerializerBase.register_class_to_dict(

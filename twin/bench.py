@@ -1,0 +1,270 @@
+"""``twin bench``: acquisition, transport and start-up figures, each beside its baseline in the same run.
+
+Everything runs on 127.0.0.1 against a real ``twin serve`` child process. Figures are medians.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import platform
+import socket
+import statistics
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+TEM_SIZE = 1024
+AFM_SIZE = 256
+ECHO_SHAPES = ((1024, 1024), (2048, 2048))  # float32: 4 and 16 MiB each way
+LIST_SHAPE = (512, 512)  # sent as a Python list; smaller, because lists are slow
+REPEATS = 3
+
+
+def _median_time(action: Callable[[], Any], repeats: int = REPEATS) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _rate(nbytes: int, seconds: float) -> float:
+    """MB/s of an echo: ``nbytes`` went each way."""
+    return 2 * nbytes / seconds / 1e6
+
+
+def _mib(shape: tuple[int, int]) -> int:
+    """Size in MiB of a float32 array of ``shape``."""
+    return shape[0] * shape[1] * 4 >> 20
+
+
+def _recv_exactly(sock: socket.socket, buffer: bytearray) -> None:
+    view, received = memoryview(buffer), 0
+    while received < len(buffer):
+        received += sock.recv_into(view[received:])
+
+
+def _raw_echo_server(ports: Any) -> None:
+    """Echo one connection's length-prefixed messages over plain TCP (the transport baseline)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        ports.put(listener.getsockname()[1])
+        connection, _ = listener.accept()
+    with connection:
+        while len(header := connection.recv(8, socket.MSG_WAITALL)) == 8:
+            buffer = bytearray(struct.unpack("<Q", header)[0])
+            _recv_exactly(connection, buffer)
+            connection.sendall(header)
+            connection.sendall(buffer)
+
+
+class RawEcho:
+    """A plain TCP echo server in another process, and a connection to it (the transport baseline)."""
+
+    def __enter__(self) -> RawEcho:
+        context = multiprocessing.get_context("spawn")
+        ports = context.Queue()
+        self._worker = context.Process(target=_raw_echo_server, args=(ports,), daemon=True)
+        self._worker.start()
+        self._sock = socket.create_connection(("127.0.0.1", ports.get(timeout=60)))
+        return self
+
+    def echo(self, payload: bytes, reply: bytearray) -> None:
+        """Send ``payload`` and receive it back into ``reply``."""
+        self._sock.sendall(struct.pack("<Q", len(payload)))
+        self._sock.sendall(payload)
+        self._sock.recv(8, socket.MSG_WAITALL)
+        _recv_exactly(self._sock, reply)
+
+    def __exit__(self, *_exc: object) -> None:
+        self._sock.close()
+        self._worker.join(timeout=10)
+
+
+def transport_seconds(proxy: Any, array: np.ndarray, rounds: int = 9) -> tuple[float, float]:
+    """Median echo times of ``array`` through Pyro5 and through a plain socket, interleaved."""
+    payload, reply = array.tobytes(), bytearray(array.nbytes)
+    pyro, raw = [], []
+    with RawEcho() as baseline:
+        proxy.echo(array)
+        baseline.echo(payload, reply)
+        for _ in range(rounds):
+            pyro.append(_median_time(lambda: proxy.echo(array), 1))
+            raw.append(_median_time(lambda: baseline.echo(payload, reply), 1))
+    return statistics.median(pyro), statistics.median(raw)
+
+
+def direct_abtem_seconds(sample_name: str, seed: int, centre: tuple[float, float], field_of_view: float,
+                         defocus: float) -> float:
+    """Plain abTEM (potential, multislice, CTF, intensity) for the window the server imaged."""
+    import abtem
+
+    from twin.instruments.tem import TemHardware
+    from twin.physics import tem
+    from twin.sample import Window, build_sample
+
+    sample = build_sample(sample_name, seed)
+    hardware = TemHardware()
+    grid = tem.simulation_grid(field_of_view, TEM_SIZE)
+    energy = 80e3
+    coherence = hardware.coherence(energy)
+    ctf = abtem.CTF(
+        energy=energy, C10=defocus / 1e-10, C30=hardware.spherical_aberration / 1e-10,
+        focal_spread=coherence.focal_spread / 1e-10, angular_spread=coherence.angular_spread * 1e3,
+    )
+
+    def run(x: float) -> np.ndarray:
+        window = Window.around(x, centre[1], field_of_view, field_of_view)
+        atoms = sample.atoms_in_window(window.grown(grid.pad * grid.sampling))
+        cell = tem.simulation_cell(atoms, grid)
+        waves = abtem.PlaneWave(energy=energy).multislice(tem.potential(cell, grid), lazy=False)
+        return waves.apply_ctf(ctf).intensity().array
+
+    run(centre[0] + 50e-9)  # this process's own JIT and FFT plans
+    return _median_time(lambda: run(centre[0]))
+
+
+def measure() -> dict[str, Any]:
+    """Run every benchmark; returns the figures (seconds, MB/s, ratios)."""
+    import abtem
+    import Pyro5
+
+    from clients.afm import SPM
+    from clients.tem import TemMicroscopeClient
+    from twin.physics.ctf import scherzer_defocus
+    from twin.sample import DEFAULT_SAMPLE
+    from twin.server import wire
+    from twin.server.launcher import ServerProcess
+
+    seed = 0
+    figures: dict[str, Any] = {
+        "machine": {"cpus": multiprocessing.cpu_count(), "python": platform.python_version(),
+                    "abtem": abtem.__version__, "pyro5": Pyro5.__version__},
+    }
+    server = ServerProcess.start(seed=seed, wait_for=None)
+    try:
+        microscope = TemMicroscopeClient()
+        while True:
+            try:
+                microscope.connect(server.host, server.port)
+                break
+            except ConnectionError:
+                time.sleep(0.05)
+        microscope.acquisition.acquire_camera_image("BM-Ceta", TEM_SIZE, 0.1)
+        first_image = time.perf_counter() - server.started
+        server.wait_for("ready in", 60)
+        figures["startup"] = {"serve_to_ready_s": server.seconds_until("ready in"),
+                              "serve_to_first_1024_image_s": first_image}
+
+        # TEM: a new window each time (full multislice) versus the same window (cached exit wave)
+        defocus = scherzer_defocus(1e-6, 80e3)
+        microscope.optics.defocus = defocus
+        fov = microscope.optics.field_of_view
+        stage = microscope.specimen.stage
+        acquire = microscope.acquisition.acquire_camera_image
+        times = []
+        for i in range(REPEATS + 1):
+            stage.absolute_move([(i + 1) * 1e-6, 0.0])
+            started = time.perf_counter()
+            acquire("BM-Ceta", TEM_SIZE, 0.1)
+            times.append(time.perf_counter() - started)
+        first_new, new_windows = times[0], times[1:]
+        cached = _median_time(lambda: acquire("BM-Ceta", TEM_SIZE, 0.1))
+        last_x = REPEATS * 1e-6 + 1e-6
+        direct = direct_abtem_seconds(DEFAULT_SAMPLE, seed, (last_x, 0.0), fov, defocus)
+        figures["tem_1024"] = {
+            "first_acquire_s": first_image,
+            "first_new_window_s": first_new,
+            "warm_new_window_s": statistics.median(new_windows),
+            "warm_same_window_s": cached,
+            "direct_abtem_same_window_s": direct,
+            "ratio_warm_new_window_to_direct": statistics.median(new_windows) / direct,
+            "field_of_view_m": fov,
+        }
+        microscope.disconnect()
+
+        # AFM: a fresh 256² frame at a new place each time, read back as an array
+        spm = SPM(server.host, server.port)
+        app = spm.application
+        app.Approach.StartApproach()
+        scan = app.Scan
+        scan.Points = scan.Lines = AFM_SIZE
+        scan.ImageSize(20e-9, 20e-9)
+        offsets = iter(np.arange(1, 20) * 1e-6)
+
+        def frame() -> None:
+            scan.CenterPosX = next(offsets)
+            scan.StartFrameUp()
+            spm.get_frame()
+
+        frame()
+        figures["afm_256"] = {"frame_s": _median_time(frame, 5), "time_scale": 0}
+        spm.close()
+
+        # Transport: arrays echoed by Pyro5 (msgpack, raw bytes) and by a plain socket, interleaved;
+        # then the same data as a Python list.
+        proxy = wire.connect(f"PYRO:{wire.SAMPLE_OBJECT}@{server.host}:{server.port}")
+        transport: dict[str, Any] = {}
+        for shape in ECHO_SHAPES:
+            array = np.random.default_rng(0).random(shape, dtype=np.float32)
+            pyro_s, raw_s = transport_seconds(proxy, array)
+            mib = _mib(shape)
+            transport[f"pyro_msgpack_{mib}mib_mb_s"] = _rate(array.nbytes, pyro_s)
+            transport[f"raw_socket_{mib}mib_mb_s"] = _rate(array.nbytes, raw_s)
+            transport[f"pyro_vs_raw_{mib}mib"] = raw_s / pyro_s
+        small = np.random.default_rng(1).random(LIST_SHAPE, dtype=np.float32)
+        as_list = small.tolist()
+        transport["list_msgpack_mb_s"] = _rate(small.nbytes, _median_time(lambda: proxy.echo(as_list)))
+        proxy._pyroRelease()
+        serpent = wire.connect(f"PYRO:{wire.SAMPLE_OBJECT}@{server.host}:{server.port}")
+        serpent._pyroSerializer = "serpent"  # Pyro5's default, as DTMicroscope uses it
+        transport["list_serpent_mb_s"] = _rate(small.nbytes, _median_time(lambda: serpent.echo(as_list), 1))
+        serpent._pyroRelease()
+        best = transport[f"pyro_msgpack_{_mib(ECHO_SHAPES[-1])}mib_mb_s"]
+        transport["bytes_vs_list_msgpack"] = best / transport["list_msgpack_mb_s"]
+        transport["bytes_vs_list_serpent"] = best / transport["list_serpent_mb_s"]
+        figures["transport"] = transport
+    finally:
+        server.stop()
+    return figures
+
+
+def report(f: dict[str, Any]) -> str:
+    """The figures as a table, with the targets of the foundation issue."""
+    s, tem, afm, t, m = f["startup"], f["tem_1024"], f["afm_256"], f["transport"], f["machine"]
+    return "\n".join([
+        f"twin bench: {m['cpus']} CPUs, Python {m['python']}, abTEM {m['abtem']}, Pyro5 {m['pyro5']}",
+        "start-up",
+        f"  twin serve -> ready                          {s['serve_to_ready_s']:7.2f} s",
+        f"  twin serve -> first 1024² TEM image          {s['serve_to_first_1024_image_s']:7.2f} s"
+        "   (target <= 15 s)",
+        f"TEM 1024² camera image over Pyro5 (field of view {tem['field_of_view_m'] * 1e9:.0f} nm)",
+        f"  first after ready, new window                {tem['first_new_window_s']:7.3f} s",
+        f"  warm, new window (multislice)                {tem['warm_new_window_s']:7.3f} s",
+        f"  warm, same window (cached exit wave)         {tem['warm_same_window_s']:7.3f} s",
+        f"  direct abTEM, same window, this process      {tem['direct_abtem_same_window_s']:7.3f} s",
+        f"  warm new window / direct abTEM               {tem['ratio_warm_new_window_to_direct']:7.2f}"
+        "     (target <= 1.2)",
+        f"AFM 256² frame, time emulation off             {afm['frame_s']:7.3f} s   (target <= 0.1 s)",
+        "Array transport, float32 echo, MB/s counting both ways (Pyro5 + msgpack vs plain socket)",
+        *(
+            f"  {mib:>2} MiB   Pyro5 {t[f'pyro_msgpack_{mib}mib_mb_s']:6.0f}   socket "
+            f"{t[f'raw_socket_{mib}mib_mb_s']:6.0f}   Pyro5 = {t[f'pyro_vs_raw_{mib}mib']:.0%}"
+            "   (target >= 80 %)"
+            for mib in map(_mib, ECHO_SHAPES)
+        ),
+        f"  as a Python list, serpent (Pyro5 default)    {t['list_serpent_mb_s']:7.1f}"
+        f"   (bytes are {t['bytes_vs_list_serpent']:.0f}x faster; target >= 100x)",
+        f"  as a Python list, msgpack                    {t['list_msgpack_mb_s']:7.1f}"
+        f"   (bytes are {t['bytes_vs_list_msgpack']:.0f}x faster)",
+    ])
+
+
+def main(as_json: bool = False) -> int:
+    figures = measure()
+    print(json.dumps(figures, indent=2) if as_json else report(figures))
+    return 0
