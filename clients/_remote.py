@@ -24,6 +24,38 @@ def open_proxy(object_id: str, host: str | None, port: int | None) -> Proxy:
     return proxy
 
 
+class Connection:
+    """Proxies to one twin, opened on first use, usable from whichever thread calls next.
+
+    Pyro5 binds a proxy to the thread that made it; scripts often hand a client to a worker or GUI
+    thread, so each access claims the proxy for the calling thread. Calls from two threads at the
+    same moment still need the caller's own lock, as with one socket.
+    """
+
+    def __init__(self, host: str | None, port: int | None) -> None:
+        self.host = host or wire.DEFAULT_HOST
+        self.port = wire.DEFAULT_PORT if port is None else int(port)
+        self._proxies: dict[str, Proxy] = {}
+        self.closed = False
+
+    def __getitem__(self, object_id: str) -> Proxy:
+        if self.closed:
+            raise ConnectionError("not connected; connect first")
+        proxy = self._proxies.get(object_id)
+        if proxy is None:
+            proxy = self._proxies[object_id] = open_proxy(object_id, self.host, self.port)
+        else:
+            proxy._pyroClaimOwnership()
+        return proxy
+
+    def close(self) -> None:
+        for proxy in self._proxies.values():
+            proxy._pyroClaimOwnership()
+            proxy._pyroRelease()
+        self._proxies.clear()
+        self.closed = True
+
+
 class RemoteSetting:
     """A property backed by a named setting on the server (``get``/``set`` of a remote object).
 

@@ -50,12 +50,13 @@ def test_thon_ring_minima_sit_where_chi_is_a_multiple_of_pi():
     energy, defocus, size, fov = 80e3, -150e-9, 512, 10e-9
     rng = np.random.default_rng(0)
     grid = tem.simulation_grid(fov, size)
-    side = grid.padded_extent / ANGSTROM
+    side = grid.n * grid.step / ANGSTROM
     count = int(0.5 * side**2)  # ~0.5 C atoms per Å² in projection: a thin carbon film
     film = Atoms(f"C{count}", positions=np.column_stack([rng.uniform(0, side, (count, 2)),
                                                          rng.uniform(0, 6.0, count)]))
     spectrum = tem.spectrum(tem.exit_wave(film, grid, energy))
-    image = tem.hrtem_intensity(spectrum, grid, energy, Aberrations(C10=defocus), Coherence())
+    lens = transfer_function((grid.n, grid.n), grid.step, energy, Aberrations(C10=defocus), Coherence())
+    image = tem.hrtem_intensity(spectrum, lens, grid)
 
     power = np.abs(np.fft.fftshift(np.fft.fft2(image - image.mean()))) ** 2
     k = np.hypot(*np.meshgrid(*(np.fft.fftshift(np.fft.fftfreq(size, fov / size)),) * 2))

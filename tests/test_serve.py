@@ -20,7 +20,7 @@ from .conftest import HOST
 @pytest.mark.slow
 def test_serve_prints_uris_and_snippet_saves_a_first_look_and_stops_on_sigterm(tmp_path):
     snapshot = tmp_path / "first-look.png"
-    server = ServerProcess.start("--snapshot", str(snapshot))
+    server = ServerProcess.start("--snapshot", str(snapshot), "--port", "0")  # any free port
     try:
         output = "\n".join(server.lines)
         for name in ("twin.tem", "twin.afm", "twin.sample"):
@@ -85,10 +85,17 @@ def test_time_scale_one_runs_at_the_instruments_pace():
     assert code == 0
 
 
-def test_unknown_sample_is_refused_before_serving():
-    result = subprocess.run(
-        [sys.executable, "-m", "twin", "serve", "--sample", "graphite", "--port", "0"],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert result.returncode == 2
-    assert "invalid choice: 'graphite'" in result.stderr
+@pytest.mark.parametrize(
+    ("options", "code", "message"),
+    [
+        (["--sample", "graphite"], 2, "invalid choice: 'graphite'"),
+        (["--time-scale", "-1"], 1, "time_scale = -1.0 is out of range; allowed 0 to 100"),
+        (["--port", "70000"], 1, "--port = 70000 is out of range; allowed 0 to 65535"),
+        (["--seed", "-3"], 1, "seed = -3 is out of range"),
+    ],
+)
+def test_bad_options_are_refused_before_serving(options, code, message):
+    result = subprocess.run([sys.executable, "-m", "twin", "serve", *options],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == code
+    assert message in result.stderr

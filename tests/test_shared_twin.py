@@ -63,6 +63,12 @@ def _tem_state(client):
          r"source\.acceleration_voltage = 30000\.0 is out of range; allowed 60000 to 300000 V"),
         (lambda m: setattr(m.optics.magnification, "value", 123.0), ValueError,
          r"optics\.magnification = 123\.0 is not allowed"),
+        (lambda m: m.specimen.stage.relative_move([float("inf")]), ValueError,
+         r"stage x step = inf is out of range; allowed -0\.002 to 0\.002 m"),
+        (lambda m: m.acquisition.acquire_camera_image(np.array([1, 2]), 512, 0.1), ValueError,
+         r"camera = array\(\[1, 2\]\) is not allowed; allowed values: 'BM-Ceta'"),
+        (lambda m: m.specimen.stage.get_axis_limits("q"), ValueError,
+         r"axis = 'q' is not allowed; allowed values: 'x', 'y', 'z', 'a', 'b'"),
     ],
 )
 def test_bad_tem_input_is_refused_clearly_and_changes_nothing(microscope, action, error, message):
@@ -78,7 +84,7 @@ def test_bad_tem_input_is_refused_clearly_and_changes_nothing(microscope, action
     ("action", "error", "message"),
     [
         (lambda s: setattr(s.application.Scan, "Points", 0), ValueError,
-         r"Scan\.Points = 0 is out of range; allowed 4 to 4096"),
+         r"Scan\.Points = 0 is out of range; allowed 4 to 2048"),
         (lambda s: setattr(s.application.Scan, "Lines", 12.5), TypeError,
          r"Scan\.Lines must be an integer, got 12\.5"),
         (lambda s: setattr(s.application.Scan, "ImageWidth", 1.0), ValueError,

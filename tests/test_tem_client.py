@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 import numpy as np
@@ -58,7 +59,8 @@ def test_camera_image_is_an_adorned_image_with_metadata(microscope):
     assert meta.optics.defocus == pytest.approx(-2.4e-9)
     assert meta.optics.acceleration_voltage == 80e3
     assert meta.acquisition.exposure_time == 0.2
-    datetime.fromisoformat(meta.acquisition.acquisition_datetime)
+    started = datetime.fromisoformat(meta.acquisition.acquisition_start_date_time)
+    assert datetime.fromisoformat(meta.acquisition.acquisition_date_time) >= started
     assert image.bit_depth == 16
     assert image.data.mean() > 0
 
@@ -83,3 +85,23 @@ def test_magnification_sets_the_field_of_view(microscope):
 
 def test_camera_detectors_list(microscope):
     assert microscope.detectors.camera_detectors == ["BM-Ceta"]
+
+
+def test_stage_accepts_numpy_positions(microscope):
+    microscope.specimen.stage.absolute_move(np.array([3e-6, -1e-6]))
+    assert np.array(microscope.specimen.stage.position)[:2].tolist() == pytest.approx([3e-6, -1e-6])
+
+
+def test_a_client_can_be_handed_to_another_thread(microscope, spm):
+    results = []
+
+    def work() -> None:
+        microscope.optics.defocus = -3e-9
+        results.append(microscope.optics.defocus)
+        results.append(spm.application.Scan.Points)
+        results.append(len(microscope.twin.defects(0.0, 0.0, 20e-9, 20e-9)) >= 0)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    assert results == [pytest.approx(-3e-9), spm.application.Scan.Points, True]

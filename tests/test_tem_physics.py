@@ -10,18 +10,27 @@ from scipy import constants
 from twin.instruments.clock import Clock
 from twin.instruments.tem import TemInstrument
 from twin.physics import tem
-from twin.physics.ctf import Aberrations, Coherence, scherzer_defocus
+from twin.physics.ctf import Aberrations, Coherence, scherzer_defocus, transfer_function
 from twin.sample import Window, build_sample
 
 ANGSTROM = 1e-10
 ENERGY = 80e3
 
 
-def _ideal_image(sample, window: Window, size: int, defocus: float) -> np.ndarray:
-    grid = tem.simulation_grid(window.width, size)
-    atoms = sample.atoms_in_window(window.grown(grid.pad * grid.sampling))
+COHERENT = Coherence()
+
+
+def _lens(grid, aberrations: Aberrations, coherence: Coherence = COHERENT) -> np.ndarray:
+    return transfer_function((grid.n, grid.n), grid.step, ENERGY, aberrations, coherence)
+
+
+def _ideal_image(
+    sample, window: Window, size: int, defocus: float, padding: float = tem.PAD_MIN
+) -> np.ndarray:
+    grid = tem.simulation_grid(window.width, size, padding)
+    atoms = sample.atoms_in_window(window.grown(grid.padding))
     spectrum = tem.spectrum(tem.exit_wave(atoms, grid, ENERGY))
-    return tem.hrtem_intensity(spectrum, grid, ENERGY, Aberrations(C10=defocus, C30=1e-6), Coherence())
+    return tem.hrtem_intensity(spectrum, _lens(grid, Aberrations(C10=defocus, C30=1e-6)), grid)
 
 
 def test_graphene_lattice_spacing_and_orientation_from_the_fft():
@@ -52,7 +61,7 @@ def test_a_single_atom_appears_at_its_pixel():
     y = (grid.pad + row + 0.5) * pixel / ANGSTROM
     atom = Atoms("U", positions=[[x, y, 0.0]])
     spectrum = tem.spectrum(tem.exit_wave(atom, grid, ENERGY))
-    image = tem.hrtem_intensity(spectrum, grid, ENERGY, Aberrations(C10=-5e-9), Coherence())
+    image = tem.hrtem_intensity(spectrum, _lens(grid, Aberrations(C10=-5e-9)), grid)
     assert np.unravel_index(np.argmin(image), image.shape) == (row, col)
 
 
@@ -97,3 +106,59 @@ def test_exit_waves_are_cached_per_window_and_reused_across_defocus():
     instrument.move_stage({"x": 1e-9}, relative=True)
     instrument.acquire_camera_image("BM-Ceta", 256, 0.1)
     assert cache.misses == 2
+
+
+def _instrument(magnification: float) -> TemInstrument:
+    instrument = TemInstrument(build_sample("graphene", 4), Clock(0.0), seed=1)
+    instrument.settings.set("optics.magnification", magnification)
+    return instrument
+
+
+def test_padding_grows_with_defocus_so_nothing_wraps_around():
+    """At 100 nm underfocus the lens spreads contrast over nanometres; the padding follows it."""
+    instrument = _instrument(2_550_000.0)
+    instrument.settings.set("optics.defocus", -100e-9)
+    frame = instrument.acquire_camera_image("BM-Ceta", 256, 1.0)
+    padding = frame["metadata"]["twin"]["padding"]
+    assert padding >= 1.2 * 3.5e-9  # λ |C10| k_info ≈ 3.7 nm at 80 kV
+    fov = instrument.field_of_view()
+    sample, window = instrument.sample, Window.around(0.0, 0.0, fov, fov)
+    chosen = _ideal_image(sample, window, 256, -100e-9, padding)
+    generous = _ideal_image(sample, window, 256, -100e-9, 3 * padding)
+    assert np.abs(chosen - generous).max() < 0.1 * generous.std()
+    cramped = _ideal_image(sample, window, 256, -100e-9, tem.PAD_MIN)
+    assert np.abs(cramped - generous).max() > 0.5 * generous.std()  # what the padding prevents
+
+
+def test_fringes_near_the_cameras_nyquist_frequency_are_recorded():
+    """A 0.91 Å pixel still records graphene's 2.13 Å fringes: the simulation is oversampled."""
+    instrument = _instrument(1_650_000.0)  # 23 nm field of view
+    fov = instrument.field_of_view()
+    size = next(s for s in sorted(instrument.hardware.camera.sizes)
+                if instrument.sample.lattice_spacing / 3 < fov / s < instrument.sample.lattice_spacing / 2)
+    instrument.settings.set("optics.defocus", scherzer_defocus(1e-6, ENERGY))
+    frame = instrument.acquire_camera_image("BM-Ceta", size, 10.0)
+    assert frame["metadata"]["twin"]["oversampling"] == 2
+    image = frame["data"].astype(float)
+    power = np.abs(np.fft.fft2(image - image.mean())) ** 2
+    k = np.hypot(*np.meshgrid(np.fft.fftfreq(size, fov / size), np.fft.fftfreq(size, fov / size)))
+    ring = np.abs(k - 1 / instrument.sample.lattice_spacing) < 2 / fov
+    background = np.median(power[(k > 0.3 / instrument.sample.lattice_spacing) & ~ring])
+    assert power[ring].max() > 50 * background
+
+
+def test_a_lattice_beyond_the_cameras_nyquist_frequency_images_as_a_uniform_film():
+    instrument = _instrument(1_300_000.0)
+    size = next(s for s in sorted(instrument.hardware.camera.sizes, reverse=True)
+                if instrument.field_of_view() / s >= instrument.sample.lattice_spacing / 2)
+    frame = instrument.acquire_camera_image("BM-Ceta", size, 1.0)
+    assert frame["metadata"]["twin"]["simulation"] == "continuum"
+
+
+def test_views_beyond_the_simulation_limit_are_refused_with_the_sizes_that_work():
+    instrument = _instrument(88_000.0)  # 434 nm field of view
+    with pytest.raises(ValueError, match=r"size = 4096 at magnification 88000 resolves the lattice over "
+                                         r".* atoms, more than the twin simulates .*allowed sizes here: "
+                                         r"64, 128, 256, 512, 1024, 2048"):
+        instrument.acquire_camera_image("BM-Ceta", 4096, 1.0)
+    assert instrument._frames == 0  # refused before anything happened

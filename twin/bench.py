@@ -119,7 +119,7 @@ def direct_abtem_seconds(sample_name: str, seed: int, centre: tuple[float, float
 
     def run(x: float) -> np.ndarray:
         window = Window.around(x, centre[1], field_of_view, field_of_view)
-        atoms = sample.atoms_in_window(window.grown(grid.pad * grid.sampling))
+        atoms = sample.atoms_in_window(window.grown(grid.padding))
         cell = tem.simulation_cell(atoms, grid)
         waves = abtem.PlaneWave(energy=energy).multislice(tem.potential(cell, grid), lazy=False)
         return waves.apply_ctf(ctf).intensity().array

@@ -6,6 +6,7 @@ import argparse
 import sys
 import threading
 
+from twin import validation
 from twin.sample import DEFAULT_SAMPLE, SAMPLES
 from twin.server import wire
 
@@ -14,24 +15,29 @@ def _serve(args: argparse.Namespace) -> int:
     from twin.digital_twin import DigitalTwin
     from twin.server.daemon import serve
 
-    twin = DigitalTwin.build(sample=args.sample, seed=args.seed, time_scale=args.time_scale)
+    try:
+        validation.integer("--port", args.port, 0, 65535)
+        twin = DigitalTwin.build(sample=args.sample, seed=args.seed, time_scale=args.time_scale)
+    except (ValueError, TypeError) as error:
+        raise SystemExit(f"twin serve: {error}") from None
     on_ready = None
     if args.snapshot:
         from twin.first_look import first_look
 
-        def on_ready() -> None:
+        def on_ready(host: str, port: int) -> None:
             def run() -> None:
                 try:
-                    summary = first_look(
-                        args.host, args.port, args.snapshot, twin.tem.hardware.spherical_aberration
-                    )
+                    summary = first_look(host, port, args.snapshot, twin.tem.hardware.spherical_aberration)
                 except Exception as error:  # the server keeps serving whatever happens here
                     summary = f"first look failed: {error!r}"
                 print(summary, flush=True)
 
             threading.Thread(target=run, name="first-look", daemon=True).start()
 
-    serve(twin, host=args.host, port=args.port, on_ready=on_ready)
+    try:
+        serve(twin, host=args.host, port=args.port, on_ready=on_ready)
+    except OSError as error:
+        raise SystemExit(f"twin serve: cannot listen on {args.host}:{args.port}: {error}") from None
     return 0
 
 

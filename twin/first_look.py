@@ -16,8 +16,8 @@ from twin.physics.ctf import scherzer_defocus
 def first_look(host: str, port: int, path: str | Path, cs: float) -> str:
     """Acquire a 1024² HRTEM image and a 256² AFM frame of the TEM's field of view; save a PNG.
 
-    The TEM's defocus is set to Scherzer for the image and restored afterwards. Returns a one-line
-    summary.
+    The TEM's defocus is set to Scherzer for the image and the AFM's frame moved onto the TEM's
+    view; both are restored afterwards (the tip stays approached). Returns a one-line summary.
     """
     import matplotlib
 
@@ -47,6 +47,7 @@ def first_look(host: str, port: int, path: str | Path, cs: float) -> str:
         while app.Approach.IsMoving:
             time.sleep(0.05)
         scan = app.Scan
+        geometry = (scan.ImageWidth, scan.ImageHeight, scan.CenterPosX, scan.CenterPosY)
         scan.ImageSize(fov, fov)
         scan.CenterPosX, scan.CenterPosY = stage.x, stage.y
         started = time.perf_counter()
@@ -55,6 +56,7 @@ def first_look(host: str, port: int, path: str | Path, cs: float) -> str:
             time.sleep(0.05)
         afm_seconds = time.perf_counter() - started
         topography = spm.get_frame(channel=spm.ScanChannel.Topography)
+        scan.ImageWidth, scan.ImageHeight, scan.CenterPosX, scan.CenterPosY = geometry
         half = fov / 2
         defects = microscope.twin.defects(stage.x - half, stage.y - half, stage.x + half, stage.y + half)
     finally:

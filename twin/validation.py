@@ -66,7 +66,11 @@ def integer(name: str, value: Any, lo: int, hi: int) -> int:
 def one_of(name: str, value: Any, allowed: Sequence[Any]) -> Any:
     """Return ``value`` if it is one of ``allowed`` (compared with ``==``)."""
     for candidate in allowed:
-        if value == candidate and type(value) is not bool:
+        try:
+            equal = type(value) is not bool and bool(value == candidate)
+        except (TypeError, ValueError):  # e.g. an array: not one of the values
+            equal = False
+        if equal:
             return candidate
     shown = ", ".join(repr(a) for a in allowed)
     raise ValueError(f"{name} = {value!r} is not allowed; allowed values: {shown}")

@@ -21,8 +21,9 @@ from typing import Any
 
 import xarray as xr
 
-from clients._remote import RemoteSetting, open_proxy
+from clients._remote import Connection, RemoteSetting
 from clients.ground_truth import GroundTruth
+from twin.instruments import afm as vocabulary
 from twin.server import wire
 
 __all__ = ["SPM"]
@@ -110,7 +111,7 @@ class AfmTwin(GroundTruth):
     z_noise = RemoteSetting("twin.z_noise", "RMS height noise per point (m).", via="_afm")
 
     def __init__(self, spm: SPM) -> None:
-        super().__init__(lambda: spm._sample)
+        super().__init__(lambda: spm._connected[wire.SAMPLE_OBJECT])
         self._spm = spm
 
     @property
@@ -119,65 +120,40 @@ class AfmTwin(GroundTruth):
 
 
 class SPM:
-    """Connection to the twin's AFM, shaped like Nanosurf's ``SPM`` object."""
+    """Connection to the twin's AFM, shaped like Nanosurf's ``SPM`` object (enums as attributes)."""
 
-    class ScanGroupID:
-        Forward = 0
-        Backward = 1
-
-    class ScanChannel:
-        Deflection_or_ZCtrlIn = 0
-        Topography = 1
-
-    class DataFilter:
-        RAW = 0
-        MeanFit = 1
-        LineFit = 2
-        DerivedData = 3
-        ParabolaFit = 4
-        PolynomialFit = 5
-
-    class DataConversion:
-        Binary16 = 0
-        Physical = 1
-        Binary32 = 2
-
-    class ApproachStatus:
-        Standby = 0
-        Initializing = 1
-        Approaching = 2
-        ApproachDone = 3
-        ApproachAborted = 4
+    ScanGroupID = vocabulary.ScanGroupID
+    ScanChannel = vocabulary.ScanChannel
+    DataFilter = vocabulary.DataFilter
+    DataConversion = vocabulary.DataConversion
+    ApproachStatus = vocabulary.ApproachStatus
 
     def __init__(self, host: str | None = None, port: int | None = None) -> None:
-        self._proxy = open_proxy(wire.AFM_OBJECT, host, port)
-        self._sample_proxy = open_proxy(wire.SAMPLE_OBJECT, host, port)
+        self._connection: Connection | None = Connection(host, port)
+        self._connection[wire.AFM_OBJECT]  # fail now, not at the first call, if nothing listens there
         self.application = Application(self)
         self.twin = AfmTwin(self)
 
     @property
-    def _remote(self) -> Any:
-        if self._proxy is None:
+    def _connected(self) -> Connection:
+        if self._connection is None:
             raise ConnectionError("this SPM connection is closed")
-        return self._proxy
+        return self._connection
 
     @property
-    def _sample(self) -> Any:
-        if self._sample_proxy is None:
-            raise ConnectionError("this SPM connection is closed")
-        return self._sample_proxy
+    def _remote(self) -> Any:
+        return self._connected[wire.AFM_OBJECT]
 
     def is_connected(self) -> bool:
-        return self._proxy is not None
+        return self._connection is not None
 
     def is_scripting_enabled(self) -> bool:
         return self.is_connected()
 
     def close(self) -> None:
-        for proxy in (self._proxy, self._sample_proxy):
-            if proxy is not None:
-                proxy._pyroRelease()
-        self._proxy = self._sample_proxy = None
+        if self._connection is not None:
+            self._connection.close()
+        self._connection = None
 
     def get_frame(
         self, group: int = ScanGroupID.Forward, channel: int = ScanChannel.Topography

@@ -17,7 +17,9 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
 
-from clients._remote import RemoteSetting, open_proxy
+import numpy as np
+
+from clients._remote import Connection, RemoteSetting
 from clients.ground_truth import GroundTruth
 from clients.tem.structures import AdornedImage, Limits, MagnificationData, StagePosition
 from twin.server import wire
@@ -142,6 +144,8 @@ class Stage(_Node):
 def _axes(position: Any) -> dict[str, Any]:
     if isinstance(position, Mapping):
         return dict(position)
+    if isinstance(position, np.ndarray):
+        position = position.tolist()
     if isinstance(position, (StagePosition, Sequence)) and not isinstance(position, str):
         values = list(position)
         if len(values) > len(_AXES):
@@ -179,8 +183,7 @@ class TemMicroscopeClient:
     """
 
     def __init__(self) -> None:
-        self._proxy: Any = None
-        self._sample_proxy: Any = None
+        self._connection: Connection | None = None
         self._description: dict[str, Any] | None = None
         self.server_host: str | None = None
         self.optics = Optics(self)
@@ -188,32 +191,30 @@ class TemMicroscopeClient:
         self.specimen = Specimen(self)
         self.acquisition = Acquisition(self)
         self.detectors = Detectors(self)
-        self.twin = GroundTruth(lambda: self._sample)
+        self.twin = GroundTruth(lambda: self._connected[wire.SAMPLE_OBJECT])
 
     def connect(self, host: str | None = None, port: int | None = None) -> None:
         """Connect to the twin at ``host:port`` (default: the local server on port 9095)."""
         self.disconnect()
-        self._proxy = open_proxy(wire.TEM_OBJECT, host, port)
-        self._sample_proxy = open_proxy(wire.SAMPLE_OBJECT, host, port)
-        self.server_host = host or wire.DEFAULT_HOST
+        connection = Connection(host, port)
+        connection[wire.TEM_OBJECT]  # fail now, not at the first call, if nothing listens there
+        self._connection = connection
+        self.server_host = connection.host
 
     def disconnect(self) -> None:
-        for proxy in (self._proxy, self._sample_proxy):
-            if proxy is not None:
-                proxy._pyroRelease()
-        self._proxy = self._sample_proxy = self._description = None
+        if self._connection is not None:
+            self._connection.close()
+        self._connection = self._description = None
+
+    @property
+    def _connected(self) -> Connection:
+        if self._connection is None:
+            raise ConnectionError("not connected; call connect(host, port) first")
+        return self._connection
 
     @property
     def _remote(self) -> Any:
-        if self._proxy is None:
-            raise ConnectionError("not connected; call connect(host, port) first")
-        return self._proxy
-
-    @property
-    def _sample(self) -> Any:
-        if self._sample_proxy is None:
-            raise ConnectionError("not connected; call connect(host, port) first")
-        return self._sample_proxy
+        return self._connected[wire.TEM_OBJECT]
 
     def _describe(self) -> dict[str, Any]:
         if self._description is None:

@@ -10,6 +10,7 @@ controller input (channel 0) sits at the setpoint plus detector noise.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,22 +35,26 @@ class ApproachStatus:
     """Values of ``Approach.Status`` (the vendor's numbering)."""
 
     Standby = 0
+    Initializing = 1
     Approaching = 2
     ApproachDone = 3
     ApproachAborted = 4
 
 
-class ScanGroup:
+class ScanGroupID:
     Forward = 0
     Backward = 1
 
 
-class Channel:
-    """Scan channels: the controller input and the topography."""
+class ScanChannel:
+    """Scan channels: the z-controller's input and the topography."""
 
-    ZCtrlIn = 0
+    Deflection_or_ZCtrlIn = 0
     Topography = 1
-    names = {0: ("Deflection_or_ZCtrlIn", "%"), 1: ("Topography", "m")}
+
+
+CHANNELS = {ScanChannel.Deflection_or_ZCtrlIn: ("Deflection_or_ZCtrlIn", "%"),
+            ScanChannel.Topography: ("Topography", "m")}
 
 
 class DataFilter:
@@ -67,8 +72,8 @@ class AfmHardware:
     scanner_range: float = 100e-6  # full xy range; the frame must fit in ±range/2
     z_range: float = 2e-6  # full z range, sets the binary conversions' least significant bit
     approach_duration: float = 3.0  # s
-    atom_limit: int = 1_000_000  # beyond this the frame is computed from the continuum surface
-    fine_grid_limit: int = 4096 * 4096
+    atom_limit: int = 2_000_000  # beyond this the frame is computed from the continuum surface
+    fine_grid_limit: int = 2048 * 2048  # cells of the internal atomistic grid
     height_tolerance: float = 5e-12  # m; bounds the internal pixel so area-max ≈ point sampling
     input_noise: float = 0.2  # % (controller-input noise)
 
@@ -92,7 +97,10 @@ class Frame:
     def lines_done(self, clock: Clock) -> int:
         if self.stopped_after is not None:
             return self.stopped_after
-        return int(min(self.lines, clock.elapsed(self.started) // self.line_time))
+        elapsed = clock.elapsed(self.started)
+        if math.isinf(elapsed):
+            return self.lines
+        return min(self.lines, int(elapsed // self.line_time))
 
 
 class AfmInstrument:
@@ -108,8 +116,8 @@ class AfmInstrument:
             [
                 Real("Scan.ImageWidth", "m", 1e-9, self.hardware.scanner_range, 20e-9, "frame width"),
                 Real("Scan.ImageHeight", "m", 1e-9, self.hardware.scanner_range, 20e-9, "frame height"),
-                Integer("Scan.Points", 4, 4096, 256, "points per line"),
-                Integer("Scan.Lines", 4, 4096, 256, "lines per frame"),
+                Integer("Scan.Points", 4, 2048, 256, "points per line"),
+                Integer("Scan.Lines", 4, 2048, 256, "lines per frame"),
                 Real("Scan.CenterPosX", "m", -half, half, 0.0, "frame centre x"),
                 Real("Scan.CenterPosY", "m", -half, half, 0.0, "frame centre y"),
                 Real("Scan.Scantime", "s", 0.01, 100.0, 0.5, "time per line, forward and backward"),
@@ -202,8 +210,8 @@ class AfmInstrument:
     def get_line(self, group: Any, channel: Any, line: Any, data_filter: Any, conversion: Any) -> str:
         """One scanned line as the vendor returns it: values separated by ';'."""
         frame, done = self._frame_and_progress()
-        group = validation.one_of("group", group, (ScanGroup.Forward, ScanGroup.Backward))
-        channel = validation.one_of("channel", channel, tuple(Channel.names))
+        group = validation.one_of("group", group, (ScanGroupID.Forward, ScanGroupID.Backward))
+        channel = validation.one_of("channel", channel, tuple(CHANNELS))
         line = validation.integer("line", line, 0, frame.lines - 1)
         if line >= done:
             raise ValueError(
@@ -218,7 +226,7 @@ class AfmInstrument:
         if conversion == DataConversion.Physical:
             return ";".join(f"{v:.7g}" for v in values)
         bits = 16 if conversion == DataConversion.Binary16 else 32
-        full_range = self.hardware.z_range if channel == Channel.Topography else 200.0
+        full_range = self.hardware.z_range if channel == ScanChannel.Topography else 200.0
         lsb = full_range / 2**bits
         limit = 2 ** (bits - 1) - 1
         return ";".join(str(int(v)) for v in np.clip(np.rint(values / lsb), -limit - 1, limit))
@@ -229,13 +237,13 @@ class AfmInstrument:
         Lines not scanned yet are NaN. Rows are lines (y increasing), columns points (x increasing).
         """
         frame, done = self._frame_and_progress()
-        group = validation.one_of("group", group, (ScanGroup.Forward, ScanGroup.Backward))
-        channel = validation.one_of("channel", channel, tuple(Channel.names))
+        group = validation.one_of("group", group, (ScanGroupID.Forward, ScanGroupID.Backward))
+        channel = validation.one_of("channel", channel, tuple(CHANNELS))
         data = frame.data[channel, group].copy()
         data[done:] = np.nan
-        name, unit = Channel.names[channel]
+        name, unit = CHANNELS[channel]
         metadata = {**frame.metadata, "channel": {"index": channel, "name": name, "unit": unit},
-                    "group": "forward" if group == ScanGroup.Forward else "backward",
+                    "group": "forward" if group == ScanGroupID.Forward else "backward",
                     "lines_done": done}
         return {"data": data, "x": frame.x, "y": frame.y, "metadata": metadata}
 
@@ -254,8 +262,8 @@ class AfmInstrument:
         rng = np.random.default_rng([self.seed, _STREAM_SCAN, frame_index])
         shape = (2, lines, points)
         data = np.empty((2, *shape), dtype=np.float32)
-        data[Channel.Topography] = topography + gaussian_noise(shape, state["twin.z_noise"], rng)
-        data[Channel.ZCtrlIn] = state["ZController.SetPoint"] + gaussian_noise(
+        data[ScanChannel.Topography] = topography + gaussian_noise(shape, state["twin.z_noise"], rng)
+        data[ScanChannel.Deflection_or_ZCtrlIn] = state["ZController.SetPoint"] + gaussian_noise(
             shape, self.hardware.input_noise, rng
         )
         x = window.x_min + (np.arange(points) + 0.5) * window.width / points
@@ -294,16 +302,18 @@ class AfmInstrument:
         point is as good as point sampling, dilated by the tip, then read at the pixel centres.
         """
         px, py = window.width / points, window.height / lines
+        # Dilated by the tip, the surface is smooth on the scale of ``finest``: a finer grid buys
+        # nothing, and pixels exactly one step apart are read without interpolation.
         finest = np.clip(
             np.sqrt(8 * tip_radius * self.hardware.height_tolerance), 0.2 * ANGSTROM, 2 * ANGSTROM
         )
-        step = min(px, py, finest)
+        step = float(np.clip(min(px, py), 0.2 * ANGSTROM, finest))
         margin = np.ceil((tip_reach(tip_radius, 1e-9) + 3 * ANGSTROM) / step) * step
         padded = window.grown(margin)
         shape = (int(np.ceil(padded.height / step)), int(np.ceil(padded.width / step)))
         atoms_expected = self.sample.atom_density() * padded.width * padded.height
-        atomistic = atoms_expected <= self.hardware.atom_limit
-        if atomistic and shape[0] * shape[1] <= self.hardware.fine_grid_limit:
+        cells = shape[0] * shape[1]
+        if atoms_expected <= self.hardware.atom_limit and cells <= self.hardware.fine_grid_limit:
             atoms = self.sample.atoms_in_window(padded)
             positions = atoms.positions * ANGSTROM + np.array([padded.x_min, padded.y_min, 0.0])
             radii = vdw_radii[atoms.numbers] * ANGSTROM
@@ -311,8 +321,8 @@ class AfmInstrument:
                 positions, radii, (padded.x_min, padded.y_min), step, shape, self.sample.support_height
             )
             method = "atoms"
-        else:
-            step = max(px, py) / 2
+        else:  # single atoms are far below a pixel: the smooth surface is what the tip sees
+            step = max(min(px, py), finest)
             shape = (int(np.ceil(padded.height / step)), int(np.ceil(padded.width / step)))
             xs = padded.x_min + (np.arange(shape[1]) + 0.5) * step
             ys = padded.y_min + (np.arange(shape[0]) + 0.5) * step
@@ -326,7 +336,7 @@ class AfmInstrument:
         return sampled, method, float(step)
 
     def describe(self) -> dict[str, Any]:
-        return {"settings": self.settings.describe(), "channels": Channel.names}
+        return {"settings": self.settings.describe(), "channels": CHANNELS}
 
 
 def _apply_filter(values: np.ndarray, x: np.ndarray, data_filter: int) -> np.ndarray:

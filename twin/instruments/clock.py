@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 import time
 
+from twin import validation
+
 
 class Clock:
     """Maps instrument durations (s) to wall-clock waits."""
 
     def __init__(self, time_scale: float = 0.0) -> None:
-        if not (isinstance(time_scale, (int, float)) and 0.0 <= time_scale <= 100.0):
-            raise ValueError(f"time_scale = {time_scale!r} is out of range; allowed 0 to 100")
-        self.time_scale = float(time_scale)
+        self.time_scale = validation.real("time_scale", time_scale, 0.0, 100.0)
 
     @staticmethod
     def wall() -> float:

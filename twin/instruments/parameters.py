@@ -75,7 +75,7 @@ class Settings:
         self._lock = threading.Lock()
 
     def parameter(self, name: str) -> Parameter:
-        if name not in self._parameters:
+        if not isinstance(name, str) or name not in self._parameters:
             raise ValueError(f"setting {name!r} does not exist; allowed: {', '.join(self._parameters)}")
         return self._parameters[name]
 
@@ -90,12 +90,6 @@ class Settings:
         with self._lock:
             self._values[name] = checked
         return checked
-
-    def update(self, values: dict[str, Any]) -> None:
-        """Check every value first, then store them all (all or nothing)."""
-        checked = {name: self.parameter(name).check(v) for name, v in values.items()}
-        with self._lock:
-            self._values.update(checked)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

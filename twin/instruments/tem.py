@@ -20,8 +20,15 @@ from twin.instruments.cache import ArrayCache
 from twin.instruments.clock import Clock
 from twin.instruments.parameters import Choice, Real, Settings
 from twin.physics import tem as tem_physics
-from twin.physics.ctf import Aberrations, Coherence
+from twin.physics.ctf import (
+    Aberrations,
+    Coherence,
+    delocalization,
+    information_limit,
+    transfer_function,
+)
 from twin.physics.noise import shot_noise_counts
+from twin.physics.tem import SimulationGrid
 from twin.sample import Sample, Window
 
 # Nominal magnifications of the imaging (SA/Mh) range; the camera sees nominal × post-magnification.
@@ -64,8 +71,9 @@ class TemHardware:
     beam_current: float = 1.0e-9  # A
     min_beam_diameter: float = 100e-9  # the condenser never spreads the beam less than this
     post_magnification: float = 1.5  # camera magnification / nominal magnification
-    multislice_atom_limit: int = 300_000  # beyond this the view is imaged as a uniform film
-    cache_bytes: int = 512 * 2**20
+    multislice_atom_limit: int = 4_000_000  # atoms one multislice may handle
+    cache_bytes: int = 384 * 2**20  # exit-wave spectra
+    kernel_cache_bytes: int = 128 * 2**20  # lens transfer functions
     camera: Camera = Camera("BM-Ceta", 4096, 14e-6)
     stage_limits: tuple[tuple[float, float], ...] = (
         (-1e-3, 1e-3), (-1e-3, 1e-3), (-0.375e-3, 0.375e-3), (-0.61, 0.61), (-0.52, 0.52)
@@ -76,6 +84,20 @@ class TemHardware:
         sigma_energy = self.energy_spread / (2 * np.sqrt(2 * np.log(2)))
         focal_spread = np.sqrt(2) * self.chromatic_aberration * sigma_energy / energy
         return Coherence(focal_spread=float(focal_spread), angular_spread=self.illumination_semiangle)
+
+
+@dataclass(frozen=True)
+class View:
+    """What one camera acquisition images and how: the window (m), the image size, the simulation
+    grid (``None`` when the crystal images as a uniform film) and the optics."""
+
+    window: Window
+    size: int
+    grid: SimulationGrid | None
+    energy: float
+    aberrations: Aberrations
+    coherence: Coherence
+    method: str
 
 
 class TemInstrument:
@@ -100,6 +122,7 @@ class TemInstrument:
         self._acquire_lock = threading.Lock()
         self._frames = 0
         self._exit_waves = ArrayCache(self.hardware.cache_bytes)
+        self._kernels = ArrayCache(self.hardware.kernel_cache_bytes)
 
     # --- stage ---------------------------------------------------------------------------------
     def stage_position(self) -> dict[str, float]:
@@ -124,7 +147,7 @@ class TemInstrument:
                 unit = "rad" if axis in "ab" else "m"
                 lo, hi = self.stage_limits(axis)
                 if relative:
-                    step = validation.real(f"stage {axis} step", value, -np.inf, np.inf, unit)
+                    step = validation.real(f"stage {axis} step", value, lo - hi, hi - lo, unit)
                     destination = self._stage[axis] + step
                     if not lo <= destination <= hi:
                         raise ValueError(
@@ -154,28 +177,28 @@ class TemInstrument:
         size = validation.integer("size", size, min(cam.sizes), cam.pixels)
         validation.one_of("size", size, cam.sizes)
         exposure = validation.positive("exposure_time", exposure_time, 0.0, 100.0, "s")
-
         state = self.settings.snapshot()
         stage = self.stage_position()
+        view = self._view(state, stage, size)  # may refuse; nothing has changed yet
+
         started = datetime.now(timezone.utc)
         with self._acquire_lock:
             frame_index = self._frames
             self._frames += 1
-            energy = state["source.acceleration_voltage"]
-            fov = self.field_of_view(state["optics.magnification"])
-            window = Window.around(stage["x"], stage["y"], fov, fov)
-            aberrations = Aberrations(C10=state["optics.defocus"], C30=self.hardware.spherical_aberration)
-            intensity, method = self._intensity(window, size, energy, aberrations)
+            intensity = self._intensity(view)
             rng = np.random.default_rng([self.seed, _STREAM_CAMERA, frame_index])
+            fov = view.window.width
             pixel = fov / size
             dose = self.dose_per_area(exposure, fov)
             data = shot_noise_counts(intensity, dose * pixel**2, rng)
             self.clock.sleep(exposure)
-
-        coherence = self.hardware.coherence(energy)
+        finished = datetime.now(timezone.utc)
+        energy, window, coherence = view.energy, view.window, view.coherence
         metadata = {
             "acquisition": {
-                "acquisition_datetime": started.isoformat(),
+                "acquisition_id": f"{self.seed}-{frame_index}",
+                "acquisition_start_date_time": started.isoformat(),
+                "acquisition_date_time": finished.isoformat(),
                 "exposure_time": exposure,
                 "frame_index": frame_index,
             },
@@ -205,7 +228,9 @@ class TemInstrument:
                 "sample": self.sample.name,
                 "sample_version": self.sample.version,
                 "seed": self.seed,
-                "simulation": method,
+                "simulation": view.method,
+                "padding": view.grid.padding if view.grid else 0.0,
+                "oversampling": view.grid.oversampling if view.grid else 1,
             },
         }
         return {"data": data, "metadata": metadata}
@@ -216,40 +241,72 @@ class TemInstrument:
         area = np.pi * diameter**2 / 4.0
         return self.hardware.beam_current * exposure / constants.e / area
 
-    def _intensity(
-        self, window: Window, size: int, energy: float, aberrations: Aberrations
-    ) -> tuple[np.ndarray, str]:
-        grid = tem_physics.simulation_grid(window.width, size)
-        padded = window.grown(grid.pad * grid.sampling)
-        if self.sample.atom_density() * padded.width * padded.height > self.hardware.multislice_atom_limit:
-            # Lattice and point defects are far below a pixel: a uniform film has no contrast.
-            return np.ones((size, size), dtype=np.float32), "continuum"
-
-        def compute() -> np.ndarray:
-            atoms = self.sample.atoms_in_window(padded)
-            return tem_physics.spectrum(tem_physics.exit_wave(atoms, grid, energy))
-
-        key = (id(self.sample), self.sample.version, padded, grid, energy)
-        wave_spectrum = self._exit_waves.get_or_compute(key, compute)
+    def _view(self, state: dict[str, Any], stage: dict[str, float], size: int) -> View:
+        """What an acquisition of ``size``² pixels will image and how; refuses what it cannot do."""
+        energy = state["source.acceleration_voltage"]
+        fov = self.field_of_view(state["optics.magnification"])
+        window = Window.around(stage["x"], stage["y"], fov, fov)
+        aberrations = Aberrations(C10=state["optics.defocus"], C30=self.hardware.spherical_aberration)
         coherence = self.hardware.coherence(energy)
-        return tem_physics.hrtem_intensity(wave_spectrum, grid, energy, aberrations, coherence), "multislice"
+        grid = self._grid_for(fov, size, energy, aberrations, coherence)
+        if grid is not None and self._atoms_in_view(fov, grid) > self.hardware.multislice_atom_limit:
+            usable = [
+                s for s in self.hardware.camera.sizes
+                if (g := self._grid_for(fov, s, energy, aberrations, coherence)) is None
+                or self._atoms_in_view(fov, g) <= self.hardware.multislice_atom_limit
+            ]
+            raise ValueError(
+                f"size = {size} at magnification {state['optics.magnification']:g} resolves the lattice "
+                f"over {self._atoms_in_view(fov, grid):.3g} atoms, more than the twin simulates "
+                f"({self.hardware.multislice_atom_limit:.3g}); allowed sizes here: "
+                f"{', '.join(map(str, sorted(usable))) or 'none'}, or a higher magnification"
+            )
+        return View(window, size, grid, energy, aberrations, coherence,
+                    "continuum" if grid is None else "multislice")
+
+    def _grid_for(
+        self, fov: float, size: int, energy: float, aberrations: Aberrations, coherence: Coherence
+    ) -> SimulationGrid | None:
+        """The simulation grid for ``size``² camera pixels over ``fov`` (m), or ``None`` when the
+        lattice lies beyond the camera's Nyquist frequency and the crystal images as a uniform film."""
+        pixel = fov / size
+        if pixel >= self.sample.lattice_spacing / 2:
+            return None
+        oversampling = tem_physics.oversampling_for(pixel, information_limit(energy, coherence))
+        spread = delocalization(energy, aberrations, coherence, pixel / oversampling)
+        return tem_physics.simulation_grid(fov, size, tem_physics.padding_for(spread), oversampling)
+
+    def _atoms_in_view(self, field_of_view: float, grid: SimulationGrid) -> float:
+        return self.sample.atom_density() * (field_of_view + 2 * grid.padding) ** 2
+
+    def _intensity(self, view: View) -> np.ndarray:
+        """Noise-free image (vacuum = 1) of ``view``, re-using cached exit waves and lens kernels."""
+        if view.grid is None:
+            return np.ones((view.size, view.size), dtype=np.float32)
+        grid = view.grid
+        padded = view.window.grown(grid.padding)
+
+        def exit_wave() -> np.ndarray:
+            atoms = self.sample.atoms_in_window(padded)
+            return tem_physics.spectrum(tem_physics.exit_wave(atoms, grid, view.energy))
+
+        def kernel() -> np.ndarray:
+            shape = (grid.n, grid.n)
+            return transfer_function(shape, grid.step, view.energy, view.aberrations, view.coherence)
+
+        wave_key = (id(self.sample), self.sample.version, padded, grid, view.energy)
+        spectrum = self._exit_waves.get_or_compute(wave_key, exit_wave)
+        lens = self._kernels.get_or_compute((grid, view.energy, view.aberrations, view.coherence), kernel)
+        return tem_physics.hrtem_intensity(spectrum, lens, grid)
 
     def warm_up(self, sizes: tuple[int, ...] = (1024,)) -> None:
         """Run the physics once per image size (numba JIT, FFT plans) away from the current view."""
         state = self.settings.snapshot()
         stage = self.stage_position()
-        energy = state["source.acceleration_voltage"]
-        fov = self.field_of_view(state["optics.magnification"])
-        aberrations = Aberrations(C10=state["optics.defocus"], C30=self.hardware.spherical_aberration)
+        away = {**stage, "x": stage["x"] + 10 * self.field_of_view(state["optics.magnification"])}
         with self._acquire_lock:
             for size in sizes:
-                grid = tem_physics.simulation_grid(fov, size)
-                window = Window.around(stage["x"] + 10 * fov, stage["y"], fov, fov)
-                atoms = self.sample.atoms_in_window(window.grown(grid.pad * grid.sampling))
-                spectrum = tem_physics.spectrum(tem_physics.exit_wave(atoms, grid, energy))
-                tem_physics.hrtem_intensity(
-                    spectrum, grid, energy, aberrations, self.hardware.coherence(energy)
-                )
+                self._intensity(self._view(state, away, size))
 
     def describe(self) -> dict[str, Any]:
         """Everything a client needs to present the instrument."""

@@ -10,7 +10,6 @@ Partial coherence enters as the quasi-coherent temporal and spatial envelopes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from scipy import constants
@@ -82,15 +81,33 @@ def spatial_envelope(
     return np.exp(-((angular_spread / 2) ** 2) * (radial**2 + azimuthal**2))
 
 
-@lru_cache(maxsize=8)
+def information_limit(energy: float, coherence: Coherence) -> float:
+    """Spatial frequency (1/m) where the temporal envelope falls to e⁻²; infinite without spread."""
+    if coherence.focal_spread <= 0:
+        return np.inf
+    wavelength = electron_wavelength(energy)
+    return float(np.sqrt(2 * np.sqrt(2) / (np.pi * wavelength * coherence.focal_spread)))
+
+
+def delocalization(energy: float, ab: Aberrations, coherence: Coherence, sampling: float) -> float:
+    """How far (m) the lens spreads the contrast of a point: ``max |grad chi| / 2 pi`` over the
+    spatial frequencies that still carry contrast.
+
+    Those end where the simulation's anti-aliasing band (2/3 of Nyquist) or an envelope (at e⁻²)
+    ends, whichever comes first: ``lambda |C10| k + Cs lambda^3 k^3``.
+    """
+    wavelength = electron_wavelength(energy)
+    k = min(1.0 / (3.0 * sampling), information_limit(energy, coherence))
+    defocus = abs(ab.C10) + abs(ab.C12)
+    if coherence.angular_spread > 0 and defocus > 0:
+        k = min(k, np.sqrt(2) / (np.pi * coherence.angular_spread * defocus))
+    return float(wavelength * defocus * k + abs(ab.C30) * wavelength**3 * k**3)
+
+
 def transfer_function(
     shape: tuple[int, int], sampling: float, energy: float, ab: Aberrations, coherence: Coherence
 ) -> np.ndarray:
-    """The complex transfer function (complex64, FFT order) multiplying the exit-wave spectrum.
-
-    Cached: a defocus series re-uses nothing, but repeated acquisitions at the same conditions
-    pay for it once. The returned array must not be modified.
-    """
+    """The complex transfer function (complex64, FFT order) multiplying the exit-wave spectrum."""
     wavelength = electron_wavelength(energy)
     kx, ky = spatial_frequencies(shape, sampling)
     kernel = np.exp(-1j * aberration_phase(kx, ky, wavelength, ab))
@@ -98,6 +115,4 @@ def transfer_function(
         kernel *= temporal_envelope(kx, ky, wavelength, coherence.focal_spread)
     if coherence.angular_spread:
         kernel *= spatial_envelope(kx, ky, wavelength, ab, coherence.angular_spread)
-    kernel = kernel.astype(np.complex64)
-    kernel.flags.writeable = False
-    return kernel
+    return kernel.astype(np.complex64)

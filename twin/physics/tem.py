@@ -15,32 +15,38 @@ import numpy as np
 import scipy.fft
 from ase import Atoms
 
-from twin.physics.ctf import Aberrations, Coherence, transfer_function
-
 abtem.config.set({"diagnostics.progress_bar": False, "dask.lazy": False, "device": "cpu"})
 
 ANGSTROM = 1e-10
 SLICE_THICKNESS = 2e-10  # m; thin 2-D crystals need only a few slices
 _Z_MARGIN = 0.5e-10  # m above and below the atoms; the infinite projection needs no more
-_PAD_MIN = 1e-9  # m of sample simulated beyond each edge, so periodic wrap-around stays outside
+PAD_MIN = 1e-9  # m of sample simulated beyond each edge, so periodic wrap-around stays outside
 
 
 @dataclass(frozen=True)
 class SimulationGrid:
-    """Square simulation grid: the camera's ``size`` pixels plus ``pad`` pixels on every side."""
+    """Square simulation grid: the camera's ``size`` pixels plus ``pad`` pixels on every side,
+    each camera pixel simulated as ``oversampling``² grid points that the pixel averages."""
 
     size: int
     pad: int
-    sampling: float  # m per pixel
+    sampling: float  # m per camera pixel
+    oversampling: int = 1
 
     @property
     def n(self) -> int:
-        return self.size + 2 * self.pad
+        """Grid points per side."""
+        return self.oversampling * (self.size + 2 * self.pad)
 
     @property
-    def padded_extent(self) -> float:
-        """Side of the simulated area (m)."""
-        return self.n * self.sampling
+    def step(self) -> float:
+        """Distance (m) between grid points."""
+        return self.sampling / self.oversampling
+
+    @property
+    def padding(self) -> float:
+        """Extra sample (m) simulated on each side of the image."""
+        return self.pad * self.sampling
 
 
 def _is_smooth(n: int) -> bool:
@@ -50,19 +56,33 @@ def _is_smooth(n: int) -> bool:
     return n == 1
 
 
-def simulation_grid(field_of_view: float, size: int) -> SimulationGrid:
-    """Grid for an image of ``size``² pixels covering ``field_of_view`` (m).
+def simulation_grid(
+    field_of_view: float, size: int, padding: float = PAD_MIN, oversampling: int = 1
+) -> SimulationGrid:
+    """Grid for an image of ``size``² pixels covering ``field_of_view`` (m), with about
+    ``padding`` (m) of extra sample on every side.
 
-    The padding aims at about 1 nm, kept between 1/32 and 1/8 of the image; the total is the
-    even 5-smooth number nearest to that aim (never less than 1/32 padding), so FFTs stay fast.
+    The padding is at least 1/32 of the image and at most half of it on each side, and may fall
+    10 % short of ``padding`` so that the grid has a 5-smooth number of points (fast FFTs).
     """
     sampling = field_of_view / size
-    lo = size + 2 * max(int(np.ceil(size / 32)), 1)
-    hi = size + 2 * max(size // 8, 1)
-    aim = min(max(size + 2 * int(np.ceil(_PAD_MIN / sampling)), lo), hi)
-    candidates = [n for n in range(lo, 2 * hi + 1, 2) if _is_smooth(n)]
-    n = min(candidates, key=lambda c: (abs(c - aim), c))
-    return SimulationGrid(size=size, pad=(n - size) // 2, sampling=sampling)
+    pad = min(max(int(np.ceil(0.9 * padding / sampling)), int(np.ceil(size / 32)), 1), max(size // 2, 1))
+    while not _is_smooth(oversampling * (size + 2 * pad)):
+        pad += 1
+    return SimulationGrid(size=size, pad=pad, sampling=sampling, oversampling=oversampling)
+
+
+def oversampling_for(pixel: float, information_limit: float) -> int:
+    """1, or 2 when the simulation's anti-aliasing band (2/3 of the camera's Nyquist frequency)
+    would cut frequencies below ``information_limit`` (1/m) that the camera records."""
+    return 1 if 1.0 / (3.0 * pixel) >= information_limit else 2
+
+
+def padding_for(delocalization: float) -> float:
+    """Padding (m) that keeps wrap-around outside the image: 1.2 × the delocalisation, rounded up
+    to 1 nm × a power of two so that a focus series shares its exit waves."""
+    levels = max(0.0, np.ceil(np.log2(max(1.2 * delocalization / PAD_MIN, 1.0))))
+    return PAD_MIN * 2.0**levels
 
 
 def simulation_cell(atoms: Atoms, grid: SimulationGrid) -> Atoms:
@@ -72,7 +92,7 @@ def simulation_cell(atoms: Atoms, grid: SimulationGrid) -> Atoms:
     The copy is shifted by half a pixel (so abTEM's grid point i is the centre of pixel i), lifted
     into a box just thick enough for its heights, and wrapped periodically.
     """
-    sampling = grid.sampling / ANGSTROM
+    sampling = grid.step / ANGSTROM
     atoms = atoms.copy()
     positions = atoms.positions
     positions[:, :2] -= sampling / 2
@@ -99,7 +119,8 @@ def potential(cell: Atoms, grid: SimulationGrid) -> abtem.Potential:
 
 
 def exit_wave(atoms: Atoms, grid: SimulationGrid, energy: float) -> np.ndarray:
-    """Exit wave (complex64, ``[y, x]``, vacuum amplitude 1) of a plane wave of ``energy`` (eV).
+    """Exit wave (complex64, ``[y, x]`` on the grid's points, vacuum amplitude 1) of a plane wave
+    of ``energy`` (eV).
 
     ``atoms`` are positioned as for :func:`simulation_cell`.
     """
@@ -113,16 +134,14 @@ def spectrum(wave: np.ndarray) -> np.ndarray:
     return scipy.fft.fft2(wave, workers=-1)
 
 
-def hrtem_intensity(
-    wave_spectrum: np.ndarray,
-    grid: SimulationGrid,
-    energy: float,
-    aberrations: Aberrations,
-    coherence: Coherence,
-) -> np.ndarray:
-    """Image intensity (float32, ``size``², vacuum = 1) after the objective lens, padding cropped."""
-    kernel = transfer_function(wave_spectrum.shape, grid.sampling, energy, aberrations, coherence)
-    image_wave = scipy.fft.ifft2(wave_spectrum * kernel, workers=-1, overwrite_x=True)
-    crop = slice(grid.pad, grid.pad + grid.size)
+def hrtem_intensity(wave_spectrum: np.ndarray, transfer: np.ndarray, grid: SimulationGrid) -> np.ndarray:
+    """Image intensity (float32, ``size``², vacuum = 1): the exit-wave spectrum through the lens's
+    ``transfer`` function (see :func:`twin.physics.ctf.transfer_function`), padding cropped."""
+    image_wave = scipy.fft.ifft2(wave_spectrum * transfer, workers=-1, overwrite_x=True)
+    m = grid.oversampling
+    crop = slice(m * grid.pad, m * (grid.pad + grid.size))
     cropped = image_wave[crop, crop]
-    return (cropped.real**2 + cropped.imag**2).astype(np.float32)
+    intensity = cropped.real**2 + cropped.imag**2
+    if m > 1:  # each camera pixel collects the electrons landing anywhere on it
+        intensity = intensity.reshape(grid.size, m, grid.size, m).mean(axis=(1, 3))
+    return intensity.astype(np.float32)

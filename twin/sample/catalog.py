@@ -19,6 +19,11 @@ def _flake_rotation(seed: int, symmetry: float) -> float:
     return float(np.random.default_rng([seed, 0x524F54]).uniform(0.0, symmetry))
 
 
+def _gentle_ripples(seed: int) -> RippleField:
+    """0.5 Å RMS out-of-plane ripples with 5–20 nm wavelengths, as for a supported monolayer."""
+    return RippleField(rms=0.5, wavelength_min=50.0, wavelength_max=200.0, seed=seed)
+
+
 def _graphene(seed: int, defects: bool) -> Sample:
     specs = (
         DefectSpec("vacancy", density=0.008, sublattices=(0, 1)),
@@ -34,7 +39,7 @@ def _graphene(seed: int, defects: bool) -> Sample:
         ),
         crystal=graphene(),
         defect_specs=specs,
-        ripples=RippleField(rms=0.5, wavelength_min=50.0, wavelength_max=200.0, seed=seed),
+        ripples=_gentle_ripples(seed),
         seed=seed,
         rotation=_flake_rotation(seed, np.pi / 3),
     )
@@ -51,7 +56,7 @@ def _hbn(seed: int) -> Sample:
         description="Monolayer hBN with boron and nitrogen vacancies and carbon on nitrogen sites",
         crystal=hexagonal_boron_nitride(),
         defect_specs=specs,
-        ripples=RippleField(rms=0.5, wavelength_min=50.0, wavelength_max=200.0, seed=seed),
+        ripples=_gentle_ripples(seed),
         seed=seed,
         rotation=_flake_rotation(seed, 2 * np.pi / 3),
     )
@@ -68,7 +73,7 @@ def _mos2(seed: int) -> Sample:
         description="Monolayer MoS2 with sulfur and molybdenum vacancies and W substitutions",
         crystal=molybdenum_disulfide(),
         defect_specs=specs,
-        ripples=RippleField(rms=0.5, wavelength_min=50.0, wavelength_max=200.0, seed=seed),
+        ripples=_gentle_ripples(seed),
         seed=seed,
         rotation=_flake_rotation(seed, 2 * np.pi / 3),
         support_height=-4.9e-10,

@@ -16,6 +16,11 @@ from twin.sample.lattice import Crystal2D
 _INDEX_OFFSET = 1 << 40  # keeps negative cell indices non-negative for the seed sequence
 
 
+def defect_label(kind: str, species: str | None) -> str:
+    """Human-readable kind of defect: ``"vacancy"`` or ``"N substitution"``."""
+    return "vacancy" if kind == "vacancy" else f"{species} substitution"
+
+
 @dataclass(frozen=True)
 class DefectSpec:
     """A kind of point defect and how often it occurs.
@@ -41,7 +46,7 @@ class DefectSpec:
 
     @property
     def label(self) -> str:
-        return "vacancy" if self.kind == "vacancy" else f"{self.species} substitution"
+        return defect_label(self.kind, self.species)
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,9 @@ class Crystal2D:
         return float(abs(np.linalg.det(self.cell)))
 
     @property
-    def thickness(self) -> float:
-        """Spread of the basis heights (Å)."""
-        heights = [atom.z for atom in self.basis]
-        return max(heights) - min(heights)
+    def first_order_spacing(self) -> float:
+        """Spacing (Å) of the lattice's first-order planes, the coarsest fringes it images as."""
+        return self.a * SQRT3 / 2.0
 
     def site_positions(
         self, i: np.ndarray, j: np.ndarray, b: np.ndarray, rotation: float
@@ -129,7 +128,3 @@ def molybdenum_disulfide() -> Crystal2D:
     """MoS2 monolayer, a = 3.16 Å, S–S height 3.17 Å."""
     return transition_metal_dichalcogenide("Mo", "S", 3.16, 1.585)
 
-
-def tungsten_disulfide() -> Crystal2D:
-    """WS2 monolayer, a = 3.153 Å, S–S height 3.14 Å."""
-    return transition_metal_dichalcogenide("W", "S", 3.153, 1.57)

@@ -14,7 +14,7 @@ from ase import Atoms
 from ase.data import atomic_numbers
 from ase.data.vdw_alvarez import vdw_radii
 
-from twin.sample.defects import DefectField, DefectSpec
+from twin.sample.defects import DefectField, DefectSpec, defect_label
 from twin.sample.lattice import Crystal2D
 from twin.sample.ripples import RippleField
 
@@ -64,7 +64,7 @@ class Defect:
 
     @property
     def label(self) -> str:
-        return "vacancy" if self.kind == "vacancy" else f"{self.species} substitution"
+        return defect_label(self.kind, self.species)
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "label": self.label}
@@ -156,6 +156,11 @@ class Sample:
         """
         top = max(atom.z + vdw_radii[atomic_numbers[atom.symbol]] for atom in self.crystal.basis)
         return (self.ripples.height(np.asarray(x) / ANGSTROM, np.asarray(y) / ANGSTROM) + top) * ANGSTROM
+
+    @property
+    def lattice_spacing(self) -> float:
+        """First-order lattice spacing (m): a camera pixel must be under half of it to see fringes."""
+        return self.crystal.first_order_spacing * ANGSTROM
 
     def atom_density(self) -> float:
         """Atoms per m² of the pristine crystal."""

@@ -8,11 +8,15 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+import Pyro5
 from Pyro5.api import Daemon
 
 from twin.digital_twin import DigitalTwin
 from twin.server import wire
 from twin.server.services import AfmService, SampleService, TemService
+
+MAX_CONNECTIONS = 512  # an 80-person hackathon with a few clients each
+MAX_MESSAGE_BYTES = 256 << 20  # a 4096² float64 frame and then some
 
 SNIPPET = """\
 Paste into Python:
@@ -35,16 +39,21 @@ def serve(
     host: str = wire.DEFAULT_HOST,
     port: int = wire.DEFAULT_PORT,
     warm_up_sizes: tuple[int, ...] = (1024,),
-    on_ready: Callable[[], None] | None = None,
+    on_ready: Callable[[str, int], None] | None = None,
     out: TextIO | None = None,
 ) -> None:
-    """Serve ``twin`` until SIGINT or SIGTERM; prints the URIs, a client snippet and 'ready'."""
+    """Serve ``twin`` until SIGINT or SIGTERM; prints the URIs, a client snippet and 'ready'.
+
+    ``on_ready(host, port)`` is called once warm, with the address actually bound.
+    """
 
     def say(text: str) -> None:
         print(text, file=out, flush=True)
 
     started = time.perf_counter()
     wire.install()
+    Pyro5.config.THREADPOOL_SIZE = MAX_CONNECTIONS  # one thread per open client connection
+    Pyro5.config.MAX_MESSAGE_SIZE = MAX_MESSAGE_BYTES
     daemon = Daemon(host=host, port=port)
     uris = {
         "TEM": daemon.register(TemService(twin), wire.TEM_OBJECT),
@@ -62,7 +71,7 @@ def serve(
         twin.afm.topography(twin.afm.scan_window(), 256, 256, twin.afm.settings.get("twin.tip_radius"))
         say(f"ready in {time.perf_counter() - started:.1f} s (Ctrl-C to stop)")
         if on_ready is not None:
-            on_ready()
+            on_ready(bound_host, int(bound_port))
 
     def stop(_signum: int, _frame: object) -> None:
         threading.Thread(target=daemon.shutdown, daemon=True).start()

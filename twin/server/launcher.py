@@ -51,7 +51,13 @@ class ServerProcess:
         threading.Thread(target=server._drain, daemon=True).start()
         if wait_for:
             server.wait_for(wait_for, timeout)
+            server.port = server.bound_port()
         return server
+
+    def bound_port(self) -> int:
+        """The port the server reported binding (``--port 0`` picks one)."""
+        line = next(line for line in self.lines if line.strip().startswith("TEM") and "PYRO:" in line)
+        return int(line.rsplit(":", 1)[1])
 
     def _drain(self) -> None:
         for line in self.process.stdout:
