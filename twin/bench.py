@@ -99,8 +99,8 @@ def transport_seconds(proxy: Any, array: np.ndarray, rounds: int = 9) -> tuple[f
 
 
 def direct_abtem_seconds(sample_name: str, seed: int, centre: tuple[float, float], field_of_view: float,
-                         defocus: float) -> float:
-    """Plain abTEM (potential, multislice, CTF, intensity) for the window the server imaged."""
+                         defocus: float, twin_metadata: dict[str, Any]) -> float:
+    """Plain abTEM (potential, multislice, CTF, intensity) on the grid the server used for its image."""
     import abtem
 
     from twin.instruments.tem import TemHardware
@@ -109,7 +109,9 @@ def direct_abtem_seconds(sample_name: str, seed: int, centre: tuple[float, float
 
     sample = build_sample(sample_name, seed)
     hardware = TemHardware()
-    grid = tem.simulation_grid(field_of_view, TEM_SIZE)
+    pixel = field_of_view / TEM_SIZE
+    grid = tem.SimulationGrid(TEM_SIZE, round(twin_metadata["padding"] / pixel), pixel,
+                              twin_metadata["oversampling"])
     energy = 80e3
     coherence = hardware.coherence(energy)
     ctf = abtem.CTF(
@@ -170,12 +172,13 @@ def measure() -> dict[str, Any]:
         for i in range(REPEATS + 1):
             stage.absolute_move([(i + 1) * 1e-6, 0.0])
             started = time.perf_counter()
-            acquire("BM-Ceta", TEM_SIZE, 0.1)
+            image = acquire("BM-Ceta", TEM_SIZE, 0.1)
             times.append(time.perf_counter() - started)
         first_new, new_windows = times[0], times[1:]
         cached = _median_time(lambda: acquire("BM-Ceta", TEM_SIZE, 0.1))
-        last_x = REPEATS * 1e-6 + 1e-6
-        direct = direct_abtem_seconds(DEFAULT_SAMPLE, seed, (last_x, 0.0), fov, defocus)
+        imaged = image.metadata.stage_settings.stage_position
+        direct = direct_abtem_seconds(DEFAULT_SAMPLE, seed, (imaged.x, imaged.y), fov, defocus,
+                                      image.metadata.twin.to_dict())
         figures["tem_1024"] = {
             "first_acquire_s": first_image,
             "first_new_window_s": first_new,
