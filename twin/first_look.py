@@ -64,11 +64,12 @@ def first_look(host: str, port: int, path: str | Path, cs: float) -> str:
         spm.close()
 
     extent_nm = [v * 1e9 for v in (stage.x - half, stage.x + half, stage.y - half, stage.y + half)]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 6.2), constrained_layout=True)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 6.4), constrained_layout=True)
     left.imshow(image.data, cmap="gray", origin="lower", extent=extent_nm)
     left.set_title(f"HRTEM 1024², {energy / 1e3:g} kV, Scherzer defocus, 1 s")
-    right.imshow(topography.values * 1e10, cmap="afmhot", origin="lower", extent=extent_nm)
-    right.set_title("AFM topography 256² (Å), same area")
+    heights = right.imshow(topography.values * 1e10, cmap="afmhot", origin="lower", extent=extent_nm)
+    figure.colorbar(heights, ax=right, label="height (Å, sample frame)", shrink=0.8)
+    right.set_title("AFM topography 256², same area")
     for axes in (left, right):
         for d in defects:
             marker = {"vacancy": "o", "substitution": "s"}[d.kind]
@@ -78,7 +79,7 @@ def first_look(host: str, port: int, path: str | Path, cs: float) -> str:
         axes.set_xlabel("x (nm, sample frame)")
         axes.set_ylabel("y (nm)")
     figure.suptitle("One sample, two instruments: ground-truth defects circled")
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(figure)
     kinds = ", ".join(sorted({d.label for d in defects})) or "none"
     return (
