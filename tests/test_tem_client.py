@@ -64,9 +64,11 @@ def test_camera_image_is_an_adorned_image_with_metadata(microscope):
     assert image.bit_depth == 16
     assert image.data.mean() > 0
 
-    frame = image.to_xarray()
+    frame = image.to_xarray()  # coordinates of where the specimen really was (stage error, drift)
     assert frame.dims == ("y", "x")
-    assert float(frame.x[0]) == pytest.approx(1e-6 - fov / 2 + fov / 1024)
+    window = meta.twin.window
+    assert float(frame.x[0]) == pytest.approx(window.x_min + fov / 1024)
+    assert abs((window.x_min + window.x_max) / 2 - 1e-6) < 200e-9  # within the stage's error
 
 
 def test_magnification_sets_the_field_of_view(microscope):
@@ -84,7 +86,7 @@ def test_magnification_sets_the_field_of_view(microscope):
 
 
 def test_camera_detectors_list(microscope):
-    assert microscope.detectors.camera_detectors == ["BM-Ceta"]
+    assert microscope.detectors.camera_detectors == ["BM-Ceta", "Flucam"]
 
 
 def test_stage_accepts_numpy_positions(microscope):

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
@@ -21,7 +22,15 @@ import numpy as np
 
 from clients._remote import Connection, RemoteSetting
 from clients.ground_truth import GroundTruth
-from clients.tem.structures import AdornedImage, Limits, MagnificationData, StagePosition
+from clients.tem.enumerations import OpticalMode, ProjectorMode
+from clients.tem.structures import (
+    AdornedImage,
+    CameraLengthData,
+    Limits,
+    MagnificationData,
+    Point,
+    StagePosition,
+)
 from twin.server import wire
 
 __all__ = ["TemMicroscopeClient"]
@@ -40,8 +49,47 @@ class _Node:
         return self._client._remote
 
 
+def _plain(value: Any) -> Any:
+    """Enums as their values and points as ``[x, y]``, for the wire."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Point):
+        return [value.x, value.y]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+class _PointSetting(RemoteSetting):
+    """A remote 2-vector setting read as a :class:`Point` and set from a Point, list or tuple."""
+
+    def __get__(self, owner: Any, _type: type | None = None) -> Any:
+        if owner is None:
+            return self
+        return Point(*getattr(owner, self.via).get(self.name))
+
+    def __set__(self, owner: Any, value: Any) -> None:
+        getattr(owner, self.via).set(self.name, _plain(value))
+
+
+class _EnumSetting(RemoteSetting):
+    """A remote setting read as a string enum (which compares equal to its plain string)."""
+
+    def __init__(self, name: str, enum: type[Enum], doc: str = "") -> None:
+        super().__init__(name, doc)
+        self.enum = enum
+
+    def __get__(self, owner: Any, _type: type | None = None) -> Any:
+        if owner is None:
+            return self
+        return self.enum(owner._remote.get(self.name))
+
+    def __set__(self, owner: Any, value: Any) -> None:
+        owner._remote.set(self.name, _plain(value))
+
+
 class Magnification(_Node):
-    """``optics.magnification``: the current entry and the table to choose from."""
+    """``optics.magnification``: the current entry and the table to choose from (TEM mode)."""
 
     @property
     def available_values(self) -> list[MagnificationData]:
@@ -64,17 +112,100 @@ def _magnification(entry: Mapping[str, float]) -> MagnificationData:
     return MagnificationData(nominal=nominal, calibrated=entry["calibrated"], label=label)
 
 
+class CameraLength(_Node):
+    """``optics.camera_length``: the diffraction camera length (m) and the table to choose from."""
+
+    @property
+    def available_values(self) -> list[CameraLengthData]:
+        return [CameraLengthData(nominal=c, calibrated=c, label=f"{c * 1e3:g} mm")
+                for c in self._client._describe()["camera_lengths"]]
+
+    @property
+    def value(self) -> CameraLengthData:
+        nominal = self._remote.get("optics.camera_length")
+        return next(c for c in self.available_values if c.nominal == nominal)
+
+    @value.setter
+    def value(self, value: CameraLengthData | float) -> None:
+        nominal = value.nominal if isinstance(value, CameraLengthData) else value
+        self._remote.set("optics.camera_length", nominal)
+
+
+class Stigmators(_Node):
+    objective_stigmator = _PointSetting("optics.objective_stigmator", "Objective stigmator (≈ −1..1).")
+
+
+class Deflectors(_Node):
+    beam_shift = _PointSetting("optics.beam_shift", "Beam shift (m): moves the beam, or the STEM scan.")
+    image_shift = _PointSetting("optics.image_shift", "Image shift (m): moves the imaged area.")
+
+
+class Blanker(_Node):
+    def blank(self) -> None:
+        self._remote.set("optics.beam_blanked", True)
+
+    def unblank(self) -> None:
+        self._remote.set("optics.beam_blanked", False)
+
+    @property
+    def is_beam_blanked(self) -> bool:
+        return self._remote.get("optics.beam_blanked")
+
+
 class Optics(_Node):
+    optical_mode = _EnumSetting("optics.optical_mode", OpticalMode, "OpticalMode.TEM or .STEM.")
+    projector_mode = _EnumSetting("optics.projector_mode", ProjectorMode, "IMAGING or DIFFRACTION.")
     defocus = RemoteSetting("optics.defocus", "Objective defocus (m); negative is underfocus.")
+    focus = RemoteSetting("optics.focus", "Objective focus (m); defocus is relative to reset_defocus().")
+    scan_field_of_view = RemoteSetting("optics.scan_field_of_view", "STEM scan width (m).")
+    scan_rotation = RemoteSetting("optics.scan_rotation", "STEM scan rotation (rad).")
+    spot_size_index = RemoteSetting("optics.spot_size_index", "Spot size (1 = most current).")
+    convergence_angle = RemoteSetting("optics.convergence_angle", "STEM probe semi-angle (rad).")
+    paused_scan_beam_position = _PointSetting("optics.paused_scan_beam_position",
+                                              "Parked STEM probe, as fractions (0..1) of the scan area.")
 
     def __init__(self, client: TemMicroscopeClient) -> None:
         super().__init__(client)
         self.magnification = Magnification(client)
+        self.stigmators = Stigmators(client)
+        self.deflectors = Deflectors(client)
+        self.blanker = Blanker(client)
+        self._camera_length = CameraLength(client)
+
+    @property
+    def camera_length(self) -> CameraLength:
+        return self._camera_length
+
+    @camera_length.setter
+    def camera_length(self, value: CameraLengthData | float) -> None:
+        self._camera_length.value = value
+
+    def reset_defocus(self) -> None:
+        """Make the present focus read as zero defocus."""
+        self._remote.reset_defocus()
 
     @property
     def field_of_view(self) -> float:
-        """Side (m) of the square area the camera sees at the current magnification."""
+        """Side (m) of the square area the camera sees at the current magnification (twin extra)."""
         return self._remote.field_of_view()
+
+    # the pre-1.18 blanker API, kept as the instrument keeps it
+    def blank(self) -> None:
+        _moved("optics.blank()", "optics.blanker.blank()")
+        self.blanker.blank()
+
+    def unblank(self) -> None:
+        _moved("optics.unblank()", "optics.blanker.unblank()")
+        self.blanker.unblank()
+
+    @property
+    def is_beam_blanked(self) -> bool:
+        _moved("optics.is_beam_blanked", "optics.blanker.is_beam_blanked")
+        return self.blanker.is_beam_blanked
+
+
+def _moved(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
 
 
 class AccelerationVoltage(_Node):
@@ -116,7 +247,7 @@ class Source(_Node):
 
 
 class Stage(_Node):
-    """``specimen.stage``: x, y, z in m and tilts a, b in rad."""
+    """``specimen.stage``: x, y, z in m and tilts a, b in rad (``b`` is None on a single-tilt holder)."""
 
     @property
     def position(self) -> StagePosition:
@@ -124,15 +255,22 @@ class Stage(_Node):
 
     @property
     def is_moving(self) -> bool:
-        return False  # moves complete before the call returns
+        return self._remote.stage_is_moving()
 
-    def absolute_move(self, position: StagePosition | Sequence[float | None] | Mapping[str, Any]) -> None:
-        """Move to ``position``; axes given as ``None`` stay where they are."""
-        self._remote.move_stage(_axes(position), False)
+    def absolute_move(self, position: Any) -> None:
+        """Move to ``position`` (StagePosition, list, tuple or array); ``None`` axes stay."""
+        self._remote.move_stage(_axes(position), False, False)
 
-    def relative_move(self, position: StagePosition | Sequence[float | None] | Mapping[str, Any]) -> None:
-        """Move by ``position``; axes given as ``None`` stay where they are."""
-        self._remote.move_stage(_axes(position), True)
+    def relative_move(self, position: Any) -> None:
+        """Move by ``position``; ``None`` axes stay."""
+        self._remote.move_stage(_axes(position), True, False)
+
+    def absolute_move_safe(self, position: Any) -> None:
+        """Like :meth:`absolute_move`, tilting to zero before translating (slower, never touches)."""
+        self._remote.move_stage(_axes(position), False, True)
+
+    def relative_move_safe(self, position: Any) -> None:
+        self._remote.move_stage(_axes(position), True, True)
 
     def get_axis_limits(self, axis: str) -> Limits:
         return Limits(*self._remote.stage_limits(axis))
@@ -167,19 +305,148 @@ class Acquisition(_Node):
         return AdornedImage(reply["data"], reply["metadata"])
 
 
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
+class _Detector(_Node):
+    """A camera or a scanning detector: name, insertion and what it records."""
+
+    def __init__(self, client: TemMicroscopeClient, entry: Mapping[str, Any]) -> None:
+        super().__init__(client)
+        self._entry = entry
+        self.name = self.display_name = entry["name"]
+        self.is_insertable = entry["retractable"]
+
+    @property
+    def insertion_state(self) -> str:
+        return "Inserted" if self._remote.get(f"detectors.{self.name}.inserted") else "Retracted"
+
+    def insert(self) -> None:
+        self._remote.set(f"detectors.{self.name}.inserted", True)
+
+    def retract(self) -> None:
+        self._remote.set(f"detectors.{self.name}.inserted", False)
+
+
+class CameraDetector(_Detector):
+    @property
+    def pixel_size(self) -> Point:
+        """The sensor's pixel pitch (m)."""
+        return Point(self._entry["pitch"], self._entry["pitch"])
+
+
+class ScanningDetector(_Detector):
+    @property
+    def collection_angle_limits(self) -> Limits:
+        """The scattering angles (rad) the detector collects."""
+        return Limits(self._entry["inner"], self._entry["outer"])
+
+
+class Screen(_Node):
+    @property
+    def position(self) -> str:
+        return "Inserted" if self._remote.get("detectors.screen_inserted") else "Retracted"
+
+    def insert(self) -> None:
+        self._remote.set("detectors.screen_inserted", True)
+
+    def retract(self) -> None:
+        self._remote.set("detectors.screen_inserted", False)
+
+    def measure_current(self) -> float:
+        """The beam current reaching the screen (A)."""
+        return self._remote.screen_current()
 
 
 class Detectors(_Node):
+    def __init__(self, client: TemMicroscopeClient) -> None:
+        super().__init__(client)
+        self.screen = Screen(client)
+
     @property
     def camera_detectors(self) -> list[str]:
-        return self._remote.camera_detectors()
+        return [c["name"] for c in self._client._describe()["cameras"]]
+
+    @property
+    def scanning_detectors(self) -> list[str]:
+        return [d["name"] for d in self._client._describe()["scanning_detectors"]]
+
+    def get_camera_detector(self, camera_type: Any) -> CameraDetector:
+        return CameraDetector(self._client, self._find("cameras", camera_type))
+
+    def get_scanning_detector(self, detector_type: Any) -> ScanningDetector:
+        return ScanningDetector(self._client, self._find("scanning_detectors", detector_type))
+
+    def _find(self, kind: str, name: Any) -> Mapping[str, Any]:
+        entries = self._client._describe()[kind]
+        for entry in entries:
+            if entry["name"] == _plain(name):
+                return entry
+        known = ", ".join(repr(e["name"]) for e in entries)
+        raise ValueError(f"detector = {_plain(name)!r} is not on this microscope; allowed: {known}")
+
+
+class ColumnValves(_Node):
+    def open(self) -> None:
+        self._remote.set("vacuum.column_valves_open", True)
+
+    def close(self) -> None:
+        self._remote.set("vacuum.column_valves_open", False)
+
+    @property
+    def state(self) -> str:
+        return "Open" if self._remote.get("vacuum.column_valves_open") else "Closed"
+
+
+class Vacuum(_Node):
+    def __init__(self, client: TemMicroscopeClient) -> None:
+        super().__init__(client)
+        self.column_valves = ColumnValves(client)
+
+    @property
+    def state(self) -> str:
+        return "Ready"
+
+
+class _System(_Node):
+    @property
+    def name(self) -> str:
+        return self._client._describe()["system"]["name"]
+
+    @property
+    def version(self) -> str:
+        return self._client._describe()["system"]["version"]
+
+    @property
+    def serial_number(self) -> str:
+        return self._client._describe()["system"]["serial_number"]
+
+
+class Service(_Node):
+    def __init__(self, client: TemMicroscopeClient) -> None:
+        super().__init__(client)
+        self.system = _System(client)
+
+
+class TemTwin(GroundTruth):
+    """Ground truth plus the column's hidden state, which a real microscope would not let you set."""
+
+    focus_offset = RemoteSetting("twin.focus_offset", "Focus (m) at which C10 = 0.", via="_tem")
+    objective_astigmatism = _PointSetting("twin.objective_astigmatism",
+                                          "The column's own astigmatism (C12a, C12b), m.", via="_tem")
+    stage_errors = RemoteSetting("twin.stage_errors", "Stage error and backlash on/off.", via="_tem")
+    drift = RemoteSetting("twin.drift", "Specimen drift on/off.", via="_tem")
+
+    def __init__(self, client: TemMicroscopeClient) -> None:
+        super().__init__(lambda: client._connected[wire.SAMPLE_OBJECT])
+        self._client = client
+
+    @property
+    def _tem(self) -> Any:
+        return self._client._remote
 
 
 class TemMicroscopeClient:
-    """The microscope: connect, then use ``optics``, ``source``, ``specimen.stage``,
-    ``acquisition`` and ``detectors`` as on the instrument. ``twin`` reads the sample's ground truth.
+    """The microscope: connect, then use ``optics``, ``source``, ``specimen.stage``, ``acquisition``,
+    ``detectors``, ``vacuum`` and ``service`` as on the instrument. ``twin`` reads and sets what only
+    a digital twin can: the sample's ground truth and the column's hidden state.
     """
 
     def __init__(self) -> None:
@@ -191,7 +458,9 @@ class TemMicroscopeClient:
         self.specimen = Specimen(self)
         self.acquisition = Acquisition(self)
         self.detectors = Detectors(self)
-        self.twin = GroundTruth(lambda: self._connected[wire.SAMPLE_OBJECT])
+        self.vacuum = Vacuum(self)
+        self.service = Service(self)
+        self.twin = TemTwin(self)
 
     def connect(self, host: str | None = None, port: int | None = None) -> None:
         """Connect to the twin at ``host:port`` (default: the local server on port 9095)."""

@@ -64,6 +64,17 @@ class MagnificationData:
     objective_lens_mode: str = "HM"
 
 
+@dataclass(frozen=True)
+class CameraLengthData:
+    """One entry of the camera-length table (m)."""
+
+    nominal: float
+    calibrated: float
+    rotation: float = 0.0
+    label: str = ""
+    objective_lens_mode: str = "HM"
+
+
 class Metadata(Mapping):
     """Read-only nested metadata with attribute access: ``meta.binary_result.pixel_size.x``."""
 

@@ -63,7 +63,49 @@ class Choice:
         return {"name": self.name, "unit": self.unit, "allowed": list(self.allowed), "doc": self.doc}
 
 
-Parameter = Real | Integer | Choice
+@dataclass(frozen=True)
+class Flag:
+    """An on/off setting."""
+
+    name: str
+    default: bool
+    doc: str = ""
+    unit: str = ""
+
+    def check(self, value: Any) -> bool:
+        return validation.flag(self.name, value)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "unit": self.unit, "allowed": [False, True], "doc": self.doc}
+
+
+@dataclass(frozen=True)
+class Vector:
+    """A 2-vector setting (x, y), each component in ``[lo, hi]`` (SI ``unit``)."""
+
+    name: str
+    unit: str
+    lo: float
+    hi: float
+    default: tuple[float, float]
+    doc: str = ""
+
+    def check(self, value: Any) -> tuple[float, float]:
+        if isinstance(value, dict):
+            value = (value.get("x"), value.get("y"))
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+            raise TypeError(
+                f"{self.name} must be a point (x, y), got {value!r}; each allowed "
+                f"{validation.allowed_range(self.lo, self.hi, self.unit)}"
+            )
+        return (validation.real(f"{self.name}.x", value[0], self.lo, self.hi, self.unit),
+                validation.real(f"{self.name}.y", value[1], self.lo, self.hi, self.unit))
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "unit": self.unit, "min": self.lo, "max": self.hi, "doc": self.doc}
+
+
+Parameter = Real | Integer | Choice | Flag | Vector
 
 
 class Settings:

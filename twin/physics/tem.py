@@ -107,6 +107,14 @@ def simulation_cell(atoms: Atoms, grid: SimulationGrid) -> Atoms:
     return atoms
 
 
+def tilted(positions: np.ndarray, alpha: float, beta: float, centre: np.ndarray) -> np.ndarray:
+    """``positions`` (N, 3) turned by the stage tilts about ``centre``: alpha about x, then beta about y."""
+    ca, sa, cb, sb = np.cos(alpha), np.sin(alpha), np.cos(beta), np.sin(beta)
+    about_x = np.array([[1.0, 0.0, 0.0], [0.0, ca, -sa], [0.0, sa, ca]])
+    about_y = np.array([[cb, 0.0, sb], [0.0, 1.0, 0.0], [-sb, 0.0, cb]])
+    return (positions - centre) @ (about_y @ about_x).T + centre
+
+
 def potential(cell: Atoms, grid: SimulationGrid) -> abtem.Potential:
     """abTEM's projected potential of a :func:`simulation_cell` (Lobato parametrisation)."""
     return abtem.Potential(
@@ -132,6 +140,15 @@ def exit_wave(atoms: Atoms, grid: SimulationGrid, energy: float) -> np.ndarray:
 def spectrum(wave: np.ndarray) -> np.ndarray:
     """Fourier transform of a wave (what the lens acts on); cache this, not the wave."""
     return scipy.fft.fft2(wave, workers=-1)
+
+
+def translation(n: int, step: float, dx: float, dy: float) -> np.ndarray:
+    """Multiplier (complex64, ``n``², FFT order) that makes a wave's spectrum describe the wave seen
+    from a window moved by ``(dx, dy)`` (m): ``psi(r) -> psi(r + d)``. Exact for periodic waves."""
+    k = np.fft.fftfreq(n, step)
+    rx = np.exp(2j * np.pi * k * dx).astype(np.complex64)
+    ry = np.exp(2j * np.pi * k * dy).astype(np.complex64)
+    return ry[:, None] * rx[None, :]
 
 
 def hrtem_intensity(wave_spectrum: np.ndarray, transfer: np.ndarray, grid: SimulationGrid) -> np.ndarray:

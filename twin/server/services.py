@@ -41,7 +41,7 @@ def window_from(value: Any, max_area: float) -> Window:
 
 @expose
 class TemService:
-    """The TEM as seen over the network."""
+    """The TEM/STEM as seen over the network."""
 
     def __init__(self, twin: DigitalTwin) -> None:
         self._tem = twin.tem
@@ -50,25 +50,31 @@ class TemService:
         return self._tem.describe()
 
     def get(self, name: str) -> Any:
-        return self._tem.settings.get(name)
+        return self._tem.get(name)
 
     def set(self, name: str, value: Any) -> Any:
-        return self._tem.settings.set(name, value)
+        return self._tem.set(name, value)
 
-    def stage_position(self) -> dict[str, float]:
-        return self._tem.stage_position()
+    def reset_defocus(self) -> None:
+        self._tem.reset_defocus()
 
-    def move_stage(self, target: dict[str, Any], relative: bool = False) -> dict[str, float]:
-        return self._tem.move_stage(target, relative)
+    def stage_position(self) -> dict[str, Any]:
+        return self._tem.stage.position()
+
+    def move_stage(self, target: Any, relative: bool = False, safe: bool = False) -> dict[str, Any]:
+        return self._tem.move_stage(target, relative, safe)
 
     def stage_limits(self, axis: str) -> tuple[float, float]:
-        return self._tem.stage_limits(axis)
+        return self._tem.stage.limits(axis)
+
+    def stage_is_moving(self) -> bool:
+        return self._tem.stage.is_moving
 
     def field_of_view(self) -> float:
         return self._tem.field_of_view()
 
-    def camera_detectors(self) -> list[str]:
-        return self._tem.camera_detectors()
+    def screen_current(self) -> float:
+        return self._tem.screen_current()
 
     def acquire_camera_image(self, camera: Any, size: Any, exposure_time: Any) -> dict[str, Any]:
         return self._tem.acquire_camera_image(camera, size, exposure_time)

@@ -1,0 +1,105 @@
+"""Fixed properties of the simulated column, cameras, detectors and stage (SI units)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from twin.physics.ctf import Coherence
+
+# Nominal magnifications of the imaging (SA/Mh) range; the camera sees nominal × post-magnification.
+NOMINAL_MAGNIFICATIONS = (
+    1_000.0, 2_000.0, 5_000.0, 10_000.0, 20_000.0, 38_000.0, 57_000.0, 88_000.0, 145_000.0,
+    195_000.0, 285_000.0, 380_000.0, 490_000.0, 640_000.0, 810_000.0, 1_050_000.0, 1_300_000.0,
+    1_650_000.0, 2_050_000.0, 2_550_000.0, 3_200_000.0, 4_000_000.0,
+)
+CAMERA_LENGTHS = (0.029, 0.037, 0.048, 0.058, 0.073, 0.091, 0.115, 0.145, 0.185, 0.23, 0.29, 0.36,
+                  0.46, 0.58, 0.73, 0.91, 1.15, 1.45, 1.85, 2.3)  # m
+STAGE_AXES = ("x", "y", "z", "a", "b")
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A pixelated camera: full-frame size, pixel pitch (m), read noise (counts) and MTF.
+
+    The scintillator's modulation transfer is ``sinc(f) / (1 + (f / f_half)^2)`` with ``f`` in units of
+    the full-frame Nyquist frequency; it blurs signal and shot noise alike, as in an integrating camera.
+    """
+
+    name: str
+    pixels: int = 4096
+    pitch: float = 14e-6
+    counts_per_electron: float = 1.0
+    read_noise: float = 0.5
+    mtf_half: float = 0.6
+    retractable: bool = True
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Read-out sizes by binning the full frame (square)."""
+        return tuple(self.pixels // 2**k for k in range(7))
+
+    @property
+    def width(self) -> float:
+        """Sensor width (m)."""
+        return self.pixels * self.pitch
+
+
+@dataclass(frozen=True)
+class ScanningDetector:
+    """A STEM detector collecting scattering angles ``inner`` to ``outer`` (rad)."""
+
+    name: str
+    inner: float
+    outer: float
+    retractable: bool = True
+
+
+@dataclass(frozen=True)
+class TemHardware:
+    """The column, its detectors and its stage (SI units)."""
+
+    spherical_aberration: float = 1.0e-6  # residual Cs of an aberration-corrected objective
+    chromatic_aberration: float = 1.2e-3
+    energy_spread: float = 0.3  # eV, FWHM of the source
+    illumination_semiangle: float = 0.1e-3  # rad, angular spread of the parallel TEM beam
+    current_at_spot_1: float = 16e-9  # A; each spot size step halves the current
+    min_beam_diameter: float = 100e-9  # the condenser never spreads the TEM beam less than this
+    post_magnification: float = 1.5  # camera magnification / nominal magnification
+    stigmator_strength: float = 50e-9  # m of two-fold astigmatism per stigmator unit
+    multislice_atom_limit: int = 4_000_000  # atoms one multislice may handle
+    cache_bytes: int = 384 * 2**20  # exit-wave spectra
+    kernel_cache_bytes: int = 128 * 2**20  # lens transfer functions
+    cameras: tuple[Camera, ...] = (Camera("BM-Ceta"), Camera("Flucam", pixels=1024, pitch=56e-6,
+                                                              read_noise=2.0, retractable=False))
+    scanning_detectors: tuple[ScanningDetector, ...] = (
+        ScanningDetector("HAADF", 80e-3, 200e-3, retractable=False),
+        ScanningDetector("ADF", 35e-3, 80e-3),
+        ScanningDetector("ABF", 11e-3, 22e-3),
+        ScanningDetector("BF", 0.0, 11e-3),
+    )
+    holder: str = "DoubleTilt"
+    stage_limits: tuple[tuple[float, float], ...] = (
+        (-1e-3, 1e-3), (-1e-3, 1e-3), (-0.375e-3, 0.375e-3), (-0.61, 0.61), (-0.52, 0.52)
+    )
+    stage_speeds: tuple[float, ...] = (25e-6, 25e-6, 10e-6, 0.087, 0.087)  # m/s and rad/s per axis
+    stage_error: float = 20e-9  # m, RMS error of each x/y move
+    stage_backlash: float = 50e-9  # m, lost when an axis reverses direction
+    drift_rate: float = 2e-11  # m/s of specimen drift (1.2 nm per minute)
+
+    def coherence(self, energy: float) -> Coherence:
+        """Focal spread (1/e) from Cc and the energy spread at ``energy`` (eV), plus angular spread."""
+        sigma_energy = self.energy_spread / (2 * np.sqrt(2 * np.log(2)))
+        focal_spread = np.sqrt(2) * self.chromatic_aberration * sigma_energy / energy
+        return Coherence(focal_spread=float(focal_spread), angular_spread=self.illumination_semiangle)
+
+    def beam_current(self, spot_size_index: int) -> float:
+        """Beam current (A) at a spot size index (1 = largest)."""
+        return self.current_at_spot_1 * 0.5 ** (spot_size_index - 1)
+
+    def camera(self, name: str) -> Camera:
+        return next(c for c in self.cameras if c.name == name)
+
+    def detector(self, name: str) -> ScanningDetector:
+        return next(d for d in self.scanning_detectors if d.name == name)

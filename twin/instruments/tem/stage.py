@@ -1,0 +1,122 @@
+"""The TEM stage: what it reports (the encoders) and where the specimen really is.
+
+Each x/y move lands with a seeded random error, an axis that reverses direction loses its backlash,
+and the specimen drifts slowly over instrument time. ``position()`` reports the commanded encoder
+values, as the instrument does; ``specimen_offset()`` is the ground truth the images are made from.
+Moves take ``distance / speed`` of instrument time.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from twin import validation
+from twin.instruments.clock import Clock
+from twin.instruments.tem.hardware import STAGE_AXES, TemHardware
+
+_STREAM_STAGE = 0x535447  # random stream tag for stage errors
+_STREAM_DRIFT = 0x445246  # random stream tag for the drift direction
+
+
+class Stage:
+    """A five-axis goniometer stage (x, y, z in m; a, b in rad); ``b`` is ``None`` on a single-tilt holder."""
+
+    def __init__(self, hardware: TemHardware, clock: Clock, seed: int) -> None:
+        self.hardware = hardware
+        self.clock = clock
+        self.seed = seed
+        self._commanded: dict[str, float | None] = dict.fromkeys(STAGE_AXES, 0.0)
+        if hardware.holder == "SingleTilt":
+            self._commanded["b"] = None
+        self._error = np.zeros(2)  # actual - commanded, x and y (m)
+        self._last_direction = np.zeros(2)
+        self._moves = 0
+        self._moving_until = 0.0  # wall clock
+        angle = np.random.default_rng([seed, _STREAM_DRIFT]).uniform(0, 2 * np.pi)
+        self._drift_velocity = hardware.drift_rate * np.array([np.cos(angle), np.sin(angle)])
+        self._lock = threading.Lock()
+
+    def position(self) -> dict[str, float | None]:
+        """The encoders' reading: the commanded position."""
+        with self._lock:
+            return dict(self._commanded)
+
+    def limits(self, axis: Any) -> tuple[float, float]:
+        axis = validation.one_of("axis", axis, self.axes)
+        return self.hardware.stage_limits[STAGE_AXES.index(axis)]
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        return STAGE_AXES if self.hardware.holder == "DoubleTilt" else STAGE_AXES[:4]
+
+    @property
+    def is_moving(self) -> bool:
+        return self.clock.wall() < self._moving_until
+
+    def specimen_offset(self, errors: bool = True, drift: bool = True) -> np.ndarray:
+        """The sample point on the optical axis minus the encoders' x, y (m): positioning error and
+        backlash (``errors``) and the specimen's drift so far (``drift``)."""
+        with self._lock:
+            offset = self._error.copy() if errors else np.zeros(2)
+        if drift:
+            offset -= self._drift_velocity * self.clock.now()
+        return offset
+
+    def move(self, target: Any, relative: bool = False, safe: bool = False) -> dict[str, float | None]:
+        """Move the axes in ``target`` (a mapping; ``None`` leaves an axis). All checked, then moved.
+
+        A safe move tilts back to zero before translating and tilts to the target afterwards, as
+        the instrument's safe variants do; it takes longer, and ends in the same place.
+        """
+        if not isinstance(target, dict):
+            raise TypeError(f"stage target must be a mapping of axes to values, got {target!r}")
+        relative = validation.flag("relative", relative)
+        with self._lock:
+            new = dict(self._commanded)
+            for axis, value in target.items():
+                axis = validation.one_of("stage axis", axis, self.axes)
+                if value is None:
+                    continue
+                lo, hi = self.limits(axis)
+                unit = "rad" if axis in "ab" else "m"
+                if relative:
+                    step = validation.real(f"stage {axis} step", value, lo - hi, hi - lo, unit)
+                    destination = new[axis] + step
+                    if not lo <= destination <= hi:
+                        raise ValueError(
+                            f"stage {axis} step = {value!r} would reach {destination:.6g} {unit}, out of "
+                            f"range; allowed {validation.allowed_range(lo, hi, unit)}"
+                        )
+                    new[axis] = destination
+                else:
+                    new[axis] = validation.real(f"stage {axis}", value, lo, hi, unit)
+            duration = self._duration(self._commanded, new, safe)
+            self._land(np.array([new["x"] - self._commanded["x"], new["y"] - self._commanded["y"]]))
+            self._commanded = new
+            self._moving_until = self.clock.wall() + duration * self.clock.time_scale
+        self.clock.advance(duration)
+        return dict(new)
+
+    def _duration(self, old: dict[str, Any], new: dict[str, Any], safe: bool) -> float:
+        speeds = dict(zip(STAGE_AXES, self.hardware.stage_speeds, strict=True))
+        times = [abs((new[a] or 0.0) - (old[a] or 0.0)) / speeds[a] for a in self.axes]
+        if safe:  # tilt out, translate, tilt in
+            times += [abs(old[a] or 0.0) / speeds[a] + abs(new[a] or 0.0) / speeds[a] for a in "ab"]
+            return sum(times)
+        return max(times)
+
+    def _land(self, step: np.ndarray) -> None:
+        """Update the x/y error after a move by ``step`` (m): a fresh random error, plus backlash."""
+        if not step.any():
+            return
+        rng = np.random.default_rng([self.seed, _STREAM_STAGE, self._moves])
+        self._moves += 1
+        direction = np.sign(step)
+        reversed_axes = (direction != 0) & (self._last_direction != 0) & (direction != self._last_direction)
+        error = np.where(step != 0, rng.normal(0.0, self.hardware.stage_error, 2), self._error)
+        error -= reversed_axes * direction * self.hardware.stage_backlash
+        self._error = error
+        self._last_direction = np.where(direction != 0, direction, self._last_direction)
