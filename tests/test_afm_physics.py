@@ -84,3 +84,27 @@ def test_large_frames_use_the_continuum_surface_and_stay_fast():
     apex, method, _ = afm.topography(Window.around(0.0, 0.0, 20e-6, 20e-6), 256, 256, 2 * NM)
     assert method == "continuum"
     assert np.isfinite(apex).all()
+
+
+def test_vacancies_made_by_the_tem_beam_show_in_the_afm_topography():
+    """TEM and AFM share the sample: after a damaging exposure the AFM scans the emptied sites."""
+    from twin.instruments.tem import TemInstrument
+
+    sample = build_sample("graphene", 2)
+    clock = Clock(0.0)
+    tem, afm = TemInstrument(sample, clock, seed=0), AfmInstrument(sample, clock, seed=0)
+    tem.set("twin.stage_errors", False)
+    tem.set("optics.spot_size_index", 1)
+    tem.set("source.acceleration_voltage", 200e3)
+    window = Window.around(0.0, 0.0, 4 * NM, 4 * NM)
+    before, _, _ = afm.topography(window, 128, 128, 0.5 * NM)
+    tem.acquire_camera_image("BM-Ceta", 64, 5.0)
+    made = [d for d in sample.defects_in_window(window) if d.origin == "beam damage"]
+    assert made, "a 5 s exposure at 16 nA and 200 kV empties sites in a 4 nm window"
+    after, _, _ = afm.topography(window, 128, 128, 0.5 * NM)
+    pixel = 4 * NM / 128
+    for vacancy in made:
+        col, row = int((vacancy.x - window.x_min) / pixel), int((vacancy.y - window.y_min) / pixel)
+        if 2 <= row < 126 and 2 <= col < 126:
+            around = np.s_[row - 1:row + 2, col - 1:col + 2]
+            assert after[around].min() < before[around].min()

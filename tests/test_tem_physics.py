@@ -9,9 +9,9 @@ from scipy import constants
 
 from twin.instruments.clock import Clock
 from twin.instruments.tem import TemInstrument
-from twin.physics import tem
-from twin.physics.ctf import Aberrations, Coherence, scherzer_defocus, transfer_function
-from twin.physics.detectors import camera_mtf, noise_power_ratio
+from twin.physics import damage, tem
+from twin.physics.ctf import Aberrations, Coherence, electron_wavelength, scherzer_defocus, transfer_function
+from twin.physics.detectors import noise_power_ratio, psf_sigma
 from twin.sample import Window, build_sample
 
 ANGSTROM = 1e-10
@@ -68,7 +68,7 @@ def test_a_single_atom_appears_at_its_pixel():
 
 def test_camera_counts_follow_the_dose_with_poisson_statistics():
     """At low magnification the film is uniform: counts are shot noise of the dose, blurred by the
-    camera's MTF (variance = mean x <|MTF|²>), plus read noise."""
+    scintillator (variance = mean x sum of the squared blur kernel), plus read noise."""
     instrument = TemInstrument(build_sample("graphene-defects", 0), Clock(0.0), seed=1)
     instrument.settings.set("optics.magnification", 20_000.0)
     camera, size = instrument.hardware.camera("BM-Ceta"), 512
@@ -82,7 +82,7 @@ def test_camera_counts_follow_the_dose_with_poisson_statistics():
         expected = current * exposure / constants.e / (np.pi * diameter**2 / 4) * (fov / size) ** 2
         counts = frame["data"].astype(float)
         assert counts.mean() == pytest.approx(expected, rel=5 / np.sqrt(counts.size * expected))
-        ratio = noise_power_ratio(camera_mtf(size, camera.pixels // size, camera.mtf_half))
+        ratio = noise_power_ratio(psf_sigma(camera.psf_sigma, camera.pixels // size))
         assert counts.var() == pytest.approx(counts.mean() * ratio + camera.read_noise**2, rel=0.03)
         means.append(counts.mean())
     assert means[1] / means[0] == pytest.approx(4.0, rel=0.01)
@@ -199,3 +199,54 @@ def test_a_cached_exit_wave_moved_in_fourier_space_equals_a_fresh_one():
         spectrum = tem.spectrum(tem.exit_wave(atoms, grid, energy))
         direct = tem.hrtem_intensity(spectrum, _lens(grid, aberrations, moved.coherence), grid)
         assert np.abs(via_cache - direct).mean() < tolerance * direct.std()
+
+
+def test_knock_on_damage_spares_graphene_at_60_kv_and_empties_sites_at_200_kv():
+    """The same dose (16 nA for 5 s over a 100 nm disk) at two high tensions, on the shared sample."""
+    removed = {}
+    for kilovolts in (60, 200):
+        instrument = _instrument(4_000_000.0)
+        instrument.set("optics.spot_size_index", 1)
+        instrument.set("source.acceleration_voltage", kilovolts * 1e3)
+        sample, version = instrument.sample, instrument.sample.version
+        frame = instrument.acquire_camera_image("BM-Ceta", 64, 5.0)
+        removed[kilovolts] = frame["metadata"]["twin"]["atoms_knocked_out"]
+        assert (sample.version > version) == (removed[kilovolts] > 0)
+    assert removed[60] == 0
+    dose = frame["metadata"]["optics"]["dose_per_area"]
+    atoms_in_beam = instrument.sample.atom_density() * np.pi * (100e-9) ** 2 / 4
+    sigma = damage.knock_on_cross_section(200e3, 6, 12.011 * constants.atomic_mass, 21.14)
+    expected = atoms_in_beam * -np.expm1(-sigma * dose)
+    assert abs(removed[200] - expected) < 5 * np.sqrt(expected)
+
+    fov = instrument.field_of_view()
+    window = Window.around(0.0, 0.0, fov, fov)
+    vacancies = [d for d in instrument.sample.defects_in_window(window) if d.origin == "beam damage"]
+    assert vacancies and all(d.kind == "vacancy" and d.host in ("C", "N", "Si") for d in vacancies)
+    xy = instrument.sample.atoms_in_window(window).positions[:, :2] * 1e-10 + [window.x_min, window.y_min]
+    for vacancy in vacancies:
+        assert np.hypot(xy[:, 0] - vacancy.x, xy[:, 1] - vacancy.y).min() > 1e-10  # the atom is gone
+
+
+@pytest.mark.slow
+def test_diffraction_spots_sit_at_lambda_over_d_for_the_camera_length():
+    instrument = _instrument(4_000_000.0)
+    instrument.set("optics.projector_mode", "Diffraction")
+    instrument.set("optics.camera_length", 0.115)
+    instrument.set("optics.spot_size_index", 11)
+    size = 512
+    frame = instrument.acquire_camera_image("BM-Ceta", size, 0.1)
+    pattern = frame["data"].astype(float)
+    pixel_angle = frame["metadata"]["optics"]["pixel_angle"]
+    rows, cols = np.indices(pattern.shape) - size // 2
+    radius = np.hypot(rows, cols) * pixel_angle
+    expected = electron_wavelength(ENERGY) / instrument.sample.lattice_spacing
+    assert pattern[size // 2, size // 2] == 65535  # the direct beam saturates, as on the instrument
+    annulus = np.abs(radius - expected) < 0.3 * expected  # away from the direct beam's blur
+    background = np.median(pattern[annulus])
+    spots = np.argsort(np.where(annulus, pattern, 0).ravel())[-6:]
+    assert np.all(np.abs(radius.ravel()[spots] - expected) < 1.5 * pixel_angle)
+    assert np.all(pattern.ravel()[spots] > 20 * background)
+    angles = np.sort(np.degrees(np.arctan2(rows.ravel()[spots], cols.ravel()[spots])) % 360)
+    assert np.allclose(np.diff(angles), 60.0, atol=5.0)  # six-fold
+    assert frame["metadata"]["binary_result"]["pixel_size_unit"] == "1/m"

@@ -12,8 +12,10 @@ and damage assisted by electronic excitation (S in MoS2 below ~90 keV) are not i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
-from ase.data import atomic_masses, chemical_symbols
+from ase.data import atomic_masses, atomic_numbers, chemical_symbols
 from scipy import constants
 
 DISPLACEMENT_ENERGIES: dict[tuple[str, str], float] = {
@@ -104,3 +106,12 @@ def displaced(
     )
     probability = -np.expm1(-np.asarray(sigma)[inverse.reshape(numbers.shape)] * np.asarray(dose))
     return rng.random(numbers.shape) < probability
+
+
+def largest_cross_section(symbols: Iterable[str], material: str, beam_energy: float) -> float:
+    """The largest knock-on cross-section (m²) among ``symbols`` in ``material`` at ``beam_energy`` (eV)."""
+    numbers = np.array([atomic_numbers[s] for s in symbols])
+    thresholds = np.array([displacement_energy(s, material) for s in symbols])
+    masses = atomic_masses[numbers] * constants.atomic_mass
+    sigma = knock_on_cross_section(beam_energy, numbers, masses, thresholds)
+    return float(np.max(sigma)) if len(numbers) else 0.0

@@ -7,6 +7,7 @@ Nothing is stored per area: the atoms of any window are rebuilt from the seed on
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ from ase.data import atomic_numbers
 from ase.data.vdw_alvarez import vdw_radii
 
 from twin.sample.defects import DefectField, DefectSpec, defect_label
+from twin.sample.history import KnockOuts
 from twin.sample.lattice import Crystal2D
 from twin.sample.ripples import RippleField
 
@@ -61,6 +63,7 @@ class Defect:
     x: float
     y: float
     z: float
+    origin: str = "as grown"  # or "beam damage"
 
     @property
     def label(self) -> str:
@@ -96,12 +99,15 @@ class Sample:
         self.ripples = ripples
         self.support_height = support_height
         self.defects = DefectField(crystal, defect_specs, seed, rotation)
+        self.knocked_out = KnockOuts()
         self.version = 0
+        self._version_lock = threading.Lock()
 
     def atoms_in_window(self, window: Window) -> Atoms:
         """The atoms inside ``window``: positions in Å relative to its lower-left corner.
 
-        ``z`` is the height in the sample frame (Å). ``atoms.info["window"]`` holds the window (m).
+        ``z`` is the height in the sample frame (Å). ``atoms.info["window"]`` holds the window (m)
+        and ``atoms.arrays["site"]`` each atom's lattice site ``(i, j, b)``.
         """
         x0, y0, x1, y1 = (v / ANGSTROM for v in (window.x_min, window.y_min, window.x_max, window.y_max))
         i, j, b, positions = self.crystal.sites_in_window(x0, y0, x1, y1, self.rotation)
@@ -122,32 +128,51 @@ class Sample:
                 else:
                     numbers[index] = atomic_numbers[defect.spec.species]
                     positions[index, 2] += defect.spec.z_offset
+            for (si, sj, sb), *_ in self.knocked_out.in_window(x0, y0, x1, y1):
+                key = ((si - i0) * nj + (sj - j0)) * n_basis + sb
+                index = np.searchsorted(keys, key)
+                if index < len(keys) and keys[index] == key:
+                    keep[index] = False
         positions[:, 2] += self.ripples.height(positions[:, 0], positions[:, 1])
         positions[:, 0] -= x0
         positions[:, 1] -= y0
         atoms = Atoms(numbers=numbers[keep], positions=positions[keep], cell=[x1 - x0, y1 - y0, 0.0])
+        atoms.arrays["site"] = np.column_stack([i, j, b])[keep]
         atoms.info["window"] = window.as_dict()
         atoms.info["sample"] = self.name
         return atoms
 
     def defects_in_window(self, window: Window) -> list[Defect]:
-        """Ground truth: every point defect whose site lies in ``window``."""
+        """Ground truth: every point defect whose site lies in ``window``, grown or made by the beam."""
         x0, y0, x1, y1 = (v / ANGSTROM for v in (window.x_min, window.y_min, window.x_max, window.y_max))
+        emptied = {site: (x, y, symbol) for site, x, y, symbol in self.knocked_out.in_window(x0, y0, x1, y1)}
         found = []
         for d in self.defects.in_window(x0, y0, x1, y1):
-            base_z = self.crystal.basis[d.b].z + d.spec.z_offset
-            z = base_z + float(self.ripples.height(d.x, d.y))
-            found.append(
-                Defect(
-                    kind=d.spec.kind,
-                    species=d.spec.species,
-                    host=self.crystal.basis[d.b].symbol,
-                    x=d.x * ANGSTROM,
-                    y=d.y * ANGSTROM,
-                    z=z * ANGSTROM,
-                )
-            )
+            if (d.i, d.j, d.b) in emptied:  # a dopant the beam removed: now a vacancy, listed below
+                continue
+            found.append(self._defect(d.spec.kind, d.spec.species, d.b, d.x, d.y, d.spec.z_offset))
+        for (_, _, b), (x, y, symbol) in emptied.items():
+            found.append(self._defect("vacancy", None, b, x, y, 0.0, host=symbol, origin="beam damage"))
         return found
+
+    def _defect(self, kind: str, species: str | None, b: int, x: float, y: float, z_offset: float,
+                host: str | None = None, origin: str = "as grown") -> Defect:
+        z = self.crystal.basis[b].z + z_offset + float(self.ripples.height(x, y))
+        return Defect(kind=kind, species=species, host=host or self.crystal.basis[b].symbol,
+                      x=x * ANGSTROM, y=y * ANGSTROM, z=z * ANGSTROM, origin=origin)
+
+    def remove_atoms(self, atoms: Atoms) -> int:
+        """Empty the sites of ``atoms`` (as returned by :meth:`atoms_in_window`); returns how many were
+        removed. The sample's version increases, so everything computed from its atoms is redone."""
+        if len(atoms) == 0:
+            return 0
+        window = atoms.info["window"]
+        xy = atoms.positions[:, :2] + np.array([window["x_min"], window["y_min"]]) / ANGSTROM
+        removed = self.knocked_out.add(atoms.arrays["site"], xy, atoms.get_chemical_symbols())
+        if removed:
+            with self._version_lock:
+                self.version += 1
+        return removed
 
     def surface_height(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Continuum top surface (m) at ``x``, ``y`` (m): ripples plus the top atoms' vdW radius.
@@ -156,6 +181,12 @@ class Sample:
         """
         top = max(atom.z + vdw_radii[atomic_numbers[atom.symbol]] for atom in self.crystal.basis)
         return (self.ripples.height(np.asarray(x) / ANGSTROM, np.asarray(y) / ANGSTROM) + top) * ANGSTROM
+
+    @property
+    def species(self) -> list[str]:
+        """Every element the sample can hold: the crystal's and its dopants'."""
+        dopants = {spec.species for spec in self.defects.specs if spec.species}
+        return sorted({atom.symbol for atom in self.crystal.basis} | dopants)
 
     @property
     def lattice_spacing(self) -> float:

@@ -15,7 +15,14 @@ from ase import Atoms
 from twin.instruments.cache import ArrayCache
 from twin.instruments.tem.hardware import TemHardware
 from twin.physics import tem as tem_physics
-from twin.physics.ctf import Aberrations, Coherence, delocalization, information_limit, transfer_function
+from twin.physics.ctf import (
+    Aberrations,
+    Coherence,
+    delocalization,
+    electron_wavelength,
+    information_limit,
+    transfer_function,
+)
 from twin.physics.tem import SimulationGrid
 from twin.sample import Sample, Window
 
@@ -119,6 +126,29 @@ class HrtemSimulator:
         lens = self.kernels.get_or_compute((grid, view.energy, view.aberrations, view.coherence), kernel)
         moved = tem_physics.translation(grid.n, grid.step, padded.x_min - x0, padded.y_min - y0)
         return tem_physics.hrtem_intensity(spectrum, lens * moved, grid)
+
+    def diffraction_pattern(
+        self, centre: tuple[float, float], size: int, pixel_angle: float, energy: float,
+        tilt: tuple[float, float] = (0.0, 0.0),
+    ) -> tuple[np.ndarray, Window]:
+        """The far field of the exit wave on ``size``² camera pixels of ``pixel_angle`` (rad) each,
+        as the fraction of the beam landing on each pixel (direct beam in the centre).
+
+        The simulated area is ``lambda / pixel_angle`` wide, so its reciprocal-lattice spacing is one
+        camera pixel; the grid is twice as fine as needed so that abTEM's anti-aliasing band reaches
+        beyond the camera's edge. Returns the pattern and the area that diffracted.
+        """
+        wavelength = electron_wavelength(energy)
+        side = wavelength / pixel_angle
+        grid = SimulationGrid(size=2 * size, pad=0, sampling=side / (2 * size))
+        area = Window.around(centre[0], centre[1], side, side)
+        key = ("diffraction", id(self.sample), self.sample.version, area, grid, energy, tilt)
+        wave = self.exit_waves.get_or_compute(
+            key, lambda: tem_physics.exit_wave(self.atoms(area, tilt), grid, energy)
+        )
+        far_field = np.abs(np.fft.fftshift(np.fft.fft2(wave))) ** 2 / grid.n**4
+        crop = slice(size // 2, size // 2 + size)
+        return far_field[crop, crop], area
 
     def atoms(self, window: Window, tilt: tuple[float, float]) -> Atoms:
         """The atoms seen in projection through ``window`` at ``tilt`` (Å, relative to its corner)."""

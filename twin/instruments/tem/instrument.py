@@ -8,6 +8,8 @@ column's own astigmatism) and the acquisitions, which snapshot the state and han
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,16 +19,20 @@ from scipy import constants
 from twin import __version__, validation
 from twin.instruments.clock import Clock
 from twin.instruments.parameters import Choice, Flag, Integer, Real, Settings, Vector
-from twin.instruments.tem.hardware import CAMERA_LENGTHS, NOMINAL_MAGNIFICATIONS, TemHardware
+from twin.instruments.tem.hardware import CAMERA_LENGTHS, NOMINAL_MAGNIFICATIONS, Camera, TemHardware
 from twin.instruments.tem.imaging import HrtemSimulator
 from twin.instruments.tem.stage import Stage
-from twin.physics.ctf import Aberrations
-from twin.physics.detectors import camera_counts, camera_mtf, shot_noise
+from twin.physics.ctf import Aberrations, electron_wavelength
+from twin.physics.damage import displaced, largest_cross_section
+from twin.physics.detectors import camera_counts, psf_sigma, shot_noise
 from twin.sample import Sample, Window
 
+State = dict[str, Any]  # a snapshot of settings, or of the stage
 STEM_ONLY = ("optics.scan_field_of_view", "optics.scan_rotation", "optics.paused_scan_beam_position")
 TEM_ONLY = ("optics.magnification",)
 _STREAM_CAMERA = 0x43414D  # random stream tag for camera noise
+_STREAM_DAMAGE = 0x444D47  # random stream tag for knock-on damage
+_NEGLIGIBLE_DISPLACEMENTS = 1e-9  # per atom: below this an exposure damages nothing
 
 
 def _settings(hardware: TemHardware) -> Settings:
@@ -58,6 +64,21 @@ def _settings(hardware: TemHardware) -> Settings:
         Flag("twin.stage_errors", True, "stage positioning error and backlash"),
         Flag("twin.drift", True, "specimen drift"),
     ])
+
+
+@dataclass(frozen=True)
+class CameraPlan:
+    """What a camera exposure will record: the expected electrons per pixel for a dose (e/m²), the
+    illuminated disk, and what to say about it in the metadata."""
+
+    electrons: Callable[[float], np.ndarray]
+    beam_centre: np.ndarray
+    beam_diameter: float
+    method: str
+    pixel_size: float
+    pixel_unit: str
+    optics: dict[str, Any]
+    twin: dict[str, Any]
 
 
 class TemInstrument:
@@ -119,7 +140,7 @@ class TemInstrument:
             raise RuntimeError(f"detector {detector} is not retractable")
 
     # --- derived optics ----------------------------------------------------------------------
-    def aberrations(self, state: dict[str, Any]) -> Aberrations:
+    def aberrations(self, state: State) -> Aberrations:
         """The objective's aberrations now: focus, stigmator plus the column's own astigmatism, Cs."""
         intrinsic = np.array(state["twin.objective_astigmatism"])
         a = intrinsic + self.hardware.stigmator_strength * np.array(state["optics.objective_stigmator"])
@@ -130,10 +151,10 @@ class TemInstrument:
             C30=self.hardware.spherical_aberration,
         )
 
-    def beam_current(self, state: dict[str, Any]) -> float:
+    def beam_current(self, state: State) -> float:
         return self.hardware.beam_current(state["optics.spot_size_index"])
 
-    def beam_reaches(self, state: dict[str, Any], detector: str) -> bool:
+    def beam_reaches(self, state: State, detector: str) -> bool:
         """Whether electrons arrive at ``detector``: beam unblanked, valves open, screen out, inserted."""
         return (not state["optics.beam_blanked"] and state["vacuum.column_valves_open"]
                 and not state["detectors.screen_inserted"] and state[f"detectors.{detector}.inserted"])
@@ -143,7 +164,7 @@ class TemInstrument:
         nominal = magnification if magnification is not None else self.settings.get("optics.magnification")
         return self.hardware.camera("BM-Ceta").width / (nominal * self.hardware.post_magnification)
 
-    def view_centre(self, state: dict[str, Any], stage: dict[str, Any], shift: str) -> np.ndarray:
+    def view_centre(self, state: State, stage: State, shift: str) -> np.ndarray:
         """The sample point (m) on the optical axis, moved by the ``shift`` deflector."""
         offset = self.stage.specimen_offset(state["twin.stage_errors"], state["twin.drift"])
         return np.array([stage["x"], stage["y"]]) + offset + np.array(state[shift])
@@ -160,7 +181,8 @@ class TemInstrument:
 
     # --- camera --------------------------------------------------------------------------------
     def acquire_camera_image(self, camera: Any, size: Any, exposure_time: Any) -> dict[str, Any]:
-        """A camera frame: ``{"data": uint16 [y, x], "metadata": {...}}``."""
+        """A camera frame: ``{"data": uint16 [y, x], "metadata": {...}}`` of the image, or in
+        diffraction mode of the far field of the illuminated area."""
         names = [c.name for c in self.hardware.cameras]
         cam = self.hardware.camera(validation.one_of("camera", camera, names))
         size = validation.integer("size", size, min(cam.sizes), cam.pixels)
@@ -169,78 +191,129 @@ class TemInstrument:
         state = self.settings.snapshot()
         if not state[f"detectors.{cam.name}.inserted"]:
             raise RuntimeError(f"camera {cam.name} is retracted; insert() it first")
-        if state["optics.optical_mode"] != "Tem" or state["optics.projector_mode"] != "Imaging":
-            raise RuntimeError(
-                "camera images need optics.optical_mode 'Tem' and projector_mode 'Imaging' here; "
-                f"they are {state['optics.optical_mode']!r} and {state['optics.projector_mode']!r}"
-            )
+        if state["optics.optical_mode"] != "Tem":
+            raise RuntimeError("camera acquisitions need optics.optical_mode 'Tem' here; it is 'Stem'")
         stage = self.stage.position()
-        nominal = state["optics.magnification"]
-        fov = cam.width / (nominal * self.hardware.post_magnification)
-        centre = self.view_centre(state, stage, "optics.image_shift")
-        tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
-        view = self.hrtem.view(  # may refuse: nothing has changed yet
-            (centre[0], centre[1]), fov, size, state["source.acceleration_voltage"], self.aberrations(state),
-            tilt, cam.sizes, f"magnification {nominal:g}",
-        )
-        window = view.window
+        if state["optics.projector_mode"] == "Imaging":
+            plan = self._imaging_plan(state, stage, cam, size)  # may refuse: nothing has changed yet
+        else:
+            plan = self._diffraction_plan(state, stage, cam, size)
         beam_on = self.beam_reaches(state, cam.name)
+        dose = self._dose_per_area(state, exposure, plan.beam_diameter)
 
         started = datetime.now(timezone.utc)
         with self._acquire_lock:
             frame_index = self._frames
             self._frames += 1
-            pixel = fov / size
-            if beam_on:
-                electrons = self._dose_per_area(state, exposure, fov) * pixel**2
-                illuminated = self._illumination(window, size, state, centre)
-                expected = self.hrtem.intensity(view) * illuminated * electrons
-            else:
-                expected = np.zeros((size, size))
+            expected = plan.electrons(dose) if beam_on else np.zeros((size, size))
             rng = np.random.default_rng([self.seed, _STREAM_CAMERA, frame_index])
-            mtf = camera_mtf(size, cam.pixels // size, cam.mtf_half)
-            data = camera_counts(shot_noise(expected, rng), mtf, cam.counts_per_electron, cam.read_noise, rng)
+            blur = psf_sigma(cam.psf_sigma, cam.pixels // size)
+            electrons = shot_noise(expected, rng)
+            data = camera_counts(electrons, blur, cam.counts_per_electron, cam.read_noise, rng)
+            knocked_out = self._irradiate_disk(state, plan, dose, frame_index)
             self.clock.advance(exposure)
         finished = datetime.now(timezone.utc)
-        metadata = self._metadata(state, stage, frame_index, started, finished, view.method) | {
-            "binary_result": {
-                "pixel_size": {"x": pixel, "y": pixel},
-                "image_size": {"x": size, "y": size},
-                "detector": cam.name,
-                "bit_depth": 16,
-                "counts_per_electron": cam.counts_per_electron,
-            },
+        metadata = self._metadata(state, stage, frame_index, started, finished, plan.method)
+        metadata["binary_result"] = {
+            "pixel_size": {"x": plan.pixel_size, "y": plan.pixel_size},
+            "pixel_size_unit": plan.pixel_unit,
+            "image_size": {"x": size, "y": size},
+            "detector": cam.name,
+            "bit_depth": 16,
+            "counts_per_electron": cam.counts_per_electron,
         }
         metadata["acquisition"]["exposure_time"] = exposure
-        metadata["optics"] |= {"magnification": nominal, "field_of_view": fov,
-                               "dose_per_area": self._dose_per_area(state, exposure, fov) if beam_on else 0.0}
-        metadata["twin"] |= {
-            "window": window.as_dict(),
-            "padding": view.grid.padding if view.grid else 0.0,
-            "oversampling": view.grid.oversampling if view.grid else 1,
-            "beam_reaches_camera": beam_on,
-        }
+        metadata["optics"] |= plan.optics | {"dose_per_area": dose if beam_on else 0.0}
+        metadata["twin"] |= plan.twin | {"beam_reaches_camera": beam_on, "atoms_knocked_out": knocked_out}
         return {"data": data, "metadata": metadata}
+
+    def _imaging_plan(self, state: State, stage: State, cam: Camera, size: int) -> CameraPlan:
+        nominal = state["optics.magnification"]
+        fov = cam.width / (nominal * self.hardware.post_magnification)
+        centre = self.view_centre(state, stage, "optics.image_shift")
+        view = self.hrtem.view(
+            (centre[0], centre[1]), fov, size, state["source.acceleration_voltage"], self.aberrations(state),
+            (stage["a"] or 0.0, stage["b"] or 0.0), cam.sizes, f"magnification {nominal:g}",
+        )
+        beam = centre - np.array(state["optics.image_shift"]) + np.array(state["optics.beam_shift"])
+        pixel = fov / size
+
+        def electrons(dose: float) -> np.ndarray:
+            illuminated = self._illumination(view.window, size, beam)
+            return self.hrtem.intensity(view) * illuminated * dose * pixel**2
+
+        return CameraPlan(
+            electrons=electrons, beam_centre=beam, beam_diameter=self._beam_diameter(fov), method=view.method,
+            pixel_size=pixel, pixel_unit="m",
+            optics={"magnification": nominal, "field_of_view": fov},
+            twin={"window": view.window.as_dict(), "padding": view.grid.padding if view.grid else 0.0,
+                  "oversampling": view.grid.oversampling if view.grid else 1},
+        )
+
+    def _diffraction_plan(self, state: State, stage: State, cam: Camera, size: int) -> CameraPlan:
+        """Selected-area diffraction: the far field of the illuminated area on the camera."""
+        camera_length = state["optics.camera_length"]
+        pixel_angle = cam.pitch * (cam.pixels // size) / camera_length
+        energy = state["source.acceleration_voltage"]
+        centre = self.view_centre(state, stage, "optics.beam_shift")
+        diameter = self._beam_diameter(self.field_of_view(state["optics.magnification"]))
+        tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
+
+        def electrons(dose: float) -> np.ndarray:
+            pattern, _ = self.hrtem.diffraction_pattern(tuple(centre), size, pixel_angle, energy, tilt)
+            return pattern * dose * np.pi * diameter**2 / 4  # every electron through the illuminated disk
+
+        return CameraPlan(
+            electrons=electrons, beam_centre=centre, beam_diameter=diameter, method="multislice",
+            pixel_size=pixel_angle / electron_wavelength(energy), pixel_unit="1/m",
+            optics={"camera_length": camera_length, "pixel_angle": pixel_angle},
+            twin={"diffracting_area_centre": {"x": centre[0], "y": centre[1]}},
+        )
+
+    def _irradiate_disk(self, state: State, plan: CameraPlan, dose: float, frame_index: int) -> int:
+        """Deposit ``dose`` (e/m²) over the illuminated disk of a camera exposure."""
+        if not self._beam_on_specimen(state):
+            return 0
+        (cx, cy), diameter = plan.beam_centre, plan.beam_diameter
+        return self._irradiate(
+            Window.around(cx, cy, diameter, diameter),
+            lambda x, y: (x - cx) ** 2 + (y - cy) ** 2 <= diameter**2 / 4,
+            dose, state["source.acceleration_voltage"], frame_index,
+        )
+
+    def _beam_on_specimen(self, state: State) -> bool:
+        return not state["optics.beam_blanked"] and state["vacuum.column_valves_open"]
+
+    def _irradiate(self, area: Window, inside: Any, dose: float, energy: float, frame_index: int) -> int:
+        """Knock atoms out of the shared sample: ``dose`` electrons per m² wherever ``inside(x, y)``
+        holds within ``area``. Returns how many atoms left; later images of either instrument lack them."""
+        material = self.sample.crystal.name
+        if largest_cross_section(self.sample.species, material, energy) * dose < _NEGLIGIBLE_DISPLACEMENTS:
+            return 0
+        atoms = self.sample.atoms_in_window(area)
+        x = area.x_min + atoms.positions[:, 0] * 1e-10
+        y = area.y_min + atoms.positions[:, 1] * 1e-10
+        doses = np.where(inside(x, y), dose, 0.0)
+        rng = np.random.default_rng([self.seed, _STREAM_DAMAGE, frame_index])
+        return self.sample.remove_atoms(atoms[displaced(atoms.numbers, doses, energy, material, rng)])
 
     def _beam_diameter(self, fov: float) -> float:
         """The condenser spreads the beam just over the camera's field of view."""
         return max(self.hardware.min_beam_diameter, np.sqrt(2.0) * fov)
 
-    def _dose_per_area(self, state: dict[str, Any], exposure: float, fov: float) -> float:
-        """Electrons per m² in ``exposure`` s inside the illuminated disk."""
-        area = np.pi * self._beam_diameter(fov) ** 2 / 4.0
-        return self.beam_current(state) * exposure / constants.e / area
+    def _dose_per_area(self, state: State, exposure: float, beam_diameter: float) -> float:
+        """Electrons per m² in ``exposure`` s inside an illuminated disk of ``beam_diameter`` (m)."""
+        return self.beam_current(state) * exposure / constants.e / (np.pi * beam_diameter**2 / 4.0)
 
-    def _illumination(self, window: Window, size: int, state: dict[str, Any], axis: np.ndarray) -> np.ndarray:
-        """1 inside the illuminated disk (centred on the beam-shifted axis), 0 outside, per pixel."""
+    def _illumination(self, window: Window, size: int, beam: np.ndarray) -> np.ndarray:
+        """1 inside the illuminated disk centred on ``beam`` (m), 0 outside, per pixel."""
         pixel = window.width / size
         x = window.x_min + (np.arange(size) + 0.5) * pixel
         y = window.y_min + (np.arange(size) + 0.5) * pixel
-        beam = axis - np.array(state["optics.image_shift"]) + np.array(state["optics.beam_shift"])
         radius = self._beam_diameter(window.width) / 2
         return ((x[None, :] - beam[0]) ** 2 + (y[:, None] - beam[1]) ** 2 <= radius**2).astype(np.float64)
 
-    def _metadata(self, state: dict[str, Any], stage: dict[str, Any], frame_index: int,
+    def _metadata(self, state: State, stage: State, frame_index: int,
                   started: datetime, finished: datetime, method: str) -> dict[str, Any]:
         aberrations = self.aberrations(state)
         energy = state["source.acceleration_voltage"]
