@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from Pyro5.api import Proxy
 from Pyro5.errors import CommunicationError
 
+from clients.errors import translated
 from twin.server import wire
 
 
@@ -24,6 +27,39 @@ def open_proxy(object_id: str, host: str | None, port: int | None) -> Proxy:
     return proxy
 
 
+_redirect: tuple[str, int] | None = None
+
+
+@contextlib.contextmanager
+def redirect_connections(host: str, port: int) -> Iterator[None]:
+    """Within this block every client connects to ``host:port``, whatever address a script names
+    (``twin run`` uses it: scripts written for the lab carry the instrument PC's address)."""
+    global _redirect
+    previous, _redirect = _redirect, (host, int(port))
+    try:
+        yield
+    finally:
+        _redirect = previous
+
+
+class _Refusals:
+    """A proxy whose remote refusals are raised as :mod:`clients.errors` classes."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self._proxy = proxy
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._proxy, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except (ValueError, TypeError, RuntimeError) as error:
+                raise translated(error) from None
+
+        return call
+
+
 class Connection:
     """Proxies to one twin, opened on first use, usable from whichever thread calls next.
 
@@ -33,12 +69,14 @@ class Connection:
     """
 
     def __init__(self, host: str | None, port: int | None) -> None:
+        if _redirect is not None:
+            host, port = _redirect
         self.host = host or wire.DEFAULT_HOST
         self.port = wire.DEFAULT_PORT if port is None else int(port)
         self._proxies: dict[str, Proxy] = {}
         self.closed = False
 
-    def __getitem__(self, object_id: str) -> Proxy:
+    def __getitem__(self, object_id: str) -> Any:
         if self.closed:
             raise ConnectionError("not connected; connect first")
         proxy = self._proxies.get(object_id)
@@ -46,7 +84,7 @@ class Connection:
             proxy = self._proxies[object_id] = open_proxy(object_id, self.host, self.port)
         else:
             proxy._pyroClaimOwnership()
-        return proxy
+        return _Refusals(proxy)
 
     def close(self) -> None:
         for proxy in self._proxies.values():

@@ -139,3 +139,23 @@ def test_safe_moves_end_where_plain_moves_do_and_tilt_changes_the_projection(mic
         stage.absolute_move(StagePosition(a=0.0))
     finally:
         microscope.twin.stage_errors = microscope.twin.drift = True
+
+
+def test_stem_images_through_the_client(microscope, stem_mode):
+    from clients.tem.enumerations import RegionCoordinateSystem
+    from clients.tem.structures import Rectangle, Region, StemAcquisitionSettings
+
+    stem_mode.optics.scan_field_of_view = 5e-9
+    haadf = stem_mode.acquisition.acquire_stem_image(DetectorType.HAADF, 64, 2e-6)
+    assert haadf.data.shape == (64, 64) and haadf.metadata.binary_result.detector == "HAADF"
+    assert haadf.metadata.scan_settings.dwell_time == 2e-6
+    assert haadf.metadata.binary_result.pixel_size.x == pytest.approx(5e-9 / 64)
+    settings = StemAcquisitionSettings(
+        dwell_time=1e-6, detector_types=[DetectorType.BF, DetectorType.HAADF], size=64,
+        region=Region(RegionCoordinateSystem.RELATIVE, Rectangle(0.0, 0.0, 0.5, 0.25)),
+    )
+    bf, dark = stem_mode.acquisition.acquire_stem_images_advanced(settings)
+    assert [bf.metadata.binary_result.detector, dark.metadata.binary_result.detector] == ["BF", "HAADF"]
+    assert bf.data.shape == (16, 32) and bf.data.mean() > 10 * dark.data.mean()
+    with pytest.raises(ValueError, match="dwell_time = 0 is out of range; allowed more than 0 up to 1 s"):
+        stem_mode.acquisition.acquire_stem_image("HAADF", 64, 0)

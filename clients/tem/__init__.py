@@ -29,7 +29,9 @@ from clients.tem.structures import (
     Limits,
     MagnificationData,
     Point,
+    Region,
     StagePosition,
+    StemAcquisitionSettings,
 )
 from twin.server import wire
 
@@ -303,6 +305,33 @@ class Acquisition(_Node):
         """A camera image of ``size``² pixels exposed for ``exposure_time`` s."""
         reply = self._remote.acquire_camera_image(_plain(camera_detector), _plain(size), exposure_time)
         return AdornedImage(reply["data"], reply["metadata"])
+
+    def acquire_stem_image(self, scanning_detector: Any, size: Any, dwell_time: float,
+                           mode: str | None = None) -> AdornedImage:
+        """A ``size``² STEM image from one detector, ``dwell_time`` s per pixel (STEM mode).
+        ``mode`` (twin only): ``"interactive"``, ``"exact"`` or ``"prism"`` for this request."""
+        replies = self._remote.acquire_stem_images([_plain(scanning_detector)], _plain(size), dwell_time,
+                                                   None, mode)
+        return AdornedImage(replies[0]["data"], replies[0]["metadata"])
+
+    def acquire_stem_images_advanced(self, settings: StemAcquisitionSettings) -> list[AdornedImage]:
+        """One scan read by every detector in ``settings.detector_types``, images in that order."""
+        replies = self._remote.acquire_stem_images(
+            [_plain(d) for d in settings.detector_types], _plain(settings.size), settings.dwell_time,
+            _rectangle(settings.region), settings.mode,
+        )
+        return [AdornedImage(r["data"], r["metadata"]) for r in replies]
+
+
+def _rectangle(region: Region | None) -> list[float] | None:
+    if region is None:
+        return None
+    if _plain(region.coordinate_system) != "Relative":
+        raise ValueError(
+            f"region coordinate system = {region.coordinate_system!r} is not allowed; allowed: 'Relative'"
+        )
+    r = region.rectangle
+    return [r.left, r.top, r.width, r.height]
 
 
 class _Detector(_Node):

@@ -53,6 +53,10 @@ class ImageSize(IntEnum):
     PRESET_4096 = 4096
 
 
+class RegionCoordinateSystem(_StrEnum):
+    RELATIVE = "Relative"
+
+
 class StageHolderType(_StrEnum):
     SINGLE_TILT = "SingleTilt"
     DOUBLE_TILT = "DoubleTilt"

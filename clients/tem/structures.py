@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tifffile
 import xarray as xr
 
 
@@ -75,6 +78,40 @@ class CameraLengthData:
     objective_lens_mode: str = "HM"
 
 
+@dataclass(frozen=True)
+class Rectangle:
+    """A rectangle (left, top, width, height); relative regions use fractions 0..1, top from the top."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class Region:
+    """A scan region: a coordinate system (only ``RELATIVE``) and a rectangle in it."""
+
+    coordinate_system: str
+    rectangle: Rectangle
+
+
+@dataclass
+class StemAcquisitionSettings:
+    """Settings for ``acquire_stem_images_advanced``: one scan read by several detectors.
+
+    ``mode`` is the twin's own addition: ``"interactive"``, ``"exact"`` or ``"prism"`` for this request
+    (default: the server's STEM mode).
+    """
+
+    dwell_time: float
+    detector_types: list[Any] = field(default_factory=lambda: ["HAADF"])
+    size: int = 1024
+    region: Region | None = None
+    auto_beam_blank: bool = False
+    mode: str | None = None
+
+
 class Metadata(Mapping):
     """Read-only nested metadata with attribute access: ``meta.binary_result.pixel_size.x``."""
 
@@ -131,6 +168,28 @@ class AdornedImage:
     @property
     def bit_depth(self) -> int:
         return int(self.metadata.binary_result.bit_depth)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the image as a TIFF (``.tiff`` is added when ``path`` has no suffix) with its metadata
+        as JSON in the image description and the pixel size as the TIFF resolution. Returns the path."""
+        path = Path(path)
+        if not path.suffix:
+            path = path.with_suffix(".tiff")
+        result = self.metadata.binary_result
+        in_metres = result.get("pixel_size_unit", "m") == "m"
+        per_cm = (0.01 / result.pixel_size.x, 0.01 / result.pixel_size.y) if in_metres else None
+        tifffile.imwrite(
+            path, self.data, description=json.dumps(self.metadata.to_dict()), metadata=None,
+            resolution=per_cm, resolutionunit="CENTIMETER" if per_cm else None,
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> AdornedImage:
+        """Read an image written by :meth:`save`."""
+        with tifffile.TiffFile(path) as tiff:
+            page = tiff.pages[0]
+            return cls(page.asarray(), json.loads(page.description))
 
     def to_xarray(self) -> xr.DataArray:
         """The image with pixel-centre coordinates ``x``, ``y`` (m, sample frame) and its metadata."""

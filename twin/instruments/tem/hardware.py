@@ -78,6 +78,7 @@ class TemHardware:
         ScanningDetector("BF", 0.0, 11e-3),
     )
     holder: str = "DoubleTilt"
+    stem_mode: str = "interactive"  # the server's default STEM physics
     stage_limits: tuple[tuple[float, float], ...] = (
         (-1e-3, 1e-3), (-1e-3, 1e-3), (-0.375e-3, 0.375e-3), (-0.61, 0.61), (-0.52, 0.52)
     )

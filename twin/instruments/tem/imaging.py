@@ -152,17 +152,23 @@ class HrtemSimulator:
 
     def atoms(self, window: Window, tilt: tuple[float, float]) -> Atoms:
         """The atoms seen in projection through ``window`` at ``tilt`` (Å, relative to its corner)."""
-        if tilt == (0.0, 0.0):
-            return self.sample.atoms_in_window(window)
-        alpha, beta = tilt
-        cx, cy = (window.x_min + window.x_max) / 2, (window.y_min + window.y_max) / 2
-        wider = Window.around(cx, cy, window.width / np.cos(beta) + 2 * _TILT_MARGIN,
-                              window.height / np.cos(alpha) + 2 * _TILT_MARGIN)
-        atoms = self.sample.atoms_in_window(wider)
-        centre = np.array([(cx - wider.x_min) / ANGSTROM, (cy - wider.y_min) / ANGSTROM, 0.0])
-        atoms.positions = tem_physics.tilted(atoms.positions, alpha, beta, centre)
-        offset = np.array([window.x_min - wider.x_min, window.y_min - wider.y_min, 0.0]) / ANGSTROM
-        atoms.positions -= offset
-        x, y = atoms.positions[:, 0], atoms.positions[:, 1]
-        inside = (x >= 0) & (x < window.width / ANGSTROM) & (y >= 0) & (y < window.height / ANGSTROM)
-        return atoms[inside]
+        return atoms_in_view(self.sample, window, tilt)
+
+
+def atoms_in_view(sample: Sample, window: Window, tilt: tuple[float, float] = (0.0, 0.0)) -> Atoms:
+    """The atoms seen in projection through ``window`` with the stage tilted by ``tilt`` (alpha,
+    beta, rad) about the window's centre; positions in Å relative to the window's corner."""
+    if tilt == (0.0, 0.0):
+        return sample.atoms_in_window(window)
+    alpha, beta = tilt
+    cx, cy = (window.x_min + window.x_max) / 2, (window.y_min + window.y_max) / 2
+    wider = Window.around(cx, cy, window.width / np.cos(beta) + 2 * _TILT_MARGIN,
+                          window.height / np.cos(alpha) + 2 * _TILT_MARGIN)
+    atoms = sample.atoms_in_window(wider)
+    centre = np.array([(cx - wider.x_min) / ANGSTROM, (cy - wider.y_min) / ANGSTROM, 0.0])
+    atoms.positions = tem_physics.tilted(atoms.positions, alpha, beta, centre)
+    offset = np.array([window.x_min - wider.x_min, window.y_min - wider.y_min, 0.0]) / ANGSTROM
+    atoms.positions -= offset
+    x, y = atoms.positions[:, 0], atoms.positions[:, 1]
+    inside = (x >= 0) & (x < window.width / ANGSTROM) & (y >= 0) & (y < window.height / ANGSTROM)
+    return atoms[inside]

@@ -14,17 +14,18 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-from scipy import constants
+from scipy import constants, ndimage
 
 from twin import __version__, validation
 from twin.instruments.clock import Clock
 from twin.instruments.parameters import Choice, Flag, Integer, Real, Settings, Vector
 from twin.instruments.tem.hardware import CAMERA_LENGTHS, NOMINAL_MAGNIFICATIONS, Camera, TemHardware
 from twin.instruments.tem.imaging import HrtemSimulator
+from twin.instruments.tem.scanning import MODES, Scan, StemSimulator
 from twin.instruments.tem.stage import Stage
 from twin.physics.ctf import Aberrations, electron_wavelength
 from twin.physics.damage import displaced, largest_cross_section
-from twin.physics.detectors import camera_counts, psf_sigma, shot_noise
+from twin.physics.detectors import UINT16_MAX, camera_counts, psf_sigma, shot_noise
 from twin.sample import Sample, Window
 
 State = dict[str, Any]  # a snapshot of settings, or of the stage
@@ -63,6 +64,7 @@ def _settings(hardware: TemHardware) -> Settings:
         Vector("twin.objective_astigmatism", "m", -1e-6, 1e-6, (0.0, 0.0), "the column's own (C12a, C12b)"),
         Flag("twin.stage_errors", True, "stage positioning error and backlash"),
         Flag("twin.drift", True, "specimen drift"),
+        Choice("twin.stem_mode", MODES, hardware.stem_mode, "STEM physics: interactive, exact or prism"),
     ])
 
 
@@ -81,6 +83,29 @@ class CameraPlan:
     twin: dict[str, Any]
 
 
+def _region(region: Any) -> tuple[float, float, float, float]:
+    """A relative scan region (left, top, width, height) in 0..1; ``None`` is the whole field."""
+    if region is None:
+        return (0.0, 0.0, 1.0, 1.0)
+    if isinstance(region, dict):
+        region = [region.get(k) for k in ("left", "top", "width", "height")]
+    if not isinstance(region, (list, tuple)) or len(region) != 4:
+        raise TypeError(
+            f"region must be (left, top, width, height) as fractions of the scan field, got {region!r}"
+        )
+    left = validation.real("region left", region[0], 0.0, 1.0)
+    top = validation.real("region top", region[1], 0.0, 1.0)
+    width = validation.positive("region width", region[2], 0.0, 1.0 - left)
+    height = validation.positive("region height", region[3], 0.0, 1.0 - top)
+    return (left, top, width, height)
+
+
+def _inside(uv: tuple[np.ndarray, np.ndarray], corner: tuple[float, float], extent: tuple[float, float]):
+    """Whether scan-frame points ``uv`` lie in the rectangle from ``corner`` spanning ``extent`` (m)."""
+    (u, v), (u0, v0), (width, height) = uv, corner, extent
+    return (u >= u0) & (u < u0 + width) & (v >= v0) & (v < v0 + height)
+
+
 class TemInstrument:
     """State and acquisitions of the simulated TEM/STEM."""
 
@@ -92,6 +117,7 @@ class TemInstrument:
         self.settings = _settings(self.hardware)
         self.stage = Stage(self.hardware, clock, seed)
         self.hrtem = HrtemSimulator(sample, self.hardware)
+        self.stem = StemSimulator(sample, self.hardware, self.hrtem)
         self._defocus_reference = 0.0
         self._acquire_lock = threading.Lock()
         self._frames = 0
@@ -269,6 +295,99 @@ class TemInstrument:
             optics={"camera_length": camera_length, "pixel_angle": pixel_angle},
             twin={"diffracting_area_centre": {"x": centre[0], "y": centre[1]}},
         )
+
+    # --- STEM ------------------------------------------------------------------------------------
+    def acquire_stem_images(
+        self, detectors: Any, size: Any, dwell_time: Any, region: Any = None, mode: Any = None
+    ) -> list[dict[str, Any]]:
+        """One scan read out by every detector in ``detectors``: a list of
+        ``{"data": uint16 [rows, columns], "metadata": {...}}`` in the order given."""
+        names = [d.name for d in self.hardware.scanning_detectors]
+        if isinstance(detectors, str):
+            detectors = [detectors]
+        if not isinstance(detectors, (list, tuple)) or not detectors:
+            raise TypeError(f"detectors must be a detector name or a list of them, got {detectors!r}; "
+                            f"allowed: {', '.join(map(repr, names))}")
+        chosen = [self.hardware.detector(validation.one_of("detector", d, names)) for d in detectors]
+        size = validation.integer("size", size, 16, 4096)
+        dwell = validation.positive("dwell_time", dwell_time, 0.0, 1.0, "s")
+        rectangle = _region(region)
+        state = self.settings.snapshot()
+        mode = state["twin.stem_mode"] if mode is None else validation.one_of("mode", mode, MODES)
+        if state["optics.optical_mode"] != "Stem":
+            raise RuntimeError("STEM acquisitions need optics.optical_mode 'Stem'; it is 'Tem'")
+        for detector in chosen:
+            if not state[f"detectors.{detector.name}.inserted"]:
+                raise RuntimeError(f"detector {detector.name} is retracted; insert() it first")
+        stage = self.stage.position()
+        centre = self.view_centre(state, stage, "optics.beam_shift")
+        scan = Scan((float(centre[0]), float(centre[1])), state["optics.scan_field_of_view"],
+                    state["optics.scan_rotation"], size, rectangle)
+        rows, cols = scan.shape
+        frame_time = rows * cols * dwell
+        energy = state["source.acceleration_voltage"]
+        beam_on = self._beam_on_specimen(state) and not state["detectors.screen_inserted"]
+
+        started = datetime.now(timezone.utc)
+        with self._acquire_lock:
+            frame_index = self._frames
+            self._frames += 1
+            if beam_on:
+                tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
+                signals = self.stem.signals(scan, energy, state["optics.convergence_angle"],
+                                            self.aberrations(state), chosen, mode, tilt)
+                if state["twin.drift"]:
+                    signals = {k: self._drifted(v, scan, frame_time) for k, v in signals.items()}
+            else:
+                signals = {d.name: np.zeros(scan.shape) for d in chosen}
+            electrons = self.beam_current(state) * dwell / constants.e
+            rng = np.random.default_rng([self.seed, _STREAM_CAMERA, frame_index])
+            data = {name: np.clip(shot_noise(signal * electrons, rng), 0, UINT16_MAX).astype(np.uint16)
+                    for name, signal in signals.items()}
+            knocked_out = 0
+            if self._beam_on_specimen(state):
+                corner = tuple(c[0] - scan.step / 2 for c in scan.scan_coordinates())
+                extent = (cols * scan.step, rows * scan.step)
+                knocked_out = self._irradiate(
+                    scan.bounding_window(0.0), lambda x, y: _inside(scan.to_scan(x, y), corner, extent),
+                    electrons / scan.step**2, energy, frame_index,
+                )
+            self.clock.advance(frame_time)
+        finished = datetime.now(timezone.utc)
+        images = []
+        for detector in chosen:
+            metadata = self._metadata(state, stage, frame_index, started, finished, mode)
+            metadata["binary_result"] = {
+                "pixel_size": {"x": scan.step, "y": scan.step}, "pixel_size_unit": "m",
+                "image_size": {"x": cols, "y": rows}, "detector": detector.name, "bit_depth": 16,
+            }
+            metadata["scan_settings"] = {"dwell_time": dwell, "scan_size": size, "frame_time": frame_time,
+                                         "scan_rotation": scan.rotation, "field_of_view": scan.field_of_view,
+                                         "region": dict(zip(("left", "top", "width", "height"), rectangle,
+                                                            strict=True))}
+            metadata["optics"] |= {"convergence_angle": state["optics.convergence_angle"],
+                                   "collection_angles": {"inner": detector.inner, "outer": detector.outer},
+                                   "electrons_per_pixel": electrons if beam_on else 0.0}
+            metadata["twin"] |= {
+                "window": scan.unrotated_window().as_dict(),
+                "scan_rotation": scan.rotation, "scan_centre": {"x": scan.centre[0], "y": scan.centre[1]},
+                "stem_mode": mode, "atoms_knocked_out": knocked_out, "beam_reaches_detector": beam_on,
+            }
+            images.append({"data": data[detector.name], "metadata": metadata})
+        return images
+
+    def _drifted(self, signal: np.ndarray, scan: Scan, frame_time: float) -> np.ndarray:
+        """The signal as scanned line by line while the specimen drifts (rows in time order)."""
+        rows = signal.shape[0]
+        velocity = -self.stage.drift_velocity  # the view moves opposite to the specimen
+        du, dv = scan.to_scan(scan.centre[0] + velocity[0], scan.centre[1] + velocity[1])  # per second
+        t = (np.arange(rows) + 0.5) / rows * frame_time
+        if max(abs(du), abs(dv)) * frame_time < 1e-3 * scan.step:
+            return signal
+        r, c = np.indices(signal.shape, dtype=float)
+        r += (dv * t / scan.step)[:, None]
+        c += (du * t / scan.step)[:, None]
+        return ndimage.map_coordinates(signal, [r, c], order=1, mode="nearest")
 
     def _irradiate_disk(self, state: State, plan: CameraPlan, dose: float, frame_index: int) -> int:
         """Deposit ``dose`` (e/m²) over the illuminated disk of a camera exposure."""

@@ -39,6 +39,11 @@ class Stage:
         self._drift_velocity = hardware.drift_rate * np.array([np.cos(angle), np.sin(angle)])
         self._lock = threading.Lock()
 
+    @property
+    def drift_velocity(self) -> np.ndarray:
+        """The specimen's drift (m/s, x and y)."""
+        return self._drift_velocity.copy()
+
     def position(self) -> dict[str, float | None]:
         """The encoders' reading: the commanded position."""
         with self._lock:

@@ -1,0 +1,192 @@
+"""STEM: the probe scanned over the shared sample, and what each detector collects.
+
+Two ways to compute a frame, chosen per server and per request:
+
+- ``interactive``: thin-sample physics that is fast enough to drive live — incoherent imaging for
+  dark-field detectors (screened-Rutherford cross-sections convolved with the probe) and reciprocity
+  for bright-field ones (the plane-wave exit wave seen through the probe-forming aperture);
+- ``exact``: abTEM multislice of every probe position (``prism``: abTEM's PRISM, interpolation 4).
+
+Signals are fractions of the beam reaching each detector at each probe position, on the scan grid
+(``[row, column]``, rows along the scan's +v axis, columns along +u, pixel centres).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+
+from twin.instruments.tem.hardware import ScanningDetector, TemHardware
+from twin.instruments.tem.imaging import HrtemSimulator, atoms_in_view
+from twin.physics import stem
+from twin.physics import tem as tem_physics
+from twin.physics.ctf import Aberrations, electron_wavelength
+from twin.physics.tem import SimulationGrid
+from twin.sample import Sample, Window
+
+ANGSTROM = 1e-10
+MODES = ("interactive", "exact", "prism")
+PRISM_INTERPOLATION = 4
+
+
+@dataclass(frozen=True)
+class Scan:
+    """Where the probe goes: a square field of view (m) centred on ``centre`` (sample frame), turned
+    by ``rotation`` (rad), ``size`` pixels across; ``region`` = (left, top, width, height) as fractions
+    of the field, ``top`` counted from the image's top edge (largest v)."""
+
+    centre: tuple[float, float]
+    field_of_view: float
+    rotation: float
+    size: int
+    region: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+
+    @property
+    def step(self) -> float:
+        return self.field_of_view / self.size
+
+    @property
+    def first_pixel(self) -> tuple[int, int]:
+        """Column and row (in full-frame pixels) of the region's first pixel (lowest u and v)."""
+        left, top, _, height = self.region
+        rows = self.shape[0]
+        return int(round(left * self.size)), self.size - int(round(top * self.size)) - rows
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns) of the scanned region."""
+        _, _, width, height = self.region
+        return max(1, int(round(height * self.size))), max(1, int(round(width * self.size)))
+
+    def scan_coordinates(self) -> tuple[np.ndarray, np.ndarray]:
+        """u (columns) and v (rows) of the probe positions relative to the centre (m)."""
+        c0, r0 = self.first_pixel
+        rows, cols = self.shape
+        u = -self.field_of_view / 2 + (c0 + np.arange(cols) + 0.5) * self.step
+        v = -self.field_of_view / 2 + (r0 + np.arange(rows) + 0.5) * self.step
+        return u, v
+
+    def to_sample(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scan-frame offsets (m) to sample-frame coordinates."""
+        c, s = np.cos(self.rotation), np.sin(self.rotation)
+        return self.centre[0] + c * u - s * v, self.centre[1] + s * u + c * v
+
+    def to_scan(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sample-frame coordinates (m) to scan-frame offsets from the centre."""
+        c, s = np.cos(self.rotation), np.sin(self.rotation)
+        dx, dy = x - self.centre[0], y - self.centre[1]
+        return c * dx + s * dy, -s * dx + c * dy
+
+    def unrotated_window(self) -> Window:
+        """The scanned region in the sample frame as if the scan were not rotated (exact when it isn't)."""
+        u, v = self.scan_coordinates()
+        half = self.step / 2
+        cx, cy = self.centre
+        return Window(cx + u[0] - half, cy + v[0] - half, cx + u[-1] + half, cy + v[-1] + half)
+
+    def bounding_window(self, margin: float) -> Window:
+        """The sample-frame rectangle holding the scanned region grown by ``margin`` (m)."""
+        u, v = self.scan_coordinates()
+        uu = np.array([u[0], u[-1], u[0], u[-1]]) + np.array([-1, 1, -1, 1]) * (margin + self.step)
+        vv = np.array([v[0], v[0], v[-1], v[-1]]) + np.array([-1, -1, 1, 1]) * (margin + self.step)
+        x, y = self.to_sample(uu, vv)
+        return Window(float(x.min()), float(y.min()), float(x.max()), float(y.max()))
+
+
+class StemSimulator:
+    """Turns scans of the sample into per-detector signals (fractions of the beam)."""
+
+    def __init__(self, sample: Sample, hardware: TemHardware, hrtem: HrtemSimulator) -> None:
+        self.sample = sample
+        self.hardware = hardware
+        self.exit_waves = hrtem.exit_waves  # one byte budget for every cached wave
+
+    def signals(
+        self, scan: Scan, energy: float, convergence_angle: float, aberrations: Aberrations,
+        detectors: list[ScanningDetector], mode: str, tilt: tuple[float, float] = (0.0, 0.0),
+    ) -> dict[str, np.ndarray]:
+        """The fraction of the beam each detector collects at each probe position of ``scan``."""
+        reach = stem.probe_reach(energy, convergence_angle, aberrations)
+        atoms = atoms_in_view(self.sample, scan.bounding_window(reach), tilt)
+        window = atoms.info["window"]
+        x = window["x_min"] + atoms.positions[:, 0] * ANGSTROM
+        y = window["y_min"] + atoms.positions[:, 1] * ANGSTROM
+        u, v = scan.to_scan(x, y)
+        signals = {}
+        for detector in detectors:
+            if mode == "interactive" and detector.inner >= convergence_angle:
+                signals[detector.name] = self._dark_field(scan, u, v, atoms, energy, convergence_angle,
+                                                          aberrations, detector)
+            elif mode == "interactive":
+                signals[detector.name] = self._bright_field(scan, u, v, atoms, energy, convergence_angle,
+                                                            aberrations, detector, reach, tilt)
+            else:
+                signals[detector.name] = self._exact(scan, u, v, atoms, energy, convergence_angle,
+                                                     aberrations, detector, reach, mode)
+        return signals
+
+    def _dark_field(self, scan: Scan, u: np.ndarray, v: np.ndarray, atoms: Atoms, energy: float,
+                    convergence_angle: float, aberrations: Aberrations,
+                    detector: ScanningDetector) -> np.ndarray:
+        pu, pv = scan.scan_coordinates()
+        origin = (pu[0] - scan.step / 2, pv[0] - scan.step / 2)
+        return stem.incoherent_annular_image(
+            np.column_stack([u, v]), atoms.numbers, origin, scan.step, scan.shape, energy,
+            convergence_angle, aberrations, detector.inner, detector.outer,
+        )
+
+    @staticmethod
+    def _grid(scan: Scan, reach: float, oversampling: int, divisible_by: int = 1) -> SimulationGrid:
+        """A square grid over the scanned region plus the probe's reach, ``oversampling`` points per
+        scan step (every probe position a grid point when it is odd), ``n`` divisible as asked."""
+        pad = int(np.ceil(reach / scan.step)) + 1
+        while (oversampling * (max(scan.shape) + 2 * pad)) % divisible_by:
+            pad += 1
+        return SimulationGrid(max(scan.shape), pad, scan.step, oversampling)
+
+    @staticmethod
+    def _cell(scan: Scan, u: np.ndarray, v: np.ndarray, atoms: Atoms, grid: SimulationGrid) -> Atoms:
+        """The atoms inside ``grid``'s area, in the scan frame, relative to its corner (Å)."""
+        pu, pv = scan.scan_coordinates()
+        corner_u, corner_v = pu[0] - scan.step / 2 - grid.padding, pv[0] - scan.step / 2 - grid.padding
+        local = np.column_stack([u - corner_u, v - corner_v, atoms.positions[:, 2] * ANGSTROM]) / ANGSTROM
+        side = grid.n * grid.step / ANGSTROM
+        inside = np.all((local[:, :2] >= 0) & (local[:, :2] < side), axis=1)
+        return Atoms(numbers=atoms.numbers[inside], positions=local[inside])
+
+    def _bright_field(self, scan: Scan, u: np.ndarray, v: np.ndarray, atoms: Atoms, energy: float,
+                      convergence_angle: float, aberrations: Aberrations, detector: ScanningDetector,
+                      reach: float, tilt: tuple[float, float]) -> np.ndarray:
+        """Reciprocity: the exit wave of a plane wave, seen through the probe aperture, on a grid fine
+        enough for the detector; probe positions are every ``m``-th grid point (``m`` odd)."""
+        wavelength = electron_wavelength(energy)
+        finest = 2 * wavelength / (3 * (convergence_angle + detector.outer))
+        m = int(np.ceil(scan.step / finest))
+        m += 1 - m % 2  # odd, so that pixel centres are grid points
+        grid = self._grid(scan, reach, m)
+        key = ("stem-bf", id(self.sample), self.sample.version, scan, grid, energy, tilt)
+
+        def exit_wave() -> np.ndarray:
+            cell = self._cell(scan, u, v, atoms, grid)
+            return tem_physics.spectrum(tem_physics.exit_wave(cell, grid, energy))
+
+        spectrum = self.exit_waves.get_or_compute(key, exit_wave)
+        signal = stem.bright_field_image(spectrum, grid.step, energy, convergence_angle, aberrations,
+                                         detector.inner, detector.outer)
+        rows, cols = scan.shape
+        r = m * (grid.pad + np.arange(rows)) + (m - 1) // 2
+        c = m * (grid.pad + np.arange(cols)) + (m - 1) // 2
+        return signal[np.ix_(r, c)]
+
+    def _exact(self, scan: Scan, u: np.ndarray, v: np.ndarray, atoms: Atoms, energy: float,
+               convergence_angle: float, aberrations: Aberrations, detector: ScanningDetector,
+               reach: float, mode: str) -> np.ndarray:
+        interpolation = PRISM_INTERPOLATION if mode == "prism" else 1
+        oversampling = stem.exact_oversampling(scan.step, energy, detector.outer)
+        grid = self._grid(scan, reach, oversampling, interpolation)
+        square = stem.exact_annular_scan(self._cell(scan, u, v, atoms, grid), grid, energy, convergence_angle,
+                                         aberrations, detector.inner, detector.outer, interpolation)
+        rows, cols = scan.shape
+        return square[:rows, :cols]
