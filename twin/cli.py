@@ -17,7 +17,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         validation.integer("--port", args.port, 0, 65535)
-        twin = DigitalTwin.build(sample=args.sample, seed=args.seed, time_scale=args.time_scale)
+        twin = DigitalTwin.build(sample=args.sample, seed=args.seed, time_scale=args.time_scale,
+                                 stem_mode=args.stem_mode)
     except (ValueError, TypeError) as error:
         raise SystemExit(f"twin serve: {error}") from None
     on_ready = None
@@ -41,6 +42,23 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from twin.script_runner import run_script
+
+    if not args.serve:
+        run_script(args.script, args.arguments, args.host, args.port)
+        return 0
+    from twin.server.launcher import ServerProcess
+
+    print("starting a twin for this run ...", flush=True)
+    server = ServerProcess.start("--stem-mode", args.stem_mode, seed=args.seed)
+    try:
+        run_script(args.script, args.arguments, server.host, server.port)
+    finally:
+        server.stop()
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from twin.bench import main as bench_main
 
@@ -59,9 +77,29 @@ def main(argv: list[str] | None = None) -> int:
                        help="built-in sample (default %(default)s)")
     serve.add_argument("--time-scale", type=float, default=0.0,
                        help="1 = instrument pace (exposures, scan lines, approach), 0 = instant (default)")
+    serve.add_argument("--stem-mode", default="interactive", choices=["interactive", "exact", "prism"],
+                       help="STEM physics: interactive (thin-sample models, fast), exact (abTEM multislice) "
+                            "or prism (abTEM PRISM); requests may choose their own (default %(default)s)")
     serve.add_argument("--snapshot", metavar="PNG",
                        help="once ready, image the default view with both instruments and save it here")
     serve.set_defaults(run=_serve)
+
+    run = commands.add_parser(
+        "run", help="run a script written for the vendor's client against the twin, unchanged",
+        description="Runs SCRIPT with the vendor's module names (autoscript_tem_microscope_client, "
+                    "autoscript_core) mapped to this project's clients for this run only, and every "
+                    "connect() sent to the twin.",
+    )
+    run.add_argument("script", help="the Python script")
+    run.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments passed to the script")
+    run.add_argument("--host", default=wire.DEFAULT_HOST, help="the twin's address (default %(default)s)")
+    run.add_argument("--port", type=int, default=wire.DEFAULT_PORT,
+                     help="the twin's port (default %(default)s)")
+    run.add_argument("--serve", action="store_true", help="start a twin for the run and stop it afterwards")
+    run.add_argument("--seed", type=int, default=0, help="with --serve: the twin's seed")
+    run.add_argument("--stem-mode", default="interactive", choices=["interactive", "exact", "prism"],
+                     help="with --serve: the twin's STEM physics")
+    run.set_defaults(run=_run)
 
     bench = commands.add_parser("bench", help="measure acquisition, transport and start-up speed")
     bench.add_argument("--json", action="store_true", help="print the figures as JSON")

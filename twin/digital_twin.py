@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from twin import validation
 from twin.instruments.afm import AfmInstrument
 from twin.instruments.clock import Clock
-from twin.instruments.tem import TemInstrument
+from twin.instruments.tem import TemHardware, TemInstrument
+from twin.instruments.tem.scanning import MODES
 from twin.sample import DEFAULT_SAMPLE, Sample, build_sample
 
 
@@ -22,15 +23,18 @@ class DigitalTwin:
     seed: int
 
     @classmethod
-    def build(cls, sample: str = DEFAULT_SAMPLE, seed: int = 0, time_scale: float = 0.0) -> DigitalTwin:
-        """A twin of the built-in ``sample`` generated from ``seed``; ``time_scale`` 0 = instant."""
+    def build(cls, sample: str = DEFAULT_SAMPLE, seed: int = 0, time_scale: float = 0.0,
+              stem_mode: str = "interactive") -> DigitalTwin:
+        """A twin of the built-in ``sample`` generated from ``seed``; ``time_scale`` 0 = instant;
+        ``stem_mode`` the STEM physics requests use unless they choose their own."""
         seed = validation.integer("seed", seed, 0, 2**63 - 1)
         specimen = build_sample(sample, seed)
         clock = Clock(time_scale)
         return cls(
             sample=specimen,
             clock=clock,
-            tem=TemInstrument(specimen, clock, seed),
+            tem=TemInstrument(specimen, clock, seed, TemHardware(stem_mode=validation.one_of(
+                "stem_mode", stem_mode, MODES))),
             afm=AfmInstrument(specimen, clock, seed),
             seed=seed,
         )
