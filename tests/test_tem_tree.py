@@ -159,3 +159,28 @@ def test_stem_images_through_the_client(microscope, stem_mode):
     assert bf.data.shape == (16, 32) and bf.data.mean() > 10 * dark.data.mean()
     with pytest.raises(ValueError, match="dwell_time = 0 is out of range; allowed more than 0 up to 1 s"):
         stem_mode.acquisition.acquire_stem_image("HAADF", 64, 0)
+
+
+@pytest.mark.slow
+def test_auto_functions_through_the_client(microscope):
+    from clients.tem.structures import RunBeamTiltAutoFocusSettings, RunObjectiveAutoStigmatorSettings
+
+    microscope.twin.drift = microscope.twin.stage_errors = False
+    microscope.twin.focus_offset = -40e-9
+    try:
+        result = microscope.auto_functions.run_beam_tilt_auto_focus(
+            RunBeamTiltAutoFocusSettings(size=256, exposure_time=2.0)
+        )
+        assert abs(result.defocus + 40e-9) < 5e-9  # the specimen's focus, read off the optics
+        microscope.twin.objective_astigmatism = Point(5e-9, 0.0)
+        stigmated = microscope.auto_functions.run_objective_auto_stigmator(
+            RunObjectiveAutoStigmatorSettings(size=256, exposure_time=2.0)
+        )
+        assert stigmated.is_reliable
+        assert microscope.optics.stigmators.objective_stigmator.x == pytest.approx(-0.1, abs=0.04)
+    finally:
+        microscope.twin.objective_astigmatism = Point(0.0, 0.0)
+        microscope.twin.focus_offset = 0.0
+        microscope.optics.stigmators.objective_stigmator = Point(0.0, 0.0)
+        microscope.optics.focus = 0.0
+        microscope.twin.drift = microscope.twin.stage_errors = True

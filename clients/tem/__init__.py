@@ -30,6 +30,12 @@ from clients.tem.structures import (
     MagnificationData,
     Point,
     Region,
+    RunBeamTiltAutoFocusResults,
+    RunBeamTiltAutoFocusSettings,
+    RunObjectiveAutoStigmatorResults,
+    RunObjectiveAutoStigmatorSettings,
+    RunStemAutoFocusResults,
+    RunStemAutoFocusSettings,
     StagePosition,
     StemAcquisitionSettings,
 )
@@ -140,6 +146,7 @@ class Stigmators(_Node):
 class Deflectors(_Node):
     beam_shift = _PointSetting("optics.beam_shift", "Beam shift (m): moves the beam, or the STEM scan.")
     image_shift = _PointSetting("optics.image_shift", "Image shift (m): moves the imaged area.")
+    beam_tilt = _PointSetting("optics.beam_tilt", "Beam tilt (rad): tilts the illumination.")
 
 
 class Blanker(_Node):
@@ -334,6 +341,45 @@ def _rectangle(region: Region | None) -> list[float] | None:
     return [r.left, r.top, r.width, r.height]
 
 
+class AutoFunctions(_Node):
+    """Image-based alignment routines: they acquire images, as the instrument's do."""
+
+    def run_stem_auto_focus(self, settings: Any = None, size: Any = None, dwell_time: Any = None,
+                            auto_stigmate: bool = False, reset_beam_blanker_afterwards: bool = False,
+                            ) -> RunStemAutoFocusResults:
+        """Focus (and stigmate) the probe; pass a RunStemAutoFocusSettings or (detector, size, dwell, ...)."""
+        if not isinstance(settings, RunStemAutoFocusSettings):
+            settings = RunStemAutoFocusSettings(settings or "HAADF", size or 1024, dwell_time or 1e-6,
+                                                auto_stigmate, None, reset_beam_blanker_afterwards)
+        reply = self._remote.run_auto_function(
+            "stem_auto_focus", {"detector": _plain(settings.scanning_detector), "size": settings.size,
+                                "dwell_time": settings.dwell_time, "auto_stigmate": settings.auto_stigmate},
+            settings.reset_beam_blanker_afterwards,
+        )
+        return RunStemAutoFocusResults(reply["defocus"], Point(*reply["astigmatism"]))
+
+    def run_beam_tilt_auto_focus(self, settings: RunBeamTiltAutoFocusSettings) -> RunBeamTiltAutoFocusResults:
+        reply = self._remote.run_auto_function("beam_tilt_auto_focus", {
+            "camera": _plain(settings.camera_detector), "size": settings.size,
+            "exposure_time": settings.exposure_time, "auto_stigmate": settings.auto_stigmate,
+            "maximum_focus_change": settings.maximum_focus_change,
+            "maximum_iterations": settings.maximum_iterations,
+        })
+        return RunBeamTiltAutoFocusResults(reply["defocus"], Point(*reply["astigmatism"]),
+                                           Point(*reply["drift"]))
+
+    def run_objective_auto_stigmator(self, settings: RunObjectiveAutoStigmatorSettings,
+                                     ) -> RunObjectiveAutoStigmatorResults:
+        reply = self._remote.run_auto_function("objective_auto_stigmator", {
+            "camera": _plain(settings.camera_detector), "size": settings.size,
+            "exposure_time": settings.exposure_time, "maximum_iterations": settings.maximum_iterations,
+        })
+        return RunObjectiveAutoStigmatorResults(
+            Point(*reply["astigmatism"]), reply["astigmatism_orientation"], reply["astigmatism_fit_error"],
+            reply["is_reliable"],
+        )
+
+
 class _Detector(_Node):
     """A camera or a scanning detector: name, insertion and what it records."""
 
@@ -489,6 +535,7 @@ class TemMicroscopeClient:
         self.detectors = Detectors(self)
         self.vacuum = Vacuum(self)
         self.service = Service(self)
+        self.auto_functions = AutoFunctions(self)
         self.twin = TemTwin(self)
 
     def connect(self, host: str | None = None, port: int | None = None) -> None:

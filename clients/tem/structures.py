@@ -112,6 +112,63 @@ class StemAcquisitionSettings:
     mode: str | None = None
 
 
+@dataclass
+class RunStemAutoFocusSettings:
+    """STEM autofocus: a through-focus series of scans with ``scanning_detector``."""
+
+    scanning_detector: Any = "HAADF"
+    size: int = 1024
+    dwell_time: float = 1e-6
+    auto_stigmate: bool = False
+    accuracy_level: Any = None
+    reset_beam_blanker_afterwards: bool = False
+
+
+@dataclass
+class RunBeamTiltAutoFocusSettings:
+    """TEM autofocus from image shifts under beam tilt (three-image method, drift-free)."""
+
+    camera_detector: Any = "BM-Ceta"
+    size: int = 512
+    exposure_time: float = 1.0
+    focus_method: Any = None
+    auto_stigmate: bool = False
+    use_three_image_method: bool = True
+    maximum_focus_change: float = 200e-9
+    maximum_iterations: int = 6
+
+
+@dataclass
+class RunObjectiveAutoStigmatorSettings:
+    """Objective stigmation from image shifts under beam tilt."""
+
+    camera_detector: Any = "BM-Ceta"
+    size: int = 512
+    exposure_time: float = 1.0
+    maximum_iterations: int = 3
+
+
+@dataclass(frozen=True)
+class RunStemAutoFocusResults:
+    defocus: float
+    astigmatism: Point
+
+
+@dataclass(frozen=True)
+class RunBeamTiltAutoFocusResults:
+    defocus: float
+    astigmatism: Point
+    drift: Point
+
+
+@dataclass(frozen=True)
+class RunObjectiveAutoStigmatorResults:
+    astigmatism: Point
+    astigmatism_orientation: float
+    astigmatism_fit_error: float
+    is_reliable: bool
+
+
 class Metadata(Mapping):
     """Read-only nested metadata with attribute access: ``meta.binary_result.pixel_size.x``."""
 

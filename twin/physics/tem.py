@@ -15,6 +15,8 @@ import numpy as np
 import scipy.fft
 from ase import Atoms
 
+from twin.physics.ctf import electron_wavelength
+
 abtem.config.set({"diagnostics.progress_bar": False, "dask.lazy": False, "device": "cpu"})
 
 ANGSTROM = 1e-10
@@ -149,6 +151,20 @@ def translation(n: int, step: float, dx: float, dy: float) -> np.ndarray:
     rx = np.exp(2j * np.pi * k * dx).astype(np.complex64)
     ry = np.exp(2j * np.pi * k * dy).astype(np.complex64)
     return ry[:, None] * rx[None, :]
+
+
+def tilted_illumination(
+    wave_spectrum: np.ndarray, grid: SimulationGrid, energy: float, tilt: tuple[float, float]
+) -> np.ndarray:
+    """The exit-wave spectrum for illumination tilted by ``tilt`` (rad, x and y). For a thin specimen
+    the exit wave gains ``exp(2 pi i q.r)`` with ``q = tilt / lambda``; applied in real space, so any
+    tilt is exact (the ramp's seam at the periodic boundary lies in the padding)."""
+    wavelength = electron_wavelength(energy)
+    r = (np.arange(grid.n) + 0.5) * grid.step
+    ramp_x = np.exp(2j * np.pi * tilt[0] / wavelength * r).astype(np.complex64)
+    ramp_y = np.exp(2j * np.pi * tilt[1] / wavelength * r).astype(np.complex64)
+    wave = scipy.fft.ifft2(wave_spectrum, workers=-1) * ramp_y[:, None] * ramp_x[None, :]
+    return scipy.fft.fft2(wave, workers=-1, overwrite_x=True)
 
 
 def hrtem_intensity(wave_spectrum: np.ndarray, transfer: np.ndarray, grid: SimulationGrid) -> np.ndarray:

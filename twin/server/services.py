@@ -79,6 +79,9 @@ class TemService:
     def acquire_camera_image(self, camera: Any, size: Any, exposure_time: Any) -> dict[str, Any]:
         return self._tem.acquire_camera_image(camera, size, exposure_time)
 
+    def run_auto_function(self, name: Any, arguments: Any, reset_blanker: Any = False) -> dict[str, Any]:
+        return self._tem.run_auto_function(name, arguments, reset_blanker)
+
     def acquire_stem_images(self, detectors: Any, size: Any, dwell_time: Any, region: Any = None,
                             mode: Any = None) -> list[dict[str, Any]]:
         return self._tem.acquire_stem_images(detectors, size, dwell_time, region, mode)

@@ -43,6 +43,7 @@ class View:
     aberrations: Aberrations
     coherence: Coherence
     tilt: tuple[float, float] = (0.0, 0.0)  # alpha, beta (rad) about the window's centre
+    beam_tilt: tuple[float, float] = (0.0, 0.0)  # illumination angle (rad), x and y
 
     @property
     def method(self) -> str:
@@ -61,7 +62,7 @@ class HrtemSimulator:
     def view(
         self, centre: tuple[float, float], field_of_view: float, size: int, energy: float,
         aberrations: Aberrations, tilt: tuple[float, float] = (0.0, 0.0), sizes: tuple[int, ...] = (),
-        label: str = "",
+        label: str = "", beam_tilt: tuple[float, float] = (0.0, 0.0),
     ) -> View:
         """Plan a ``size``² image of the square ``field_of_view`` (m) centred on ``centre`` (m);
         refuses views beyond the simulation limit, naming the ``sizes`` that would work."""
@@ -81,7 +82,7 @@ class HrtemSimulator:
                 f"{', '.join(map(str, sorted(usable))) or 'none'}, or a higher magnification"
             )
         window = Window.around(centre[0], centre[1], fov, fov)
-        return View(window, fov, size, grid, energy, aberrations, coherence, tilt)
+        return View(window, fov, size, grid, energy, aberrations, coherence, tilt, beam_tilt)
 
     def grid_for(
         self, fov: float, size: int, energy: float, aberrations: Aberrations, coherence: Coherence
@@ -124,6 +125,8 @@ class HrtemSimulator:
         wave_key = (id(self.sample), self.sample.version, ix, iy, grid, view.energy, view.tilt)
         spectrum = self.exit_waves.get_or_compute(wave_key, exit_wave)
         lens = self.kernels.get_or_compute((grid, view.energy, view.aberrations, view.coherence), kernel)
+        if view.beam_tilt != (0.0, 0.0):  # tilted illumination of a thin specimen: the spectrum moves
+            spectrum = tem_physics.tilted_illumination(spectrum, grid, view.energy, view.beam_tilt)
         moved = tem_physics.translation(grid.n, grid.step, padded.x_min - x0, padded.y_min - y0)
         return tem_physics.hrtem_intensity(spectrum, lens * moved, grid)
 

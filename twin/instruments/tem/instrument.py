@@ -7,6 +7,7 @@ column's own astigmatism) and the acquisitions, which snapshot the state and han
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from scipy import constants, ndimage
 from twin import __version__, validation
 from twin.instruments.clock import Clock
 from twin.instruments.parameters import Choice, Flag, Integer, Real, Settings, Vector
+from twin.instruments.tem import autofunctions
 from twin.instruments.tem.hardware import CAMERA_LENGTHS, NOMINAL_MAGNIFICATIONS, Camera, TemHardware
 from twin.instruments.tem.imaging import HrtemSimulator
 from twin.instruments.tem.scanning import MODES, Scan, StemSimulator
@@ -52,6 +54,7 @@ def _settings(hardware: TemHardware) -> Settings:
         Vector("optics.objective_stigmator", "", -1.0, 1.0, (0.0, 0.0), "two-fold stigmator"),
         Vector("optics.beam_shift", "m", -1e-6, 1e-6, (0.0, 0.0), "moves the beam / the scan"),
         Vector("optics.image_shift", "m", -1e-6, 1e-6, (0.0, 0.0), "moves the imaged area"),
+        Vector("optics.beam_tilt", "rad", -0.05, 0.05, (0.0, 0.0), "tilts the illumination"),
         Vector("optics.paused_scan_beam_position", "", 0.0, 1.0, (0.5, 0.5), "parked probe, scan fraction"),
         Flag("optics.beam_blanked", False, "beam blanker"),
         Real("source.acceleration_voltage", "V", 60e3, 300e3, 80e3, "high tension"),
@@ -260,6 +263,7 @@ class TemInstrument:
         view = self.hrtem.view(
             (centre[0], centre[1]), fov, size, state["source.acceleration_voltage"], self.aberrations(state),
             (stage["a"] or 0.0, stage["b"] or 0.0), cam.sizes, f"magnification {nominal:g}",
+            tuple(state["optics.beam_tilt"]),
         )
         beam = centre - np.array(state["optics.image_shift"]) + np.array(state["optics.beam_shift"])
         pixel = fov / size
@@ -475,6 +479,28 @@ class TemInstrument:
                                 "C30": aberrations.C30},
             },
         }
+
+    # --- auto functions ----------------------------------------------------------------------------
+    def run_auto_function(self, name: Any, arguments: Any, reset_blanker: Any = False) -> dict[str, Any]:
+        """Run one of the image-based auto functions with ``arguments`` (a mapping). The beam is
+        unblanked while it works; ``reset_beam_blanker_afterwards`` puts the blanker back as it was."""
+        routines = {"stem_auto_focus": autofunctions.stem_auto_focus,
+                    "beam_tilt_auto_focus": autofunctions.beam_tilt_auto_focus,
+                    "objective_auto_stigmator": autofunctions.objective_auto_stigmator}
+        routine = routines[validation.one_of("auto function", name, list(routines))]
+        if not isinstance(arguments, dict):
+            raise TypeError(f"arguments must be a mapping of the settings, got {arguments!r}")
+        allowed = [p for p in inspect.signature(routine).parameters if p != "tem"]
+        for key in arguments:
+            validation.one_of(f"{name} setting", key, allowed)
+        reset = validation.flag("reset_beam_blanker_afterwards", reset_blanker)
+        blanked = self.settings.get("optics.beam_blanked")
+        self.set("optics.beam_blanked", False)
+        try:
+            return routine(self, **arguments)
+        finally:
+            if reset:
+                self.set("optics.beam_blanked", blanked)
 
     # --- start-up ------------------------------------------------------------------------------
     def warm_up(self, sizes: tuple[int, ...] = (1024,)) -> None:
