@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 TEM_SIZE = 1024
+STEM_SIZE = 256
+EXACT_SIZE, EXACT_FOV = 16, 1.5e-9  # exact mode: 256 probe positions over 1.5 nm
 AFM_SIZE = 256
 ECHO_SHAPES = ((1024, 1024), (2048, 2048))  # float32: 4 and 16 MiB each way
 LIST_SHAPE = (512, 512)  # sent as a Python list; smaller, because lists are slow
@@ -130,6 +132,45 @@ def direct_abtem_seconds(sample_name: str, seed: int, centre: tuple[float, float
     return _median_time(lambda: run(centre[0]))
 
 
+def direct_abtem_stem_seconds(sample_name: str, seed: int, centre: tuple[float, float], fov: float,
+                              size: int) -> float:
+    """abTEM's own eager probe scan (HAADF) of the cell and positions the twin's exact mode uses."""
+    import abtem
+
+    from twin.instruments.clock import Clock
+    from twin.instruments.tem import TemInstrument
+    from twin.instruments.tem.imaging import atoms_in_view
+    from twin.instruments.tem.scanning import Scan, StemSimulator
+    from twin.physics import stem, tem
+    from twin.sample import build_sample
+
+    instrument = TemInstrument(build_sample(sample_name, seed), Clock(0.0), seed)
+    state = instrument.settings.snapshot()
+    energy, alpha = state["source.acceleration_voltage"], state["optics.convergence_angle"]
+    aberrations, haadf = instrument.aberrations(state), instrument.hardware.detector("HAADF")
+    scan = Scan(centre, fov, 0.0, size)
+    reach = stem.probe_reach(energy, alpha, aberrations)
+    atoms = atoms_in_view(instrument.sample, scan.bounding_window(reach))
+    window = atoms.info["window"]
+    x = window["x_min"] + atoms.positions[:, 0] * 1e-10
+    u, v = scan.to_scan(x, window["y_min"] + atoms.positions[:, 1] * 1e-10)
+    grid = StemSimulator._grid(scan, reach, stem.exact_oversampling(scan.step, energy, haadf.outer))
+    cell = StemSimulator._cell(scan, u, v, atoms, grid)
+    centres = (grid.pad + np.arange(size) + 0.5) * grid.sampling - grid.step / 2
+    x, y = np.meshgrid(centres, centres)
+    positions = np.column_stack([x.ravel(), y.ravel()]) / 1e-10
+    probe = abtem.Probe(semiangle_cutoff=alpha * 1e3, energy=energy, soft=False, C10=aberrations.C10 / 1e-10,
+                        C30=aberrations.C30 / 1e-10)
+    detector = abtem.AnnularDetector(haadf.inner * 1e3, haadf.outer * 1e3)
+
+    def run() -> None:
+        projected = tem.potential(tem.simulation_cell(cell, grid), grid).build(lazy=False)
+        probe.scan(projected, scan=abtem.CustomScan(positions), detectors=detector, lazy=False)
+
+    run()  # this process's own JIT and FFT plans
+    return _median_time(run, 1) / size**2
+
+
 def measure() -> dict[str, Any]:
     """Run every benchmark; returns the figures (seconds, MB/s, ratios)."""
     import abtem
@@ -176,6 +217,13 @@ def measure() -> dict[str, Any]:
             times.append(time.perf_counter() - started)
         first_new, new_windows = times[0], times[1:]
         cached = _median_time(lambda: acquire("BM-Ceta", TEM_SIZE, 0.1))
+        defocus_steps = iter(defocus + np.arange(1, 10) * 1e-9)
+
+        def refocus_and_acquire() -> None:
+            microscope.optics.defocus = next(defocus_steps)
+            acquire("BM-Ceta", TEM_SIZE, 0.1)
+
+        refocused = _median_time(refocus_and_acquire)
         imaged = image.metadata.stage_settings.stage_position
         direct = direct_abtem_seconds(DEFAULT_SAMPLE, seed, (imaged.x, imaged.y), fov, defocus,
                                       image.metadata.twin.to_dict())
@@ -184,9 +232,31 @@ def measure() -> dict[str, Any]:
             "first_new_window_s": first_new,
             "warm_new_window_s": statistics.median(new_windows),
             "warm_same_window_s": cached,
+            "warm_new_defocus_s": refocused,
+            "ratio_new_defocus_to_new_window": refocused / statistics.median(new_windows),
             "direct_abtem_same_window_s": direct,
             "ratio_warm_new_window_to_direct": statistics.median(new_windows) / direct,
             "field_of_view_m": fov,
+        }
+
+        # STEM: interactive HAADF 256², and exact mode per probe position beside abTEM's own scan
+        microscope.twin.stage_errors = microscope.twin.drift = False
+        microscope.specimen.stage.absolute_move([0.0, 0.0])
+        microscope.optics.optical_mode = "Stem"
+        microscope.optics.scan_field_of_view = 8e-9
+        haadf = microscope.acquisition.acquire_stem_image
+        haadf("HAADF", STEM_SIZE, 1e-6)
+        interactive = _median_time(lambda: haadf("HAADF", STEM_SIZE, 1e-6))
+        microscope.optics.scan_field_of_view = EXACT_FOV
+        started = time.perf_counter()
+        haadf("HAADF", EXACT_SIZE, 1e-6, mode="exact")
+        exact = (time.perf_counter() - started) / EXACT_SIZE**2
+        direct_stem = direct_abtem_stem_seconds(DEFAULT_SAMPLE, seed, (0.0, 0.0), EXACT_FOV, EXACT_SIZE)
+        figures["stem"] = {
+            "interactive_haadf_256_s": interactive,
+            "exact_per_position_s": exact,
+            "direct_abtem_per_position_s": direct_stem,
+            "ratio_exact_to_direct": exact / direct_stem,
         }
         microscope.disconnect()
 
@@ -239,6 +309,7 @@ def measure() -> dict[str, Any]:
 def report(f: dict[str, Any]) -> str:
     """The figures as a table, with the targets of the foundation issue."""
     s, tem, afm, t, m = f["startup"], f["tem_1024"], f["afm_256"], f["transport"], f["machine"]
+    st = f["stem"]
     return "\n".join([
         f"twin bench: {m['cpus']} CPUs, Python {m['python']}, abTEM {m['abtem']}, Pyro5 {m['pyro5']}",
         "start-up",
@@ -252,6 +323,14 @@ def report(f: dict[str, Any]) -> str:
         f"  direct abTEM, same window, this process      {tem['direct_abtem_same_window_s']:7.3f} s",
         f"  warm new window / direct abTEM               {tem['ratio_warm_new_window_to_direct']:7.2f}"
         "     (target <= 1.2)",
+        f"  warm, new defocus only                       {tem['warm_new_defocus_s']:7.3f} s"
+        f"   ({tem['ratio_new_defocus_to_new_window']:.2f} of a new window; target <= 0.25)",
+        "STEM over Pyro5",
+        f"  HAADF 256², interactive                      {st['interactive_haadf_256_s']:7.3f} s"
+        "   (target <= 0.1 s)",
+        f"  exact mode, per probe position               {st['exact_per_position_s'] * 1e3:7.2f} ms",
+        f"  abTEM's own probe scan, same cell, per pos.  {st['direct_abtem_per_position_s'] * 1e3:7.2f} ms"
+        f"   (exact = {st['ratio_exact_to_direct']:.2f} x; target <= 1)",
         f"AFM 256² frame, time emulation off             {afm['frame_s']:7.3f} s   (target <= 0.1 s)",
         "Array transport, float32 echo, MB/s counting both ways (Pyro5 + msgpack vs plain socket)",
         *(

@@ -128,7 +128,8 @@ class HrtemSimulator:
         if view.beam_tilt != (0.0, 0.0):  # tilted illumination of a thin specimen: the spectrum moves
             spectrum = tem_physics.tilted_illumination(spectrum, grid, view.energy, view.beam_tilt)
         moved = tem_physics.translation(grid.n, grid.step, padded.x_min - x0, padded.y_min - y0)
-        return tem_physics.hrtem_intensity(spectrum, lens * moved, grid)
+        moved *= lens
+        return tem_physics.hrtem_intensity(spectrum, moved, grid)
 
     def diffraction_pattern(
         self, centre: tuple[float, float], size: int, pixel_angle: float, energy: float,

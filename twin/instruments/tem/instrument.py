@@ -428,12 +428,17 @@ class TemInstrument:
         """Electrons per m² in ``exposure`` s inside an illuminated disk of ``beam_diameter`` (m)."""
         return self.beam_current(state) * exposure / constants.e / (np.pi * beam_diameter**2 / 4.0)
 
-    def _illumination(self, window: Window, size: int, beam: np.ndarray) -> np.ndarray:
-        """1 inside the illuminated disk centred on ``beam`` (m), 0 outside, per pixel."""
+    def _illumination(self, window: Window, size: int, beam: np.ndarray) -> np.ndarray | float:
+        """1 inside the illuminated disk centred on ``beam`` (m), 0 outside, per pixel (just 1 when the
+        disk covers the whole window)."""
+        radius = self._beam_diameter(window.width) / 2
+        corners = np.array([[window.x_min, window.y_min], [window.x_max, window.y_max],
+                            [window.x_min, window.y_max], [window.x_max, window.y_min]])
+        if np.hypot(*(corners - beam).T).max() <= radius:
+            return 1.0
         pixel = window.width / size
         x = window.x_min + (np.arange(size) + 0.5) * pixel
         y = window.y_min + (np.arange(size) + 0.5) * pixel
-        radius = self._beam_diameter(window.width) / 2
         return ((x[None, :] - beam[0]) ** 2 + (y[:, None] - beam[1]) ** 2 <= radius**2).astype(np.float64)
 
     def _metadata(self, state: State, stage: State, frame_index: int,
