@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -73,12 +74,28 @@ def test_time_scale_one_runs_at_the_instruments_pace():
         assert not scan.IsScanning and 2 <= done < 20
         assert np.isnan(spm.get_frame().values[done:]).all()
 
-        microscope = TemMicroscopeClient()
+        microscope, observer = TemMicroscopeClient(), TemMicroscopeClient()
         microscope.connect(HOST, server.port)
+        observer.connect(HOST, server.port)
         started = time.monotonic()
         microscope.acquisition.acquire_camera_image("BM-Ceta", 64, 0.5)
         assert time.monotonic() - started >= 0.5  # the exposure takes its time
+        seen_moving = []
+
+        def watch() -> None:  # another client polls the stage while it moves
+            for _ in range(20):
+                seen_moving.append(observer.specimen.stage.is_moving)
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=watch)
+        started = time.monotonic()
+        watcher.start()
+        microscope.specimen.stage.relative_move([10e-6])  # 10 µm at 25 µm/s
+        assert time.monotonic() - started == pytest.approx(0.4, abs=0.15)
+        watcher.join()
+        assert any(seen_moving) and not observer.specimen.stage.is_moving
         microscope.disconnect()
+        observer.disconnect()
     finally:
         spm.close()
         code = server.stop(signal.SIGINT)

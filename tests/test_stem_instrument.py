@@ -97,3 +97,22 @@ def test_stem_calls_are_refused_in_tem_mode_and_for_unknown_or_retracted_detecto
     with pytest.raises(RuntimeError, match="STEM acquisitions need optics.optical_mode 'Stem'"):
         instrument.acquire_stem_images(["HAADF"], 64, 1e-6)
     assert instrument._frames == 0  # every refusal came before anything happened
+
+
+def test_a_blanked_beam_leaves_read_noise_only():
+    instrument, _ = _stem()
+    instrument.set("optics.beam_blanked", True)
+    dark = instrument.acquire_stem_images(["HAADF"], 64, 1e-5)[0]["data"].astype(float)
+    assert dark.mean() < 0.5 and 0 < dark.std() < 1.0
+
+
+def test_a_single_tilt_holder_has_no_beta():
+    from twin.digital_twin import DigitalTwin
+
+    tem = DigitalTwin.build(holder="SingleTilt").tem
+    assert tem.stage.position()["b"] is None and tem.describe()["holder_type"] == "SingleTilt"
+    tem.move_stage({"a": 0.1})
+    message = "stage axis = 'b' is not allowed; allowed values: 'x', 'y', 'z', 'a'"
+    with pytest.raises(ValueError, match=message):
+        tem.move_stage({"b": 0.1})
+    assert tem.acquire_camera_image("BM-Ceta", 64, 0.1)["data"].shape == (64, 64)

@@ -107,3 +107,12 @@ def test_a_client_can_be_handed_to_another_thread(microscope, spm):
     worker.start()
     worker.join()
     assert results == [pytest.approx(-3e-9), spm.application.Scan.Points, True]
+
+
+def test_adorned_images_save_as_tiff_with_their_metadata(microscope, tmp_path):
+    image = microscope.acquisition.acquire_camera_image("BM-Ceta", 128, 0.05)
+    path = image.save(tmp_path / "frame")
+    assert path.suffix == ".tiff" and path.exists()
+    back = AdornedImage.load(path)
+    assert np.array_equal(back.data, image.data)
+    assert back.metadata.to_dict() == image.metadata.to_dict()

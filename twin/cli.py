@@ -18,7 +18,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         validation.integer("--port", args.port, 0, 65535)
         twin = DigitalTwin.build(sample=args.sample, seed=args.seed, time_scale=args.time_scale,
-                                 stem_mode=args.stem_mode)
+                                 stem_mode=args.stem_mode, holder=args.holder)
     except (ValueError, TypeError) as error:
         raise SystemExit(f"twin serve: {error}") from None
     on_ready = None
@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--stem-mode", default="interactive", choices=["interactive", "exact", "prism"],
                        help="STEM physics: interactive (thin-sample models, fast), exact (abTEM multislice) "
                             "or prism (abTEM PRISM); requests may choose their own (default %(default)s)")
+    serve.add_argument("--holder", default="DoubleTilt", choices=["DoubleTilt", "SingleTilt"],
+                       help="TEM specimen holder; on SingleTilt beta reads None (default %(default)s)")
     serve.add_argument("--snapshot", metavar="PNG",
                        help="once ready, image the default view with both instruments and save it here")
     serve.set_defaults(run=_serve)

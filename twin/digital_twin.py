@@ -24,17 +24,20 @@ class DigitalTwin:
 
     @classmethod
     def build(cls, sample: str = DEFAULT_SAMPLE, seed: int = 0, time_scale: float = 0.0,
-              stem_mode: str = "interactive") -> DigitalTwin:
+              stem_mode: str = "interactive", holder: str = "DoubleTilt") -> DigitalTwin:
         """A twin of the built-in ``sample`` generated from ``seed``; ``time_scale`` 0 = instant;
-        ``stem_mode`` the STEM physics requests use unless they choose their own."""
+        ``stem_mode`` the STEM physics requests use unless they choose their own; ``holder`` the TEM's
+        specimen holder ("DoubleTilt" or "SingleTilt", whose beta reads None)."""
         seed = validation.integer("seed", seed, 0, 2**63 - 1)
         specimen = build_sample(sample, seed)
         clock = Clock(time_scale)
         return cls(
             sample=specimen,
             clock=clock,
-            tem=TemInstrument(specimen, clock, seed, TemHardware(stem_mode=validation.one_of(
-                "stem_mode", stem_mode, MODES))),
+            tem=TemInstrument(specimen, clock, seed, TemHardware(
+                stem_mode=validation.one_of("stem_mode", stem_mode, MODES),
+                holder=validation.one_of("holder", holder, ("DoubleTilt", "SingleTilt")),
+            )),
             afm=AfmInstrument(specimen, clock, seed),
             seed=seed,
         )

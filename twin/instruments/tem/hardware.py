@@ -46,12 +46,14 @@ class Camera:
 
 @dataclass(frozen=True)
 class ScanningDetector:
-    """A STEM detector collecting scattering angles ``inner`` to ``outer`` (rad)."""
+    """A STEM detector collecting scattering angles ``inner`` to ``outer`` (rad); its electronics add
+    Gaussian ``read_noise`` (counts) to every pixel."""
 
     name: str
     inner: float
     outer: float
     retractable: bool = True
+    read_noise: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -346,8 +346,12 @@ class TemInstrument:
                 signals = {d.name: np.zeros(scan.shape) for d in chosen}
             electrons = self.beam_current(state) * dwell / constants.e
             rng = np.random.default_rng([self.seed, _STREAM_CAMERA, frame_index])
-            data = {name: np.clip(shot_noise(signal * electrons, rng), 0, UINT16_MAX).astype(np.uint16)
-                    for name, signal in signals.items()}
+            data = {}
+            for detector in chosen:
+                counts = shot_noise(signals[detector.name] * electrons, rng)
+                noise = rng.standard_normal(counts.shape, dtype=np.float32)
+                counts += noise * np.float32(detector.read_noise)
+                data[detector.name] = np.clip(np.rint(counts), 0, UINT16_MAX).astype(np.uint16)
             knocked_out = 0
             if self._beam_on_specimen(state):
                 corner = tuple(c[0] - scan.step / 2 for c in scan.scan_coordinates())
