@@ -78,6 +78,15 @@ def measure_by_beam_tilt(tem: TemInstrument, camera: str, size: int, exposure: f
     }
 
 
+def _camera_exposure(
+    tem: TemInstrument, camera: Any, size: Any, exposure_time: Any
+) -> tuple[str, int, float]:
+    """The camera, image size and exposure an image-based routine will use, checked."""
+    names = [c.name for c in tem.hardware.cameras]
+    return (validation.one_of("camera_detector", camera, names), validation.integer("size", size, 64, 4096),
+            validation.positive("exposure_time", exposure_time, 0.0, 100.0, "s"))
+
+
 def _measure_near_focus(tem: TemInstrument, camera: str, size: int, exposure: float, expected: float) -> dict:
     """Beam-tilt measurement of the aberrations at the present focus, taken at the focus offset where
     the crystal's first-order fringes have their strongest contrast (chi(g1) = -pi/2): at Gaussian focus
@@ -100,10 +109,7 @@ def beam_tilt_auto_focus(
     maximum_focus_change: Any = 200e-9, maximum_iterations: Any = 6,
 ) -> dict[str, Any]:
     """Measure and correct defocus (and, with ``auto_stigmate``, astigmatism) from tilted images."""
-    names = [c.name for c in tem.hardware.cameras]
-    camera = validation.one_of("camera_detector", camera, names)
-    size = validation.integer("size", size, 64, 4096)
-    exposure = validation.positive("exposure_time", exposure_time, 0.0, 100.0, "s")
+    camera, size, exposure = _camera_exposure(tem, camera, size, exposure_time)
     stigmate = validation.flag("auto_stigmate", auto_stigmate)
     limit = validation.positive("maximum_focus_change", maximum_focus_change, 0.0, 10e-6, "m")
     iterations = validation.integer("maximum_iterations", maximum_iterations, 1, 20)
@@ -126,10 +132,7 @@ def beam_tilt_auto_focus(
 def objective_auto_stigmator(tem: TemInstrument, camera: Any, size: Any, exposure_time: Any,
                              maximum_iterations: Any = 3) -> dict[str, Any]:
     """Measure the two-fold astigmatism from tilted images and cancel it with the objective stigmator."""
-    names = [c.name for c in tem.hardware.cameras]
-    camera = validation.one_of("camera_detector", camera, names)
-    size = validation.integer("size", size, 64, 4096)
-    exposure = validation.positive("exposure_time", exposure_time, 0.0, 100.0, "s")
+    camera, size, exposure = _camera_exposure(tem, camera, size, exposure_time)
     iterations = validation.integer("maximum_iterations", maximum_iterations, 1, 20)
     expected = 200e-9
     measured: dict = {}
