@@ -36,6 +36,9 @@ TEM_ONLY = ("optics.magnification",)
 _STREAM_CAMERA = 0x43414D  # random stream tag for camera noise
 _STREAM_DAMAGE = 0x444D47  # random stream tag for knock-on damage
 _NEGLIGIBLE_DISPLACEMENTS = 1e-9  # per atom: below this an exposure damages nothing
+_LONGEST_FRAME = 600.0  # s: the longest STEM frame a scan may take
+_AUTO_FUNCTION_SETTINGS = ("optics.focus", "optics.objective_stigmator", "optics.beam_tilt",
+                           "optics.beam_blanked")  # what an auto function may change
 
 
 def _settings(hardware: TemHardware) -> Settings:
@@ -122,22 +125,25 @@ class TemInstrument:
         self.hrtem = HrtemSimulator(sample, self.hardware)
         self.stem = StemSimulator(sample, self.hardware, self.hrtem)
         self._defocus_reference = 0.0
+        self._focus_lock = threading.Lock()  # focus and its defocus reference change together
         self._acquire_lock = threading.Lock()
         self._frames = 0
 
     # --- settings --------------------------------------------------------------------------------
     def get(self, name: Any) -> Any:
         if name == "optics.defocus":
-            return self.settings.get("optics.focus") - self._defocus_reference
+            with self._focus_lock:
+                return self.settings.get("optics.focus") - self._defocus_reference
         self._check_mode(name)
         return self.settings.get(name)
 
     def set(self, name: Any, value: Any) -> Any:
         if name == "optics.defocus":
             lo, hi = self.settings.parameter("optics.focus").lo, self.settings.parameter("optics.focus").hi
-            defocus = validation.real("optics.defocus", value, lo - self._defocus_reference,
-                                      hi - self._defocus_reference, "m")
-            self.settings.set("optics.focus", self._defocus_reference + defocus)
+            with self._focus_lock:
+                reference = self._defocus_reference
+                defocus = validation.real("optics.defocus", value, lo - reference, hi - reference, "m")
+                self.settings.set("optics.focus", reference + defocus)
             return defocus
         self._check_mode(name)
         if isinstance(name, str) and name.startswith("detectors.") and name.endswith(".inserted"):
@@ -146,7 +152,8 @@ class TemInstrument:
 
     def reset_defocus(self) -> None:
         """Make the current focus read as zero defocus (the focus itself does not change)."""
-        self._defocus_reference = self.settings.get("optics.focus")
+        with self._focus_lock:
+            self._defocus_reference = self.settings.get("optics.focus")
 
     def _check_mode(self, name: Any) -> None:
         mode = self.settings.get("optics.optical_mode")
@@ -232,14 +239,14 @@ class TemInstrument:
 
         started = datetime.now(timezone.utc)
         with self._acquire_lock:
-            frame_index = self._frames
-            self._frames += 1
+            frame_index = self._frames  # counted only once the frame exists
             expected = plan.electrons(dose) if beam_on else np.zeros((size, size))
             rng = np.random.default_rng([self.seed, _STREAM_CAMERA, frame_index])
             blur = psf_sigma(cam.psf_sigma, cam.pixels // size)
             electrons = shot_noise(expected, rng)
             data = camera_counts(electrons, blur, cam.counts_per_electron, cam.read_noise, rng)
             knocked_out = self._irradiate_disk(state, plan, dose, frame_index)
+            self._frames += 1
             self.clock.advance(exposure)
         finished = datetime.now(timezone.utc)
         metadata = self._metadata(state, stage, frame_index, started, finished, plan.method)
@@ -329,13 +336,18 @@ class TemInstrument:
                     state["optics.scan_rotation"], size, rectangle)
         rows, cols = scan.shape
         frame_time = rows * cols * dwell
+        if frame_time > _LONGEST_FRAME:
+            raise ValueError(
+                f"dwell_time = {dwell!r} s over {rows} x {cols} pixels takes {frame_time:.4g} s per frame; "
+                f"allowed at most {_LONGEST_FRAME:g} s (dwell_time <= {_LONGEST_FRAME / (rows * cols):.3g} s "
+                "at this size)"
+            )
         energy = state["source.acceleration_voltage"]
         beam_on = self._beam_on_specimen(state) and not state["detectors.screen_inserted"]
 
         started = datetime.now(timezone.utc)
         with self._acquire_lock:
-            frame_index = self._frames
-            self._frames += 1
+            frame_index = self._frames  # counted only once the frame exists
             if beam_on:
                 tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
                 signals = self.stem.signals(scan, energy, state["optics.convergence_angle"],
@@ -360,6 +372,7 @@ class TemInstrument:
                     scan.bounding_window(0.0), lambda x, y: _inside(scan.to_scan(x, y), corner, extent),
                     electrons / scan.step**2, energy, frame_index,
                 )
+            self._frames += 1
             self.clock.advance(frame_time)
         finished = datetime.now(timezone.utc)
         images = []
@@ -503,13 +516,17 @@ class TemInstrument:
         for key in arguments:
             validation.one_of(f"{name} setting", key, allowed)
         reset = validation.flag("reset_beam_blanker_afterwards", reset_blanker)
-        blanked = self.settings.get("optics.beam_blanked")
-        self.set("optics.beam_blanked", False)
+        before = {name: self.settings.get(name) for name in _AUTO_FUNCTION_SETTINGS}
+        self.settings.set("optics.beam_blanked", False)
         try:
-            return routine(self, **arguments)
-        finally:
-            if reset:
-                self.set("optics.beam_blanked", blanked)
+            result = routine(self, **arguments)
+        except BaseException:  # a refused or failed run leaves the optics as they were
+            for name, value in before.items():
+                self.settings.set(name, value)
+            raise
+        if reset:
+            self.settings.set("optics.beam_blanked", before["optics.beam_blanked"])
+        return result
 
     # --- start-up ------------------------------------------------------------------------------
     def warm_up(self, sizes: tuple[int, ...] = (1024,)) -> None:

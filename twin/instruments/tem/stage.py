@@ -1,9 +1,9 @@
 """The TEM stage: what it reports (the encoders) and where the specimen really is.
 
-Each x/y move lands with a seeded random error, an axis that reverses direction loses its backlash,
-and the specimen drifts slowly over instrument time. ``position()`` reports the commanded encoder
-values, as the instrument does; ``specimen_offset()`` is the ground truth the images are made from.
-Moves take ``distance / speed`` of instrument time.
+Each x/y move lands with a seeded random error (in proportion for short jogs), an axis that reverses
+direction loses up to its backlash, and the specimen drifts slowly over instrument time.
+``position()`` reports the commanded encoder values, as the instrument does; ``specimen_offset()`` is
+the ground truth the images are made from. Moves take ``distance / speed`` of instrument time.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from twin.instruments.tem.hardware import STAGE_AXES, TemHardware
 
 _STREAM_STAGE = 0x535447  # random stream tag for stage errors
 _STREAM_DRIFT = 0x445246  # random stream tag for the drift direction
+_JOG = 1e-6  # m: moves shorter than this keep most of the previous landing error
 
 
 class Stage:
@@ -106,22 +107,30 @@ class Stage:
         return dict(new)
 
     def _duration(self, old: dict[str, Any], new: dict[str, Any], safe: bool) -> float:
+        """Seconds the move takes: axes move together; a safe move tilts out, translates, tilts in."""
         speeds = dict(zip(STAGE_AXES, self.hardware.stage_speeds, strict=True))
-        times = [abs((new[a] or 0.0) - (old[a] or 0.0)) / speeds[a] for a in self.axes]
-        if safe:  # tilt out, translate, tilt in
-            times += [abs(old[a] or 0.0) / speeds[a] + abs(new[a] or 0.0) / speeds[a] for a in "ab"]
-            return sum(times)
-        return max(times)
+
+        def slowest(axes: str, start: dict[str, Any], end: dict[str, Any]) -> float:
+            return max((abs((end[a] or 0.0) - (start[a] or 0.0)) / speeds[a] for a in axes
+                        if a in self.axes), default=0.0)
+
+        if not safe:
+            return slowest("xyzab", old, new)
+        level = dict.fromkeys("ab", 0.0)
+        return slowest("ab", old, level) + slowest("xyz", old, new) + slowest("ab", level, new)
 
     def _land(self, step: np.ndarray) -> None:
-        """Update the x/y error after a move by ``step`` (m): a fresh random error, plus backlash."""
+        """Update the x/y error after a move by ``step`` (m). A long move lands with a fresh random
+        error; a jog shorter than ``_JOG`` adds an error in proportion to its length. An axis that
+        reverses direction first takes up its backlash, so it falls short by up to that much."""
         if not step.any():
             return
         rng = np.random.default_rng([self.seed, _STREAM_STAGE, self._moves])
         self._moves += 1
         direction = np.sign(step)
         reversed_axes = (direction != 0) & (self._last_direction != 0) & (direction != self._last_direction)
-        error = np.where(step != 0, rng.normal(0.0, self.hardware.stage_error, 2), self._error)
-        error -= reversed_axes * direction * self.hardware.stage_backlash
-        self._error = error
+        scatter = rng.normal(0.0, self.hardware.stage_error, 2) * np.minimum(1.0, np.abs(step) / _JOG)
+        error = np.where(np.abs(step) >= _JOG, scatter, self._error + scatter)
+        error -= reversed_axes * direction * np.minimum(self.hardware.stage_backlash, np.abs(step))
+        self._error = np.where(step != 0, error, self._error)
         self._last_direction = np.where(direction != 0, direction, self._last_direction)
