@@ -229,12 +229,19 @@ def test_knock_on_damage_spares_graphene_at_60_kv_and_empties_sites_at_200_kv():
 
 
 @pytest.mark.slow
-def test_diffraction_spots_sit_at_lambda_over_d_for_the_camera_length():
+@pytest.mark.parametrize(("camera_length", "size", "binning", "aperture"), [
+    (0.115, 512, 2, False),  # coarse camera pixels: a small periodic area, binned
+    (0.46, 512, 1, False),  # one reciprocal-space sample per camera pixel
+    (0.46, 2048, 1, True),  # fine pixels: the selected area is smaller than the pattern's period
+])
+def test_diffraction_spots_sit_at_lambda_over_d_for_the_camera_length(camera_length, size, binning, aperture):
     instrument = _instrument(4_000_000.0)
     instrument.set("optics.projector_mode", "Diffraction")
-    instrument.set("optics.camera_length", 0.115)
+    instrument.set("optics.camera_length", camera_length)
     instrument.set("optics.spot_size_index", 11)
-    size = 512
+    pixel_angle = 14e-6 * (4096 // size) / camera_length
+    geometry = instrument.hrtem.diffraction_geometry(size, pixel_angle, ENERGY)
+    assert geometry.binning == binning and (geometry.area_points < geometry.points) == aperture
     frame = instrument.acquire_camera_image("BM-Ceta", size, 0.1)
     pattern = frame["data"].astype(float)
     pixel_angle = frame["metadata"]["optics"]["pixel_angle"]

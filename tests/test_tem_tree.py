@@ -159,6 +159,14 @@ def test_stem_images_through_the_client(microscope, stem_mode):
     assert bf.data.shape == (16, 32) and bf.data.mean() > 10 * dark.data.mean()
     with pytest.raises(ValueError, match="dwell_time = 0 is out of range; allowed more than 0 up to 1 s"):
         stem_mode.acquisition.acquire_stem_image("HAADF", 64, 0)
+    with pytest.raises(ValueError, match=r"dwell_time = 0.001 s over 1024 x 1024 pixels takes 1049 s per "
+                                         r"frame; allowed at most 600 s"):
+        stem_mode.acquisition.acquire_stem_image("HAADF", 1024, 1e-3)
+    with pytest.raises(ValueError, match=r"mode = 'exact' at size = 256 runs 65536 probe positions"):
+        stem_mode.acquisition.acquire_stem_images_advanced(
+            StemAcquisitionSettings(1e-6, [DetectorType.HAADF], size=256, mode="exact"))
+    after = stem_mode.acquisition.acquire_stem_image(DetectorType.HAADF, 64, 2e-6)  # refusals made no frame
+    assert after.metadata.acquisition.frame_index == dark.metadata.acquisition.frame_index + 1
 
 
 @pytest.mark.slow

@@ -323,6 +323,9 @@ class Acquisition(_Node):
 
     def acquire_stem_images_advanced(self, settings: StemAcquisitionSettings) -> list[AdornedImage]:
         """One scan read by every detector in ``settings.detector_types``, images in that order."""
+        if settings.detector_segments is not None:
+            raise ValueError(f"detector_segments = {settings.detector_segments!r}: the twin's detectors are "
+                             "not segmented; allowed: None")
         replies = self._remote.acquire_stem_images(
             [_plain(d) for d in settings.detector_types], _plain(settings.size), settings.dwell_time,
             _rectangle(settings.region), settings.mode,

@@ -100,14 +100,16 @@ class Region:
 class StemAcquisitionSettings:
     """Settings for ``acquire_stem_images_advanced``: one scan read by several detectors.
 
-    ``mode`` is the twin's own addition: ``"interactive"``, ``"exact"`` or ``"prism"`` for this request
-    (default: the server's STEM mode).
+    Fields in the vendor's order. The twin's detectors are not segmented, so ``detector_segments`` must
+    stay ``None``. ``mode`` is the twin's own addition: ``"interactive"``, ``"exact"`` or ``"prism"``
+    for this request (default: the server's STEM mode).
     """
 
     dwell_time: float
     detector_types: list[Any] = field(default_factory=lambda: ["HAADF"])
-    size: int = 1024
+    detector_segments: list[Any] | None = None
     region: Region | None = None
+    size: int = 1024
     auto_beam_blank: bool = False
     mode: str | None = None
 

@@ -99,13 +99,20 @@ def displaced(
     independently with probability ``1 - exp(-sigma_i dose_i)``; one uniform draw per atom.
     """
     numbers = np.asarray(numbers)
+    probability = -np.expm1(-cross_sections(numbers, material, beam_energy) * np.asarray(dose))
+    return rng.random(numbers.shape) < probability
+
+
+def cross_sections(numbers: np.ndarray, material: str, beam_energy: float) -> np.ndarray:
+    """Knock-on cross-section (m², one per atom) of atoms with atomic ``numbers`` in ``material``
+    under a ``beam_energy`` (eV) beam."""
+    numbers = np.asarray(numbers)
     elements, inverse = np.unique(numbers, return_inverse=True)
     thresholds = [displacement_energy(chemical_symbols[z], material) for z in elements]
     sigma = knock_on_cross_section(
         beam_energy, elements, atomic_masses[elements] * constants.atomic_mass, np.array(thresholds)
     )
-    probability = -np.expm1(-np.asarray(sigma)[inverse.reshape(numbers.shape)] * np.asarray(dose))
-    return rng.random(numbers.shape) < probability
+    return np.asarray(sigma, dtype=np.float64)[inverse.reshape(numbers.shape)]
 
 
 def largest_cross_section(symbols: Iterable[str], material: str, beam_energy: float) -> float:

@@ -51,7 +51,7 @@ class SimulationGrid:
         return self.pad * self.sampling
 
 
-def _is_smooth(n: int) -> bool:
+def is_smooth(n: int) -> bool:
     for factor in (2, 3, 5):
         while n % factor == 0:
             n //= factor
@@ -69,7 +69,7 @@ def simulation_grid(
     """
     sampling = field_of_view / size
     pad = min(max(int(np.ceil(0.9 * padding / sampling)), int(np.ceil(size / 32)), 1), max(size // 2, 1))
-    while not _is_smooth(oversampling * (size + 2 * pad)):
+    while not is_smooth(oversampling * (size + 2 * pad)):
         pad += 1
     return SimulationGrid(size=size, pad=pad, sampling=sampling, oversampling=oversampling)
 
@@ -109,6 +109,12 @@ def simulation_cell(atoms: Atoms, grid: SimulationGrid) -> Atoms:
     return atoms
 
 
+def slice_count(atoms: Atoms) -> int:
+    """How many slices the multislice of ``atoms`` (positions in Å) takes."""
+    z_span = np.ptp(atoms.positions[:, 2]) * ANGSTROM if len(atoms) else 0.0
+    return max(1, int(np.ceil((z_span + 2 * _Z_MARGIN) / SLICE_THICKNESS)))
+
+
 def tilted(positions: np.ndarray, alpha: float, beta: float, centre: np.ndarray) -> np.ndarray:
     """``positions`` (N, 3) turned by the stage tilts about ``centre``: alpha about x, then beta about y."""
     ca, sa, cb, sb = np.cos(alpha), np.sin(alpha), np.cos(beta), np.sin(beta)
@@ -134,7 +140,7 @@ def exit_wave(atoms: Atoms, grid: SimulationGrid, energy: float) -> np.ndarray:
 
     ``atoms`` are positioned as for :func:`simulation_cell`.
     """
-    projected = potential(simulation_cell(atoms, grid), grid).build(lazy=False)
+    projected = potential(simulation_cell(atoms, grid), grid)  # built slice by slice: memory ~ n²
     waves = abtem.PlaneWave(energy=energy).multislice(projected, lazy=False)
     return np.ascontiguousarray(waves.array.T)
 

@@ -69,6 +69,12 @@ class TemHardware:
     post_magnification: float = 1.5  # camera magnification / nominal magnification
     stigmator_strength: float = 50e-9  # m of two-fold astigmatism per stigmator unit
     multislice_atom_limit: int = 4_000_000  # atoms one multislice may handle
+    grid_point_limit: int = 12288  # points per side of any simulation grid (~1.2 GB per complex wave)
+    multislice_cell_limit: float = 1.5e9  # grid points x slices of one multislice (~1.5 min of work)
+    exact_probe_limit: int = 16384  # probe positions of one exact multislice scan (128², minutes)
+    prism_probe_limit: int = 262144  # probe positions of one PRISM scan (512²)
+    diffraction_area: tuple[float, float] = (5e-9, 50e-9)  # m: selected area a pattern simulates
+    damage_atom_limit: int = 2_000_000  # beyond this many atoms in the beam, knock-ons are sampled
     cache_bytes: int = 384 * 2**20  # exit-wave spectra
     kernel_cache_bytes: int = 128 * 2**20  # lens transfer functions
     cameras: tuple[Camera, ...] = (Camera("BM-Ceta"), Camera("Flucam", pixels=1024, pitch=56e-6,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 from ase import Atoms
 
 from twin.instruments.cache import ArrayCache
@@ -50,6 +51,57 @@ class View:
         return "continuum" if self.grid is None else "multislice"
 
 
+@dataclass(frozen=True)
+class DiffractionGeometry:
+    """Sampling of a selected-area diffraction pattern on ``size``² camera pixels.
+
+    The camera pixel spans ``pixel_angle`` (rad), so a periodic area ``k * lambda / pixel_angle``
+    wide puts ``k`` reciprocal-space samples on each camera pixel (summed over ``k``² when ``k > 1``,
+    which keeps the area at least ``smallest`` wide). Of that area a square ``area_points`` grid
+    points wide diffracts (at most ``largest``, like a selected-area aperture; the rest is dark), so
+    a long camera length gives each Bragg spot the width of the aperture's diffraction. Angles beyond
+    ``MAX_ANGLE`` are not simulated (the objective's aperture and lenses stop them).
+    """
+
+    size: int
+    binning: int  # k
+    points: int  # grid points across the periodic area
+    area_points: int  # grid points across the diffracting area
+    sampling: float  # m between grid points
+
+    MAX_ANGLE = 0.25  # rad
+
+    @classmethod
+    def plan(cls, size: int, pixel_angle: float, wavelength: float, smallest: float, largest: float
+             ) -> DiffractionGeometry:
+        side = wavelength / pixel_angle
+        binning = max(1, int(np.ceil(smallest / side)))
+        edge = min(size * pixel_angle / 2, cls.MAX_ANGLE)  # the largest angle the camera needs
+        points = int(np.ceil(binning * side * 3 * edge / wavelength))  # abTEM's band reaches ``edge``
+        points += points % 2
+        while not tem_physics.is_smooth(points):
+            points += 2
+        sampling = binning * side / points
+        area_points = min(points, max(2, int(round(largest / sampling))))
+        while not tem_physics.is_smooth(area_points):  # fast FFTs
+            area_points -= 1
+        return cls(size, binning, points, area_points, sampling)
+
+    def pattern(self, wave: np.ndarray) -> np.ndarray:
+        """The camera's pattern (float64, ``size``², sums to the fraction of the beam that lands on it)
+        from the exit ``wave`` of the diffracting area."""
+        padded = np.zeros((self.points, self.points), dtype=np.complex64)
+        padded[: self.area_points, : self.area_points] = wave
+        far = np.abs(np.fft.fftshift(scipy.fft.fft2(padded, workers=-1))) ** 2
+        far /= float(self.points) ** 2 * float(self.area_points) ** 2
+        k, wide = self.binning, self.size * self.binning
+        shift = (self.size // 2) * k + k // 2 - self.points // 2  # direct beam -> centre camera pixel
+        lo, hi = max(0, shift), min(wide, shift + self.points)
+        camera = np.zeros((wide, wide))
+        camera[lo:hi, lo:hi] = far[lo - shift : hi - shift, lo - shift : hi - shift]
+        return camera.reshape(self.size, k, self.size, k).sum(axis=(1, 3))
+
+
 class HrtemSimulator:
     """Turns views of the sample into noise-free camera images (vacuum = 1)."""
 
@@ -69,16 +121,12 @@ class HrtemSimulator:
         coherence = self.hardware.coherence(energy)
         fov = field_of_view
         grid = self.grid_for(fov, size, energy, aberrations, coherence)
-        if grid is not None and self.atoms_in_view(fov, grid, tilt) > self.hardware.multislice_atom_limit:
-            usable = [
-                s for s in sizes
-                if (g := self.grid_for(fov, s, energy, aberrations, coherence)) is None
-                or self.atoms_in_view(fov, g, tilt) <= self.hardware.multislice_atom_limit
-            ]
+        too_big = self._beyond_limits(fov, grid, tilt)
+        if too_big:
+            usable = [s for s in sizes if not self._beyond_limits(
+                fov, self.grid_for(fov, s, energy, aberrations, coherence), tilt)]
             raise ValueError(
-                f"size = {size} at {label or f'{fov:.3g} m field of view'} resolves the "
-                f"lattice over {self.atoms_in_view(fov, grid, tilt):.3g} atoms, more than the twin simulates "
-                f"({self.hardware.multislice_atom_limit:.3g}); allowed sizes here: "
+                f"size = {size} at {label or f'{fov:.3g} m field of view'} {too_big}; allowed sizes here: "
                 f"{', '.join(map(str, sorted(usable))) or 'none'}, or a higher magnification"
             )
         window = Window.around(centre[0], centre[1], fov, fov)
@@ -95,6 +143,19 @@ class HrtemSimulator:
         oversampling = tem_physics.oversampling_for(pixel, information_limit(energy, coherence))
         spread = delocalization(energy, aberrations, coherence, pixel / oversampling)
         return tem_physics.simulation_grid(fov, size, tem_physics.padding_for(spread), oversampling)
+
+    def _beyond_limits(self, fov: float, grid: SimulationGrid | None, tilt: tuple[float, float]) -> str:
+        """Why the multislice of this view is more than the twin simulates ('' when it is not)."""
+        if grid is None:
+            return ""
+        atoms, limit = self.atoms_in_view(fov, grid, tilt), self.hardware.multislice_atom_limit
+        if atoms > limit:
+            return f"resolves the lattice over {atoms:.3g} atoms, more than the twin simulates ({limit:.3g})"
+        if grid.n > self.hardware.grid_point_limit:
+            return (f"needs a simulation grid of {grid.n}² points ({grid.padding:.3g} m of padding for "
+                    "the lens's delocalisation), more than the twin simulates "
+                    f"({self.hardware.grid_point_limit}²); less defocus or astigmatism also helps")
+        return ""
 
     def atoms_in_view(self, fov: float, grid: SimulationGrid, tilt: tuple[float, float]) -> float:
         """How many atoms the multislice of this view would hold (estimate)."""
@@ -116,6 +177,7 @@ class HrtemSimulator:
 
         def exit_wave() -> np.ndarray:
             atoms = self.atoms(anchor, view.tilt)
+            self._check_depth(atoms, grid, view)
             return tem_physics.spectrum(tem_physics.exit_wave(atoms, grid, view.energy))
 
         def kernel() -> np.ndarray:
@@ -131,28 +193,43 @@ class HrtemSimulator:
         moved *= lens
         return tem_physics.hrtem_intensity(spectrum, moved, grid)
 
+    def _check_depth(self, atoms: Atoms, grid: SimulationGrid, view: View) -> None:
+        """Refuse a multislice too deep to simulate (a large view at a high stage tilt)."""
+        slices = tem_physics.slice_count(atoms)
+        if slices * grid.n**2 > self.hardware.multislice_cell_limit:
+            a, b = view.tilt
+            raise ValueError(
+                f"stage tilt (a, b) = ({a:.3g}, {b:.3g}) rad over a {view.field_of_view:.3g} m view makes "
+                f"the specimen {slices * tem_physics.SLICE_THICKNESS:.3g} m deep along the beam: {slices} "
+                f"slices of {grid.n}² points, more than the twin simulates "
+                f"({self.hardware.multislice_cell_limit:.3g} point-slices); tilt less, use a higher "
+                "magnification or a smaller size"
+            )
+
+    def diffraction_geometry(self, size: int, pixel_angle: float, energy: float) -> DiffractionGeometry:
+        """How the pattern on ``size``² camera pixels of ``pixel_angle`` (rad) is simulated."""
+        smallest, largest = self.hardware.diffraction_area
+        return DiffractionGeometry.plan(size, pixel_angle, electron_wavelength(energy), smallest, largest)
+
     def diffraction_pattern(
         self, centre: tuple[float, float], size: int, pixel_angle: float, energy: float,
         tilt: tuple[float, float] = (0.0, 0.0),
     ) -> tuple[np.ndarray, Window]:
         """The far field of the exit wave on ``size``² camera pixels of ``pixel_angle`` (rad) each,
-        as the fraction of the beam landing on each pixel (direct beam in the centre).
+        as the fraction of the beam landing on each pixel (direct beam in the centre pixel).
 
-        The simulated area is ``lambda / pixel_angle`` wide, so its reciprocal-lattice spacing is one
-        camera pixel; the grid is twice as fine as needed so that abTEM's anti-aliasing band reaches
-        beyond the camera's edge. Returns the pattern and the area that diffracted.
+        The area that diffracts is selected as by a square selected-area aperture (see
+        :class:`DiffractionGeometry`). Returns the pattern and the selected area (m, sample frame).
         """
-        wavelength = electron_wavelength(energy)
-        side = wavelength / pixel_angle
-        grid = SimulationGrid(size=2 * size, pad=0, sampling=side / (2 * size))
+        geometry = self.diffraction_geometry(size, pixel_angle, energy)
+        side = geometry.area_points * geometry.sampling
         area = Window.around(centre[0], centre[1], side, side)
+        grid = SimulationGrid(size=geometry.area_points, pad=0, sampling=geometry.sampling)
         key = ("diffraction", id(self.sample), self.sample.version, area, grid, energy, tilt)
         wave = self.exit_waves.get_or_compute(
             key, lambda: tem_physics.exit_wave(self.atoms(area, tilt), grid, energy)
         )
-        far_field = np.abs(np.fft.fftshift(np.fft.fft2(wave))) ** 2 / grid.n**4
-        crop = slice(size // 2, size // 2 + size)
-        return far_field[crop, crop], area
+        return geometry.pattern(wave), area
 
     def atoms(self, window: Window, tilt: tuple[float, float]) -> Atoms:
         """The atoms seen in projection through ``window`` at ``tilt`` (Å, relative to its corner)."""

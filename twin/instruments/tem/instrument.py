@@ -26,7 +26,7 @@ from twin.instruments.tem.imaging import HrtemSimulator
 from twin.instruments.tem.scanning import MODES, Scan, StemSimulator
 from twin.instruments.tem.stage import Stage
 from twin.physics.ctf import Aberrations, electron_wavelength
-from twin.physics.damage import displaced, largest_cross_section
+from twin.physics.damage import cross_sections, displaced, largest_cross_section
 from twin.physics.detectors import UINT16_MAX, camera_counts, psf_sigma, shot_noise
 from twin.sample import Sample, Window
 
@@ -36,6 +36,7 @@ TEM_ONLY = ("optics.magnification",)
 _STREAM_CAMERA = 0x43414D  # random stream tag for camera noise
 _STREAM_DAMAGE = 0x444D47  # random stream tag for knock-on damage
 _NEGLIGIBLE_DISPLACEMENTS = 1e-9  # per atom: below this an exposure damages nothing
+_MOST_SAMPLED_HITS = 100_000  # knock-ons one low-magnification exposure may record
 _LONGEST_FRAME = 600.0  # s: the longest STEM frame a scan may take
 _AUTO_FUNCTION_SETTINGS = ("optics.focus", "optics.objective_stigmator", "optics.beam_tilt",
                            "optics.beam_blanked")  # what an auto function may change
@@ -295,6 +296,7 @@ class TemInstrument:
         centre = self.view_centre(state, stage, "optics.beam_shift")
         diameter = self._beam_diameter(self.field_of_view(state["optics.magnification"]))
         tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
+        geometry = self.hrtem.diffraction_geometry(size, pixel_angle, energy)
 
         def electrons(dose: float) -> np.ndarray:
             pattern, _ = self.hrtem.diffraction_pattern(tuple(centre), size, pixel_angle, energy, tilt)
@@ -304,7 +306,8 @@ class TemInstrument:
             electrons=electrons, beam_centre=centre, beam_diameter=diameter, method="multislice",
             pixel_size=pixel_angle / electron_wavelength(energy), pixel_unit="1/m",
             optics={"camera_length": camera_length, "pixel_angle": pixel_angle},
-            twin={"diffracting_area_centre": {"x": centre[0], "y": centre[1]}},
+            twin={"diffracting_area_centre": {"x": centre[0], "y": centre[1]},
+                  "selected_area_width": geometry.area_points * geometry.sampling},
         )
 
     # --- STEM ------------------------------------------------------------------------------------
@@ -344,14 +347,16 @@ class TemInstrument:
             )
         energy = state["source.acceleration_voltage"]
         beam_on = self._beam_on_specimen(state) and not state["detectors.screen_inserted"]
+        tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
+        method = self.stem.method(scan, energy, state["optics.convergence_angle"], self.aberrations(state),
+                                  chosen, mode, tilt)  # may refuse: nothing has changed yet
 
         started = datetime.now(timezone.utc)
         with self._acquire_lock:
             frame_index = self._frames  # counted only once the frame exists
             if beam_on:
-                tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
                 signals = self.stem.signals(scan, energy, state["optics.convergence_angle"],
-                                            self.aberrations(state), chosen, mode, tilt)
+                                            self.aberrations(state), chosen, method, tilt)
                 if state["twin.drift"]:
                     signals = {k: self._drifted(v, scan, frame_time) for k, v in signals.items()}
             else:
@@ -377,7 +382,7 @@ class TemInstrument:
         finished = datetime.now(timezone.utc)
         images = []
         for detector in chosen:
-            metadata = self._metadata(state, stage, frame_index, started, finished, mode)
+            metadata = self._metadata(state, stage, frame_index, started, finished, method)
             metadata["binary_result"] = {
                 "pixel_size": {"x": scan.step, "y": scan.step}, "pixel_size_unit": "m",
                 "image_size": {"x": cols, "y": rows}, "detector": detector.name, "bit_depth": 16,
@@ -428,14 +433,47 @@ class TemInstrument:
         """Knock atoms out of the shared sample: ``dose`` electrons per m² wherever ``inside(x, y)``
         holds within ``area``. Returns how many atoms left; later images of either instrument lack them."""
         material = self.sample.crystal.name
-        if largest_cross_section(self.sample.species, material, energy) * dose < _NEGLIGIBLE_DISPLACEMENTS:
+        sigma = largest_cross_section(self.sample.species, material, energy)
+        if sigma * dose < _NEGLIGIBLE_DISPLACEMENTS:
             return 0
+        rng = np.random.default_rng([self.seed, _STREAM_DAMAGE, frame_index])
+        if self.sample.atom_density() * area.width * area.height > self.hardware.damage_atom_limit:
+            return self._irradiate_sampled(area, inside, dose, energy, sigma, rng)
         atoms = self.sample.atoms_in_window(area)
         x = area.x_min + atoms.positions[:, 0] * 1e-10
         y = area.y_min + atoms.positions[:, 1] * 1e-10
         doses = np.where(inside(x, y), dose, 0.0)
-        rng = np.random.default_rng([self.seed, _STREAM_DAMAGE, frame_index])
         return self.sample.remove_atoms(atoms[displaced(atoms.numbers, doses, energy, material, rng)])
+
+    def _irradiate_sampled(self, area: Window, inside: Any, dose: float, energy: float, sigma: float,
+                           rng: np.random.Generator) -> int:
+        """Knock-on damage over an area too large to list its atoms (low magnification): displacing
+        collisions fall as a Poisson process at the largest species' rate ``sigma dose`` per atom, each
+        on the atom nearest to it, kept with that atom's own cross-section over the largest (thinning).
+        An atom is then displaced at least once with probability ``1 - exp(-sigma_i dose)``, as when
+        every atom is drawn."""
+        hits = rng.poisson(self.sample.atom_density() * area.width * area.height * sigma * dose)
+        hits = min(hits, _MOST_SAMPLED_HITS)
+        x = rng.uniform(area.x_min, area.x_max, hits)
+        y = rng.uniform(area.y_min, area.y_max, hits)
+        keep = inside(x, y)
+        reach = self.sample.lattice_spacing
+        chosen = []
+        for px, py in zip(x[keep], y[keep], strict=True):
+            near = self.sample.atoms_in_window(Window.around(px, py, 2 * reach, 2 * reach))
+            if len(near):
+                nearest = int(np.argmin(np.hypot(*(near.positions[:, :2].T - reach / 1e-10))))
+                near = near[[nearest]]
+                near.positions[:, :2] += (np.array([px, py]) - reach - [area.x_min, area.y_min]) / 1e-10
+                chosen.append(near)
+        if not chosen:
+            return 0
+        atoms = chosen[0]
+        for more in chosen[1:]:
+            atoms.extend(more)
+        atoms.info["window"] = area.as_dict()
+        own = cross_sections(atoms.numbers, self.sample.crystal.name, energy)
+        return self.sample.remove_atoms(atoms[rng.random(len(atoms)) < own / sigma])
 
     def _beam_diameter(self, fov: float) -> float:
         """The condenser spreads the beam just over the camera's field of view."""

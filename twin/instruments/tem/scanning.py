@@ -7,6 +7,9 @@ Two ways to compute a frame, chosen per server and per request:
   for bright-field ones (the plane-wave exit wave seen through the probe-forming aperture);
 - ``exact``: abTEM multislice of every probe position (``prism``: abTEM's PRISM, interpolation 4).
 
+Scans whose step cannot resolve the lattice and whose area holds more atoms than the twin simulates
+(micrometre fields of view) see the crystal as a uniform film (``continuum``).
+
 Signals are fractions of the beam reaching each detector at each probe position, on the scan grid
 (``[row, column]``, rows along the scan's +v axis, columns along +u, pixel centres).
 """
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
+from ase.data import atomic_numbers
 
 from twin.instruments.tem.hardware import ScanningDetector, TemHardware
 from twin.instruments.tem.imaging import HrtemSimulator, atoms_in_view
@@ -103,11 +107,53 @@ class StemSimulator:
         self.hardware = hardware
         self.exit_waves = hrtem.exit_waves  # one byte budget for every cached wave
 
+    def method(
+        self, scan: Scan, energy: float, convergence_angle: float, aberrations: Aberrations,
+        detectors: list[ScanningDetector], mode: str, tilt: tuple[float, float] = (0.0, 0.0),
+    ) -> str:
+        """How :meth:`signals` computes this scan: ``mode``, or ``continuum`` when the scan step
+        cannot resolve the lattice and the area holds more atoms than the twin simulates. Raises a
+        ``ValueError`` naming the cause when the scan is more than the twin simulates."""
+        reach = stem.probe_reach(energy, convergence_angle, aberrations)
+        area = scan.bounding_window(reach)
+        atoms = self.sample.atom_density() * area.width * area.height / (np.cos(tilt[0]) * np.cos(tilt[1]))
+        limit, hardware = self.hardware.multislice_atom_limit, self.hardware
+        where = f"size = {scan.size} over scan_field_of_view = {scan.field_of_view:.4g} m"
+        if atoms > limit:
+            if scan.step >= self.sample.lattice_spacing / 2:
+                return "continuum"
+            raise ValueError(f"{where} resolves the lattice over {atoms:.3g} atoms, more than the twin "
+                             f"simulates ({limit:.3g}); use a smaller size or field of view")
+        positions = scan.size**2
+        for detector in detectors:
+            if mode == "interactive" and detector.inner >= convergence_angle:
+                continue
+            if mode == "interactive":
+                grid = self._bright_field_grid(scan, energy, convergence_angle, detector, reach)
+            else:
+                probe_limit = hardware.prism_probe_limit if mode == "prism" else hardware.exact_probe_limit
+                if positions > probe_limit:
+                    raise ValueError(f"mode = {mode!r} at size = {scan.size} runs {positions} probe "
+                                     f"positions, more than the twin simulates in this mode ({probe_limit}); "
+                                     "use a smaller size or mode 'interactive'")
+                grid = self._exact_grid(scan, energy, detector, reach, mode)
+            if grid.n > hardware.grid_point_limit:
+                raise ValueError(
+                    f"{where} needs a simulation grid of {grid.n}² points for detector {detector.name} "
+                    f"in mode {mode!r}, more than the twin simulates ({hardware.grid_point_limit}²); use a "
+                    "smaller size" + (" or mode 'interactive'" if mode != "interactive" else "")
+                )
+        return mode
+
     def signals(
         self, scan: Scan, energy: float, convergence_angle: float, aberrations: Aberrations,
         detectors: list[ScanningDetector], mode: str, tilt: tuple[float, float] = (0.0, 0.0),
     ) -> dict[str, np.ndarray]:
-        """The fraction of the beam each detector collects at each probe position of ``scan``."""
+        """The fraction of the beam each detector collects at each probe position of ``scan``
+        (``mode`` as returned by :meth:`method`)."""
+        if mode == "continuum":
+            return {d.name: np.full(scan.shape, self._continuum(d, energy, convergence_angle, tilt))
+                    for d in detectors}
         reach = stem.probe_reach(energy, convergence_angle, aberrations)
         atoms = atoms_in_view(self.sample, scan.bounding_window(reach), tilt)
         window = atoms.info["window"]
@@ -126,6 +172,22 @@ class StemSimulator:
                 signals[detector.name] = self._exact(scan, u, v, atoms, energy, convergence_angle,
                                                      aberrations, detector, reach, mode)
         return signals
+
+    def _continuum(self, detector: ScanningDetector, energy: float, convergence_angle: float,
+                   tilt: tuple[float, float]) -> float:
+        """Signal of a uniform film of the crystal (pixels far coarser than its lattice): incoherent
+        scattering into the detector's angles, plus for a detector inside the probe's cone the part of
+        the unscattered cone it collects (the beam scattered out of the cone is lost)."""
+        numbers = np.array([atomic_numbers[a.symbol] for a in self.sample.crystal.basis])
+        per_area = self.sample.atom_density() / len(numbers) / (np.cos(tilt[0]) * np.cos(tilt[1]))
+        alpha = convergence_angle
+        inner, outer = max(detector.inner, alpha), max(detector.outer, alpha)
+        scattered_in = per_area * stem.annular_cross_section(numbers, energy, inner, outer).sum()
+        if detector.inner >= alpha:
+            return float(scattered_in)
+        cone = (min(detector.outer, alpha) ** 2 - detector.inner**2) / alpha**2
+        scattered_out = per_area * stem.annular_cross_section(numbers, energy, alpha, 1.0).sum()
+        return float(cone * (1.0 - scattered_out) + scattered_in)
 
     def _dark_field(self, scan: Scan, u: np.ndarray, v: np.ndarray, atoms: Atoms, energy: float,
                     convergence_angle: float, aberrations: Aberrations,
@@ -161,11 +223,8 @@ class StemSimulator:
                       reach: float, tilt: tuple[float, float]) -> np.ndarray:
         """Reciprocity: the exit wave of a plane wave, seen through the probe aperture, on a grid fine
         enough for the detector; probe positions are every ``m``-th grid point (``m`` odd)."""
-        wavelength = electron_wavelength(energy)
-        finest = 2 * wavelength / (3 * (convergence_angle + detector.outer))
-        m = int(np.ceil(scan.step / finest))
-        m += 1 - m % 2  # odd, so that pixel centres are grid points
-        grid = self._grid(scan, reach, m)
+        grid = self._bright_field_grid(scan, energy, convergence_angle, detector, reach)
+        m = grid.oversampling
         key = ("stem-bf", id(self.sample), self.sample.version, scan, grid, energy, tilt)
 
         def exit_wave() -> np.ndarray:
@@ -180,12 +239,25 @@ class StemSimulator:
         c = m * (grid.pad + np.arange(cols)) + (m - 1) // 2
         return signal[np.ix_(r, c)]
 
+    def _bright_field_grid(self, scan: Scan, energy: float, convergence_angle: float,
+                           detector: ScanningDetector, reach: float) -> SimulationGrid:
+        """Fine enough for the detector; probe positions every ``m``-th grid point (``m`` odd)."""
+        finest = 2 * electron_wavelength(energy) / (3 * (convergence_angle + detector.outer))
+        m = int(np.ceil(scan.step / finest))
+        m += 1 - m % 2  # odd, so that pixel centres are grid points
+        return self._grid(scan, reach, m)
+
+    def _exact_grid(self, scan: Scan, energy: float, detector: ScanningDetector, reach: float,
+                    mode: str) -> SimulationGrid:
+        interpolation = PRISM_INTERPOLATION if mode == "prism" else 1
+        oversampling = stem.exact_oversampling(scan.step, energy, detector.outer)
+        return self._grid(scan, reach, oversampling, interpolation)
+
     def _exact(self, scan: Scan, u: np.ndarray, v: np.ndarray, atoms: Atoms, energy: float,
                convergence_angle: float, aberrations: Aberrations, detector: ScanningDetector,
                reach: float, mode: str) -> np.ndarray:
         interpolation = PRISM_INTERPOLATION if mode == "prism" else 1
-        oversampling = stem.exact_oversampling(scan.step, energy, detector.outer)
-        grid = self._grid(scan, reach, oversampling, interpolation)
+        grid = self._exact_grid(scan, energy, detector, reach, mode)
         square = stem.exact_annular_scan(self._cell(scan, u, v, atoms, grid), grid, energy, convergence_angle,
                                          aberrations, detector.inner, detector.outer, interpolation)
         rows, cols = scan.shape
