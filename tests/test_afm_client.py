@@ -61,13 +61,20 @@ def test_frame_coordinates_are_pixel_centres_in_the_sample_frame(spm):
     assert frame.attrs["twin"]["window"]["x_min"] == pytest.approx(3e-6 - 6e-9)
 
 
-def test_tip_radius_and_noise_are_twin_settings(spm):
+def test_tip_radius_noise_and_feedback_are_twin_settings(spm):
     twin = spm.twin
     twin.tip_radius = 5e-9
     assert twin.tip_radius == 5e-9
     twin.z_noise = 0.0
-    _scan(spm)
-    forward = spm.get_frame(0).values
-    backward = spm.get_frame(1).values
-    assert np.array_equal(forward, backward)  # no noise, ideal feedback: identical traces
-    twin.tip_radius, twin.z_noise = 2e-9, 20e-12
+    twin.ideal_feedback = True
+    try:
+        _scan(spm)
+        ideal = spm.get_frame(0).values
+        assert np.array_equal(ideal, spm.get_frame(1).values)  # no noise, no loop: identical traces
+        twin.ideal_feedback = False
+        _scan(spm)
+        forward, backward = spm.get_frame(0).values, spm.get_frame(1).values
+        assert 0 < np.abs(forward - backward).max() < 0.3e-10  # a tuned loop lags a little, both ways
+        assert spm.get_frame(0).attrs["twin"]["feedback"] == "pid"
+    finally:
+        twin.tip_radius, twin.z_noise, twin.ideal_feedback = 2e-9, 20e-12, False

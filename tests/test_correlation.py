@@ -38,11 +38,15 @@ def bump_apex(topography) -> tuple[float, float]:
 
 
 @pytest.fixture
-def exact_stage(microscope):
-    """Stage errors and drift off: this test is about aligned frames, not navigation."""
+def exact_stage(microscope, spm):
+    """Stage errors and drift off on both instruments: this test is about aligned frames, not
+    navigation or registration."""
     microscope.twin.stage_errors = microscope.twin.drift = False
+    drift = spm.twin.drift_velocity
+    spm.twin.drift_velocity = (0.0, 0.0)
     yield
     microscope.twin.stage_errors = microscope.twin.drift = True
+    spm.twin.drift_velocity = drift
 
 
 @pytest.mark.slow

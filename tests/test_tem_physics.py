@@ -7,6 +7,7 @@ import pytest
 from ase import Atoms
 from scipy import constants
 
+from clients.tem.structures import AdornedImage
 from twin.instruments.clock import Clock
 from twin.instruments.tem import TemInstrument
 from twin.physics import damage, tem
@@ -257,3 +258,16 @@ def test_diffraction_spots_sit_at_lambda_over_d_for_the_camera_length(camera_len
     angles = np.sort(np.degrees(np.arctan2(rows.ravel()[spots], cols.ravel()[spots])) % 360)
     assert np.allclose(np.diff(angles), 60.0, atol=5.0)  # six-fold
     assert frame["metadata"]["binary_result"]["pixel_size_unit"] == "1/m"
+    pattern = AdornedImage(frame["data"], frame["metadata"]).to_xarray()
+    assert pattern.dims == ("ky", "kx") and pattern.kx.values[size // 2] == 0.0
+    step = pixel_angle / electron_wavelength(ENERGY)  # 1/m per camera pixel
+    assert pattern.kx.values[1] - pattern.kx.values[0] == pytest.approx(step)
+
+
+def test_the_beta_tilt_rides_on_the_alpha_tilt():
+    """A double-tilt holder: beta turns the specimen about the holder's axis, and alpha then turns the
+    holder: x -> -z under beta = 90°, and alpha = 90° then turns -z into +y."""
+    x_axis = np.array([[1.0, 0.0, 0.0]])
+    turned = tem.tilted(x_axis, np.pi / 2, np.pi / 2, np.zeros(3))
+    assert np.allclose(turned, [[0.0, 1.0, 0.0]])
+    assert np.allclose(tem.tilted(x_axis, 0.0, np.pi / 2, np.zeros(3)), [[0.0, 0.0, -1.0]])

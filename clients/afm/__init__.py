@@ -48,6 +48,10 @@ class Scan(_Node):
     CenterPosX = RemoteSetting("Scan.CenterPosX", "Frame centre x (m).")
     CenterPosY = RemoteSetting("Scan.CenterPosY", "Frame centre y (m).")
     Scantime = RemoteSetting("Scan.Scantime", "Time per line, forward and backward (s).")
+    Rotation = RemoteSetting("Scan.Rotation", "Scan rotation, counter-clockwise (deg).")
+    SlopeX = RemoteSetting("Scan.SlopeX", "Scan plane slope along x (deg).")
+    SlopeY = RemoteSetting("Scan.SlopeY", "Scan plane slope along y (deg).")
+    Overscan = RemoteSetting("Scan.Overscan", "Extra line length on each side (% of the width).")
 
     def ImageSize(self, width: float, height: float) -> None:  # noqa: N802 - vendor name
         self.ImageWidth = width
@@ -75,9 +79,19 @@ class Scan(_Node):
 
 
 class ZController(_Node):
-    SetPoint = RemoteSetting("ZController.SetPoint", "Setpoint (% of free amplitude).")
+    SetPoint = RemoteSetting("ZController.SetPoint",
+                             "Setpoint: % of the free amplitude (dynamic modes) or deflection in V (static).")
     PGain = RemoteSetting("ZController.PGain", "Proportional gain.")
     IGain = RemoteSetting("ZController.IGain", "Integral gain.")
+    DGain = RemoteSetting("ZController.DGain", "Derivative gain.")
+    TipVoltage = RemoteSetting("ZController.TipVoltage", "Tip bias (V).")
+
+
+class OperatingModeNode(_Node):
+    """``application.OperatingMode``: the imaging mode and the cantilever drive."""
+
+    OperatingMode = RemoteSetting("OperatingMode.OperatingMode", "An ``SPM.OperatingMode`` value.")
+    VibratingAmpl = RemoteSetting("OperatingMode.VibratingAmpl", "Cantilever drive amplitude (V).")
 
 
 class Approach(_Node):
@@ -102,6 +116,7 @@ class Application(_Node):
         self.Scan = Scan(spm)
         self.ZController = ZController(spm)
         self.Approach = Approach(spm)
+        self.OperatingMode = OperatingModeNode(spm)
 
 
 class AfmTwin(GroundTruth):
@@ -109,6 +124,15 @@ class AfmTwin(GroundTruth):
 
     tip_radius = RemoteSetting("twin.tip_radius", "Tip apex radius (m).", via="_afm")
     z_noise = RemoteSetting("twin.z_noise", "RMS height noise per point (m).", via="_afm")
+    tip_cone_angle = RemoteSetting("twin.tip_cone_angle", "Tip cone half-angle (deg).", via="_afm")
+    second_apex = RemoteSetting("twin.second_apex", "Offset (m) of a second apex; (0, 0) for none.",
+                                via="_afm")
+    second_apex_height = RemoteSetting("twin.second_apex_height", "How far the second apex sits above (m).",
+                                       via="_afm")
+    drift_velocity = RemoteSetting("twin.drift_velocity", "Thermal drift of the sample (m/s, x and y).",
+                                   via="_afm")
+    ideal_feedback = RemoteSetting("twin.ideal_feedback", "True: the tip follows the surface exactly.",
+                                   via="_afm")
 
     def __init__(self, spm: SPM) -> None:
         super().__init__(lambda: spm._connected[wire.SAMPLE_OBJECT])
@@ -127,6 +151,7 @@ class SPM:
     DataFilter = vocabulary.DataFilter
     DataConversion = vocabulary.DataConversion
     ApproachStatus = vocabulary.ApproachStatus
+    OperatingMode = vocabulary.OperatingMode
 
     def __init__(self, host: str | None = None, port: int | None = None) -> None:
         self._connection: Connection | None = Connection(host, port)

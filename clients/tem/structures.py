@@ -251,9 +251,18 @@ class AdornedImage:
             return cls(page.asarray(), json.loads(page.description))
 
     def to_xarray(self) -> xr.DataArray:
-        """The image with pixel-centre coordinates ``x``, ``y`` (m, sample frame) and its metadata."""
-        window = self.metadata.twin.window
+        """The image with pixel-centre coordinates ``x``, ``y`` (m, sample frame) and its metadata; a
+        diffraction pattern gets spatial frequencies ``kx``, ``ky`` (1/m, direct beam at 0) instead."""
         pixel = self.metadata.binary_result.pixel_size
+        if self.metadata.binary_result.get("pixel_size_unit", "m") == "1/m":
+            kx = (np.arange(self.width) - self.width // 2) * pixel.x
+            ky = (np.arange(self.height) - self.height // 2) * pixel.y
+            return xr.DataArray(
+                self.data, dims=("ky", "kx"),
+                coords={"kx": ("kx", kx, {"units": "1/m"}), "ky": ("ky", ky, {"units": "1/m"})},
+                name="counts", attrs=self.metadata.to_dict(),
+            )
+        window = self.metadata.twin.window
         x = window.x_min + (np.arange(self.width) + 0.5) * pixel.x
         y = window.y_min + (np.arange(self.height) + 0.5) * pixel.y
         return xr.DataArray(

@@ -22,13 +22,15 @@ from scipy import ndimage
 
 from twin import validation
 from twin.instruments.clock import Clock
-from twin.instruments.parameters import Integer, Real, Settings
-from twin.physics.afm import paraboloid_dilation, tip_reach, vdw_height_map
+from twin.instruments.parameters import Choice, Flag, Integer, Real, Settings, Vector
+from twin.physics.afm import Feedback, Tip, thermal_drift, tip_dilation, tip_reach, vdw_height_map
 from twin.physics.noise import gaussian_noise
 from twin.sample import Sample, Window
 
 ANGSTROM = 1e-10
 _STREAM_SCAN = 0x53434E  # random stream tag for scan noise
+_STREAM_DRIFT = 0x445246  # random stream tag for the drift direction
+_MOST_LOOP_SAMPLES_PER_PIXEL = 9  # z-loop samples along a line per pixel (finer only to see atoms)
 
 
 class ApproachStatus:
@@ -47,14 +49,28 @@ class ScanGroupID:
 
 
 class ScanChannel:
-    """Scan channels: the z-controller's input and the topography."""
+    """Scan channels: the z-controller's input (deflection or amplitude), topography, phase."""
 
     Deflection_or_ZCtrlIn = 0
     Topography = 1
+    Phase = 2
 
 
 CHANNELS = {ScanChannel.Deflection_or_ZCtrlIn: ("Deflection_or_ZCtrlIn", "%"),
-            ScanChannel.Topography: ("Topography", "m")}
+            ScanChannel.Topography: ("Topography", "m"),
+            ScanChannel.Phase: ("Phase", "deg")}
+
+
+class OperatingMode:
+    """Values of ``OperatingMode.OperatingMode`` (the vendor's numbering)."""
+
+    User, STM, StaticAFM, DynamicAFM, PhaseContrast, ForceModulation = range(6)
+    SpreadingResistivity, ContPhase, DeltaF, LateralForce = range(6, 10)
+
+
+SIMULATED_MODES = (OperatingMode.StaticAFM, OperatingMode.DynamicAFM, OperatingMode.PhaseContrast,
+                   OperatingMode.LateralForce)
+STATIC_MODES = (OperatingMode.StaticAFM, OperatingMode.LateralForce)
 
 
 class DataFilter:
@@ -75,7 +91,16 @@ class AfmHardware:
     atom_limit: int = 2_000_000  # beyond this the frame is computed from the continuum surface
     fine_grid_limit: int = 2048 * 2048  # cells of the internal atomistic grid
     height_tolerance: float = 5e-12  # m; bounds the internal pixel so area-max ≈ point sampling
-    input_noise: float = 0.2  # % (controller-input noise)
+    input_noise: float = 0.2  # % of the controller input's range (detector noise)
+    free_amplitude: float = 10e-9  # m, the cantilever's free oscillation amplitude (dynamic modes)
+    deflection_sensitivity: float = 50e-9  # m of static deflection per volt on the detector
+    z_response_time: float = 100e-6  # s, the z actuator's first-order response
+    loop_delay: float = 50e-6  # s, sensing and electronics in the z-loop
+    proportional_unit: float = 1e-4  # PGain 1 = this dimensionless proportional gain
+    integral_unit: float = 1.0  # IGain 1 = this integral gain (1/s)
+    derivative_unit: float = 1e-8  # DGain 1 = this derivative time (s)
+    drift_speed: float = 20e-12  # m/s of thermal drift at first (direction from the seed) ...
+    drift_settling: float = 3600.0  # s ... slowing as the instrument settles: at most 72 nm in all
 
 
 @dataclass
@@ -103,6 +128,43 @@ class Frame:
         return min(self.lines, int(elapsed // self.line_time))
 
 
+@dataclass(frozen=True)
+class ApexMap:
+    """Apex heights (m) on a square grid: cell ``(r, c)`` centred at ``origin + ((c, r) + 1/2) step``."""
+
+    apex: np.ndarray
+    origin: tuple[float, float]
+    step: float
+    method: str
+
+    def sample(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Apex height (m) at sample-frame points ``x``, ``y`` (m), bilinear between cells."""
+        cols = (np.asarray(x) - self.origin[0]) / self.step - 0.5
+        rows = (np.asarray(y) - self.origin[1]) / self.step - 0.5
+        return ndimage.map_coordinates(self.apex, [rows, cols], order=1, mode="nearest")
+
+
+def window_centre(window: Window) -> tuple[float, float]:
+    return (window.x_min + window.x_max) / 2, (window.y_min + window.y_max) / 2
+
+
+def _rotate(u: np.ndarray, v: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scan-frame offsets turned counter-clockwise by ``angle`` (rad) into the sample frame."""
+    c, s = np.cos(angle), np.sin(angle)
+    return c * u - s * v, s * u + c * v
+
+
+def _setpoint_range(mode: int) -> tuple[float, float, str, float]:
+    """Lowest, highest, unit and default of the setpoint in operating ``mode``."""
+    return (-10.0, 10.0, "V", 1.0) if mode in STATIC_MODES else (0.0, 100.0, "%", 70.0)
+
+
+def _drift(seed: int, speed: float) -> tuple[float, float]:
+    """A thermal drift velocity (m/s) of ``speed`` in a direction drawn from ``seed``."""
+    angle = np.random.default_rng([seed, _STREAM_DRIFT]).uniform(0.0, 2 * np.pi)
+    return (speed * float(np.cos(angle)), speed * float(np.sin(angle)))
+
+
 class AfmInstrument:
     """State and scanning of the simulated AFM."""
 
@@ -121,11 +183,29 @@ class AfmInstrument:
                 Real("Scan.CenterPosX", "m", -half, half, 0.0, "frame centre x"),
                 Real("Scan.CenterPosY", "m", -half, half, 0.0, "frame centre y"),
                 Real("Scan.Scantime", "s", 0.01, 100.0, 0.5, "time per line, forward and backward"),
-                Real("ZController.SetPoint", "%", 0.0, 100.0, 70.0, "setpoint, % of free amplitude"),
+                Real("Scan.Rotation", "deg", -360.0, 360.0, 0.0, "scan rotation, counter-clockwise"),
+                Real("Scan.SlopeX", "deg", -10.0, 10.0, 0.0, "scan plane slope along x"),
+                Real("Scan.SlopeY", "deg", -10.0, 10.0, 0.0, "scan plane slope along y"),
+                Real("Scan.Overscan", "%", 0.0, 50.0, 5.0, "extra line length each side"),
+                Choice("OperatingMode.OperatingMode", SIMULATED_MODES, OperatingMode.DynamicAFM,
+                       "StaticAFM 2, DynamicAFM 3, PhaseContrast 4, LateralForce 9"),
+                Real("OperatingMode.VibratingAmpl", "V", 0.0, 10.0, 0.5, "cantilever drive amplitude"),
+                Real("ZController.SetPoint", "%", -10.0, 100.0, 70.0,
+                     "setpoint: % of free amplitude (dynamic, 0 to 100) or volts of deflection (static, "
+                     "-10 to 10)"),
                 Real("ZController.PGain", "", 0.0, 100_000.0, 3100.0, "proportional gain"),
                 Real("ZController.IGain", "", 0.0, 100_000.0, 3500.0, "integral gain"),
+                Real("ZController.DGain", "", 0.0, 100_000.0, 0.0, "derivative gain"),
+                Real("ZController.TipVoltage", "V", -10.0, 10.0, 0.0, "tip bias"),
                 Real("twin.tip_radius", "m", 0.5e-9, 1e-6, 2e-9, "tip apex radius (paraboloid)"),
+                Real("twin.tip_cone_angle", "deg", 5.0, 45.0, 20.0, "tip cone half-angle"),
+                Vector("twin.second_apex", "m", -1e-6, 1e-6, (0.0, 0.0),
+                       "a second apex (double tip) at this offset from the first; (0, 0) for none"),
+                Real("twin.second_apex_height", "m", 0.0, 1e-6, 0.0, "how far the second apex sits above"),
                 Real("twin.z_noise", "m", 0.0, 1e-9, 20e-12, "RMS height noise per point"),
+                Vector("twin.drift_velocity", "m/s", -1e-9, 1e-9, _drift(seed, self.hardware.drift_speed),
+                       "thermal drift of the sample under the scanner"),
+                Flag("twin.ideal_feedback", False, "the tip follows the surface exactly (no z-loop)"),
             ]
         )
         self._lock = threading.Lock()
@@ -133,6 +213,23 @@ class AfmInstrument:
         self._approach_started: float | None = None
         self._frame: Frame | None = None
         self._frames = 0
+
+    # --- settings --------------------------------------------------------------------------------
+    def set(self, name: Any, value: Any) -> Any:
+        """Change one setting. The setpoint's range follows the operating mode (% of the free amplitude
+        in dynamic modes, volts of deflection in static ones); a mode change that leaves the setpoint
+        outside the new range puts it at the new mode's default."""
+        with self._lock:
+            mode = self.settings.get("OperatingMode.OperatingMode")
+            if name == "ZController.SetPoint":
+                lo, hi, unit, _ = _setpoint_range(mode)
+                return self.settings.set(name, validation.real(name, value, lo, hi, unit))
+            if name == "OperatingMode.OperatingMode":
+                mode = self.settings.parameter(name).check(value)
+                lo, hi, _, default = _setpoint_range(mode)
+                if not lo <= self.settings.get("ZController.SetPoint") <= hi:
+                    self.settings.set("ZController.SetPoint", default)
+            return self.settings.set(name, value)
 
     # --- approach ------------------------------------------------------------------------------
     def start_approach(self) -> None:
@@ -255,28 +352,57 @@ class AfmInstrument:
 
     def _scan(self, state: dict[str, Any], window: Window) -> Frame:
         points, lines = state["Scan.Points"], state["Scan.Lines"]
-        tip_radius = state["twin.tip_radius"]
+        tip = self.tip(state)
         frame_index = self._frames
-        self._frames += 1
-        topography, method, sampling = self.topography(window, points, lines, tip_radius)
+        started = self.clock.now()
+        line_time = state["Scan.Scantime"]
+        t_lines = started + (np.arange(lines) + 0.5) * line_time  # instrument time of each line
+        drift = thermal_drift(t_lines, state["twin.drift_velocity"], self.hardware.drift_settling)
+        overscan = state["Scan.Overscan"] / 100 * window.width
+        # command positions of every loop sample: (lines, samples) in the scan frame, then the sample frame
+        u, v, step = self._line_samples(window, points, lines, overscan)
+        x, y = _rotate(u, v, np.radians(state["Scan.Rotation"]))
+        x = x + window_centre(window)[0] - drift[:, :1]
+        y = y + window_centre(window)[1] - drift[:, 1:]
+        reach = Window(float(x.min()), float(y.min()), float(x.max()), float(y.max()))
+        surface = self.apex_map(reach, step, tip, min(window.width / points, window.height / lines))
+        heights = surface.sample(x, y)  # (lines, samples): the apex height the tip must follow
+        feedback = self.feedback(state)
+        speed = 2 * (window.width + 2 * overscan) / line_time  # forward and backward in one Scantime
+        dt = step / speed
+        if state["twin.ideal_feedback"]:
+            forward = backward = heights
+        else:
+            forward = feedback.track(heights, dt, self.hardware.z_range)
+            backward = feedback.track(heights[:, ::-1], dt, self.hardware.z_range)[:, ::-1]
+        keep = self._pixel_samples(points, overscan, window.width, step)
         rng = np.random.default_rng([self.seed, _STREAM_SCAN, frame_index])
-        shape = (2, lines, points)
-        data = np.empty((2, *shape), dtype=np.float32)
-        data[ScanChannel.Topography] = topography + gaussian_noise(shape, state["twin.z_noise"], rng)
-        data[ScanChannel.Deflection_or_ZCtrlIn] = state["ZController.SetPoint"] + gaussian_noise(
-            shape, self.hardware.input_noise, rng
-        )
-        x = window.x_min + (np.arange(points) + 0.5) * window.width / points
-        y = window.y_min + (np.arange(lines) + 0.5) * window.height / lines
+        data = np.empty((len(CHANNELS), 2, lines, points), dtype=np.float32)
+        slope = (np.tan(np.radians(state["Scan.SlopeX"])) * (u[:, keep])
+                 + np.tan(np.radians(state["Scan.SlopeY"])) * v[:, keep])
+        for group, z in ((ScanGroupID.Forward, forward), (ScanGroupID.Backward, backward)):
+            error = heights[:, keep] - z[:, keep]  # > 0: the surface pushes the tip up
+            data[ScanChannel.Topography, group] = z[:, keep] - slope + gaussian_noise(
+                (lines, points), state["twin.z_noise"], rng)
+            data[ScanChannel.Deflection_or_ZCtrlIn, group] = self._controller_input(state, error) + (
+                gaussian_noise((lines, points), self.hardware.input_noise, rng))
+            data[ScanChannel.Phase, group] = self._phase(state, error)
+        self._frames += 1
+        self.clock.pass_time(lines * line_time)
+        xc = window.x_min + (np.arange(points) + 0.5) * window.width / points
+        yc = window.y_min + (np.arange(lines) + 0.5) * window.height / lines
         metadata = {
             "acquisition": {
                 "start_datetime": datetime.now(timezone.utc).isoformat(),
                 "frame_index": frame_index,
                 "direction": "up",
+                "instrument_time": started,
             },
             "scan": {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("Scan.")},
             "z_controller": {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("ZController.")},
-            "tip": {"radius": tip_radius, "shape": "paraboloid"},
+            "operating_mode": state["OperatingMode.OperatingMode"],
+            "tip": {"radius": tip.radius, "cone_half_angle": tip.cone_half_angle,
+                    "extra_apexes": [list(a) for a in tip.extra_apexes], "shape": "paraboloid on a cone"},
             "twin": {
                 "window": window.as_dict(),
                 "pixel_size": {"x": window.width / points, "y": window.height / lines},
@@ -285,32 +411,100 @@ class AfmInstrument:
                 "sample": self.sample.name,
                 "sample_version": self.sample.version,
                 "seed": self.seed,
-                "simulation": method,
-                "internal_sampling": sampling,
+                "simulation": surface.method,
+                "internal_sampling": surface.step,
                 "z_noise": state["twin.z_noise"],
-                "feedback": "ideal",
+                "feedback": "ideal" if state["twin.ideal_feedback"] else "pid",
+                "feedback_stable": feedback.is_stable(),
+                "drift_velocity": list(state["twin.drift_velocity"]),
+                "drift_offset": {"first_line": drift[0].tolist(), "last_line": drift[-1].tolist()},
+                "tip_speed": speed,
             },
         }
-        return Frame(data, x, y, state["Scan.Scantime"], self.clock.wall(), metadata)
+        return Frame(data, xc, yc, line_time, self.clock.wall(), metadata)
+
+    def _line_samples(self, window: Window, points: int, lines: int, overscan: float
+                      ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Scan-frame positions (m, relative to the frame centre) of the loop's samples along every
+        line, overscan included, and their spacing: the pixel, or finer to resolve the lattice."""
+        pixel = window.width / points
+        finest = self._finest(self.settings.get("twin.tip_radius"))
+        sub = max(1, int(np.ceil(pixel / finest)))
+        budget = max(1, self.hardware.fine_grid_limit // (points * lines))
+        sub = min(sub, _MOST_LOOP_SAMPLES_PER_PIXEL, budget)
+        sub -= 1 - sub % 2  # odd: a sample sits on every pixel centre
+        step = pixel / sub
+        extra = int(np.ceil(overscan / step))
+        count = points * sub + 2 * extra
+        u = -window.width / 2 + (np.arange(count) - extra + 0.5) * step
+        v = -window.height / 2 + (np.arange(lines) + 0.5) * window.height / lines
+        return np.broadcast_to(u, (lines, count)), np.broadcast_to(v[:, None], (lines, count)), step
+
+    @staticmethod
+    def _pixel_samples(points: int, overscan: float, width: float, step: float) -> np.ndarray:
+        """Indices of the loop samples at the pixel centres."""
+        sub = int(round(width / points / step))
+        extra = int(np.ceil(overscan / step))
+        return extra + np.arange(points) * sub + (sub - 1) // 2
+
+    def _finest(self, tip_radius: float) -> float:
+        """The finest lateral step worth simulating for a tip of ``tip_radius`` (m)."""
+        return float(np.clip(np.sqrt(8 * tip_radius * self.hardware.height_tolerance), 0.2 * ANGSTROM,
+                             2 * ANGSTROM))
+
+    def _controller_input(self, state: dict[str, Any], error: np.ndarray) -> np.ndarray:
+        """What the z-loop measures: deflection (V) in static modes, amplitude (% of free) in dynamic."""
+        setpoint = state["ZController.SetPoint"]
+        if state["OperatingMode.OperatingMode"] in STATIC_MODES:
+            return setpoint + error / self.hardware.deflection_sensitivity
+        return np.clip(setpoint - error / self.hardware.free_amplitude * 100.0, 0.0, 100.0)
+
+    def _phase(self, state: dict[str, Any], error: np.ndarray) -> np.ndarray:
+        """Phase (deg) in dynamic modes: 90° shifted as the amplitude leaves the setpoint."""
+        if state["OperatingMode.OperatingMode"] in STATIC_MODES:
+            return np.zeros_like(error)
+        return 90.0 + np.degrees(np.arctan(error / self.hardware.free_amplitude))
+
+    def tip(self, state: dict[str, Any] | None = None) -> Tip:
+        """The tip as set now (or in ``state``)."""
+        state = state or self.settings.snapshot()
+        extra = ()
+        if tuple(state["twin.second_apex"]) != (0.0, 0.0):
+            extra = ((*state["twin.second_apex"], state["twin.second_apex_height"]),)
+        return Tip(state["twin.tip_radius"], np.radians(state["twin.tip_cone_angle"]), extra)
+
+    def feedback(self, state: dict[str, Any] | None = None) -> Feedback:
+        """The z-loop as set now (or in ``state``)."""
+        state = state or self.settings.snapshot()
+        hw = self.hardware
+        return Feedback(state["ZController.PGain"] * hw.proportional_unit,
+                        state["ZController.IGain"] * hw.integral_unit,
+                        state["ZController.DGain"] * hw.derivative_unit, hw.z_response_time, hw.loop_delay)
 
     def topography(
-        self, window: Window, points: int, lines: int, tip_radius: float
+        self, window: Window, points: int, lines: int, tip: Tip | float
     ) -> tuple[np.ndarray, str, float]:
-        """Noise-free apex height (m) at each pixel centre: ``[lines, points]``.
-
-        The surface is built on an internal square grid fine enough that taking each cell's highest
-        point is as good as point sampling, dilated by the tip, then read at the pixel centres.
-        """
+        """Noise-free apex height (m) at each pixel centre, ``[lines, points]``, as ideal feedback
+        would record it; with the method (atoms or continuum) and the internal sampling (m)."""
+        tip = tip if isinstance(tip, Tip) else Tip(tip)
         px, py = window.width / points, window.height / lines
-        # Dilated by the tip, the surface is smooth on the scale of ``finest``: a finer grid buys
-        # nothing, and pixels exactly one step apart are read without interpolation.
-        finest = np.clip(
-            np.sqrt(8 * tip_radius * self.hardware.height_tolerance), 0.2 * ANGSTROM, 2 * ANGSTROM
-        )
-        step = float(np.clip(min(px, py), 0.2 * ANGSTROM, finest))
-        margin = np.ceil((tip_reach(tip_radius, 1e-9) + 3 * ANGSTROM) / step) * step
+        surface = self.apex_map(window, min(px, py), tip)
+        x = window.x_min + (np.arange(points) + 0.5) * px
+        y = window.y_min + (np.arange(lines) + 0.5) * py
+        xx, yy = np.meshgrid(x, y)
+        return surface.sample(xx, yy), surface.method, surface.step
+
+    def apex_map(self, window: Window, pixel: float, tip: Tip, image_pixel: float | None = None) -> ApexMap:
+        """The apex height of ``tip`` over ``window`` (m) on an internal square grid fine enough that
+        taking each cell's highest point is as good as point sampling, or no finer than ``pixel``;
+        where single atoms do not matter, the smooth surface no finer than ``image_pixel``."""
+        finest = self._finest(tip.radius)
+        step = float(np.clip(pixel, 0.2 * ANGSTROM, finest))
+        apexes = [np.hypot(dx, dy) for dx, dy, _ in tip.extra_apexes]
+        margin = tip_reach(tip.radius, 1e-9) + 3 * ANGSTROM + max(apexes, default=0.0)
+        margin = np.ceil(margin / step) * step
         padded = window.grown(margin)
-        shape = (int(np.ceil(padded.height / step)), int(np.ceil(padded.width / step)))
+        shape = (int(np.ceil(padded.height / step)) + 1, int(np.ceil(padded.width / step)) + 1)
         atoms_expected = self.sample.atom_density() * padded.width * padded.height
         cells = shape[0] * shape[1]
         if atoms_expected <= self.hardware.atom_limit and cells <= self.hardware.fine_grid_limit:
@@ -322,21 +516,19 @@ class AfmInstrument:
             )
             method = "atoms"
         else:  # single atoms are far below a pixel: the smooth surface is what the tip sees
-            step = max(min(px, py), finest)
-            shape = (int(np.ceil(padded.height / step)), int(np.ceil(padded.width / step)))
+            coarsest = np.sqrt(padded.width * padded.height / self.hardware.fine_grid_limit)
+            step = max(image_pixel or pixel, finest, coarsest)
+            shape = (int(np.ceil(padded.height / step)) + 1, int(np.ceil(padded.width / step)) + 1)
             xs = padded.x_min + (np.arange(shape[1]) + 0.5) * step
             ys = padded.y_min + (np.arange(shape[0]) + 0.5) * step
             surface = self.sample.surface_height(xs[None, :], ys[:, None])
             method = "continuum"
-        apex = paraboloid_dilation(surface, step, tip_radius)
-        cols = (window.x_min - padded.x_min + (np.arange(points) + 0.5) * px) / step - 0.5
-        rows = (window.y_min - padded.y_min + (np.arange(lines) + 0.5) * py) / step - 0.5
-        rr, cc = np.meshgrid(rows, cols, indexing="ij")
-        sampled = ndimage.map_coordinates(apex, [rr, cc], order=1, mode="nearest")
-        return sampled, method, float(step)
+        return ApexMap(tip_dilation(surface, step, tip), (padded.x_min, padded.y_min), step, method)
 
     def describe(self) -> dict[str, Any]:
-        return {"settings": self.settings.describe(), "channels": CHANNELS}
+        return {"settings": self.settings.describe(), "channels": CHANNELS,
+                "operating_modes": {name: getattr(OperatingMode, name) for name in vars(OperatingMode)
+                                    if not name.startswith("_")}}
 
 
 def _apply_filter(values: np.ndarray, x: np.ndarray, data_filter: int) -> np.ndarray:

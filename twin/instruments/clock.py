@@ -51,3 +51,10 @@ class Clock:
                 self._virtual += duration
         else:
             time.sleep(duration * self.time_scale)
+
+    def pass_time(self, duration: float) -> None:
+        """Note that an operation running in the background takes ``duration`` instrument seconds:
+        counted at once when time is off, left to pass by itself when it runs."""
+        if duration > 0.0 and self.time_scale == 0.0:
+            with self._lock:
+                self._virtual += duration

@@ -1,4 +1,4 @@
-"""AFM topography: van der Waals surface of the atoms, dilated by a paraboloid tip.
+"""AFM physics: the van der Waals surface of the atoms, the tip that dilates it, and the z-loop.
 
 Maps are ``[row, column] = [y, x]``; pixel ``(r, c)`` covers
 ``[x0 + c p, x0 + (c + 1) p) × [y0 + r p, y0 + (r + 1) p)``. All lengths are metres.
@@ -6,8 +6,10 @@ Maps are ``[row, column] = [y, x]``; pixel ``(r, c)`` covers
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, signal
 
 
 def vdw_height_map(
@@ -68,3 +70,127 @@ def paraboloid_dilation(height: np.ndarray, pixel: float, tip_radius: float) -> 
     profile = -(offsets**2) / (2.0 * tip_radius)
     rows = ndimage.grey_dilation(height, structure=profile[None, :], mode="nearest")
     return ndimage.grey_dilation(rows, structure=profile[:, None], mode="nearest")
+
+
+@dataclass(frozen=True)
+class Tip:
+    """An AFM tip: a paraboloid apex of ``radius`` (m) on a cone of ``cone_half_angle`` (rad), the
+    cone tangent to the paraboloid, plus optional further apexes (a double tip): ``(dx, dy, dz)``
+    (m) from the main apex, ``dz >= 0`` how far each sits above it."""
+
+    radius: float
+    cone_half_angle: float = np.radians(20.0)
+    extra_apexes: tuple[tuple[float, float, float], ...] = ()
+
+    @property
+    def cone_start(self) -> float:
+        """Distance (m) from the axis where the cone takes over from the paraboloid."""
+        return self.radius / np.tan(self.cone_half_angle)
+
+    def height(self, r: np.ndarray) -> np.ndarray:
+        """Height (m) of one apex's surface above its lowest point at distance ``r`` (m) from its axis."""
+        r = np.asarray(r, dtype=np.float64)
+        r0 = self.cone_start
+        return np.where(r <= r0, r**2 / (2 * self.radius), r0**2 / (2 * self.radius) + (r - r0) / np.tan(
+            self.cone_half_angle))
+
+
+def tip_dilation(height: np.ndarray, pixel: float, tip: Tip) -> np.ndarray:
+    """Height (m) of the main apex when the tip touches the surface ``height`` (``[y, x]``, square
+    pixels of ``pixel`` m): the grey-scale dilation by the tip's shape.
+
+    The cone-capped paraboloid is the paraboloid dilated by the cone (an infimal convolution), so
+    the paraboloid is applied exactly and separably and the cone after it, only where the surface
+    is tall enough to reach it; each extra apex dilates the surface shifted by its offset.
+    """
+    single = _cone_dilation(paraboloid_dilation(height, pixel, tip.radius), pixel, tip)
+    apex = single
+    for dx, dy, dz in tip.extra_apexes:
+        # with the main apex at r, the extra apex touches the surface at r + d, dz higher
+        shifted = ndimage.shift(single, (-dy / pixel, -dx / pixel), order=1, mode="nearest")
+        apex = np.maximum(apex, shifted - dz)
+    return apex
+
+
+def _cone_dilation(apex: np.ndarray, pixel: float, tip: Tip) -> np.ndarray:
+    """Dilation by the cone ``-r / tan(angle)``, which only matters where the paraboloid-dilated
+    surface spans more than the paraboloid's cap; computed on a grid coarse enough for a small
+    structuring element (the cone is straight, so coarse sampling loses only sub-cell detail)."""
+    cap = tip.cone_start**2 / (2 * tip.radius)
+    span = float(np.ptp(apex))
+    if span <= cap:
+        return apex
+    slope = 1.0 / np.tan(tip.cone_half_angle)
+    reach = (span - cap) / slope  # lateral reach of the part of the cone that can touch
+    factor = max(1, int(np.ceil(reach / pixel / _CONE_HALF_WIDTH)))
+    coarse = _block_max(apex, factor)
+    half = int(np.ceil(reach / (pixel * factor)))
+    offsets = np.arange(-half, half + 1) * pixel * factor
+    cone = -np.hypot(offsets[:, None], offsets[None, :]) * slope
+    dilated = ndimage.grey_dilation(coarse, structure=cone, mode="nearest")
+    fine = np.repeat(np.repeat(dilated, factor, axis=0), factor, axis=1)[: apex.shape[0], : apex.shape[1]]
+    return np.maximum(apex, fine - (factor - 1) * pixel * slope)  # a block's maximum may sit a block away
+
+
+_CONE_HALF_WIDTH = 24  # coarse-grid points of the cone's structuring element on each side
+
+
+def _block_max(values: np.ndarray, factor: int) -> np.ndarray:
+    if factor == 1:
+        return values
+    ny, nx = (-(-s // factor) * factor for s in values.shape)
+    padded = np.pad(values, ((0, ny - values.shape[0]), (0, nx - values.shape[1])), mode="edge")
+    return padded.reshape(ny // factor, factor, nx // factor, factor).max(axis=(1, 3))
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """The z-loop: a PID controller driving a z actuator that responds in ``response_time`` (s) after
+    a ``delay`` (s; sensing and electronics, as a first-order Padé term).
+
+    ``proportional`` is dimensionless, ``integral`` in 1/s, ``derivative`` in s. With
+    ``C = p + i/s + d s`` and ``G = (1 - s T/2) / ((tau s + 1)(1 + s T/2))`` the z position follows
+    the surface height as ``Z/S = C G / (1 + C G)``: a ramp of speed ``v`` is followed ``v / i`` behind
+    (the loop has one integrator); raising the gains shortens the lag until the loop rings and, past
+    its stability limit, oscillates until the actuator saturates.
+    """
+
+    proportional: float
+    integral: float
+    derivative: float = 0.0
+    response_time: float = 100e-6
+    delay: float = 50e-6
+
+    def closed_loop(self) -> tuple[np.ndarray, np.ndarray]:
+        """Numerator and denominator (powers of ``s``, highest first) of ``Z/S``."""
+        controller = np.array([self.derivative, self.proportional, self.integral])
+        numerator = np.polymul(controller, [-self.delay / 2, 1.0])
+        plant = np.polymul([self.response_time, 1.0], [self.delay / 2, 1.0])
+        denominator = np.polyadd(np.polymul([1.0, 0.0], plant), numerator)
+        return numerator, denominator
+
+    def is_stable(self) -> bool:
+        return bool(np.all(np.roots(self.closed_loop()[1]).real < 0))
+
+    def track(self, surface: np.ndarray, dt: float, z_range: float = 2e-6) -> np.ndarray:
+        """z positions (m) following ``surface`` (m, sampled every ``dt`` s along the last axis),
+        starting settled on its first value, the actuator limited to ``±z_range / 2`` about it.
+
+        The loop is discretised with a first-order hold, which is exact for a surface that runs
+        linearly between samples, however fast the loop is compared with ``dt``."""
+        if self.integral <= 0.0:  # no integral action: z stays where the line started (open loop)
+            return np.broadcast_to(surface[..., :1], surface.shape).copy()
+        numerator, denominator, _ = signal.cont2discrete(self.closed_loop(), dt, method="foh")
+        start = surface[..., :1]  # settled there: track the deviation from it from rest
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = signal.lfilter(np.ravel(numerator), denominator, surface - start, axis=-1)
+        z = np.nan_to_num(z, nan=z_range, posinf=z_range, neginf=-z_range)
+        return np.clip(z, -z_range / 2, z_range / 2) + start
+
+
+def thermal_drift(t: np.ndarray, velocity: tuple[float, float], settling: float) -> np.ndarray:
+    """Offset (m, ``(..., 2)``) of the sample under the scanner at instrument time ``t`` (s): drift
+    at ``velocity`` (m/s) at first, slowing as the instrument settles thermally with time constant
+    ``settling`` (s), so it never exceeds ``velocity * settling``."""
+    travelled = settling * -np.expm1(-np.asarray(t, dtype=np.float64) / settling)
+    return travelled[..., None] * np.asarray(velocity, dtype=np.float64)

@@ -116,11 +116,12 @@ def slice_count(atoms: Atoms) -> int:
 
 
 def tilted(positions: np.ndarray, alpha: float, beta: float, centre: np.ndarray) -> np.ndarray:
-    """``positions`` (N, 3) turned by the stage tilts about ``centre``: alpha about x, then beta about y."""
+    """``positions`` (N, 3) turned by the stage tilts about ``centre``: beta about the holder's own y axis,
+    which the goniometer's alpha then turns about x (``R = R_x(alpha) R_y(beta)``)."""
     ca, sa, cb, sb = np.cos(alpha), np.sin(alpha), np.cos(beta), np.sin(beta)
     about_x = np.array([[1.0, 0.0, 0.0], [0.0, ca, -sa], [0.0, sa, ca]])
     about_y = np.array([[cb, 0.0, sb], [0.0, 1.0, 0.0], [-sb, 0.0, cb]])
-    return (positions - centre) @ (about_y @ about_x).T + centre
+    return (positions - centre) @ (about_x @ about_y).T + centre
 
 
 def potential(cell: Atoms, grid: SimulationGrid) -> abtem.Potential:

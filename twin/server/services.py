@@ -101,7 +101,7 @@ class AfmService:
         return self._afm.settings.get(name)
 
     def set(self, name: str, value: Any) -> Any:
-        return self._afm.settings.set(name, value)
+        return self._afm.set(name, value)
 
     def start_approach(self) -> None:
         self._afm.start_approach()
