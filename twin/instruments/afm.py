@@ -225,7 +225,11 @@ class AfmInstrument:
                 lo, hi, unit, _ = _setpoint_range(mode)
                 return self.settings.set(name, validation.real(name, value, lo, hi, unit))
             if name == "OperatingMode.OperatingMode":
-                mode = self.settings.parameter(name).check(value)
+                names = {getattr(OperatingMode, n): n for n in vars(OperatingMode) if not n.startswith("_")}
+                if not isinstance(value, int) or isinstance(value, bool) or value not in SIMULATED_MODES:
+                    allowed = ", ".join(f"{m} ({names[m]})" for m in SIMULATED_MODES)
+                    raise ValueError(f"{name} = {value!r} is not simulated here; allowed: {allowed}")
+                mode = value
                 lo, hi, _, default = _setpoint_range(mode)
                 if not lo <= self.settings.get("ZController.SetPoint") <= hi:
                     self.settings.set("ZController.SetPoint", default)
