@@ -78,3 +78,50 @@ def test_tip_radius_noise_and_feedback_are_twin_settings(spm):
         assert spm.get_frame(0).attrs["twin"]["feedback"] == "pid"
     finally:
         twin.tip_radius, twin.z_noise, twin.ideal_feedback = 2e-9, 20e-12, False
+
+
+def test_member_names_resolve_case_insensitively_and_typos_raise(spm):
+    scan = spm.application.Scan
+    scan.rotation = 15.0
+    assert scan.Rotation == 15.0 and scan.ROTATION == 15.0
+    scan.Rotation = 0.0
+    with pytest.raises(AttributeError, match="Scan has no member 'ImageWdth'; members: .*ImageWidth"):
+        scan.ImageWdth = 1e-9
+    assert spm.application.operatingmode.OperatingMode == spm.OperatingMode.DynamicAFM == 3
+
+
+def test_stage_moves_only_with_the_tip_withdrawn_and_carries_the_frame(spm):
+    app = spm.application
+    app.Approach.StartApproach()
+    stage = app.Stage
+    stage.ClearMoveTransaction()
+    stage.AppendToMoveTransaction(0, 2e-6, True)
+    stage.AppendToMoveTransaction(1, -1e-6, False)
+    with pytest.raises(RuntimeError, match="cannot move the stage while the tip is approached"):
+        stage.CommitMoveTransaction()
+    app.Approach.WithdrawSteps = 50
+    app.Approach.StartWithdraw()
+    assert app.Approach.Status == spm.ApproachStatus.Standby and not app.Approach.IsMoving
+    try:
+        with pytest.raises(ValueError, match=r"value = 0.005 is out of range; allowed -0.001 to 0.001 m"):
+            stage.AppendToMoveTransaction(0, 5e-3, False)
+        stage.CommitMoveTransaction()  # the refused append left the transaction as it was
+        assert (stage.GetAxisPosition(0), stage.GetAxisPosition(1)) == (2e-6, -1e-6)
+        assert stage.GetState == spm.StageState.Idle
+        with pytest.raises(RuntimeError, match="not approached"):
+            app.Scan.StartFrameDown()
+        app.Approach.StartApproach()
+        scan = _scan(spm, width=4e-9, points=32, lines=16)
+        scan.StartFrameDown()
+        frame = spm.get_frame()
+        assert frame.attrs["twin"]["window"]["x_min"] == pytest.approx(2e-6 - 2e-9)
+        assert frame.attrs["acquisition"]["direction"] == "down"
+        assert float(frame.y[0]) > float(frame.y[-1])  # line 0 is the top line
+    finally:
+        app.Approach.StartRetract()
+        app.Approach.Stop()
+        stage.ClearMoveTransaction()
+        stage.AppendToMoveTransaction(0, 0.0, False)
+        stage.AppendToMoveTransaction(1, 0.0, False)
+        stage.CommitMoveTransaction()
+        app.Approach.StartApproach()

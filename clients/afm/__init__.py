@@ -30,12 +30,30 @@ __all__ = ["SPM"]
 
 
 class _Node:
+    """A branch of the object tree. Member names resolve case-insensitively (``scan.rotation`` is
+    ``scan.Rotation``), as the vendor's late-bound interface allows; unknown names raise."""
+
     def __init__(self, spm: SPM) -> None:
         self._spm = spm
 
     @property
     def _remote(self) -> Any:
         return self._spm._remote
+
+    def _member(self, name: str) -> str:
+        members = {m.lower(): m for m in [*dir(type(self)), *vars(self)] if not m.startswith("_")}
+        if name.lower() not in members:
+            raise AttributeError(f"{type(self).__name__} has no member {name!r}; members: "
+                                 f"{', '.join(sorted(members.values()))}")
+        return members[name.lower()]
+
+    def __getattr__(self, name: str) -> Any:  # only for names that are not spelled as defined
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self, self._member(name))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name if name.startswith("_") else self._member(name), value)
 
 
 class Scan(_Node):
@@ -60,6 +78,10 @@ class Scan(_Node):
     def StartFrameUp(self) -> None:  # noqa: N802
         """Scan one frame from the bottom line upwards."""
         self._remote.start_frame_up()
+
+    def StartFrameDown(self) -> None:  # noqa: N802
+        """Scan one frame from the top line downwards (line 0 is the top line)."""
+        self._remote.start_frame_down()
 
     def Stop(self) -> None:  # noqa: N802
         self._remote.stop()
@@ -95,8 +117,23 @@ class OperatingModeNode(_Node):
 
 
 class Approach(_Node):
+    """``application.Approach``: the approach motor."""
+
+    WithdrawSteps = RemoteSetting("Approach.WithdrawSteps", "Motor steps of StartWithdraw().")
+
     def StartApproach(self) -> None:  # noqa: N802
         self._remote.start_approach()
+
+    def StartWithdraw(self) -> None:  # noqa: N802
+        """Move the tip away from the surface by ``WithdrawSteps`` motor steps."""
+        self._remote.start_withdraw()
+
+    def StartRetract(self) -> None:  # noqa: N802
+        """Move the tip away from the surface until ``Stop()``."""
+        self._remote.start_retract()
+
+    def Stop(self) -> None:  # noqa: N802
+        self._remote.stop_approach_motor()
 
     @property
     def Status(self) -> int:  # noqa: N802
@@ -108,15 +145,36 @@ class Approach(_Node):
         return self._remote.approach_is_moving()
 
 
+class Stage(_Node):
+    """``application.Stage``: the motorised sample stage (axis 0 = x, 1 = y; metres). Moves are
+    transactions, refused while the tip is approached."""
+
+    def ClearMoveTransaction(self) -> None:  # noqa: N802
+        self._remote.clear_move_transaction()
+
+    def AppendToMoveTransaction(self, axis: int, value: float, relative: bool) -> None:  # noqa: N802
+        self._remote.append_to_move_transaction(axis, value, relative)
+
+    def CommitMoveTransaction(self) -> None:  # noqa: N802
+        self._remote.commit_move_transaction()
+
+    def GetAxisPosition(self, axis: int) -> float:  # noqa: N802
+        return self._remote.axis_position(axis)
+
+    @property
+    def GetState(self) -> int:  # noqa: N802 - read without parentheses, as on the vendor's object
+        """An ``SPM.StageState`` value: Idle 2 or Moving 3."""
+        return self._remote.stage_state()
+
+
 class Application(_Node):
     """``spm.application``: the root of the instrument's object tree."""
 
     def __init__(self, spm: SPM) -> None:
         super().__init__(spm)
-        self.Scan = Scan(spm)
-        self.ZController = ZController(spm)
-        self.Approach = Approach(spm)
-        self.OperatingMode = OperatingModeNode(spm)
+        for name, node in (("Scan", Scan), ("ZController", ZController), ("Approach", Approach),
+                           ("OperatingMode", OperatingModeNode), ("Stage", Stage)):
+            object.__setattr__(self, name, node(spm))
 
 
 class AfmTwin(GroundTruth):
@@ -152,6 +210,7 @@ class SPM:
     DataConversion = vocabulary.DataConversion
     ApproachStatus = vocabulary.ApproachStatus
     OperatingMode = vocabulary.OperatingMode
+    StageState = vocabulary.StageState
 
     def __init__(self, host: str | None = None, port: int | None = None) -> None:
         self._connection: Connection | None = Connection(host, port)

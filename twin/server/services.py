@@ -115,6 +115,33 @@ class AfmService:
     def start_frame_up(self) -> None:
         self._afm.start_frame_up()
 
+    def start_frame_down(self) -> None:
+        self._afm.start_frame_down()
+
+    def start_withdraw(self) -> None:
+        self._afm.start_withdraw()
+
+    def start_retract(self) -> None:
+        self._afm.start_retract()
+
+    def stop_approach_motor(self) -> None:
+        self._afm.motion.stop()
+
+    def clear_move_transaction(self) -> None:
+        self._afm.motion.clear_move_transaction()
+
+    def append_to_move_transaction(self, axis: Any, value: Any, relative: Any) -> None:
+        self._afm.motion.append_to_move_transaction(axis, value, relative)
+
+    def commit_move_transaction(self) -> None:
+        self._afm.motion.commit_move_transaction()
+
+    def stage_state(self) -> int:
+        return self._afm.motion.stage_state()
+
+    def axis_position(self, axis: Any) -> float:
+        return self._afm.motion.axis_position(axis)
+
     def stop(self) -> None:
         self._afm.stop()
 

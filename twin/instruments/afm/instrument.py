@@ -1,11 +1,10 @@
-"""The AFM: scanner, z-controller settings, approach and a tip, over the same sample as the TEM.
+"""The AFM: scanner, z-loop, tip and coarse motors, over the same sample as the TEM.
 
 A frame is computed when it starts and revealed line by line as instrument time passes
 (``Scantime`` seconds per line, forward and backward), so polling ``Currentline`` behaves the
-same whether time runs at the instrument's pace or instantly.
-
-Feedback is ideal in this version: the tip apex follows the dilated surface exactly and the
-controller input (channel 0) sits at the setpoint plus detector noise.
+same whether time runs at the instrument's pace or instantly. The tip (a cone-capped paraboloid,
+possibly with a second apex) dilates the van der Waals surface; the PID z-loop follows it along
+every line at the real tip speed, forward and backward; the sample drifts thermally.
 """
 
 from __future__ import annotations
@@ -21,6 +20,18 @@ from ase.data.vdw_alvarez import vdw_radii
 from scipy import ndimage
 
 from twin import validation
+from twin.instruments.afm.hardware import AfmHardware
+from twin.instruments.afm.motors import CoarseMotion
+from twin.instruments.afm.vocabulary import (
+    CHANNELS,
+    SIMULATED_MODES,
+    STATIC_MODES,
+    DataConversion,
+    DataFilter,
+    OperatingMode,
+    ScanChannel,
+    ScanGroupID,
+)
 from twin.instruments.clock import Clock
 from twin.instruments.parameters import Choice, Flag, Integer, Real, Settings, Vector
 from twin.physics.afm import Feedback, Tip, thermal_drift, tip_dilation, tip_reach, vdw_height_map
@@ -31,76 +42,6 @@ ANGSTROM = 1e-10
 _STREAM_SCAN = 0x53434E  # random stream tag for scan noise
 _STREAM_DRIFT = 0x445246  # random stream tag for the drift direction
 _MOST_LOOP_SAMPLES_PER_PIXEL = 9  # z-loop samples along a line per pixel (finer only to see atoms)
-
-
-class ApproachStatus:
-    """Values of ``Approach.Status`` (the vendor's numbering)."""
-
-    Standby = 0
-    Initializing = 1
-    Approaching = 2
-    ApproachDone = 3
-    ApproachAborted = 4
-
-
-class ScanGroupID:
-    Forward = 0
-    Backward = 1
-
-
-class ScanChannel:
-    """Scan channels: the z-controller's input (deflection or amplitude), topography, phase."""
-
-    Deflection_or_ZCtrlIn = 0
-    Topography = 1
-    Phase = 2
-
-
-CHANNELS = {ScanChannel.Deflection_or_ZCtrlIn: ("Deflection_or_ZCtrlIn", "%"),
-            ScanChannel.Topography: ("Topography", "m"),
-            ScanChannel.Phase: ("Phase", "deg")}
-
-
-class OperatingMode:
-    """Values of ``OperatingMode.OperatingMode`` (the vendor's numbering)."""
-
-    User, STM, StaticAFM, DynamicAFM, PhaseContrast, ForceModulation = range(6)
-    SpreadingResistivity, ContPhase, DeltaF, LateralForce = range(6, 10)
-
-
-SIMULATED_MODES = (OperatingMode.StaticAFM, OperatingMode.DynamicAFM, OperatingMode.PhaseContrast,
-                   OperatingMode.LateralForce)
-STATIC_MODES = (OperatingMode.StaticAFM, OperatingMode.LateralForce)
-
-
-class DataFilter:
-    RAW, MeanFit, LineFit, DerivedData, ParabolaFit, PolynomialFit = range(6)
-
-
-class DataConversion:
-    Binary16, Physical, Binary32 = range(3)
-
-
-@dataclass(frozen=True)
-class AfmHardware:
-    """Fixed properties of the simulated AFM (SI units)."""
-
-    scanner_range: float = 100e-6  # full xy range; the frame must fit in ±range/2
-    z_range: float = 2e-6  # full z range, sets the binary conversions' least significant bit
-    approach_duration: float = 3.0  # s
-    atom_limit: int = 2_000_000  # beyond this the frame is computed from the continuum surface
-    fine_grid_limit: int = 2048 * 2048  # cells of the internal atomistic grid
-    height_tolerance: float = 5e-12  # m; bounds the internal pixel so area-max ≈ point sampling
-    input_noise: float = 0.2  # % of the controller input's range (detector noise)
-    free_amplitude: float = 10e-9  # m, the cantilever's free oscillation amplitude (dynamic modes)
-    deflection_sensitivity: float = 50e-9  # m of static deflection per volt on the detector
-    z_response_time: float = 100e-6  # s, the z actuator's first-order response
-    loop_delay: float = 50e-6  # s, sensing and electronics in the z-loop
-    proportional_unit: float = 1e-4  # PGain 1 = this dimensionless proportional gain
-    integral_unit: float = 1.0  # IGain 1 = this integral gain (1/s)
-    derivative_unit: float = 1e-8  # DGain 1 = this derivative time (s)
-    drift_speed: float = 20e-12  # m/s of thermal drift at first (direction from the seed) ...
-    drift_settling: float = 3600.0  # s ... slowing as the instrument settles: at most 72 nm in all
 
 
 @dataclass
@@ -190,6 +131,7 @@ class AfmInstrument:
                 Choice("OperatingMode.OperatingMode", SIMULATED_MODES, OperatingMode.DynamicAFM,
                        "StaticAFM 2, DynamicAFM 3, PhaseContrast 4, LateralForce 9"),
                 Real("OperatingMode.VibratingAmpl", "V", 0.0, 10.0, 0.5, "cantilever drive amplitude"),
+                Integer("Approach.WithdrawSteps", 1, 100_000, 100, "motor steps of StartWithdraw()"),
                 Real("ZController.SetPoint", "%", -10.0, 100.0, 70.0,
                      "setpoint: % of free amplitude (dynamic, 0 to 100) or volts of deflection (static, "
                      "-10 to 10)"),
@@ -210,7 +152,7 @@ class AfmInstrument:
         )
         self._lock = threading.Lock()
         self._scan_lock = threading.Lock()
-        self._approach_started: float | None = None
+        self.motion = CoarseMotion(self.hardware, clock)
         self._frame: Frame | None = None
         self._frames = 0
 
@@ -235,48 +177,53 @@ class AfmInstrument:
                     self.settings.set("ZController.SetPoint", default)
             return self.settings.set(name, value)
 
-    # --- approach ------------------------------------------------------------------------------
+    # --- approach and stage (the coarse motors) -------------------------------------------------
     def start_approach(self) -> None:
-        with self._lock:
-            if self._scanning():
-                raise RuntimeError("cannot approach while scanning; call Scan.Stop() first")
-            self._approach_started = self.clock.wall()
+        self.motion.start_approach("scanning" if self.is_scanning() else None)
+
+    def start_withdraw(self) -> None:
+        self.motion.start_withdraw(self.settings.get("Approach.WithdrawSteps"), self._busy())
+
+    def start_retract(self) -> None:
+        self.motion.start_retract(self._busy())
 
     def approach_status(self) -> int:
-        with self._lock:
-            return self._approach_status()
-
-    def _approach_status(self) -> int:
-        if self._approach_started is None:
-            return ApproachStatus.Standby
-        if self.clock.elapsed(self._approach_started) >= self.hardware.approach_duration:
-            return ApproachStatus.ApproachDone
-        return ApproachStatus.Approaching
+        return self.motion.status()
 
     def approach_is_moving(self) -> bool:
-        return self.approach_status() == ApproachStatus.Approaching
+        return self.motion.is_moving()
+
+    def _busy(self) -> str | None:
+        return "scanning" if self.is_scanning() else None
 
     # --- scanning ------------------------------------------------------------------------------
     def start_frame_up(self) -> None:
-        """Start a frame from the bottom line (lowest y) upwards."""
+        """Scan a frame from the bottom line (lowest y) upwards."""
+        self._start_frame(downward=False)
+
+    def start_frame_down(self) -> None:
+        """Scan a frame from the top line (highest y) downwards; lines are numbered in scan order."""
+        self._start_frame(downward=True)
+
+    def _start_frame(self, downward: bool) -> None:
         state = self.settings.snapshot()
-        window = self.scan_window(state)
         half = self.hardware.scanner_range / 2
-        for axis, lo, hi in (("x", window.x_min, window.x_max), ("y", window.y_min, window.y_max)):
+        for axis, centre, size in (("x", state["Scan.CenterPosX"], state["Scan.ImageWidth"]),
+                                   ("y", state["Scan.CenterPosY"], state["Scan.ImageHeight"])):
+            lo, hi = centre - size / 2, centre + size / 2
             if lo < -half or hi > half:
                 raise ValueError(
                     f"scan frame spans {lo:.6g} to {hi:.6g} m in {axis}, outside the scanner range; "
                     f"allowed {validation.allowed_range(-half, half, 'm')} (CenterPos{axis.upper()} "
                     f"± Image{'Width' if axis == 'x' else 'Height'}/2)"
                 )
-        with self._lock:
-            if self._approach_status() != ApproachStatus.ApproachDone:
-                raise RuntimeError(
-                    "the tip is not approached (Approach.Status is not ApproachDone); "
-                    "call Approach.StartApproach() and wait for it first"
-                )
+        if not self.motion.approached():
+            raise RuntimeError(
+                "the tip is not approached (Approach.Status is not ApproachDone); "
+                "call Approach.StartApproach() and wait for it first"
+            )
         with self._scan_lock:
-            frame = self._scan(state, window)
+            frame = self._scan(state, self.scan_window(state), downward)
         with self._lock:
             self._frame = frame
 
@@ -301,10 +248,11 @@ class AfmInstrument:
             return 0 if self._frame is None else self._frame.lines_done(self.clock)
 
     def scan_window(self, state: dict[str, Any] | None = None) -> Window:
-        """The frame's area in the sample frame (m)."""
+        """The frame's area in the sample frame (m): the stage position plus the scanner's offset."""
         state = state or self.settings.snapshot()
+        stage_x, stage_y = self.motion.stage_position()
         return Window.around(
-            state["Scan.CenterPosX"], state["Scan.CenterPosY"],
+            stage_x + state["Scan.CenterPosX"], stage_y + state["Scan.CenterPosY"],
             state["Scan.ImageWidth"], state["Scan.ImageHeight"],
         )
 
@@ -354,7 +302,7 @@ class AfmInstrument:
                 raise RuntimeError("no frame has been scanned yet; call Scan.StartFrameUp() first")
             return self._frame, self._frame.lines_done(self.clock)
 
-    def _scan(self, state: dict[str, Any], window: Window) -> Frame:
+    def _scan(self, state: dict[str, Any], window: Window, downward: bool = False) -> Frame:
         points, lines = state["Scan.Points"], state["Scan.Lines"]
         tip = self.tip(state)
         frame_index = self._frames
@@ -365,6 +313,8 @@ class AfmInstrument:
         overscan = state["Scan.Overscan"] / 100 * window.width
         # command positions of every loop sample: (lines, samples) in the scan frame, then the sample frame
         u, v, step = self._line_samples(window, points, lines, overscan)
+        if downward:  # the first line scanned is the top one
+            v = v[::-1]
         x, y = _rotate(u, v, np.radians(state["Scan.Rotation"]))
         x = x + window_centre(window)[0] - drift[:, :1]
         y = y + window_centre(window)[1] - drift[:, 1:]
@@ -395,11 +345,12 @@ class AfmInstrument:
         self.clock.pass_time(lines * line_time)
         xc = window.x_min + (np.arange(points) + 0.5) * window.width / points
         yc = window.y_min + (np.arange(lines) + 0.5) * window.height / lines
+        yc = yc[::-1] if downward else yc
         metadata = {
             "acquisition": {
                 "start_datetime": datetime.now(timezone.utc).isoformat(),
                 "frame_index": frame_index,
-                "direction": "up",
+                "direction": "down" if downward else "up",
                 "instrument_time": started,
             },
             "scan": {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("Scan.")},

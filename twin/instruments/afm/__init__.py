@@ -1,0 +1,17 @@
+"""The AFM: a Nanosurf-like instrument over the shared sample."""
+
+from twin.instruments.afm.hardware import AfmHardware
+from twin.instruments.afm.instrument import AfmInstrument
+from twin.instruments.afm.vocabulary import (
+    CHANNELS,
+    ApproachStatus,
+    DataConversion,
+    DataFilter,
+    OperatingMode,
+    ScanChannel,
+    ScanGroupID,
+    StageState,
+)
+
+__all__ = ["CHANNELS", "AfmHardware", "AfmInstrument", "ApproachStatus", "DataConversion", "DataFilter",
+           "OperatingMode", "ScanChannel", "ScanGroupID", "StageState"]

@@ -1,0 +1,30 @@
+"""Fixed properties of the simulated AFM (SI units)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AfmHardware:
+    """Fixed properties of the simulated AFM (SI units)."""
+
+    scanner_range: float = 100e-6  # full xy range; the frame must fit in ±range/2
+    z_range: float = 2e-6  # full z range, sets the binary conversions' least significant bit
+    approach_duration: float = 3.0  # s
+    motor_step_time: float = 2e-3  # s per approach-motor step (withdraw)
+    stage_range: float = 2e-3  # m, full travel of the sample stage in x and y (the shared sample's span)
+    stage_speed: float = 1e-3  # m/s
+    atom_limit: int = 2_000_000  # beyond this the frame is computed from the continuum surface
+    fine_grid_limit: int = 2048 * 2048  # cells of the internal atomistic grid
+    height_tolerance: float = 5e-12  # m; bounds the internal pixel so area-max ≈ point sampling
+    input_noise: float = 0.2  # % of the controller input's range (detector noise)
+    free_amplitude: float = 10e-9  # m, the cantilever's free oscillation amplitude (dynamic modes)
+    deflection_sensitivity: float = 50e-9  # m of static deflection per volt on the detector
+    z_response_time: float = 100e-6  # s, the z actuator's first-order response
+    loop_delay: float = 50e-6  # s, sensing and electronics in the z-loop
+    proportional_unit: float = 1e-4  # PGain 1 = this dimensionless proportional gain
+    integral_unit: float = 1.0  # IGain 1 = this integral gain (1/s)
+    derivative_unit: float = 1e-8  # DGain 1 = this derivative time (s)
+    drift_speed: float = 20e-12  # m/s of thermal drift at first (direction from the seed) ...
+    drift_settling: float = 3600.0  # s ... slowing as the instrument settles: at most 72 nm in all

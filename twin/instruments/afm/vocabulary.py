@@ -1,0 +1,70 @@
+"""The AFM's vocabulary: the vendor's enumerations (numbered as the vendor numbers them) and channels."""
+
+from __future__ import annotations
+
+
+class ApproachStatus:
+    """Values of ``Approach.Status`` (the vendor's numbering)."""
+
+    Standby = 0
+    Initializing = 1
+    Approaching = 2
+    ApproachDone = 3
+    ApproachAborted = 4
+    MoveToParkPos = 5
+    ParkPosReached = 6
+    MoveAway = 7
+    MoveToward = 8
+    SensorFailed = 9
+    LimitFailed = 10
+    CalibrationFailed = 12
+    UserAbort = 13
+    MaxOut = 14
+    Initdone = 15
+    AdjustingTipPos = 16
+
+
+class ScanGroupID:
+    Forward = 0
+    Backward = 1
+
+
+class ScanChannel:
+    """Scan channels: the z-controller's input (deflection or amplitude), topography, phase."""
+
+    Deflection_or_ZCtrlIn = 0
+    Topography = 1
+    Phase = 2
+
+
+CHANNELS = {ScanChannel.Deflection_or_ZCtrlIn: ("Deflection_or_ZCtrlIn", "%"),
+            ScanChannel.Topography: ("Topography", "m"),
+            ScanChannel.Phase: ("Phase", "deg")}
+
+
+class OperatingMode:
+    """Values of ``OperatingMode.OperatingMode`` (the vendor's numbering)."""
+
+    User, STM, StaticAFM, DynamicAFM, PhaseContrast, ForceModulation = range(6)
+    SpreadingResistivity, ContPhase, DeltaF, LateralForce = range(6, 10)
+
+
+SIMULATED_MODES = (OperatingMode.StaticAFM, OperatingMode.DynamicAFM, OperatingMode.PhaseContrast,
+                   OperatingMode.LateralForce)
+STATIC_MODES = (OperatingMode.StaticAFM, OperatingMode.LateralForce)
+
+
+class DataFilter:
+    RAW, MeanFit, LineFit, DerivedData, ParabolaFit, PolynomialFit = range(6)
+
+
+class DataConversion:
+    Binary16, Physical, Binary32 = range(3)
+
+
+class StageState:
+    """Values of ``Stage.GetState``."""
+
+    IdleUnreferenced = 1
+    Idle = 2
+    Moving = 3
