@@ -125,3 +125,74 @@ def test_stage_moves_only_with_the_tip_withdrawn_and_carries_the_frame(spm):
         stage.AppendToMoveTransaction(1, 0.0, False)
         stage.CommitMoveTransaction()
         app.Approach.StartApproach()
+
+
+def _read_gwy(path) -> dict:
+    """A minimal reader of Gwyddion's serialisation (magic, then typed little-endian components)."""
+    import struct
+
+    blob = path.read_bytes()
+    assert blob[:4] == b"GWYP"
+
+    def name(at: int) -> tuple[str, int]:
+        end = blob.index(b"\0", at)
+        return blob[at:end].decode(), end + 1
+
+    def obj(at: int) -> tuple[dict, int]:
+        type_name, at = name(at)
+        (size,) = struct.unpack_from("<I", blob, at)
+        at, end, fields = at + 4, at + 4 + size, {"__type__": type_name}
+        while at < end:
+            key, at = name(at)
+            kind, at = chr(blob[at]), at + 1
+            if kind == "i":
+                fields[key], at = struct.unpack_from("<i", blob, at)[0], at + 4
+            elif kind == "d":
+                fields[key], at = struct.unpack_from("<d", blob, at)[0], at + 8
+            elif kind == "s":
+                fields[key], at = name(at)
+            elif kind == "o":
+                fields[key], at = obj(at)
+            elif kind == "D":
+                (count,) = struct.unpack_from("<I", blob, at)
+                fields[key] = np.frombuffer(blob, "<f8", count, at + 4)
+                at += 4 + 8 * count
+            else:
+                raise AssertionError(f"unexpected component type {kind!r}")
+        return fields, end
+
+    container, end = obj(4)
+    assert end == len(blob)
+    return container
+
+
+def test_captures_are_gwyddion_and_netcdf_files_of_the_frame(spm, tmp_path):
+    import xarray as xr
+
+    app = spm.application
+    app.SetGalleryHistoryDirectoryPath(str(tmp_path))
+    assert app.GetGalleryHistoryDirectoryPath() == str(tmp_path)
+    scan = _scan(spm, width=5e-9, points=40, lines=24)
+    gwy, nc = map(__import__("pathlib").Path, scan.StartCapture())
+    topography = spm.get_frame(0, spm.ScanChannel.Topography)
+
+    container = _read_gwy(gwy)
+    assert container["__type__"] == "GwyContainer" and container["/3/data/title"] == "Topography Backward"
+    field = container["/2/data"]  # channels in order, forward then backward: 2 is Topography Forward
+    assert container["/2/data/title"] == "Topography Forward"
+    assert (field["__type__"], field["xres"], field["yres"]) == ("GwyDataField", 40, 24)
+    assert field["xreal"] == pytest.approx(5e-9) and field["si_unit_z"]["unitstr"] == "m"
+    image = field["data"].reshape(24, 40)[::-1]  # Gwyddion's rows run top-down
+    assert np.allclose(image, topography.values, rtol=1e-6, atol=0)
+
+    saved = xr.open_dataset(nc, engine="scipy")
+    assert np.allclose(saved["Topography Forward"].values, topography.values, rtol=1e-6, atol=0)
+    assert np.allclose(saved.x.values, topography.x.values)
+    saved.close()
+
+    scan.AutoCapture = True
+    try:
+        scan.StartFrameUp()
+        assert len(list(tmp_path.glob("*.gwy"))) == 2 and len(list(tmp_path.glob("*.nc"))) == 2
+    finally:
+        scan.AutoCapture = False

@@ -79,6 +79,13 @@ class Scan(_Node):
         """Scan one frame from the bottom line upwards."""
         self._remote.start_frame_up()
 
+    AutoCapture = RemoteSetting("Scan.AutoCapture", "Save every frame when it ends (.gwy and .nc).")
+
+    def StartCapture(self) -> list[str]:  # noqa: N802
+        """Save the current frame (lines scanned so far) to the gallery as ``.gwy`` and ``.nc``;
+        returns the paths (on the server's machine)."""
+        return self._remote.capture()
+
     def StartFrameDown(self) -> None:  # noqa: N802
         """Scan one frame from the top line downwards (line 0 is the top line)."""
         self._remote.start_frame_down()
@@ -169,6 +176,13 @@ class Stage(_Node):
 
 class Application(_Node):
     """``spm.application``: the root of the instrument's object tree."""
+
+    def SetGalleryHistoryDirectoryPath(self, path: str) -> None:  # noqa: N802
+        """Where captured frames are saved (a directory on the server's machine)."""
+        self._remote.set_gallery(path)
+
+    def GetGalleryHistoryDirectoryPath(self) -> str:  # noqa: N802
+        return self._remote.gallery()
 
     def __init__(self, spm: SPM) -> None:
         super().__init__(spm)

@@ -118,6 +118,15 @@ class AfmService:
     def start_frame_down(self) -> None:
         self._afm.start_frame_down()
 
+    def capture(self) -> list[str]:
+        return self._afm.capture()
+
+    def set_gallery(self, path: Any) -> str:
+        return self._afm.set_gallery(path)
+
+    def gallery(self) -> str:
+        return self._afm.gallery()
+
     def start_withdraw(self) -> None:
         self._afm.start_withdraw()
 

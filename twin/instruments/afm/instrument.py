@@ -13,6 +13,7 @@ import math
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from ase.data.vdw_alvarez import vdw_radii
 from scipy import ndimage
 
 from twin import validation
+from twin.instruments.afm import capture
 from twin.instruments.afm.hardware import AfmHardware
 from twin.instruments.afm.motors import CoarseMotion
 from twin.instruments.afm.vocabulary import (
@@ -128,6 +130,7 @@ class AfmInstrument:
                 Real("Scan.SlopeX", "deg", -10.0, 10.0, 0.0, "scan plane slope along x"),
                 Real("Scan.SlopeY", "deg", -10.0, 10.0, 0.0, "scan plane slope along y"),
                 Real("Scan.Overscan", "%", 0.0, 50.0, 5.0, "extra line length each side"),
+                Flag("Scan.AutoCapture", False, "save every frame when it ends (.gwy and .nc)"),
                 Choice("OperatingMode.OperatingMode", SIMULATED_MODES, OperatingMode.DynamicAFM,
                        "StaticAFM 2, DynamicAFM 3, PhaseContrast 4, LateralForce 9"),
                 Real("OperatingMode.VibratingAmpl", "V", 0.0, 10.0, 0.5, "cantilever drive amplitude"),
@@ -153,6 +156,8 @@ class AfmInstrument:
         self._lock = threading.Lock()
         self._scan_lock = threading.Lock()
         self.motion = CoarseMotion(self.hardware, clock)
+        self._gallery = Path.cwd() / "afm-gallery"
+        self._save_lock = threading.Lock()
         self._frame: Frame | None = None
         self._frames = 0
 
@@ -226,6 +231,8 @@ class AfmInstrument:
             frame = self._scan(state, self.scan_window(state), downward)
         with self._lock:
             self._frame = frame
+        if state["Scan.AutoCapture"]:
+            self._auto_capture(frame)
 
     def stop(self) -> None:
         with self._lock:
@@ -283,7 +290,7 @@ class AfmInstrument:
     def get_frame(self, group: Any, channel: Any) -> dict[str, Any]:
         """The whole frame of one trace and channel: ``{"data", "x", "y", "metadata"}``.
 
-        Lines not scanned yet are NaN. Rows are lines (y increasing), columns points (x increasing).
+        Lines not scanned yet are NaN. Rows are lines in scan order, columns points (x increasing).
         """
         frame, done = self._frame_and_progress()
         group = validation.one_of("group", group, (ScanGroupID.Forward, ScanGroupID.Backward))
@@ -295,6 +302,55 @@ class AfmInstrument:
                     "group": "forward" if group == ScanGroupID.Forward else "backward",
                     "lines_done": done}
         return {"data": data, "x": frame.x, "y": frame.y, "metadata": metadata}
+
+    # --- saving ---------------------------------------------------------------------------------
+    def set_gallery(self, path: Any) -> str:
+        """Where captures are written (a directory on the server's machine)."""
+        if not isinstance(path, str) or not path.strip():
+            raise ValueError(f"path = {path!r}: give a directory as a non-empty string")
+        with self._lock:
+            self._gallery = Path(path).expanduser()
+            return str(self._gallery)
+
+    def gallery(self) -> str:
+        with self._lock:
+            return str(self._gallery)
+
+    def capture(self) -> list[str]:
+        """Save the current (or last) frame, every channel and trace, lines scanned so far, as a
+        Gwyddion ``.gwy`` and a NetCDF ``.nc`` file in the gallery; returns their paths."""
+        frame, done = self._frame_and_progress()
+        return self._save(frame, done)
+
+    def _save(self, frame: Frame, done: int) -> list[str]:
+        images, units = {}, {}
+        for channel, (name, unit) in CHANNELS.items():
+            for group, trace in ((ScanGroupID.Forward, "Forward"), (ScanGroupID.Backward, "Backward")):
+                data = frame.data[channel, group].astype(np.float64)
+                data[done:] = np.nan
+                images[f"{name} {trace}"], units[f"{name} {trace}"] = data, unit
+        metadata = {**frame.metadata, "lines_done": done}
+        dataset = capture.frame_dataset(images, units, frame.x, frame.y, metadata)
+        with self._save_lock:
+            stem = capture.next_free(Path(self.gallery()), "afm")
+            capture.write_gwy(stem.with_suffix(".gwy"), dataset)
+            capture.write_netcdf(stem.with_suffix(".nc"), dataset)
+        return [str(stem.with_suffix(".gwy")), str(stem.with_suffix(".nc"))]
+
+    def _auto_capture(self, frame: Frame) -> None:
+        """With ``Scan.AutoCapture``, save ``frame`` when its last line is scanned (unless stopped)."""
+        def save() -> None:
+            with self._lock:
+                current = self._frame is frame and frame.stopped_after is None
+            if current:
+                self._save(frame, frame.lines)
+
+        if self.clock.time_scale == 0.0:
+            save()
+        else:
+            timer = threading.Timer(frame.lines * frame.line_time * self.clock.time_scale, save)
+            timer.daemon = True
+            timer.start()
 
     def _frame_and_progress(self) -> tuple[Frame, int]:
         with self._lock:

@@ -1,0 +1,102 @@
+"""Saving AFM frames: Gwyddion's native ``.gwy`` files and NetCDF (through xarray).
+
+The ``.gwy`` writer follows Gwyddion's documented serialisation: the magic ``GWYP``, then one
+``GwyContainer`` whose components are typed, little-endian, with NUL-terminated names; each image
+is a ``GwyDataField`` under ``/N/data`` with its title under ``/N/data/title``.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+MAGIC = b"GWYP"
+
+
+def _name(text: str) -> bytes:
+    return text.encode("utf-8") + b"\0"
+
+
+def _component(name: str, kind: str, value: Any) -> bytes:
+    head = _name(name) + kind.encode("ascii")
+    if kind == "i":
+        return head + struct.pack("<i", value)
+    if kind == "d":
+        return head + struct.pack("<d", value)
+    if kind == "s":
+        return head + _name(value)
+    if kind == "o":
+        return head + value
+    if kind == "D":
+        array = np.ascontiguousarray(value, dtype="<f8").ravel()
+        return head + struct.pack("<I", array.size) + array.tobytes()
+    raise ValueError(f"kind = {kind!r}: not a GWY component type this writer uses")
+
+
+def _object(type_name: str, components: list[bytes]) -> bytes:
+    body = b"".join(components)
+    return _name(type_name) + struct.pack("<I", len(body)) + body
+
+
+def _unit(text: str) -> bytes:
+    return _object("GwySIUnit", [_component("unitstr", "s", text)])
+
+
+def _data_field(data: np.ndarray, width: float, height: float, x0: float, y0: float, unit: str) -> bytes:
+    rows, cols = data.shape
+    return _object("GwyDataField", [
+        _component("xres", "i", cols), _component("yres", "i", rows),
+        _component("xreal", "d", width), _component("yreal", "d", height),
+        _component("xoff", "d", x0), _component("yoff", "d", y0),
+        _component("si_unit_xy", "o", _unit("m")), _component("si_unit_z", "o", _unit(unit)),
+        _component("data", "D", data),
+    ])
+
+
+def write_gwy(path: Path, frame: xr.Dataset) -> None:
+    """Every image of ``frame`` (see :func:`frame_dataset`) as one channel of a ``.gwy`` file.
+
+    Gwyddion's rows run from the top of the image down, so rows are flipped when y increases."""
+    x, y = frame.x.values, frame.y.values
+    px, py = abs(x[1] - x[0]) if len(x) > 1 else 1.0, abs(y[1] - y[0]) if len(y) > 1 else 1.0
+    components = []
+    for index, (name, image) in enumerate(frame.data_vars.items()):
+        data = image.values.astype(np.float64)
+        if len(y) > 1 and y[1] > y[0]:
+            data = data[::-1]
+        field = _data_field(np.nan_to_num(data), len(x) * px, len(y) * py, float(x.min() - px / 2),
+                            float(y.min() - py / 2), image.attrs.get("units", ""))
+        components.append(_component(f"/{index}/data", "o", field))
+        components.append(_component(f"/{index}/data/title", "s", str(name)))
+    components.append(_component("/meta/twin", "s", frame.attrs.get("metadata", "{}")))
+    path.write_bytes(MAGIC + _object("GwyContainer", components))
+
+
+def frame_dataset(images: dict[str, np.ndarray], units: dict[str, str], x: np.ndarray, y: np.ndarray,
+                  metadata: dict[str, Any]) -> xr.Dataset:
+    """One frame's images (``name -> [y, x]``) with pixel-centre coordinates (m) and the metadata
+    (as JSON text, which every format keeps)."""
+    return xr.Dataset(
+        {name: (("y", "x"), data, {"units": units[name]}) for name, data in images.items()},
+        coords={"x": ("x", x, {"units": "m"}), "y": ("y", y, {"units": "m"})},
+        attrs={"metadata": json.dumps(metadata, default=float)},
+    )
+
+
+def write_netcdf(path: Path, frame: xr.Dataset) -> None:
+    """``frame`` as a NetCDF (classic) file."""
+    frame.to_netcdf(path, engine="scipy")
+
+
+def next_free(directory: Path, stem: str) -> Path:
+    """``directory/stem NNNN`` (no suffix) whose ``.gwy`` and ``.nc`` do not exist yet."""
+    directory.mkdir(parents=True, exist_ok=True)
+    index = 0
+    while (directory / f"{stem}{index:04d}.gwy").exists() or (directory / f"{stem}{index:04d}.nc").exists():
+        index += 1
+    return directory / f"{stem}{index:04d}"
