@@ -196,3 +196,23 @@ def test_captures_are_gwyddion_and_netcdf_files_of_the_frame(spm, tmp_path):
         assert len(list(tmp_path.glob("*.gwy"))) == 2 and len(list(tmp_path.glob("*.nc"))) == 2
     finally:
         scan.AutoCapture = False
+
+
+def test_spectroscopy_through_the_client(spm):
+    app = spm.application
+    app.Approach.StartApproach()
+    spec = app.Spec
+    spec.ClearPositionList()
+    with pytest.raises(RuntimeError, match="the position list is empty"):
+        spec.Start()
+    spec.FwdModDataPoints = spec.BwdModDataPoints = 128
+    spec.AddPosition(1e-9, -2e-9, 0)
+    spec.AddPosition(4e-9, 3e-9, 0)
+    spec.Start()
+    assert spec.IsMeasuring is False  # time scale 0
+    deflection = spec.GetLine2(0, 0, 1, spm.DataFilter.RAW, spm.DataConversion.Physical)
+    z = spec.GetLine2(0, 1, 1)
+    assert len(deflection) == len(z) == 128
+    assert z[0] > z[-1] and deflection[-1] > 0 > min(deflection)  # attracted, then pressed
+    with pytest.raises(ValueError, match="line = 2 is out of range; allowed 0 to 1"):
+        spec.GetLine2(0, 0, 2)

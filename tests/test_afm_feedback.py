@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from twin.instruments.afm import AfmInstrument
 from twin.instruments.clock import Clock
-from twin.physics.afm import Feedback, Tip, thermal_drift, tip_dilation
+from twin.physics.afm import Contact, Feedback, Tip, force_curve, thermal_drift, tip_dilation
 from twin.sample import Window, build_sample
 
 NM = 1e-9
@@ -186,3 +186,26 @@ def test_the_setpoint_range_follows_the_operating_mode_and_errors_change_nothing
         afm.set("OperatingMode.OperatingMode", 1)
     assert afm.settings.get("OperatingMode.OperatingMode") == 2
     assert afm.settings.get("ZController.SetPoint") == -2.0
+
+
+def test_force_curves_snap_in_pull_off_at_the_adhesion_and_differ_on_a_dopant():
+    """DMT: the retracting tip leaves the surface when the spring's pull matches the adhesion
+    H R / (6 a0²); on approach it snaps in where the force gradient first exceeds k."""
+    contact, radius, k = Contact(), 10 * NM, 0.2
+    z = np.linspace(15 * NM, -2 * NM, 700)
+    approach = force_curve(z, contact, radius, k, approaching=True)
+    retract = force_curve(z, contact, radius, k, approaching=False)
+    adhesion = contact.hamaker * radius / (6 * contact.a0**2)
+    assert -retract.min() * k == pytest.approx(adhesion, rel=0.02)
+    assert retract.min() < 3 * approach.min()  # hysteresis: it sticks far longer than it snaps in
+    gap = z + approach
+    snapped = np.flatnonzero(np.diff(approach) < -0.3 * NM)[0]  # the jump to contact
+    assert gap[snapped] == pytest.approx((contact.hamaker * radius / (3 * k)) ** (1 / 3), rel=0.1)
+
+    afm, silicon = _instrument()
+    afm.spec.add_position(silicon.x, silicon.y)
+    afm.spec.add_position(silicon.x + 3 * NM, silicon.y + 3 * NM)  # the pristine lattice nearby
+    afm.start_spec()
+    assert not afm.spec.is_measuring()  # time off: done at once
+    on_dopant, on_lattice = (min(afm.spec.get_line(1, 0, i)) for i in (0, 1))
+    assert on_dopant < 1.3 * on_lattice  # more adhesion on the Si (deflection in V, negative)

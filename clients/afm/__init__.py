@@ -174,6 +174,37 @@ class Stage(_Node):
         return self._remote.stage_state()
 
 
+class Spec(_Node):
+    """``application.Spec``: force-distance spectroscopy at a list of positions (scanner coordinates,
+    metres). Channel 0 is the deflection (V), 1 the z position (m); groups Forward 0, Backward 1."""
+
+    FwdModulationRange = RemoteSetting("Spec.FwdModulationRange", "Base travel towards the surface (m).")
+    BwdModulationRange = RemoteSetting("Spec.BwdModulationRange", "Travel back (m, negative).")
+    FwdModulationTime = RemoteSetting("Spec.FwdModulationTime", "Time of the forward curve (s).")
+    BwdModulationTime = RemoteSetting("Spec.BwdModulationTime", "Time of the backward curve (s).")
+    FwdModDataPoints = RemoteSetting("Spec.FwdModDataPoints", "Points of the forward curve.")
+    BwdModDataPoints = RemoteSetting("Spec.BwdModDataPoints", "Points of the backward curve.")
+
+    def ClearPositionList(self) -> None:  # noqa: N802
+        self._remote.spec_clear_positions()
+
+    def AddPosition(self, x: float, y: float, z: float = 0.0) -> None:  # noqa: N802
+        self._remote.spec_add_position(x, y, z)
+
+    def Start(self) -> None:  # noqa: N802
+        self._remote.spec_start()
+
+    @property
+    def IsMeasuring(self) -> bool:  # noqa: N802
+        return self._remote.spec_is_measuring()
+
+    def GetLine2(self, group: int, channel: int, line: int, filter: int = 0,  # noqa: N802, A002
+                 conversion: int = 1) -> list[float]:
+        """One curve in physical units, in the order measured (``filter`` and ``conversion`` are
+        accepted for the vendor's signature; curves come raw and physical)."""
+        return self._remote.spec_get_line(group, channel, line)
+
+
 class Application(_Node):
     """``spm.application``: the root of the instrument's object tree."""
 
@@ -187,7 +218,7 @@ class Application(_Node):
     def __init__(self, spm: SPM) -> None:
         super().__init__(spm)
         for name, node in (("Scan", Scan), ("ZController", ZController), ("Approach", Approach),
-                           ("OperatingMode", OperatingModeNode), ("Stage", Stage)):
+                           ("OperatingMode", OperatingModeNode), ("Stage", Stage), ("Spec", Spec)):
             object.__setattr__(self, name, node(spm))
 
 

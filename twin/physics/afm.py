@@ -194,3 +194,49 @@ def thermal_drift(t: np.ndarray, velocity: tuple[float, float], settling: float)
     ``settling`` (s), so it never exceeds ``velocity * settling``."""
     travelled = settling * -np.expm1(-np.asarray(t, dtype=np.float64) / settling)
     return travelled[..., None] * np.asarray(velocity, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Tip-sample interaction (DMT): van der Waals attraction ``-H R / (6 d²)`` down to the
+    intermolecular distance ``a0``, then adhesion plus Hertzian repulsion ``(4/3) E* sqrt(R) (a0 - d)^1.5``.
+    ``hamaker`` in J, ``modulus`` (reduced, E*) in Pa, lengths in m."""
+
+    hamaker: float = 1e-19
+    modulus: float = 20e9
+    a0: float = 0.3e-9
+
+    def force(self, gap: np.ndarray, tip_radius: float) -> np.ndarray:
+        """Force (N, > 0 repulsive) on a tip of ``tip_radius`` at ``gap`` (m) from the surface."""
+        gap = np.asarray(gap, dtype=np.float64)
+        attraction = -self.hamaker * tip_radius / (6 * np.maximum(gap, self.a0) ** 2)
+        indentation = np.clip(self.a0 - gap, 0.0, None)
+        return attraction + 4 / 3 * self.modulus * np.sqrt(tip_radius) * indentation**1.5
+
+
+def force_curve(z: np.ndarray, contact: Contact, tip_radius: float, spring_constant: float,
+                approaching: bool) -> np.ndarray:
+    """Cantilever deflection (m, > 0 bent away from the sample) with its base at heights ``z`` (m,
+    above the undeflected contact point), quasi-static: the tip stays on its branch of equilibria
+    ``k delta = F(z + delta)`` until that branch ends, so it snaps in on approach and pulls off
+    late on retraction (the jumps and the hysteresis of a real curve)."""
+    adhesion = contact.hamaker * tip_radius / (6 * contact.a0**2) / spring_constant  # m of pull-in bending
+    reach = 1.5 * adhesion + np.ptp(z) + 2e-9
+    deflections = np.linspace(-reach, reach, 8001)  # candidate equilibria
+    result = np.empty(len(z))
+    previous = None
+    order = range(len(z)) if approaching else range(len(z) - 1, -1, -1)
+    for i in order:
+        balance = spring_constant * deflections - contact.force(z[i] + deflections, tip_radius)
+        roots = np.flatnonzero(np.diff(np.sign(balance)) > 0)  # stable: balance rises through zero
+        if len(roots) == 0:
+            result[i] = deflections[np.argmin(np.abs(balance))]
+            previous = result[i]
+            continue
+        candidates = deflections[roots]
+        if previous is None:
+            pick = candidates[-1] if approaching else candidates[0]  # far away / pressed in
+        else:
+            pick = candidates[np.argmin(np.abs(candidates - previous))]
+        result[i] = previous = pick
+    return result

@@ -118,6 +118,21 @@ class AfmService:
     def start_frame_down(self) -> None:
         self._afm.start_frame_down()
 
+    def spec_clear_positions(self) -> None:
+        self._afm.spec.clear_positions()
+
+    def spec_add_position(self, x: Any, y: Any, z: Any = 0.0) -> None:
+        self._afm.spec.add_position(x, y, z, self._afm.hardware.scanner_range / 2)
+
+    def spec_start(self) -> None:
+        self._afm.start_spec()
+
+    def spec_is_measuring(self) -> bool:
+        return self._afm.spec.is_measuring()
+
+    def spec_get_line(self, group: Any, channel: Any, line: Any) -> list[float]:
+        return self._afm.spec.get_line(group, channel, line)
+
     def capture(self) -> list[str]:
         return self._afm.capture()
 

@@ -21,6 +21,7 @@ class AfmHardware:
     input_noise: float = 0.2  # % of the controller input's range (detector noise)
     free_amplitude: float = 10e-9  # m, the cantilever's free oscillation amplitude (dynamic modes)
     deflection_sensitivity: float = 50e-9  # m of static deflection per volt on the detector
+    spring_constant: float = 0.2  # N/m, the cantilever's
     z_response_time: float = 100e-6  # s, the z actuator's first-order response
     loop_delay: float = 50e-6  # s, sensing and electronics in the z-loop
     proportional_unit: float = 1e-4  # PGain 1 = this dimensionless proportional gain

@@ -24,6 +24,7 @@ from twin import validation
 from twin.instruments.afm import capture
 from twin.instruments.afm.hardware import AfmHardware
 from twin.instruments.afm.motors import CoarseMotion
+from twin.instruments.afm.spectroscopy import Spectroscopy
 from twin.instruments.afm.vocabulary import (
     CHANNELS,
     SIMULATED_MODES,
@@ -135,6 +136,12 @@ class AfmInstrument:
                        "StaticAFM 2, DynamicAFM 3, PhaseContrast 4, LateralForce 9"),
                 Real("OperatingMode.VibratingAmpl", "V", 0.0, 10.0, 0.5, "cantilever drive amplitude"),
                 Integer("Approach.WithdrawSteps", 1, 100_000, 100, "motor steps of StartWithdraw()"),
+                Real("Spec.FwdModulationRange", "m", 1e-9, 1e-6, 30e-9, "base travel of a force curve"),
+                Real("Spec.BwdModulationRange", "m", -1e-6, -1e-9, -30e-9, "travel back (negative)"),
+                Real("Spec.FwdModulationTime", "s", 1e-3, 100.0, 0.5, "time of the forward curve"),
+                Real("Spec.BwdModulationTime", "s", 1e-3, 100.0, 0.5, "time of the backward curve"),
+                Integer("Spec.FwdModDataPoints", 16, 8192, 256, "points of the forward curve"),
+                Integer("Spec.BwdModDataPoints", 16, 8192, 256, "points of the backward curve"),
                 Real("ZController.SetPoint", "%", -10.0, 100.0, 70.0,
                      "setpoint: % of free amplitude (dynamic, 0 to 100) or volts of deflection (static, "
                      "-10 to 10)"),
@@ -156,6 +163,8 @@ class AfmInstrument:
         self._lock = threading.Lock()
         self._scan_lock = threading.Lock()
         self.motion = CoarseMotion(self.hardware, clock)
+        self.spec = Spectroscopy(sample, clock, self.hardware.spring_constant,
+                                 self.hardware.deflection_sensitivity)
         self._gallery = Path.cwd() / "afm-gallery"
         self._save_lock = threading.Lock()
         self._frame: Frame | None = None
@@ -302,6 +311,26 @@ class AfmInstrument:
                     "group": "forward" if group == ScanGroupID.Forward else "backward",
                     "lines_done": done}
         return {"data": data, "x": frame.x, "y": frame.y, "metadata": metadata}
+
+    # --- spectroscopy ---------------------------------------------------------------------------
+    def start_spec(self) -> None:
+        """Force-distance curves at every listed position (scanner coordinates, like CenterPos)."""
+        if self.is_scanning():
+            raise RuntimeError("cannot run spectroscopy while scanning; call Scan.Stop() first")
+        if not self.motion.approached():
+            raise RuntimeError("the tip is not approached; call Approach.StartApproach() and wait for it "
+                               "first")
+        state = self.settings.snapshot()
+        if abs(state["Spec.BwdModulationRange"]) != state["Spec.FwdModulationRange"]:
+            raise ValueError(f"Spec.BwdModulationRange = {state['Spec.BwdModulationRange']!r} must be "
+                             f"-Spec.FwdModulationRange = {-state['Spec.FwdModulationRange']!r} here")
+        tip = self.tip(state)
+
+        def height(x: float, y: float) -> float:  # the contact point: the apex touching the surface
+            apex, _, _ = self.topography(Window.around(x, y, 1e-9, 1e-9), 3, 3, tip)
+            return float(apex[1, 1])
+
+        self.spec.start(state, tip.radius, height, self.motion.stage_position())
 
     # --- saving ---------------------------------------------------------------------------------
     def set_gallery(self, path: Any) -> str:
