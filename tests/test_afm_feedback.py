@@ -209,3 +209,22 @@ def test_force_curves_snap_in_pull_off_at_the_adhesion_and_differ_on_a_dopant():
     assert not afm.spec.is_measuring()  # time off: done at once
     on_dopant, on_lattice = (min(afm.spec.get_line(1, 0, i)) for i in (0, 1))
     assert on_dopant < 1.3 * on_lattice  # more adhesion on the Si (deflection in V, negative)
+
+
+def test_tips_wear_with_load_and_path_and_break_when_pressed_too_hard():
+    afm, silicon = _instrument()
+    afm.set("OperatingMode.OperatingMode", 2)  # StaticAFM: the setpoint is a deflection (V)
+    afm.set("ZController.SetPoint", 4.0)  # 40 nN
+    for name, value in (("Scan.ImageWidth", 1e-6), ("Scan.ImageHeight", 1e-6), ("Scan.Lines", 256)):
+        afm.set(name, value)
+    before = afm.settings.get("twin.tip_radius")
+    frame = _dopant_frame(afm, silicon)
+    after = frame.metadata["tip"]["after"]
+    assert after["events"] == [] and after["load"] == pytest.approx(0.2 * 50e-9 * 4.0)
+    expected = before + afm.hardware.wear_rate * after["load"] * after["path"]
+    assert after["radius"] == pytest.approx(expected)
+    assert afm.settings.get("twin.tip_radius") == after["radius"]  # the next frame uses the worn tip
+    assert after["radius"] > before + 1 * NM  # a micrometre frame in contact blunts the tip visibly
+    afm.set("ZController.SetPoint", 8.0)  # 80 nN: more than the apex takes
+    crashed = _dopant_frame(afm, silicon).metadata["tip"]["after"]
+    assert crashed["events"][0].startswith("crash") and crashed["radius"] > 2 * after["radius"]

@@ -240,3 +240,9 @@ def force_curve(z: np.ndarray, contact: Contact, tip_radius: float, spring_const
             pick = candidates[np.argmin(np.abs(candidates - previous))]
         result[i] = previous = pick
     return result
+
+
+def worn_radius(radius: float, load: float, path: float, wear_rate: float) -> float:
+    """Apex radius (m) after the tip slid ``path`` (m) under ``load`` (N): Archard-like wear, the
+    radius growing by ``wear_rate`` (1/N) x load x path."""
+    return radius + wear_rate * max(load, 0.0) * path

@@ -22,6 +22,11 @@ class AfmHardware:
     free_amplitude: float = 10e-9  # m, the cantilever's free oscillation amplitude (dynamic modes)
     deflection_sensitivity: float = 50e-9  # m of static deflection per volt on the detector
     spring_constant: float = 0.2  # N/m, the cantilever's
+    tapping_force: float = 1e-9  # N, mean tapping force at 0 % setpoint (k A0 / Q of a 40 N/m, Q 400 lever)
+    wear_rate: float = 100.0  # 1/N: the apex radius grows by this x load x sliding path
+    damaging_force: float = 50e-9  # N: beyond this load the apex breaks
+    hard_tapping_setpoint: float = 10.0  # %: below this amplitude setpoint the tip hits the surface hard
+    tip_change_path: float = 20e-3  # m of tip path between random tip changes, on average
     z_response_time: float = 100e-6  # s, the z actuator's first-order response
     loop_delay: float = 50e-6  # s, sensing and electronics in the z-loop
     proportional_unit: float = 1e-4  # PGain 1 = this dimensionless proportional gain

@@ -37,13 +37,22 @@ from twin.instruments.afm.vocabulary import (
 )
 from twin.instruments.clock import Clock
 from twin.instruments.parameters import Choice, Flag, Integer, Real, Settings, Vector
-from twin.physics.afm import Feedback, Tip, thermal_drift, tip_dilation, tip_reach, vdw_height_map
+from twin.physics.afm import (
+    Feedback,
+    Tip,
+    thermal_drift,
+    tip_dilation,
+    tip_reach,
+    vdw_height_map,
+    worn_radius,
+)
 from twin.physics.noise import gaussian_noise
 from twin.sample import Sample, Window
 
 ANGSTROM = 1e-10
 _STREAM_SCAN = 0x53434E  # random stream tag for scan noise
 _STREAM_DRIFT = 0x445246  # random stream tag for the drift direction
+_STREAM_TIP = 0x544950  # random stream tag for tip changes
 _MOST_LOOP_SAMPLES_PER_PIXEL = 9  # z-loop samples along a line per pixel (finer only to see atoms)
 
 
@@ -238,6 +247,7 @@ class AfmInstrument:
             )
         with self._scan_lock:
             frame = self._scan(state, self.scan_window(state), downward)
+            frame.metadata["tip"]["after"] = self._wear(state, frame)
         with self._lock:
             self._frame = frame
         if state["Scan.AutoCapture"]:
@@ -491,6 +501,40 @@ class AfmInstrument:
         """The finest lateral step worth simulating for a tip of ``tip_radius`` (m)."""
         return float(np.clip(np.sqrt(8 * tip_radius * self.hardware.height_tolerance), 0.2 * ANGSTROM,
                              2 * ANGSTROM))
+
+    def load(self, state: dict[str, Any]) -> float:
+        """Mean force (N) pressing the tip on the surface at the setpoint."""
+        hw, setpoint = self.hardware, state["ZController.SetPoint"]
+        if state["OperatingMode.OperatingMode"] in STATIC_MODES:
+            return hw.spring_constant * hw.deflection_sensitivity * setpoint
+        return hw.tapping_force * (1.0 - setpoint / 100.0)
+
+    def _wear(self, state: dict[str, Any], frame: Frame) -> dict[str, Any]:
+        """What the frame did to the tip: wear with the path and load, a broken apex when the load or
+        an oscillating loop slams it into the surface, and now and then a random tip change (seeded).
+        The new tip is what the next frame uses; returns it with what happened."""
+        hw, twin = self.hardware, frame.metadata["twin"]
+        path = twin["tip_speed"] * frame.line_time * frame.lines  # forward and backward
+        radius, apex, events = state["twin.tip_radius"], tuple(state["twin.second_apex"]), []
+        radius = worn_radius(radius, self.load(state), path, hw.wear_rate)
+        hard_tapping = (state["OperatingMode.OperatingMode"] not in STATIC_MODES
+                        and state["ZController.SetPoint"] < hw.hard_tapping_setpoint)
+        rng = np.random.default_rng([self.seed, _STREAM_TIP, frame.metadata["acquisition"]["frame_index"]])
+        if self.load(state) > hw.damaging_force or hard_tapping or not twin["feedback_stable"]:
+            radius, events = radius * rng.uniform(2.0, 4.0), ["crash: the apex broke"]
+        if rng.random() < -np.expm1(-path / hw.tip_change_path):
+            events.append("tip change")
+            if rng.random() < 0.5:
+                radius *= rng.uniform(1.3, 2.5)
+            else:
+                apex = (float(rng.uniform(1e-9, 6e-9) * rng.choice([-1, 1])),
+                        float(rng.uniform(1e-9, 6e-9) * rng.choice([-1, 1])))
+                self.settings.set("twin.second_apex_height", float(rng.uniform(0.0, 0.3e-9)))
+        radius = float(min(radius, self.settings.parameter("twin.tip_radius").hi))
+        self.settings.set("twin.tip_radius", radius)
+        self.settings.set("twin.second_apex", apex)
+        return {"radius": radius, "second_apex": list(apex), "events": events, "path": path,
+                "load": self.load(state)}
 
     def _controller_input(self, state: dict[str, Any], error: np.ndarray) -> np.ndarray:
         """What the z-loop measures: deflection (V) in static modes, amplitude (% of free) in dynamic."""
