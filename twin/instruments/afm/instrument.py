@@ -407,7 +407,7 @@ class AfmInstrument:
         drift = thermal_drift(t_lines, state["twin.drift_velocity"], self.hardware.drift_settling)
         overscan = state["Scan.Overscan"] / 100 * window.width
         # command positions of every loop sample: (lines, samples) in the scan frame, then the sample frame
-        u, v, step = self._line_samples(window, points, lines, overscan)
+        u, v, step = self._line_samples(window, points, lines, overscan, tip.radius)
         if downward:  # the first line scanned is the top one
             v = v[::-1]
         x, y = _rotate(u, v, np.radians(state["Scan.Rotation"]))
@@ -473,12 +473,12 @@ class AfmInstrument:
         }
         return Frame(data, xc, yc, line_time, self.clock.wall(), metadata)
 
-    def _line_samples(self, window: Window, points: int, lines: int, overscan: float
+    def _line_samples(self, window: Window, points: int, lines: int, overscan: float, tip_radius: float
                       ) -> tuple[np.ndarray, np.ndarray, float]:
         """Scan-frame positions (m, relative to the frame centre) of the loop's samples along every
         line, overscan included, and their spacing: the pixel, or finer to resolve the lattice."""
         pixel = window.width / points
-        finest = self._finest(self.settings.get("twin.tip_radius"))
+        finest = self._finest(tip_radius)
         sub = max(1, int(np.ceil(pixel / finest)))
         budget = max(1, self.hardware.fine_grid_limit // (points * lines))
         sub = min(sub, _MOST_LOOP_SAMPLES_PER_PIXEL, budget)
