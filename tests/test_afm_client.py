@@ -216,3 +216,37 @@ def test_spectroscopy_through_the_client(spm):
     assert z[0] > z[-1] and deflection[-1] > 0 > min(deflection)  # attracted, then pressed
     with pytest.raises(ValueError, match="line = 2 is out of range; allowed 0 to 1"):
         spec.GetLine2(0, 0, 2)
+
+
+def test_spectroscopy_lines_take_the_vendor_filters_and_conversions(spm):
+    app = spm.application
+    app.Approach.StartApproach()
+    spec = app.Spec
+    spec.ClearPositionList()
+    spec.FwdModDataPoints = spec.BwdModDataPoints = 64
+    spec.AddPosition(0.0, 0.0, 0)
+    spec.Start()
+    raw = np.array(spec.GetLine2(0, 0, 0, spm.DataFilter.RAW, spm.DataConversion.Physical))
+    z = np.array(spec.GetLine2(0, 1, 0))
+    line_fit = np.array(spec.GetLine2(0, 0, 0, spm.DataFilter.LineFit, spm.DataConversion.Physical))
+    assert line_fit == pytest.approx(raw - np.polyval(np.polyfit(z, raw, 1), z), abs=1e-9)
+    binary = spec.GetLine2(0, 0, 0, spm.DataFilter.RAW, spm.DataConversion.Binary16)
+    assert all(isinstance(v, int) for v in binary)
+    assert np.array(binary) * 20.0 / 2**16 == pytest.approx(raw, abs=20.0 / 2**16)
+    with pytest.raises(ValueError, match="filter = 9 is out of range; allowed 0 to 5"):
+        spec.GetLine2(0, 0, 0, 9, 1)
+
+
+def test_continuous_scanning_alternates_up_and_down_until_stopped(spm):
+    scan = _scan(spm, lines=16, points=16)
+    scan.Start()
+    assert scan.IsScanning is True  # time scale 0: the first frame is complete at once ...
+    first = spm.get_frame().attrs["acquisition"]
+    assert scan.Currentline == 16 and scan.IsScanning  # ... and every later look starts the next
+    second = spm.get_frame().attrs["acquisition"]
+    assert (first["direction"], second["direction"]) == ("up", "down")
+    assert second["frame_index"] == first["frame_index"] + 1 and second["continuous"] is True
+    assert second["instrument_time"] == pytest.approx(first["instrument_time"] + 16 * scan.Scantime)
+    scan.Stop()
+    assert scan.IsScanning is False and scan.Currentline == 16
+    assert spm.get_frame().attrs["acquisition"]["frame_index"] == second["frame_index"]

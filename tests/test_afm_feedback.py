@@ -99,6 +99,8 @@ def _instrument() -> tuple[AfmInstrument, object]:
     afm = AfmInstrument(sample, Clock(0.0), seed=0)
     afm.set("twin.z_noise", 0.0)
     afm.set("twin.drift_velocity", (0.0, 0.0))
+    afm.set("twin.piezo_creep", 0.0)
+    afm.set("twin.line_offset", 0.0)
     for name, value in (("Scan.ImageWidth", 6 * NM), ("Scan.ImageHeight", 6 * NM), ("Scan.Points", 128),
                         ("Scan.Lines", 32)):
         afm.set(name, value)

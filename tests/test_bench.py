@@ -15,8 +15,9 @@ def test_bench_json_reports_every_figure():
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
-    assert set(figures) == {"machine", "startup", "tem_1024", "stem", "afm_256", "transport"}
-    numbers = [v for section in ("startup", "tem_1024", "stem", "afm_256", "transport")
+    assert set(figures) == {"machine", "startup", "tem_1024", "stem", "afm_256", "afm_512", "afm_1024",
+                            "transport"}
+    numbers = [v for section in ("startup", "tem_1024", "stem", "afm_256", "afm_512", "afm_1024", "transport")
                for v in figures[section].values()]
     assert all(isinstance(v, (int, float)) and v >= 0 for v in numbers)
     assert {"pyro_vs_raw_4mib", "pyro_vs_raw_16mib", "bytes_vs_list_serpent"} <= set(figures["transport"])

@@ -46,3 +46,57 @@ def test_outside_twin_run_the_vendor_names_do_not_exist(tmp_path):
                             cwd=tmp_path)
     assert result.returncode != 0
     assert "No module named 'autoscript_tem_microscope_client'" in result.stderr
+
+
+NANOSURF_SCRIPT = textwrap.dedent('''
+    # written for a Nanosurf controller (classic scripting interface, nanosurf 1.x)
+    import nanosurf
+
+    spm = nanosurf.SPM()
+    assert spm.is_connected() and spm.is_scripting_enabled()
+    app = spm.application
+    app.SetGalleryHistoryDirectoryPath(GALLERY)
+    app.SetGalleryHistoryFilenameMask("Sample-")
+    app.ScanHead.CantileverByGUID = spm.CantileverGUID.Dyn190Al
+    app.OperatingMode.OperatingMode = spm.OperatingMode.DynamicAFM
+    app.OperatingMode.VibratingAmpl = 0.5
+    app.ZController.SetPoint = 70
+    app.ZController.PGain = 3100
+    app.ZController.IGain = 3500
+    app.Approach.StartApproach()
+    while app.Approach.IsMoving:
+        pass
+    assert app.Approach.Status == spm.ApproachStatus.ApproachDone
+    scan = app.Scan
+    if scan.IsScanning:
+        scan.Stop()
+    scan.ImageWidth = scan.ImageHeight = 5e-9
+    scan.Points = scan.Lines = 32
+    scan.Scantime = 0.55
+    scan.CenterPosX = scan.CenterPosY = 0
+    scan.SlopeX = scan.SlopeY = 0
+    scan.Overscan = 5
+    scan.AutoCapture = True
+    scan.StartFrameUp()
+    rows, line = [], 0
+    while line < scan.Lines:
+        while line > scan.Currentline - 1 and scan.IsScanning:
+            pass
+        text = scan.GetLine(0, 1, line, spm.DataFilter.LineFit, spm.DataConversion.Physical)
+        rows.append([float(v) for v in text.replace(",", ".").split(";")])
+        line += 1
+    app.Approach.WithdrawSteps = 300
+    app.Approach.StartWithdraw()
+    print("lines", len(rows), "points", len(rows[0]))
+''')
+
+
+def test_a_nanosurf_script_runs_unchanged_against_the_twin(server, tmp_path):
+    script = tmp_path / "afm_session.py"
+    script.write_text(f"GALLERY = {str(tmp_path / 'gallery')!r}\n" + NANOSURF_SCRIPT)
+    result = subprocess.run([sys.executable, "-m", "twin", "run", "--port", str(server.port),
+                             "--host", "127.0.0.1", str(script)],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "lines 32 points 32" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "gallery").iterdir()) == ["Sample-0000.gwy", "Sample-0000.nc"]

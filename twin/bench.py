@@ -20,7 +20,7 @@ import numpy as np
 TEM_SIZE = 1024
 STEM_SIZE = 256
 EXACT_SIZE, EXACT_FOV = 16, 1.5e-9  # exact mode: 256 probe positions over 1.5 nm
-AFM_SIZE = 256
+AFM_SIZES = (256, 512, 1024)
 ECHO_SHAPES = ((1024, 1024), (2048, 2048))  # float32: 4 and 16 MiB each way
 LIST_SHAPE = (512, 512)  # sent as a Python list; smaller, because lists are slow
 REPEATS = 3
@@ -260,22 +260,24 @@ def measure() -> dict[str, Any]:
         }
         microscope.disconnect()
 
-        # AFM: a fresh 256² frame at a new place each time, read back as an array
+        # AFM: fresh frames with tip and z-loop at new places 40 nm apart, read back as arrays
         spm = SPM(server.host, server.port)
         app = spm.application
         app.Approach.StartApproach()
         scan = app.Scan
-        scan.Points = scan.Lines = AFM_SIZE
         scan.ImageSize(20e-9, 20e-9)
-        offsets = iter(np.arange(1, 20) * 1e-6)
+        offsets = iter(np.arange(1, 100) * 40e-9)
 
         def frame() -> None:
             scan.CenterPosX = next(offsets)
             scan.StartFrameUp()
             spm.get_frame()
 
-        frame()
-        figures["afm_256"] = {"frame_s": _median_time(frame, 5), "time_scale": 0}
+        for size in AFM_SIZES:
+            scan.Points = scan.Lines = size
+            frame()
+            repeats = 5 if size < 1024 else 3
+            figures[f"afm_{size}"] = {"frame_s": _median_time(frame, repeats), "time_scale": 0}
         spm.close()
 
         # Transport: arrays echoed by Pyro5 (msgpack, raw bytes) and by a plain socket, interleaved;
@@ -331,7 +333,9 @@ def report(f: dict[str, Any]) -> str:
         f"  exact mode, per probe position               {st['exact_per_position_s'] * 1e3:7.2f} ms",
         f"  abTEM's own probe scan, same cell, per pos.  {st['direct_abtem_per_position_s'] * 1e3:7.2f} ms"
         f"   (exact = {st['ratio_exact_to_direct']:.2f} x; target <= 1)",
-        f"AFM 256² frame, time emulation off             {afm['frame_s']:7.3f} s   (target <= 0.1 s)",
+        f"AFM 256² frame, tip + z-loop, time off         {afm['frame_s']:7.3f} s   (target <= 0.1 s)",
+        f"AFM 512² frame                                 {f['afm_512']['frame_s']:7.3f} s",
+        f"AFM 1024² frame                                {f['afm_1024']['frame_s']:7.3f} s   (<= 1.5 s)",
         "Array transport, float32 echo, MB/s counting both ways (Pyro5 + msgpack vs plain socket)",
         *(
             f"  {mib:>2} MiB   Pyro5 {t[f'pyro_msgpack_{mib}mib_mb_s']:6.0f}   socket "

@@ -26,7 +26,7 @@ from clients.ground_truth import GroundTruth
 from twin.instruments import afm as vocabulary
 from twin.server import wire
 
-__all__ = ["SPM"]
+__all__ = ["SPM", "Spm", "C3000", "CX", "CoreAFM", "Easyscan2", "Naio", "USPM", "MobileS", "SPM_S"]
 
 
 class _Node:
@@ -85,6 +85,11 @@ class Scan(_Node):
         """Save the current frame (lines scanned so far) to the gallery as ``.gwy`` and ``.nc``;
         returns the paths (on the server's machine)."""
         return self._remote.capture()
+
+    def Start(self) -> None:  # noqa: N802
+        """Scan continuously, frame after frame (up, down, up, ...), until ``Stop()``; settings changed
+        meanwhile apply from the next frame."""
+        self._remote.start()
 
     def StartFrameDown(self) -> None:  # noqa: N802
         """Scan one frame from the top line downwards (line 0 is the top line)."""
@@ -168,6 +173,12 @@ class Stage(_Node):
     def GetAxisPosition(self, axis: int) -> float:  # noqa: N802
         return self._remote.axis_position(axis)
 
+    def Lock(self) -> None:  # noqa: N802
+        """Accepted for the vendor's sequence; the twin's stage holds still by itself."""
+
+    def Unlock(self) -> None:  # noqa: N802
+        """Accepted for the vendor's sequence; moves are refused only while the tip is approached."""
+
     @property
     def GetState(self) -> int:  # noqa: N802 - read without parentheses, as on the vendor's object
         """An ``SPM.StageState`` value: Idle 2 or Moving 3."""
@@ -199,14 +210,35 @@ class Spec(_Node):
         return self._remote.spec_is_measuring()
 
     def GetLine2(self, group: int, channel: int, line: int, filter: int = 0,  # noqa: N802, A002
-                 conversion: int = 1) -> list[float]:
-        """One curve in physical units, in the order measured (``filter`` and ``conversion`` are
-        accepted for the vendor's signature; curves come raw and physical)."""
-        return self._remote.spec_get_line(group, channel, line)
+                 conversion: int = 1) -> list[float] | list[int]:
+        """One curve in the order measured, through a ``DataFilter`` (fits over the z travel) and a
+        ``DataConversion`` (Physical: V or m; Binary16/32: signed integers)."""
+        return self._remote.spec_get_line(group, channel, line, filter, conversion)
+
+
+class ScanHead(_Node):
+    """``application.ScanHead``: which cantilever is mounted (a name from ``SPM.CantileverGUID``). The twin
+    records it; the simulated lever's properties do not change with it."""
+
+    def __init__(self, spm: SPM) -> None:
+        super().__init__(spm)
+        object.__setattr__(self, "CantileverByGUID", vocabulary.CantileverGUID.Dyn190Al)
 
 
 class Application(_Node):
     """``spm.application``: the root of the instrument's object tree."""
+
+    IsStartingUp = False
+    Visible = True
+    Version = "twin"
+
+    def PrintStatusMsg(self, message: str) -> None:  # noqa: N802
+        """The vendor shows this in its status bar; the twin prints it here."""
+        print(message)
+
+    def SetGalleryHistoryFilenameMask(self, mask: str) -> None:  # noqa: N802
+        """Captured files are named ``<mask>NNNN.gwy`` / ``.nc``."""
+        self._remote.set_file_mask(mask)
 
     def SetGalleryHistoryDirectoryPath(self, path: str) -> None:  # noqa: N802
         """Where captured frames are saved (a directory on the server's machine)."""
@@ -218,7 +250,8 @@ class Application(_Node):
     def __init__(self, spm: SPM) -> None:
         super().__init__(spm)
         for name, node in (("Scan", Scan), ("ZController", ZController), ("Approach", Approach),
-                           ("OperatingMode", OperatingModeNode), ("Stage", Stage), ("Spec", Spec)):
+                           ("OperatingMode", OperatingModeNode), ("Stage", Stage), ("Spec", Spec),
+                           ("ScanHead", ScanHead)):
             object.__setattr__(self, name, node(spm))
 
 
@@ -234,6 +267,9 @@ class AfmTwin(GroundTruth):
                                        via="_afm")
     drift_velocity = RemoteSetting("twin.drift_velocity", "Thermal drift of the sample (m/s, x and y).",
                                    via="_afm")
+    piezo_creep = RemoteSetting("twin.piezo_creep", "Scanner creep after an offset step (per decade).",
+                                via="_afm")
+    line_offset = RemoteSetting("twin.line_offset", "RMS height offset from line to line (m).", via="_afm")
     ideal_feedback = RemoteSetting("twin.ideal_feedback", "True: the tip follows the surface exactly.",
                                    via="_afm")
 
@@ -256,6 +292,7 @@ class SPM:
     ApproachStatus = vocabulary.ApproachStatus
     OperatingMode = vocabulary.OperatingMode
     StageState = vocabulary.StageState
+    CantileverGUID = vocabulary.CantileverGUID
 
     def __init__(self, host: str | None = None, port: int | None = None) -> None:
         self._connection: Connection | None = Connection(host, port)
@@ -300,3 +337,7 @@ class SPM:
             name=meta["channel"]["name"],
             attrs={"units": meta["channel"]["unit"], **meta},
         )
+
+
+# The vendor's connection classes by controller; every one reaches the twin's AFM.
+Spm = C3000 = CX = CoreAFM = Easyscan2 = Naio = USPM = MobileS = SPM_S = SPM

@@ -200,11 +200,22 @@ def thermal_drift(t: np.ndarray, velocity: tuple[float, float], settling: float)
 class Contact:
     """Tip-sample interaction (DMT): van der Waals attraction ``-H R / (6 d²)`` down to the
     intermolecular distance ``a0``, then adhesion plus Hertzian repulsion ``(4/3) E* sqrt(R) (a0 - d)^1.5``.
-    ``hamaker`` in J, ``modulus`` (reduced, E*) in Pa, lengths in m."""
+    ``hamaker`` in J, ``modulus`` (reduced, E*) in Pa, lengths in m; ``friction`` and
+    ``contact_potential`` describe sliding and the electrostatics of the same spot."""
 
     hamaker: float = 1e-19
     modulus: float = 20e9
     a0: float = 0.3e-9
+    friction: float = 0.02  # sliding friction coefficient (graphene-like: low)
+    contact_potential: float = 0.0  # V, relative to the pristine surface
+
+    def adhesion(self, tip_radius: float) -> float:
+        """Pull-off force (N) of a tip of ``tip_radius`` (m): ``H R / (6 a0^2)``."""
+        return self.hamaker * tip_radius / (6 * self.a0**2)
+
+    def dissipation(self, tip_radius: float) -> float:
+        """Energy (J) lost per tap: the adhesion hysteresis, pull-off force over ``a0``."""
+        return self.adhesion(tip_radius) * self.a0
 
     def force(self, gap: np.ndarray, tip_radius: float) -> np.ndarray:
         """Force (N, > 0 repulsive) on a tip of ``tip_radius`` at ``gap`` (m) from the surface."""
@@ -246,3 +257,67 @@ def worn_radius(radius: float, load: float, path: float, wear_rate: float) -> fl
     """Apex radius (m) after the tip slid ``path`` (m) under ``load`` (N): Archard-like wear, the
     radius growing by ``wear_rate`` (1/N) x load x path."""
     return radius + wear_rate * max(load, 0.0) * path
+
+
+VACUUM_PERMITTIVITY = 8.8541878128e-12  # F/m
+
+
+def tapping_phase(amplitude: np.ndarray, free_amplitude: float, dissipation: np.ndarray,
+                  quality_factor: float, spring_constant: float) -> np.ndarray:
+    """Phase lag (deg) of a cantilever driven at resonance while tapping, in the repulsive regime.
+
+    Energy balance (Cleveland et al., APL 72, 2613, 1998): ``sin(phi) = A/A0 + Q E / (pi k A A0)``
+    with ``E`` the energy (J) the tip dissipates per tap, so phase maps where the sample takes more
+    energy (adhesion hysteresis, softness) at the same amplitude ``A`` (m). Repulsive regime:
+    ``phi = 180 deg - arcsin(...)``, 90 deg when free.
+    """
+    amplitude = np.maximum(np.asarray(amplitude, dtype=np.float64), 1e-3 * free_amplitude)
+    sine = amplitude / free_amplitude + quality_factor * dissipation / (
+        np.pi * spring_constant * amplitude * free_amplitude)
+    return 180.0 - np.degrees(np.arcsin(np.clip(sine, -1.0, 1.0)))
+
+
+def lateral_force(load: float, adhesion: np.ndarray, friction: np.ndarray, slope: np.ndarray,
+                  direction: int) -> np.ndarray:
+    """Lateral force (N) on a tip sliding in contact: friction ``mu (L + F_ad)`` against the motion
+    (``direction`` +1 forward, -1 backward) plus the part of the normal force a surface ``slope``
+    (dz/dx along the scan) turns sideways, the same both ways. Half the forward-minus-backward
+    difference is the friction; their mean is topographic crosstalk."""
+    normal = load + np.asarray(adhesion)
+    return direction * np.asarray(friction) * normal + normal * np.asarray(slope)
+
+
+def electrostatic_force(voltage: float, contact_potential: np.ndarray, tip_radius: float,
+                        gap: float) -> np.ndarray:
+    """Attractive force (N) between a spherical apex of ``tip_radius`` (m) at ``gap`` (m, much less than
+    the radius) and a conducting plane: ``pi eps0 R (V - V_cpd)^2 / gap``."""
+    bias = voltage - np.asarray(contact_potential)
+    return np.pi * VACUUM_PERMITTIVITY * tip_radius * bias**2 / gap
+
+
+def electrostatic_lift(voltage: float, contact_potential: np.ndarray, tip_radius: float,
+                       free_amplitude: float, spring_constant: float, quality_factor: float) -> np.ndarray:
+    """How far (m) the amplitude loop lifts a tapping tip when a bias attracts it.
+
+    The force gradient ``F' = pi eps0 R (V - V_cpd)^2 / A0^2`` (at the free amplitude's distance)
+    detunes the cantilever by ``Q F' / k`` resonance half-widths; the amplitude drops to
+    ``A0 / sqrt(1 + x^2)`` and the loop restores it by backing off about that much."""
+    gradient = electrostatic_force(voltage, contact_potential, tip_radius, free_amplitude) / free_amplitude
+    detuning = quality_factor * gradient / spring_constant
+    return free_amplitude * (1.0 - 1.0 / np.sqrt(1.0 + detuning**2))
+
+
+def piezo_creep(t: np.ndarray, moves: list[tuple[float, float, float]], per_decade: float,
+                settling: float, onset: float) -> np.ndarray:
+    """How far (m, ``(..., 2)``) the scanner still lags behind its commanded offset at instrument
+    times ``t`` (s), after offset steps ``moves`` = ``[(time, dx, dy), ...]``.
+
+    Logarithmic creep: a step ``D`` lags ``per_decade x D x log10(1 + settling / (t - t_step + onset))``,
+    largest just after the step and fading as the piezo settles."""
+    t = np.asarray(t, dtype=np.float64)
+    lag = np.zeros((*t.shape, 2))
+    for when, dx, dy in moves:
+        since = np.maximum(t - when, 0.0)
+        fraction = per_decade * np.log10(1.0 + settling / (since + onset)) * (t >= when)
+        lag -= fraction[..., None] * np.array([dx, dy])
+    return lag

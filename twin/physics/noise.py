@@ -6,5 +6,7 @@ import numpy as np
 
 
 def gaussian_noise(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Zero-mean normal noise of standard deviation ``sigma`` (float64)."""
-    return rng.normal(0.0, sigma, shape) if sigma > 0 else np.zeros(shape)
+    """Zero-mean normal noise of standard deviation ``sigma`` (float32: the frames' precision)."""
+    if sigma <= 0:
+        return np.zeros(shape, dtype=np.float32)
+    return rng.standard_normal(shape, dtype=np.float32) * np.float32(sigma)

@@ -118,6 +118,9 @@ class AfmService:
     def start_frame_down(self) -> None:
         self._afm.start_frame_down()
 
+    def start(self) -> None:
+        self._afm.start()
+
     def spec_clear_positions(self) -> None:
         self._afm.spec.clear_positions()
 
@@ -130,11 +133,15 @@ class AfmService:
     def spec_is_measuring(self) -> bool:
         return self._afm.spec.is_measuring()
 
-    def spec_get_line(self, group: Any, channel: Any, line: Any) -> list[float]:
-        return self._afm.spec.get_line(group, channel, line)
+    def spec_get_line(self, group: Any, channel: Any, line: Any, data_filter: Any = 0,
+                      conversion: Any = 1) -> list[float] | list[int]:
+        return self._afm.spec.get_line(group, channel, line, data_filter, conversion)
 
     def capture(self) -> list[str]:
         return self._afm.capture()
+
+    def set_file_mask(self, mask: Any) -> str:
+        return self._afm.set_file_mask(mask)
 
     def set_gallery(self, path: Any) -> str:
         return self._afm.set_gallery(path)

@@ -5,6 +5,7 @@ from twin.instruments.afm.instrument import AfmInstrument
 from twin.instruments.afm.vocabulary import (
     CHANNELS,
     ApproachStatus,
+    CantileverGUID,
     DataConversion,
     DataFilter,
     OperatingMode,
@@ -13,5 +14,5 @@ from twin.instruments.afm.vocabulary import (
     StageState,
 )
 
-__all__ = ["CHANNELS", "AfmHardware", "AfmInstrument", "ApproachStatus", "DataConversion", "DataFilter",
-           "OperatingMode", "ScanChannel", "ScanGroupID", "StageState"]
+__all__ = ["CHANNELS", "AfmHardware", "AfmInstrument", "ApproachStatus", "CantileverGUID", "DataConversion",
+           "DataFilter", "OperatingMode", "ScanChannel", "ScanGroupID", "StageState"]

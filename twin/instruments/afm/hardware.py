@@ -32,5 +32,12 @@ class AfmHardware:
     proportional_unit: float = 1e-4  # PGain 1 = this dimensionless proportional gain
     integral_unit: float = 1.0  # IGain 1 = this integral gain (1/s)
     derivative_unit: float = 1e-8  # DGain 1 = this derivative time (s)
+    quality_factor: float = 400.0  # of the dynamic-mode cantilever's resonance
+    tapping_spring_constant: float = 40.0  # N/m, the dynamic-mode cantilever's
+    phase_noise: float = 0.02  # deg RMS on the phase channel
+    lateral_sensitivity: float = 2e-9  # N of lateral force per volt of lateral deflection
+    lateral_noise: float = 5e-3  # V RMS on the lateral channel
+    creep_settling: float = 100.0  # s: piezo creep fades over this time after an offset step ...
+    creep_onset: float = 0.1  # s ... starting this soon after it
     drift_speed: float = 20e-12  # m/s of thermal drift at first (direction from the seed) ...
     drift_settling: float = 3600.0  # s ... slowing as the instrument settles: at most 72 nm in all

@@ -21,8 +21,9 @@ from ase.data.vdw_alvarez import vdw_radii
 from scipy import ndimage
 
 from twin import validation
-from twin.instruments.afm import capture
+from twin.instruments.afm import capture, readout
 from twin.instruments.afm.hardware import AfmHardware
+from twin.instruments.afm.materials import PRISTINE, MaterialMap
 from twin.instruments.afm.motors import CoarseMotion
 from twin.instruments.afm.spectroscopy import Spectroscopy
 from twin.instruments.afm.vocabulary import (
@@ -30,16 +31,21 @@ from twin.instruments.afm.vocabulary import (
     SIMULATED_MODES,
     STATIC_MODES,
     DataConversion,
-    DataFilter,
     OperatingMode,
     ScanChannel,
     ScanGroupID,
+    channel_unit,
 )
 from twin.instruments.clock import Clock
 from twin.instruments.parameters import Choice, Flag, Integer, Real, Settings, Vector
 from twin.physics.afm import (
     Feedback,
     Tip,
+    electrostatic_force,
+    electrostatic_lift,
+    lateral_force,
+    piezo_creep,
+    tapping_phase,
     thermal_drift,
     tip_dilation,
     tip_reach,
@@ -67,6 +73,7 @@ class Frame:
     started: float
     metadata: dict[str, Any]
     stopped_after: int | None = None
+    seen_complete: bool = False
     lines: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -164,6 +171,9 @@ class AfmInstrument:
                        "a second apex (double tip) at this offset from the first; (0, 0) for none"),
                 Real("twin.second_apex_height", "m", 0.0, 1e-6, 0.0, "how far the second apex sits above"),
                 Real("twin.z_noise", "m", 0.0, 1e-9, 20e-12, "RMS height noise per point"),
+                Real("twin.piezo_creep", "", 0.0, 0.2, 0.01,
+                     "scanner creep after an offset step, as a fraction of the step per decade of time"),
+                Real("twin.line_offset", "m", 0.0, 1e-9, 20e-12, "RMS height offset from line to line"),
                 Vector("twin.drift_velocity", "m/s", -1e-9, 1e-9, _drift(seed, self.hardware.drift_speed),
                        "thermal drift of the sample under the scanner"),
                 Flag("twin.ideal_feedback", False, "the tip follows the surface exactly (no z-loop)"),
@@ -175,9 +185,12 @@ class AfmInstrument:
         self.spec = Spectroscopy(sample, clock, self.hardware.spring_constant,
                                  self.hardware.deflection_sensitivity)
         self._gallery = Path.cwd() / "afm-gallery"
+        self._file_mask = "afm"
         self._save_lock = threading.Lock()
         self._frame: Frame | None = None
         self._frames = 0
+        self._continuous = False  # Scan.Start(): frames follow each other, up and down, until Stop()
+        self._offset_steps: list[tuple[float, float, float]] = []  # (time, dx, dy): piezo creep
 
     # --- settings --------------------------------------------------------------------------------
     def set(self, name: Any, value: Any) -> Any:
@@ -198,7 +211,24 @@ class AfmInstrument:
                 lo, hi, _, default = _setpoint_range(mode)
                 if not lo <= self.settings.get("ZController.SetPoint") <= hi:
                     self.settings.set("ZController.SetPoint", default)
+            if name in ("Scan.CenterPosX", "Scan.CenterPosY"):
+                before = self.settings.get(name)
+                after = self.settings.set(name, value)
+                self._note_offset_step(after - before if name.endswith("X") else 0.0,
+                                       after - before if name.endswith("Y") else 0.0)
+                return after
             return self.settings.set(name, value)
+
+    def _note_offset_step(self, dx: float, dy: float) -> None:
+        """Remember a scanner offset step (m) for piezo creep; forget steps that have settled."""
+        if dx == 0.0 and dy == 0.0:
+            return
+        now, hw = self.clock.now(), self.hardware
+        self._offset_steps = [
+            step for step in self._offset_steps
+            if np.hypot(*piezo_creep(np.array(now), [step], self.settings.get("twin.piezo_creep"),
+                                     hw.creep_settling, hw.creep_onset)) > 1e-13
+        ][-100:] + [(now, dx, dy)]
 
     # --- approach and stage (the coarse motors) -------------------------------------------------
     def start_approach(self) -> None:
@@ -228,7 +258,13 @@ class AfmInstrument:
         """Scan a frame from the top line (highest y) downwards; lines are numbered in scan order."""
         self._start_frame(downward=True)
 
-    def _start_frame(self, downward: bool) -> None:
+    def start(self) -> None:
+        """Scan continuously: a frame upwards, then downwards, and so on until ``Stop()``. Settings
+        changed meanwhile apply from the next frame. With time off, every look at the scan
+        (``IsScanning``, ``Currentline``) after a frame has been seen complete starts the next one."""
+        self._start_frame(downward=False, continuous=True)
+
+    def _start_frame(self, downward: bool, continuous: bool = False) -> None:
         state = self.settings.snapshot()
         half = self.hardware.scanner_range / 2
         for axis, centre, size in (("x", state["Scan.CenterPosX"], state["Scan.ImageWidth"]),
@@ -246,19 +282,53 @@ class AfmInstrument:
                 "call Approach.StartApproach() and wait for it first"
             )
         with self._scan_lock:
-            frame = self._scan(state, self.scan_window(state), downward)
-            frame.metadata["tip"]["after"] = self._wear(state, frame)
+            self._scan_and_show(state, downward, continuous)
+
+    def _scan_and_show(self, state: dict[str, Any], downward: bool, continuous: bool,
+                       started: tuple[float, float] | None = None) -> None:
+        """Scan a frame (under the scan lock), make it the current one and wear the tip by it."""
+        frame = self._scan(state, self.scan_window(state), downward, started)
+        frame.metadata["tip"]["after"] = self._wear(state, frame)
+        frame.metadata["acquisition"]["continuous"] = continuous
         with self._lock:
             self._frame = frame
+            self._continuous = continuous
         if state["Scan.AutoCapture"]:
             self._auto_capture(frame)
 
+    def _follow_on(self) -> None:
+        """In continuous scanning, start the frame that follows a complete one: the one running now
+        (frames skipped while nobody looked are not simulated), in the direction it would have."""
+        with self._lock:
+            frame = self._frame
+            if not self._continuous or frame is None or frame.stopped_after is not None:
+                return
+            if frame.lines_done(self.clock) < frame.lines:
+                return
+            if self.clock.time_scale == 0.0 and not frame.seen_complete:
+                frame.seen_complete = True  # the next look starts the next frame
+                return
+        with self._scan_lock:
+            with self._lock:
+                if self._frame is not frame or not self._continuous:
+                    return  # another caller moved on, or the scan stopped meanwhile
+            done, started = 1, None  # frames completed since ``frame`` started; the next one's start
+            if self.clock.time_scale > 0.0:  # count the frames that ended while nobody looked
+                duration = frame.lines * frame.line_time * self.clock.time_scale  # wall-clock s
+                done = int((self.clock.wall() - frame.started) // duration)
+                started = (frame.metadata["acquisition"]["instrument_time"] + done * frame.lines
+                           * frame.line_time, frame.started + done * duration)
+            upward = (frame.metadata["acquisition"]["direction"] == "up") != (done % 2 == 1)
+            self._scan_and_show(self.settings.snapshot(), not upward, True, started)
+
     def stop(self) -> None:
         with self._lock:
+            self._continuous = False
             if self._frame is not None and self._frame.stopped_after is None:
                 self._frame.stopped_after = self._frame.lines_done(self.clock)
 
     def is_scanning(self) -> bool:
+        self._follow_on()
         with self._lock:
             return self._scanning()
 
@@ -266,10 +336,11 @@ class AfmInstrument:
         frame = self._frame
         if frame is None or frame.stopped_after is not None:
             return False
-        return frame.lines_done(self.clock) < frame.lines
+        return self._continuous or frame.lines_done(self.clock) < frame.lines
 
     def current_line(self) -> int:
         """Number of lines completed in the current (or last) frame."""
+        self._follow_on()
         with self._lock:
             return 0 if self._frame is None else self._frame.lines_done(self.clock)
 
@@ -292,19 +363,11 @@ class AfmInstrument:
             raise ValueError(
                 f"line = {line} has not been scanned yet; allowed 0 to {done - 1} (Currentline = {done})"
             )
-        data_filter = validation.integer("filter", data_filter, DataFilter.RAW, DataFilter.PolynomialFit)
-        conversion = validation.one_of(
-            "conversion", conversion,
-            (DataConversion.Binary16, DataConversion.Physical, DataConversion.Binary32),
-        )
-        values = _apply_filter(frame.data[channel, group, line].astype(np.float64), frame.x, data_filter)
-        if conversion == DataConversion.Physical:
-            return ";".join(f"{v:.7g}" for v in values)
-        bits = 16 if conversion == DataConversion.Binary16 else 32
+        data_filter, conversion = readout.checked_filter_and_conversion(data_filter, conversion)
+        values = readout.filtered(frame.data[channel, group, line], frame.x, data_filter)
         full_range = self.hardware.z_range if channel == ScanChannel.Topography else 200.0
-        lsb = full_range / 2**bits
-        limit = 2 ** (bits - 1) - 1
-        return ";".join(str(int(v)) for v in np.clip(np.rint(values / lsb), -limit - 1, limit))
+        out = readout.converted(values, conversion, full_range)
+        return ";".join(f"{v:.7g}" if conversion == DataConversion.Physical else str(v) for v in out)
 
     def get_frame(self, group: Any, channel: Any) -> dict[str, Any]:
         """The whole frame of one trace and channel: ``{"data", "x", "y", "metadata"}``.
@@ -316,7 +379,7 @@ class AfmInstrument:
         channel = validation.one_of("channel", channel, tuple(CHANNELS))
         data = frame.data[channel, group].copy()
         data[done:] = np.nan
-        name, unit = CHANNELS[channel]
+        name, unit = CHANNELS[channel][0], channel_unit(channel, frame.metadata["operating_mode"])
         metadata = {**frame.metadata, "channel": {"index": channel, "name": name, "unit": unit},
                     "group": "forward" if group == ScanGroupID.Forward else "backward",
                     "lines_done": done}
@@ -355,6 +418,14 @@ class AfmInstrument:
         with self._lock:
             return str(self._gallery)
 
+    def set_file_mask(self, mask: Any) -> str:
+        """The start of captured files' names (a number follows)."""
+        if not isinstance(mask, str) or not mask.strip() or any(c in mask for c in '/\\:*?"<>|'):
+            raise ValueError(f"mask = {mask!r}: give a file name start without path separators or wildcards")
+        with self._lock:
+            self._file_mask = mask.strip()
+            return self._file_mask
+
     def capture(self) -> list[str]:
         """Save the current (or last) frame, every channel and trace, lines scanned so far, as a
         Gwyddion ``.gwy`` and a NetCDF ``.nc`` file in the gallery; returns their paths."""
@@ -363,7 +434,8 @@ class AfmInstrument:
 
     def _save(self, frame: Frame, done: int) -> list[str]:
         images, units = {}, {}
-        for channel, (name, unit) in CHANNELS.items():
+        for channel, (name, _) in CHANNELS.items():
+            unit = channel_unit(channel, frame.metadata["operating_mode"])
             for group, trace in ((ScanGroupID.Forward, "Forward"), (ScanGroupID.Backward, "Backward")):
                 data = frame.data[channel, group].astype(np.float64)
                 data[done:] = np.nan
@@ -371,7 +443,9 @@ class AfmInstrument:
         metadata = {**frame.metadata, "lines_done": done}
         dataset = capture.frame_dataset(images, units, frame.x, frame.y, metadata)
         with self._save_lock:
-            stem = capture.next_free(Path(self.gallery()), "afm")
+            with self._lock:
+                directory, mask = self._gallery, self._file_mask
+            stem = capture.next_free(directory, mask)
             capture.write_gwy(stem.with_suffix(".gwy"), dataset)
             capture.write_netcdf(stem.with_suffix(".nc"), dataset)
         return [str(stem.with_suffix(".gwy")), str(stem.with_suffix(".nc"))]
@@ -397,14 +471,19 @@ class AfmInstrument:
                 raise RuntimeError("no frame has been scanned yet; call Scan.StartFrameUp() first")
             return self._frame, self._frame.lines_done(self.clock)
 
-    def _scan(self, state: dict[str, Any], window: Window, downward: bool = False) -> Frame:
+    def _scan(self, state: dict[str, Any], window: Window, downward: bool = False,
+              started_at: tuple[float, float] | None = None) -> Frame:
+        """Scan a frame starting now, or at ``started_at`` = (instrument time, wall-clock reading)."""
         points, lines = state["Scan.Points"], state["Scan.Lines"]
         tip = self.tip(state)
         frame_index = self._frames
-        started = self.clock.now()
+        started = self.clock.now() if started_at is None else started_at[0]
         line_time = state["Scan.Scantime"]
         t_lines = started + (np.arange(lines) + 0.5) * line_time  # instrument time of each line
-        drift = thermal_drift(t_lines, state["twin.drift_velocity"], self.hardware.drift_settling)
+        hw = self.hardware
+        drift = thermal_drift(t_lines, state["twin.drift_velocity"], hw.drift_settling)
+        drift -= piezo_creep(t_lines, self._offset_steps, state["twin.piezo_creep"], hw.creep_settling,
+                             hw.creep_onset)  # the scanner still lagging behind recent offset steps
         overscan = state["Scan.Overscan"] / 100 * window.width
         # command positions of every loop sample: (lines, samples) in the scan frame, then the sample frame
         u, v, step = self._line_samples(window, points, lines, overscan, tip.radius)
@@ -416,6 +495,13 @@ class AfmInstrument:
         reach = Window(float(x.min()), float(y.min()), float(x.max()), float(y.max()))
         surface = self.apex_map(reach, step, tip, min(window.width / points, window.height / lines))
         heights = surface.sample(x, y)  # (lines, samples): the apex height the tip must follow
+        materials = MaterialMap.over(self.sample, reach, tip.radius)
+        dynamic = state["OperatingMode.OperatingMode"] not in STATIC_MODES
+        if dynamic and state["ZController.TipVoltage"] != 0.0:  # the bias's attraction lifts the tip
+            potential = materials.sample(x, y, ("contact_potential",))["contact_potential"]
+            heights = heights + electrostatic_lift(state["ZController.TipVoltage"], potential, tip.radius,
+                                                   hw.free_amplitude, hw.tapping_spring_constant,
+                                                   hw.quality_factor)
         feedback = self.feedback(state)
         speed = 2 * (window.width + 2 * overscan) / line_time  # forward and backward in one Scantime
         dt = step / speed
@@ -427,15 +513,28 @@ class AfmInstrument:
         keep = self._pixel_samples(points, overscan, window.width, step)
         rng = np.random.default_rng([self.seed, _STREAM_SCAN, frame_index])
         data = np.empty((len(CHANNELS), 2, lines, points), dtype=np.float32)
-        slope = (np.tan(np.radians(state["Scan.SlopeX"])) * (u[:, keep])
+        plane = (np.tan(np.radians(state["Scan.SlopeX"])) * (u[:, keep])
                  + np.tan(np.radians(state["Scan.SlopeY"])) * v[:, keep])
+        line_offsets = gaussian_noise((lines, 1), state["twin.line_offset"], rng)
+        spot = materials.sample(x[:, keep], y[:, keep], ("hamaker",) if dynamic else ("hamaker", "friction"))
         for group, z in ((ScanGroupID.Forward, forward), (ScanGroupID.Backward, backward)):
             error = heights[:, keep] - z[:, keep]  # > 0: the surface pushes the tip up
-            data[ScanChannel.Topography, group] = z[:, keep] - slope + gaussian_noise(
+            data[ScanChannel.Topography, group] = z[:, keep] - plane + line_offsets + gaussian_noise(
                 (lines, points), state["twin.z_noise"], rng)
-            data[ScanChannel.Deflection_or_ZCtrlIn, group] = self._controller_input(state, error) + (
-                gaussian_noise((lines, points), self.hardware.input_noise, rng))
-            data[ScanChannel.Phase, group] = self._phase(state, error)
+            controller_input = self._controller_input(state, error)
+            data[ScanChannel.Deflection_or_ZCtrlIn, group] = controller_input + (
+                gaussian_noise((lines, points), hw.input_noise, rng))
+            if dynamic:  # tapping: phase from the energy each tap loses; no sliding, no friction
+                phase = self._phase(controller_input, spot["hamaker"], tip.radius)
+                data[ScanChannel.Phase, group] = phase + gaussian_noise((lines, points), hw.phase_noise, rng)
+                data[ScanChannel.LateralForce, group] = 0.0
+            else:  # contact: the tip slides, twisting the lever; no oscillation, no phase
+                slope = np.gradient(z, step, axis=1)[:, keep]  # dz/du along the scan line
+                direction = 1 if group == ScanGroupID.Forward else -1
+                lateral = self._lateral(state, spot, tip.radius, slope, direction)
+                data[ScanChannel.LateralForce, group] = lateral + gaussian_noise((lines, points),
+                                                                                 hw.lateral_noise, rng)
+                data[ScanChannel.Phase, group] = 0.0
         self._frames += 1
         self.clock.pass_time(lines * line_time)
         xc = window.x_min + (np.arange(points) + 0.5) * window.width / points
@@ -464,6 +563,7 @@ class AfmInstrument:
                 "simulation": surface.method,
                 "internal_sampling": surface.step,
                 "z_noise": state["twin.z_noise"],
+                "line_offset": state["twin.line_offset"],
                 "feedback": "ideal" if state["twin.ideal_feedback"] else "pid",
                 "feedback_stable": feedback.is_stable(),
                 "drift_velocity": list(state["twin.drift_velocity"]),
@@ -471,7 +571,8 @@ class AfmInstrument:
                 "tip_speed": speed,
             },
         }
-        return Frame(data, xc, yc, line_time, self.clock.wall(), metadata)
+        return Frame(data, xc, yc, line_time, self.clock.wall() if started_at is None else started_at[1],
+                     metadata)
 
     def _line_samples(self, window: Window, points: int, lines: int, overscan: float, tip_radius: float
                       ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -505,8 +606,11 @@ class AfmInstrument:
     def load(self, state: dict[str, Any]) -> float:
         """Mean force (N) pressing the tip on the surface at the setpoint."""
         hw, setpoint = self.hardware, state["ZController.SetPoint"]
-        if state["OperatingMode.OperatingMode"] in STATIC_MODES:
-            return hw.spring_constant * hw.deflection_sensitivity * setpoint
+        if state["OperatingMode.OperatingMode"] in STATIC_MODES:  # the bias pulls the tip in too
+            attraction = float(electrostatic_force(state["ZController.TipVoltage"],
+                                                   PRISTINE.contact_potential, state["twin.tip_radius"],
+                                                   PRISTINE.a0))
+            return hw.spring_constant * hw.deflection_sensitivity * setpoint + attraction
         return hw.tapping_force * (1.0 - setpoint / 100.0)
 
     def _wear(self, state: dict[str, Any], frame: Frame) -> dict[str, Any]:
@@ -543,11 +647,21 @@ class AfmInstrument:
             return setpoint + error / self.hardware.deflection_sensitivity
         return np.clip(setpoint - error / self.hardware.free_amplitude * 100.0, 0.0, 100.0)
 
-    def _phase(self, state: dict[str, Any], error: np.ndarray) -> np.ndarray:
-        """Phase (deg) in dynamic modes: 90° shifted as the amplitude leaves the setpoint."""
-        if state["OperatingMode.OperatingMode"] in STATIC_MODES:
-            return np.zeros_like(error)
-        return 90.0 + np.degrees(np.arctan(error / self.hardware.free_amplitude))
+    def _phase(self, amplitude: np.ndarray, hamaker: np.ndarray, tip_radius: float) -> np.ndarray:
+        """Phase (deg) while tapping, from the amplitude (% of free) and the energy each tap loses to
+        adhesion hysteresis on the spot under the tip."""
+        hw = self.hardware
+        dissipation = hamaker / PRISTINE.hamaker * PRISTINE.dissipation(tip_radius)
+        return tapping_phase(amplitude / 100.0 * hw.free_amplitude, hw.free_amplitude, dissipation,
+                             hw.quality_factor, hw.tapping_spring_constant)
+
+    def _lateral(self, state: dict[str, Any], spot: dict[str, np.ndarray], tip_radius: float,
+                 slope: np.ndarray, direction: int) -> np.ndarray:
+        """Lateral deflection (V) in contact: friction against the scan ``direction`` plus
+        topographic crosstalk."""
+        adhesion = spot["hamaker"] / PRISTINE.hamaker * PRISTINE.adhesion(tip_radius)
+        force = lateral_force(self.load(state), adhesion, spot["friction"], slope, direction)
+        return force / self.hardware.lateral_sensitivity
 
     def tip(self, state: dict[str, Any] | None = None) -> Tip:
         """The tip as set now (or in ``state``)."""
@@ -614,14 +728,3 @@ class AfmInstrument:
                 "operating_modes": {name: getattr(OperatingMode, name) for name in vars(OperatingMode)
                                     if not name.startswith("_")}}
 
-
-def _apply_filter(values: np.ndarray, x: np.ndarray, data_filter: int) -> np.ndarray:
-    """The vendor's line filters: subtract a fit of degree 0/1/2/3, or differentiate."""
-    if data_filter == DataFilter.RAW:
-        return values
-    if data_filter == DataFilter.DerivedData:
-        return np.gradient(values, x)
-    degree = {DataFilter.MeanFit: 0, DataFilter.LineFit: 1, DataFilter.ParabolaFit: 2,
-              DataFilter.PolynomialFit: 3}[data_filter]
-    t = (x - x.mean()) / max(np.ptp(x), 1e-30)
-    return values - np.polyval(np.polyfit(t, values, degree), t)

@@ -15,17 +15,14 @@ from typing import Any
 import numpy as np
 
 from twin import validation
+from twin.instruments.afm import readout
+from twin.instruments.afm.materials import contact_at
+from twin.instruments.afm.vocabulary import DataConversion, DataFilter
 from twin.instruments.clock import Clock
-from twin.physics.afm import Contact, force_curve
-from twin.sample import Sample, Window
+from twin.physics.afm import force_curve
+from twin.sample import Sample
 
 ANGSTROM = 1e-10
-PRISTINE = Contact()
-_SPECIES_CONTACT = {"Si": Contact(hamaker=1.6e-19, modulus=30e9), "N": Contact(hamaker=1.2e-19, modulus=22e9)}
-_VACANCY_CONTACT = Contact(hamaker=0.9e-19, modulus=14e9)  # a missing atom: softer, less attraction
-_NEAR = 2.5e-10  # m: a defect this close to the tip's axis sets the contact
-
-
 class SpecGroup:
     Forward, Backward = 0, 1
 
@@ -48,17 +45,6 @@ class Measurement:
         if math.isinf(elapsed):
             return len(self.positions)
         return min(len(self.positions), int(elapsed // self.per_position))
-
-
-def contact_at(sample: Sample, x: float, y: float) -> Contact:
-    """The contact the tip meets at ``(x, y)`` (m): a defect within ``_NEAR`` of it, or the lattice."""
-    near = sample.defects_in_window(Window.around(x, y, 2 * _NEAR, 2 * _NEAR))
-    for defect in sorted(near, key=lambda d: math.hypot(d.x - x, d.y - y)):
-        if math.hypot(defect.x - x, defect.y - y) <= _NEAR:
-            if defect.kind == "vacancy":
-                return _VACANCY_CONTACT
-            return _SPECIES_CONTACT.get(defect.species or "", PRISTINE)
-    return PRISTINE
 
 
 class Spectroscopy:
@@ -118,9 +104,12 @@ class Spectroscopy:
             m = self._measurement
         return m is not None and m.done(self.clock) < len(m.positions)
 
-    def get_line(self, group: Any, channel: Any, line: Any) -> list[float]:
+    def get_line(self, group: Any, channel: Any, line: Any, data_filter: Any = DataFilter.RAW,
+                 conversion: Any = DataConversion.Physical) -> list[float] | list[int]:
         """One curve: ``group`` Forward 0 / Backward 1, ``channel`` deflection (V) 0 / z (m) 1, ``line``
-        the position's index, values in the order measured."""
+        the position's index, values in the order measured, through the line ``filter`` (over the
+        z travel) and the ``conversion``."""
+        data_filter, conversion = readout.checked_filter_and_conversion(data_filter, conversion)
         with self._lock:
             m = self._measurement
         if m is None:
@@ -132,4 +121,6 @@ class Spectroscopy:
         line = validation.integer("line", line, 0, len(m.positions) - 1)
         if line >= done:
             raise ValueError(f"line = {line} has not been measured yet; allowed 0 to {done - 1}")
-        return m.data[line, group, channel].tolist()
+        travel = m.data[line, group, SpecChannel.Topography]
+        values = readout.filtered(m.data[line, group, channel], travel, data_filter)
+        return readout.converted(values, conversion, 2e-6 if channel == SpecChannel.Topography else 20.0)

@@ -30,16 +30,19 @@ class ScanGroupID:
 
 
 class ScanChannel:
-    """Scan channels: the z-controller's input (deflection or amplitude), topography, phase."""
+    """Scan channels: the z-controller's input (deflection in V in static modes, amplitude in % of the
+    free amplitude in dynamic ones), topography, phase (dynamic modes) and lateral force (contact)."""
 
     Deflection_or_ZCtrlIn = 0
     Topography = 1
     Phase = 2
+    LateralForce = 3
 
 
-CHANNELS = {ScanChannel.Deflection_or_ZCtrlIn: ("Deflection_or_ZCtrlIn", "%"),
+CHANNELS = {ScanChannel.Deflection_or_ZCtrlIn: ("Deflection_or_ZCtrlIn", "V or %"),
             ScanChannel.Topography: ("Topography", "m"),
-            ScanChannel.Phase: ("Phase", "deg")}
+            ScanChannel.Phase: ("Phase", "deg"),
+            ScanChannel.LateralForce: ("LateralForce", "V")}
 
 
 class OperatingMode:
@@ -62,9 +65,28 @@ class DataConversion:
     Binary16, Physical, Binary32 = range(3)
 
 
+class _AnyName(type):
+    def __getattr__(cls, name: str) -> str:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return f"twin-cantilever:{name}"
+
+
+class CantileverGUID(metaclass=_AnyName):
+    """Cantilever identifiers by the vendor's names (``CantileverGUID.Dyn190Al``); every name resolves, to
+    a twin identifier (the vendor's GUID strings are not reproduced)."""
+
+
 class StageState:
     """Values of ``Stage.GetState``."""
 
     IdleUnreferenced = 1
     Idle = 2
     Moving = 3
+
+
+def channel_unit(channel: int, mode: int) -> str:
+    """The unit of scan ``channel`` in operating ``mode``."""
+    if channel == ScanChannel.Deflection_or_ZCtrlIn:
+        return "V" if mode in STATIC_MODES else "%"
+    return CHANNELS[channel][1]
