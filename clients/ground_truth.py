@@ -7,6 +7,7 @@ from dataclasses import fields
 from typing import Any
 
 import numpy as np
+import xarray as xr
 from ase import Atoms
 
 from twin.sample import Defect
@@ -29,7 +30,7 @@ class GroundTruth:
         return self._sample_proxy().info()
 
     def defects(self, x_min: float, y_min: float, x_max: float, y_max: float) -> list[Defect]:
-        """Every point defect whose site lies in the window (m); at most 1 µm² per query."""
+        """Every defect or feature anchored in the window (m); at most 1 µm² per query."""
         names = [f.name for f in fields(Defect)]
         found = self._sample_proxy().defects(_window(x_min, y_min, x_max, y_max))
         return [Defect(**{name: d[name] for name in names}) for d in found]
@@ -42,3 +43,64 @@ class GroundTruth:
         atoms = Atoms(numbers=reply["numbers"], positions=reply["positions"], cell=cell)
         atoms.info["window"] = reply["window"]
         return atoms
+
+    def labels(self, x_min: float, y_min: float, x_max: float, y_max: float, rows: int, columns: int,
+               frame: dict[str, Any] | None = None) -> xr.Dataset:
+        """Label masks on the window (m) cut into ``rows x columns`` pixels (pixel centres as in every
+        image of the twin): ``classes`` (ids named by its ``flag_meanings``), ``instances`` (0 none,
+        k the k-th entry of the ``defect`` dimension) and the defects themselves (kind, species, x, y,
+        z, size); at most 1 µm² and 4096² pixels. With an instrument ``frame`` (from an image's
+        ``metadata.twin.frame``), the window and the defects are in that instrument's coordinates."""
+        reply = self._sample_proxy().labels(_window(x_min, y_min, x_max, y_max), rows, columns, frame)
+        x, y = _centres(reply["window"], rows, columns)
+        names = sorted(reply["class_names"], key=reply["class_names"].get)
+        flags = {"flag_values": [reply["class_names"][n] for n in names], "flag_meanings": " ".join(names)}
+        defects = reply["defects"]
+        columns_of_defects = {
+            f"defect_{key}": ("defect", np.array([d[key] if d[key] is not None else "" for d in defects]))
+            for key in ("kind", "species", "x", "y", "z", "size", "layer")
+        }
+        dataset = xr.Dataset(
+            {
+                "classes": (("y", "x"), reply["classes"], flags),
+                "instances": (("y", "x"), reply["instances"], {"long_name": "defect number, 0 for none"}),
+                **columns_of_defects,
+            },
+            coords={"x": ("x", x, {"units": "m"}), "y": ("y", y, {"units": "m"}),
+                    "defect": ("defect", np.arange(1, len(defects) + 1))},
+        )
+        return dataset
+
+    def height_map(self, x_min: float, y_min: float, x_max: float, y_max: float, rows: int, columns: int,
+                   frame: dict[str, Any] | None = None) -> xr.DataArray:
+        """The van der Waals top surface (m) on the window (in an instrument ``frame``, if given) cut
+        into ``rows x columns`` pixels."""
+        reply = self._sample_proxy().heights(_window(x_min, y_min, x_max, y_max), rows, columns, frame)
+        x, y = _centres(reply["window"], rows, columns)
+        return xr.DataArray(reply["heights"], dims=("y", "x"), name="height", attrs={"units": "m"},
+                            coords={"x": ("x", x, {"units": "m"}), "y": ("y", y, {"units": "m"})})
+
+    def for_image(self, image: Any) -> xr.Dataset:
+        """Ground truth on exactly the pixel grid of ``image`` (an ``xarray`` image with ``x``/``y``
+        pixel-centre coordinates, as ``AdornedImage.to_xarray()`` and ``SPM.get_frame()`` give):
+        labels and heights, ready to stack with it."""
+        if hasattr(image, "to_xarray"):
+            image = image.to_xarray()
+        x, y = np.asarray(image.x), np.asarray(image.y)
+        px, py = abs(x[1] - x[0]), abs(y[1] - y[0])
+        window = (x.min() - px / 2, y.min() - py / 2, x.max() + px / 2, y.max() + py / 2)
+        frame = image.attrs.get("twin", {}).get("frame")
+        if frame == "hidden":
+            raise PermissionError("this image's instrument frame is hidden: ground truth is off")
+        truth = self.labels(*window, len(y), len(x), frame)
+        truth["height"] = self.height_map(*window, len(y), len(x), frame)
+        truth.attrs["frame"] = str(frame)
+        if y[0] > y[-1]:  # rows in scan order downwards (StartFrameDown)
+            truth = truth.isel(y=slice(None, None, -1))
+        return truth.assign_coords(x=image.x, y=image.y)
+
+
+def _centres(window: dict[str, float], rows: int, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    x = window["x_min"] + (np.arange(columns) + 0.5) * (window["x_max"] - window["x_min"]) / columns
+    y = window["y_min"] + (np.arange(rows) + 0.5) * (window["y_max"] - window["y_min"]) / rows
+    return x, y

@@ -102,7 +102,7 @@ def test_defect_queries_are_consistent_across_windows_and_match_the_density():
         (d for w in halves for d in sample.defects_in_window(w)), key=lambda d: (d.x, d.y)
     )
     area_nm2 = (400.0) ** 2
-    for spec in sample.defects.specs:
+    for spec in sample.defect_specs:
         count = sum(d.label == spec.label for d in found)
         expected = spec.density * area_nm2
         assert abs(count - expected) < 5 * np.sqrt(expected), (spec.label, count, expected)
@@ -118,5 +118,5 @@ def test_every_builtin_sample_builds_atoms_and_defects(name):
 
 
 def test_unknown_sample_name_is_rejected_with_the_choices():
-    with pytest.raises(ValueError, match="sample = 'graphite'.*allowed: graphene-defects"):
+    with pytest.raises(ValueError, match="sample = 'graphite'.*built-in: graphene-defects"):
         build_sample("graphite", 0)

@@ -105,7 +105,8 @@ def test_time_scale_one_runs_at_the_instruments_pace():
 @pytest.mark.parametrize(
     ("options", "code", "message"),
     [
-        (["--sample", "graphite"], 2, "invalid choice: 'graphite'"),
+        (["--sample", "graphite"], 1, "sample = 'graphite' is not a built-in sample or a sample file"),
+        (["--sample", "missing.yaml"], 1, "sample file 'missing.yaml' cannot be read"),
         (["--time-scale", "-1"], 1, "time_scale = -1.0 is out of range; allowed 0 to 100"),
         (["--port", "70000"], 1, "--port = 70000 is out of range; allowed 0 to 65535"),
         (["--seed", "-3"], 1, "seed = -3 is out of range"),

@@ -6,9 +6,23 @@ import argparse
 import sys
 import threading
 
+import numpy as np
+
 from twin import validation
 from twin.sample import DEFAULT_SAMPLE, SAMPLES
+from twin.sample.frames import InstrumentFrame
 from twin.server import wire
+
+
+def _frame(option: str, text: str | None) -> InstrumentFrame | None:
+    """An instrument frame from ``"DEG,X,Y"``."""
+    if text is None:
+        return None
+    try:
+        degrees, x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{option} = {text!r}: give DEG,X,Y (degrees, metres, metres)") from None
+    return InstrumentFrame(np.radians(degrees), (x, y))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -18,7 +32,10 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         validation.integer("--port", args.port, 0, 65535)
         twin = DigitalTwin.build(sample=args.sample, seed=args.seed, time_scale=args.time_scale,
-                                 stem_mode=args.stem_mode, holder=args.holder)
+                                 stem_mode=args.stem_mode, holder=args.holder,
+                                 ground_truth=args.ground_truth == "on",
+                                 tem_frame=_frame("--tem-frame", args.tem_frame),
+                                 afm_frame=_frame("--afm-frame", args.afm_frame))
     except (ValueError, TypeError) as error:
         raise SystemExit(f"twin serve: {error}") from None
     on_ready = None
@@ -73,8 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default=wire.DEFAULT_HOST, help="address to listen on (default %(default)s)")
     serve.add_argument("--port", type=int, default=wire.DEFAULT_PORT, help="TCP port (default %(default)s)")
     serve.add_argument("--seed", type=int, default=0, help="seed of the sample and all noise (default 0)")
-    serve.add_argument("--sample", default=DEFAULT_SAMPLE, choices=sorted(SAMPLES),
-                       help="built-in sample (default %(default)s)")
+    serve.add_argument("--sample", default=DEFAULT_SAMPLE, metavar="NAME_OR_FILE",
+                       help=f"a built-in sample ({', '.join(SAMPLES)}) or a sample file (.yaml); "
+                            "default %(default)s")
+    serve.add_argument("--ground-truth", default="on", choices=["on", "off"],
+                       help="whether clients may read atoms, defects, labels and heights (off for "
+                            "challenges; default %(default)s)")
+    for name in ("tem", "afm"):
+        serve.add_argument(f"--{name}-frame", metavar="DEG,X,Y",
+                           help=f"the {name.upper()} stage axes turned by DEG degrees and offset by X, Y (m) "
+                                "from the sample's (default 0,0,0)")
     serve.add_argument("--time-scale", type=float, default=0.0,
                        help="1 = instrument pace (exposures, scan lines, approach), 0 = instant (default)")
     serve.add_argument("--stem-mode", default="interactive", choices=["interactive", "exact", "prism"],

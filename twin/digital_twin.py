@@ -10,6 +10,7 @@ from twin.instruments.clock import Clock
 from twin.instruments.tem import TemHardware, TemInstrument
 from twin.instruments.tem.scanning import MODES
 from twin.sample import DEFAULT_SAMPLE, Sample, build_sample
+from twin.sample.frames import InstrumentFrame
 
 
 @dataclass
@@ -21,13 +22,19 @@ class DigitalTwin:
     tem: TemInstrument
     afm: AfmInstrument
     seed: int
+    ground_truth: bool = True  # whether clients may read the sample itself (off for challenges)
 
     @classmethod
     def build(cls, sample: str = DEFAULT_SAMPLE, seed: int = 0, time_scale: float = 0.0,
-              stem_mode: str = "interactive", holder: str = "DoubleTilt") -> DigitalTwin:
-        """A twin of the built-in ``sample`` generated from ``seed``; ``time_scale`` 0 = instant;
-        ``stem_mode`` the STEM physics requests use unless they choose their own; ``holder`` the TEM's
-        specimen holder ("DoubleTilt" or "SingleTilt", whose beta reads None)."""
+              stem_mode: str = "interactive", holder: str = "DoubleTilt", ground_truth: bool = True,
+              tem_frame: InstrumentFrame | None = None, afm_frame: InstrumentFrame | None = None
+              ) -> DigitalTwin:
+        """A twin of ``sample`` (a built-in name or a sample file) generated from ``seed``;
+        ``time_scale`` 0 = instant; ``stem_mode`` the STEM physics requests use unless they choose
+        their own; ``holder`` the TEM's specimen holder ("DoubleTilt" or "SingleTilt", whose beta reads
+        None); ``ground_truth`` whether clients may read the sample itself (and image metadata shows
+        the instruments' frames); ``tem_frame``/``afm_frame`` how each instrument's axes sit on the
+        sample (the sample's own by default)."""
         seed = validation.integer("seed", seed, 0, 2**63 - 1)
         specimen = build_sample(sample, seed)
         clock = Clock(time_scale)
@@ -37,7 +44,8 @@ class DigitalTwin:
             tem=TemInstrument(specimen, clock, seed, TemHardware(
                 stem_mode=validation.one_of("stem_mode", stem_mode, MODES),
                 holder=validation.one_of("holder", holder, ("DoubleTilt", "SingleTilt")),
-            )),
-            afm=AfmInstrument(specimen, clock, seed),
+            ), frame=tem_frame, reveal_frame=ground_truth),
+            afm=AfmInstrument(specimen, clock, seed, frame=afm_frame, reveal_frame=ground_truth),
             seed=seed,
+            ground_truth=validation.flag("ground_truth", ground_truth),
         )

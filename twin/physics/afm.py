@@ -208,14 +208,15 @@ class Contact:
     a0: float = 0.3e-9
     friction: float = 0.02  # sliding friction coefficient (graphene-like: low)
     contact_potential: float = 0.0  # V, relative to the pristine surface
+    loss: float = 0.0  # J per tap lost besides adhesion hysteresis (viscoelastic samples)
 
     def adhesion(self, tip_radius: float) -> float:
         """Pull-off force (N) of a tip of ``tip_radius`` (m): ``H R / (6 a0^2)``."""
         return self.hamaker * tip_radius / (6 * self.a0**2)
 
     def dissipation(self, tip_radius: float) -> float:
-        """Energy (J) lost per tap: the adhesion hysteresis, pull-off force over ``a0``."""
-        return self.adhesion(tip_radius) * self.a0
+        """Energy (J) lost per tap: the adhesion hysteresis (pull-off force over ``a0``) plus ``loss``."""
+        return self.adhesion(tip_radius) * self.a0 + self.loss
 
     def force(self, gap: np.ndarray, tip_radius: float) -> np.ndarray:
         """Force (N, > 0 repulsive) on a tip of ``tip_radius`` at ``gap`` (m) from the surface."""

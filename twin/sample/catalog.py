@@ -1,95 +1,103 @@
-"""Named built-in samples (``twin serve --sample NAME``)."""
+"""Named built-in samples (``twin serve --sample NAME``), written as the recipes a sample file holds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from twin.sample.defects import DefectSpec
-from twin.sample.lattice import graphene, hexagonal_boron_nitride, molybdenum_disulfide
-from twin.sample.ripples import RippleField
+from twin.sample.recipe import SampleRecipe, build, from_dict, load
 from twin.sample.specimen import Sample
 
 DEFAULT_SAMPLE = "graphene-defects"
+_RIPPLES = {"rms": "0.5 A", "wavelength": ["5 nm", "20 nm"]}  # a supported monolayer's gentle ripples
+_GRAPHENE_DEFECTS = [
+    {"kind": "vacancy", "density": "0.008 nm^-2", "sublattices": [0, 1]},
+    {"kind": "substitution", "species": "N", "density": "0.006 nm^-2", "sublattices": [0, 1]},
+    {"kind": "substitution", "species": "Si", "density": "0.003 nm^-2", "sublattices": [0, 1],
+     "z_offset": "1.8 A"},
+]
 
-
-def _flake_rotation(seed: int, symmetry: float) -> float:
-    """In-plane orientation of the flake relative to the stage axes, drawn from the seed (rad)."""
-    return float(np.random.default_rng([seed, 0x524F54]).uniform(0.0, symmetry))
-
-
-def _gentle_ripples(seed: int) -> RippleField:
-    """0.5 Å RMS out-of-plane ripples with 5–20 nm wavelengths, as for a supported monolayer."""
-    return RippleField(rms=0.5, wavelength_min=50.0, wavelength_max=200.0, seed=seed)
-
-
-def _graphene(seed: int, defects: bool) -> Sample:
-    specs = (
-        DefectSpec("vacancy", density=0.008, sublattices=(0, 1)),
-        DefectSpec("substitution", density=0.006, sublattices=(0, 1), species="N"),
-        DefectSpec("substitution", density=0.003, sublattices=(0, 1), species="Si", z_offset=1.8),
-    ) if defects else ()
-    return Sample(
-        name="graphene-defects" if defects else "graphene",
-        description=(
-            "Monolayer graphene on a flat support with gentle ripples"
-            + (", monovacancies and substitutional N and Si dopants (Si buckled 1.8 Å out of plane)"
-               if defects else ", pristine")
-        ),
-        crystal=graphene(),
-        defect_specs=specs,
-        ripples=_gentle_ripples(seed),
-        seed=seed,
-        rotation=_flake_rotation(seed, np.pi / 3),
-    )
-
-
-def _hbn(seed: int) -> Sample:
-    specs = (
-        DefectSpec("vacancy", density=0.008, sublattices=(0,)),
-        DefectSpec("vacancy", density=0.004, sublattices=(1,)),
-        DefectSpec("substitution", density=0.004, sublattices=(1,), species="C"),
-    )
-    return Sample(
-        name="hbn-defects",
-        description="Monolayer hBN with boron and nitrogen vacancies and carbon on nitrogen sites",
-        crystal=hexagonal_boron_nitride(),
-        defect_specs=specs,
-        ripples=_gentle_ripples(seed),
-        seed=seed,
-        rotation=_flake_rotation(seed, 2 * np.pi / 3),
-    )
-
-
-def _mos2(seed: int) -> Sample:
-    specs = (
-        DefectSpec("vacancy", density=0.03, sublattices=(1, 2)),
-        DefectSpec("vacancy", density=0.002, sublattices=(0,)),
-        DefectSpec("substitution", density=0.004, sublattices=(0,), species="W"),
-    )
-    return Sample(
-        name="mos2-defects",
-        description="Monolayer MoS2 with sulfur and molybdenum vacancies and W substitutions",
-        crystal=molybdenum_disulfide(),
-        defect_specs=specs,
-        ripples=_gentle_ripples(seed),
-        seed=seed,
-        rotation=_flake_rotation(seed, 2 * np.pi / 3),
-        support_height=-4.9e-10,
-    )
-
-
-SAMPLES: dict[str, Callable[[int], Sample]] = {
-    "graphene-defects": lambda seed: _graphene(seed, defects=True),
-    "graphene": lambda seed: _graphene(seed, defects=False),
-    "hbn-defects": _hbn,
-    "mos2-defects": _mos2,
+BUILT_IN: dict[str, dict[str, Any]] = {
+    "graphene-defects": {
+        "description": "Monolayer graphene on a flat support with gentle ripples, monovacancies and "
+                       "substitutional N and Si dopants (Si buckled 1.8 Å out of plane)",
+        "ripples": _RIPPLES,
+        "layers": [{"material": "graphene", "defects": _GRAPHENE_DEFECTS}],
+    },
+    "graphene": {
+        "description": "Monolayer graphene on a flat support with gentle ripples, pristine",
+        "ripples": _RIPPLES,
+        "layers": [{"material": "graphene"}],
+    },
+    "hbn-defects": {
+        "description": "Monolayer hBN with boron and nitrogen vacancies and carbon on nitrogen sites",
+        "ripples": _RIPPLES,
+        "layers": [{"material": "hBN", "defects": [
+            {"kind": "vacancy", "density": "0.008 nm^-2", "sublattices": [0]},
+            {"kind": "vacancy", "density": "0.004 nm^-2", "sublattices": [1]},
+            {"kind": "substitution", "species": "C", "density": "0.004 nm^-2", "sublattices": [1]},
+        ]}],
+    },
+    "mos2-defects": {
+        "description": "Monolayer MoS2 with sulfur and molybdenum vacancies and W substitutions",
+        "ripples": _RIPPLES,
+        "support": {"height": "-4.9 A"},
+        "layers": [{"material": "MoS2", "defects": [
+            {"kind": "vacancy", "density": "0.03 nm^-2", "sublattices": [1, 2]},
+            {"kind": "vacancy", "density": "0.002 nm^-2", "sublattices": [0]},
+            {"kind": "substitution", "species": "W", "density": "0.004 nm^-2", "sublattices": [0]},
+        ]}],
+    },
+    "ws2-defects": {
+        "description": "Monolayer WS2 with sulfur vacancies and Mo substitutions",
+        "ripples": _RIPPLES,
+        "support": {"height": "-4.9 A"},
+        "layers": [{"material": "WS2", "defects": [
+            {"kind": "vacancy", "density": "0.02 nm^-2", "sublattices": [1, 2]},
+            {"kind": "substitution", "species": "Mo", "density": "0.004 nm^-2", "sublattices": [0]},
+        ]}],
+    },
+    "twisted-bilayer-graphene": {
+        "description": "Two graphene layers, the upper one twisted by 3° (moiré period 4.7 nm), with "
+                       "vacancies in both",
+        "ripples": _RIPPLES,
+        "layers": [
+            {"material": "graphene", "defects": [{"kind": "vacancy", "density": "0.004 nm^-2"}]},
+            {"material": "graphene", "twist": "3 deg", "z": "3.35 A",
+             "defects": [{"kind": "vacancy", "density": "0.004 nm^-2"}]},
+        ],
+    },
+    "graphene-features": {
+        "description": "Graphene flakes (hexagons of 0.5–2 µm across the stage centre) with vacancies, "
+                       "multivacancies, pores, Si dopants, Pt adatoms and hydrocarbon contamination",
+        "ripples": _RIPPLES,
+        "layers": [{"material": "graphene", "flakes": [
+            {"shape": "hexagon", "centre": ["0 um", "0 um"], "size": "2 um"},
+            {"shape": "hexagon", "centre": ["3 um", "1 um"], "size": "0.5 um", "rotation": "10 deg"},
+        ], "defects": [
+            {"kind": "vacancy", "density": "0.005 nm^-2"},
+            {"kind": "multivacancy", "density": "0.002 nm^-2", "size": [2, 6]},
+            {"kind": "pore", "density": "0.0005 nm^-2", "size": ["0.4 nm", "1.5 nm"]},
+            {"kind": "substitution", "species": "Si", "density": "0.002 nm^-2", "z_offset": "1.8 A"},
+            {"kind": "adsorbate", "species": "Pt", "density": "0.002 nm^-2", "height": "2.2 A"},
+            {"kind": "contamination", "density": "0.0003 nm^-2", "size": ["1 nm", "3 nm"],
+             "height": "1 nm"},
+        ]}],
+    },
 }
+SAMPLES = tuple(BUILT_IN)
+
+
+def recipe_for(name: str) -> SampleRecipe:
+    """The recipe of the built-in sample ``name``, or of the sample file at path ``name``."""
+    if name in BUILT_IN:
+        return from_dict({"name": name, **BUILT_IN[name]})
+    if name.endswith((".yaml", ".yml")) or Path(name).is_file():
+        return load(name)
+    raise ValueError(f"sample = {name!r} is not a built-in sample or a sample file (.yaml); built-in: "
+                     f"{', '.join(SAMPLES)}")
 
 
 def build_sample(name: str, seed: int) -> Sample:
-    """The built-in sample called ``name``, generated from ``seed``."""
-    if name not in SAMPLES:
-        raise ValueError(f"sample = {name!r} is not a built-in sample; allowed: {', '.join(SAMPLES)}")
-    return SAMPLES[name](seed)
+    """The built-in sample called ``name`` (or the one in the sample file ``name``), from ``seed``."""
+    return build(recipe_for(name), seed)

@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-Site = tuple[int, int, int]
+Site = tuple[int, ...]  # (layer, i, j, b)
 
 
 class KnockOuts:
@@ -22,7 +22,7 @@ class KnockOuts:
         self._lock = threading.Lock()
 
     def add(self, sites: np.ndarray, xy: np.ndarray, symbols: list[str]) -> int:
-        """Record sites ``(i, j, b)`` at ``xy`` (Å) that lost their atom; returns how many are new."""
+        """Record sites ``(layer, i, j, b)`` at ``xy`` (Å) that lost their atom; returns how many are new."""
         added = 0
         with self._lock:
             for site, (x, y), symbol in zip(sites.tolist(), xy.tolist(), symbols, strict=True):

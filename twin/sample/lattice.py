@@ -1,8 +1,9 @@
-"""Hexagonal 2-D crystals (graphene, hBN, MoS2, WS2) as a lattice plus a basis.
+"""2-D crystals (graphene, hBN, MoS2, WS2, or slabs of any crystal read from a CIF) as a lattice plus
+a basis.
 
-Lattice vectors are ``a1 = a (1, 0)`` and ``a2 = a (1/2, sqrt(3)/2)``, rotated by the flake's
-in-plane angle. A site is identified by integers ``(i, j, b)``: its position is
-``R(rotation) (i a1 + j a2 + basis[b])``. Lengths here are in ångström (ASE's unit).
+Lattice vectors are ``a1 = a (1, 0)`` and ``a2 = b (cos gamma, sin gamma)`` (hexagonal: ``b = a``,
+``gamma = 60°``), rotated by the layer's in-plane angle. A site is identified by integers ``(i, j, b)``:
+its position is ``R(rotation) (i a1 + j a2 + basis[b])``. Lengths here are in ångström (ASE's unit).
 """
 
 from __future__ import annotations
@@ -26,16 +27,19 @@ class BasisAtom:
 
 @dataclass(frozen=True)
 class Crystal2D:
-    """A hexagonal monolayer crystal."""
+    """A 2-D crystal: a lattice (``a``, ``b`` in Å, angle ``gamma`` in degrees) and its basis."""
 
     name: str
     a: float  # lattice constant (Å)
     basis: tuple[BasisAtom, ...]
+    b: float | None = None  # second lattice constant (Å); None: equal to a
+    gamma: float = 60.0  # angle between a1 and a2 (degrees)
 
     @property
     def cell(self) -> np.ndarray:
         """Unrotated lattice vectors as rows, shape (2, 2), Å."""
-        return self.a * np.array([[1.0, 0.0], [0.5, SQRT3 / 2.0]])
+        b, gamma = self.a if self.b is None else self.b, np.radians(self.gamma)
+        return np.array([[self.a, 0.0], [b * np.cos(gamma), b * np.sin(gamma)]])
 
     @property
     def area_per_cell(self) -> float:
@@ -45,7 +49,12 @@ class Crystal2D:
     @property
     def first_order_spacing(self) -> float:
         """Spacing (Å) of the lattice's first-order planes, the coarsest fringes it images as."""
-        return self.a * SQRT3 / 2.0
+        b1, b2 = np.linalg.inv(self.cell).T  # reciprocal vectors (1/Å, without 2 pi)
+        return float(1.0 / min(np.linalg.norm(g) for g in (b1, b2, b1 + b2, b1 - b2)))
+
+    @property
+    def species(self) -> list[str]:
+        return sorted({atom.symbol for atom in self.basis})
 
     def site_positions(
         self, i: np.ndarray, j: np.ndarray, b: np.ndarray, rotation: float
@@ -127,4 +136,31 @@ def transition_metal_dichalcogenide(metal: str, chalcogen: str, a: float, half_t
 def molybdenum_disulfide() -> Crystal2D:
     """MoS2 monolayer, a = 3.16 Å, S–S height 3.17 Å."""
     return transition_metal_dichalcogenide("Mo", "S", 3.16, 1.585)
+
+
+def tungsten_disulfide() -> Crystal2D:
+    """WS2 monolayer, a = 3.155 Å, S–S height 3.14 Å."""
+    return transition_metal_dichalcogenide("W", "S", 3.155, 1.57)
+
+
+MATERIALS = {"graphene": graphene, "hBN": hexagonal_boron_nitride, "MoS2": molybdenum_disulfide,
+             "WS2": tungsten_disulfide}
+
+
+def from_cif(path: str, cells: int = 1) -> Crystal2D:
+    """A slab of the crystal in the CIF file at ``path``: its a-b plane as the 2-D lattice, ``cells``
+    unit cells thick along c, centred on z = 0 (ASE reads the file)."""
+    from ase.io import read
+
+    crystal = read(path)
+    a_len, b_len, _, _, _, gamma = crystal.cell.cellpar()
+    crystal.set_cell(crystal.cell.cellpar(), scale_atoms=True)  # standard orientation: a along x, b in xy
+    slab = crystal.repeat((1, 1, cells))
+    plane = np.asarray(crystal.cell)[:2, :2]  # a1, a2 in the xy plane
+    uv = np.mod(slab.positions[:, :2] @ np.linalg.inv(plane), 1.0)  # c may lean: use the real x, y
+    z = slab.positions[:, 2] - (slab.positions[:, 2].max() + slab.positions[:, 2].min()) / 2
+    basis = tuple(BasisAtom(symbol, float(u), float(v), float(h))
+                  for symbol, (u, v), h in zip(slab.get_chemical_symbols(), uv, z, strict=True))
+    name = crystal.get_chemical_formula(mode="reduce")
+    return Crystal2D(name, float(a_len), basis, float(b_len), float(gamma))
 

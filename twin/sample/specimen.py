@@ -1,6 +1,7 @@
-"""The shared virtual specimen: a procedural 2-D crystal with defects and ripples.
+"""The shared virtual specimen: procedural 2-D layers (monolayers, twisted bilayers, slabs) with
+defects, features, flakes and ripples, on a support.
 
-Public coordinates are metres in the *sample frame* (x, y in the plane, z up, the crystal's mean
+Public coordinates are metres in the *sample frame* (x, y in the plane, z up, the first layer's mean
 plane at z = 0). Atoms are handed out as ``ase.Atoms`` in ångström, relative to the window corner.
 Nothing is stored per area: the atoms of any window are rebuilt from the seed on demand.
 """
@@ -15,9 +16,17 @@ from ase import Atoms
 from ase.data import atomic_numbers
 from ase.data.vdw_alvarez import vdw_radii
 
-from twin.sample.defects import DefectField, DefectSpec, defect_label
+from twin.sample.defects import (
+    DefectField,
+    DefectSpec,
+    SiteDefect,
+    contamination_atoms,
+    defect_label,
+    multivacancy_sites,
+)
 from twin.sample.history import KnockOuts
 from twin.sample.lattice import Crystal2D
+from twin.sample.regions import Flake, covered
 from twin.sample.ripples import RippleField
 
 ANGSTROM = 1e-10
@@ -55,15 +64,17 @@ class Window:
 
 @dataclass(frozen=True)
 class Defect:
-    """Ground truth for one point defect: what it is and where (m, sample frame)."""
+    """Ground truth for one defect or feature: what it is and where (m, sample frame)."""
 
-    kind: str  # "vacancy" or "substitution"
-    species: str | None  # the substituting element; None for a vacancy
-    host: str  # the element that belongs on this site
+    kind: str  # vacancy, substitution, multivacancy, pore, adsorbate, contamination
+    species: str | None  # the substituting or adsorbed element; None otherwise
+    host: str  # the element that belongs on the anchor site
     x: float
     y: float
     z: float
     origin: str = "as grown"  # or "beam damage"
+    size: float = 0.0  # atoms removed (multivacancy) or radius in m (pore, contamination)
+    layer: int = 0
 
     @property
     def label(self) -> str:
@@ -71,6 +82,19 @@ class Defect:
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "label": self.label}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One 2-D crystal of the stack: turned by ``rotation`` (rad), its lattice origin at ``shift`` (Å),
+    its plane at height ``z`` (Å), present only on ``flakes`` (everywhere when empty)."""
+
+    crystal: Crystal2D
+    rotation: float = 0.0
+    z: float = 0.0
+    shift: tuple[float, float] = (0.0, 0.0)
+    defect_specs: tuple[DefectSpec, ...] = ()
+    flakes: tuple[Flake, ...] = ()
 
 
 class Sample:
@@ -83,83 +107,149 @@ class Sample:
     def __init__(
         self,
         name: str,
-        crystal: Crystal2D,
-        defect_specs: tuple[DefectSpec, ...],
+        layers: tuple[Layer, ...],
         ripples: RippleField,
         seed: int,
-        rotation: float = 0.0,
         support_height: float = -3.35e-10,
         description: str = "",
+        recipe: object | None = None,
     ) -> None:
+        if not layers:
+            raise ValueError("a sample needs at least one layer")
         self.name = name
         self.description = description
-        self.crystal = crystal
+        self.layers = layers
         self.seed = seed
-        self.rotation = rotation
         self.ripples = ripples
         self.support_height = support_height
-        self.defects = DefectField(crystal, defect_specs, seed, rotation)
+        self.recipe = recipe  # what it was built from (a SampleRecipe), for metadata and datasets
+        self.fields = tuple(DefectField(layer.crystal, layer.defect_specs, seed, layer.rotation, layer=k,
+                                        shift=layer.shift) for k, layer in enumerate(layers))
         self.knocked_out = KnockOuts()
         self.version = 0
         self._version_lock = threading.Lock()
+
+    @property
+    def crystal(self) -> Crystal2D:
+        """The first layer's crystal (the one that sets lattice spacings and damage thresholds)."""
+        return self.layers[0].crystal
+
+    @property
+    def rotation(self) -> float:
+        return self.layers[0].rotation
+
+    @property
+    def defect_specs(self) -> tuple[DefectSpec, ...]:
+        """Every layer's kinds of defects and features."""
+        return tuple(spec for layer in self.layers for spec in layer.defect_specs)
 
     def atoms_in_window(self, window: Window) -> Atoms:
         """The atoms inside ``window``: positions in Å relative to its lower-left corner.
 
         ``z`` is the height in the sample frame (Å). ``atoms.info["window"]`` holds the window (m)
-        and ``atoms.arrays["site"]`` each atom's lattice site ``(i, j, b)``.
+        and ``atoms.arrays["site"]`` each atom's site ``(layer, i, j, b)`` (added atoms, such as
+        adsorbates, have ``b`` beyond the basis).
         """
         x0, y0, x1, y1 = (v / ANGSTROM for v in (window.x_min, window.y_min, window.x_max, window.y_max))
-        i, j, b, positions = self.crystal.sites_in_window(x0, y0, x1, y1, self.rotation)
-        numbers = np.array([atomic_numbers[a.symbol] for a in self.crystal.basis])[b]
-        positions = positions.copy()
-        keep = np.ones(len(b), dtype=bool)
-        if len(b):
-            n_basis = len(self.crystal.basis)
-            i0, j0, nj = i.min(), j.min(), j.max() - j.min() + 1
-            keys = ((i - i0) * nj + (j - j0)) * n_basis + b  # sorted: sites come in (i, j, b) order
-            for defect in self.defects.in_window(x0, y0, x1, y1):
-                key = ((defect.i - i0) * nj + (defect.j - j0)) * n_basis + defect.b
-                index = np.searchsorted(keys, key)
-                if index == len(keys) or keys[index] != key:
-                    continue
-                if defect.spec.kind == "vacancy":
-                    keep[index] = False
-                else:
-                    numbers[index] = atomic_numbers[defect.spec.species]
-                    positions[index, 2] += defect.spec.z_offset
-            for (si, sj, sb), *_ in self.knocked_out.in_window(x0, y0, x1, y1):
-                key = ((si - i0) * nj + (sj - j0)) * n_basis + sb
-                index = np.searchsorted(keys, key)
-                if index < len(keys) and keys[index] == key:
-                    keep[index] = False
+        emptied = [tuple(site) for site, *_ in self.knocked_out.in_window(x0, y0, x1, y1)]
+        parts = [self._layer_atoms(k, x0, y0, x1, y1, emptied) for k in range(len(self.layers))]
+        numbers = np.concatenate([p[0] for p in parts])
+        positions = np.concatenate([p[1] for p in parts])
+        sites = np.concatenate([p[2] for p in parts])
         positions[:, 2] += self.ripples.height(positions[:, 0], positions[:, 1])
         positions[:, 0] -= x0
         positions[:, 1] -= y0
-        atoms = Atoms(numbers=numbers[keep], positions=positions[keep], cell=[x1 - x0, y1 - y0, 0.0])
-        atoms.arrays["site"] = np.column_stack([i, j, b])[keep]
+        atoms = Atoms(numbers=numbers, positions=positions, cell=[x1 - x0, y1 - y0, 0.0])
+        atoms.arrays["site"] = sites
         atoms.info["window"] = window.as_dict()
         atoms.info["sample"] = self.name
         return atoms
 
+    def _layer_atoms(self, k: int, x0: float, y0: float, x1: float, y1: float,
+                     emptied: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Numbers, positions (Å, sample frame) and sites ``(k, i, j, b)`` of layer ``k`` in the window."""
+        layer, field = self.layers[k], self.fields[k]
+        sx, sy = layer.shift
+        i, j, b, positions = layer.crystal.sites_in_window(x0 - sx, y0 - sy, x1 - sx, y1 - sy, layer.rotation)
+        positions = positions + [sx, sy, layer.z]
+        numbers = np.array([atomic_numbers[a.symbol] for a in layer.crystal.basis])[b]
+        keep = np.ones(len(b), dtype=bool)
+        lookup = _SiteIndex(i, j, b, len(layer.crystal.basis))
+        n_basis = len(layer.crystal.basis)
+        extra_xyz, extra_symbols, extra_sites = [], [], []
+        top = layer.z + max(a.z for a in layer.crystal.basis)
+        reach = field.reach
+        for defect in field.in_window(x0 - reach, y0 - reach, x1 + reach, y1 + reach):
+            spec, anchor = defect.spec, (defect.i, defect.j, defect.b)
+            if spec.kind in ("vacancy", "substitution"):
+                at = lookup.find([anchor])
+                if spec.kind == "vacancy":
+                    keep[at] = False
+                elif len(at):
+                    numbers[at] = atomic_numbers[spec.species]
+                    positions[at, 2] += spec.z_offset
+            elif spec.kind == "multivacancy":
+                sites = multivacancy_sites(layer.crystal, defect, layer.rotation, np.array(layer.shift))
+                keep[lookup.find(sorted(sites))] = False
+            elif spec.kind == "pore":
+                keep &= np.hypot(positions[:, 0] - defect.x, positions[:, 1] - defect.y) >= defect.size
+            elif spec.kind == "adsorbate":
+                extra_xyz.append([[defect.x, defect.y, top + spec.height]])
+                extra_symbols.append([spec.species])
+                extra_sites.append([(k, *anchor[:2], n_basis)])
+            else:  # contamination
+                xyz, symbols = contamination_atoms(defect, top)
+                extra_xyz.append(xyz)
+                extra_symbols.append(symbols)
+                extra_sites.append([(k, *anchor[:2], n_basis + 1 + n) for n in range(len(symbols))])
+        mine = [site[1:] for site in emptied if site[0] == k and site[3] < n_basis]
+        keep[lookup.find(mine)] = False
+        sites = np.column_stack([np.full(len(b), k), i, j, b])
+        if extra_xyz:
+            xyz = np.concatenate([np.reshape(e, (-1, 3)) for e in extra_xyz])
+            added = np.array([s for group in extra_sites for s in group]).reshape(-1, 4)
+            symbols = [s for group in extra_symbols for s in group]
+            inside = (xyz[:, 0] >= x0) & (xyz[:, 0] < x1) & (xyz[:, 1] >= y0) & (xyz[:, 1] < y1)
+            gone = {site for site in emptied if site[0] == k and site[3] >= n_basis}
+            inside &= np.array([tuple(site) not in gone for site in added.tolist()], dtype=bool)
+            positions = np.concatenate([positions, xyz[inside]])
+            numbers = np.concatenate([numbers, np.array([atomic_numbers[s] for s in symbols], int)[inside]])
+            sites = np.concatenate([sites, added[inside]])
+            keep = np.concatenate([keep, np.ones(int(inside.sum()), dtype=bool)])
+        if layer.flakes:
+            keep &= covered(layer.flakes, positions[:, 0] * ANGSTROM, positions[:, 1] * ANGSTROM)
+        return numbers[keep], positions[keep], sites[keep]
+
     def defects_in_window(self, window: Window) -> list[Defect]:
-        """Ground truth: every point defect whose site lies in ``window``, grown or made by the beam."""
+        """Ground truth: every defect or feature anchored in ``window``, grown or made by the beam."""
         x0, y0, x1, y1 = (v / ANGSTROM for v in (window.x_min, window.y_min, window.x_max, window.y_max))
         emptied = {site: (x, y, symbol) for site, x, y, symbol in self.knocked_out.in_window(x0, y0, x1, y1)}
         found = []
-        for d in self.defects.in_window(x0, y0, x1, y1):
-            if (d.i, d.j, d.b) in emptied:  # a dopant the beam removed: now a vacancy, listed below
-                continue
-            found.append(self._defect(d.spec.kind, d.spec.species, d.b, d.x, d.y, d.spec.z_offset))
-        for (_, _, b), (x, y, symbol) in emptied.items():
-            found.append(self._defect("vacancy", None, b, x, y, 0.0, host=symbol, origin="beam damage"))
+        for k, (layer, field) in enumerate(zip(self.layers, self.fields, strict=True)):
+            for d in field.in_window(x0, y0, x1, y1):
+                if (k, d.i, d.j, d.b) in emptied and d.spec.kind == "substitution":
+                    continue  # a dopant the beam removed: now a vacancy, listed below
+                if layer.flakes and not covered(layer.flakes, d.x * ANGSTROM, d.y * ANGSTROM):
+                    continue
+                found.append(self._defect(k, d))
+        for (k, _, _, b), (x, y, symbol) in emptied.items():
+            layer = self.layers[k]
+            if b >= len(layer.crystal.basis):
+                continue  # an added atom (adsorbate, contamination) the beam removed: not a vacancy
+            z = layer.z + layer.crystal.basis[b].z + float(self.ripples.height(x, y))
+            found.append(Defect("vacancy", None, symbol, x * ANGSTROM, y * ANGSTROM, z * ANGSTROM,
+                                origin="beam damage", layer=k))
         return found
 
-    def _defect(self, kind: str, species: str | None, b: int, x: float, y: float, z_offset: float,
-                host: str | None = None, origin: str = "as grown") -> Defect:
-        z = self.crystal.basis[b].z + z_offset + float(self.ripples.height(x, y))
-        return Defect(kind=kind, species=species, host=host or self.crystal.basis[b].symbol,
-                      x=x * ANGSTROM, y=y * ANGSTROM, z=z * ANGSTROM, origin=origin)
+    def _defect(self, k: int, d: SiteDefect) -> Defect:
+        layer, spec = self.layers[k], d.spec
+        base = layer.z + float(self.ripples.height(d.x, d.y))
+        z = base + layer.crystal.basis[d.b].z + spec.z_offset
+        if spec.kind in ("adsorbate", "contamination"):
+            z = base + max(a.z for a in layer.crystal.basis) + spec.height
+        size = d.size * ANGSTROM if spec.kind in ("pore", "contamination") else d.size
+        return Defect(kind=spec.kind, species=spec.species, host=layer.crystal.basis[d.b].symbol,
+                      x=d.x * ANGSTROM, y=d.y * ANGSTROM, z=z * ANGSTROM, size=size, layer=k)
 
     def remove_atoms(self, atoms: Atoms) -> int:
         """Empty the sites of ``atoms`` (as returned by :meth:`atoms_in_window`); returns how many were
@@ -174,19 +264,32 @@ class Sample:
                 self.version += 1
         return removed
 
+    def top(self) -> float:
+        """Height (Å) of the highest atoms' centres of the stack, before ripples."""
+        return max(layer.z + max(a.z for a in layer.crystal.basis) for layer in self.layers)
+
     def surface_height(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Continuum top surface (m) at ``x``, ``y`` (m): ripples plus the top atoms' vdW radius.
+        """Continuum top surface (m) at ``x``, ``y`` (m): ripples plus the top atoms' vdW radius, or
+        the support where no layer lies.
 
         Used where pixels are far coarser than the lattice and single atoms are irrelevant.
         """
-        top = max(atom.z + vdw_radii[atomic_numbers[atom.symbol]] for atom in self.crystal.basis)
-        return (self.ripples.height(np.asarray(x) / ANGSTROM, np.asarray(y) / ANGSTROM) + top) * ANGSTROM
+        x, y = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+        height = np.full(x.shape, self.support_height)
+        ripples = self.ripples.height(x / ANGSTROM, y / ANGSTROM)
+        for layer in self.layers:
+            top = layer.z + max(a.z + vdw_radii[atomic_numbers[a.symbol]] for a in layer.crystal.basis)
+            here = covered(layer.flakes, x, y)
+            height = np.where(here, np.maximum(height, (ripples + top) * ANGSTROM), height)
+        return height
 
     @property
     def species(self) -> list[str]:
-        """Every element the sample can hold: the crystal's and its dopants'."""
-        dopants = {spec.species for spec in self.defects.specs if spec.species}
-        return sorted({atom.symbol for atom in self.crystal.basis} | dopants)
+        """Every element the sample can hold: the layers' and their defects'."""
+        added = {spec.species for spec in self.defect_specs if spec.species}
+        if any(spec.kind == "contamination" for spec in self.defect_specs):
+            added |= {"C", "H"}
+        return sorted({s for layer in self.layers for s in layer.crystal.species} | added)
 
     @property
     def lattice_spacing(self) -> float:
@@ -194,23 +297,51 @@ class Sample:
         return self.crystal.first_order_spacing * ANGSTROM
 
     def atom_density(self) -> float:
-        """Atoms per m² of the pristine crystal."""
-        return len(self.crystal.basis) / (self.crystal.area_per_cell * ANGSTROM**2)
+        """Atoms per m² of the pristine stack."""
+        return sum(len(layer.crystal.basis) / (layer.crystal.area_per_cell * ANGSTROM**2)
+                   for layer in self.layers)
 
     def describe(self) -> dict[str, object]:
         """A summary for clients and metadata."""
         return {
             "name": self.name,
             "description": self.description,
-            "material": self.crystal.name,
+            "material": " / ".join(layer.crystal.name for layer in self.layers),
             "lattice_constant": self.crystal.a * ANGSTROM,
             "rotation": self.rotation,
+            "layers": [{"material": layer.crystal.name, "rotation": layer.rotation, "z": layer.z * ANGSTROM,
+                        "flakes": len(layer.flakes)} for layer in self.layers],
             "seed": self.seed,
             "version": self.version,
             "ripple_rms": self.ripples.rms * ANGSTROM,
             "support_height": self.support_height,
             "defects": [
                 {"label": s.label, "density_per_m2": s.density * 1e18, "z_offset": s.z_offset * ANGSTROM}
-                for s in self.defects.specs
+                for s in self.defect_specs
             ],
         }
+
+
+class _SiteIndex:
+    """Finds lattice sites ``(i, j, b)`` among those of a window (which come sorted by i, j, b)."""
+
+    def __init__(self, i: np.ndarray, j: np.ndarray, b: np.ndarray, n_basis: int) -> None:
+        self.n_basis = n_basis
+        self.i0 = int(i.min()) if len(i) else 0
+        self.j0 = int(j.min()) if len(j) else 0
+        self.nj = int(j.max()) - self.j0 + 1 if len(j) else 1
+        self.keys = self._key(i, j, b)
+
+    def _key(self, i: np.ndarray, j: np.ndarray, b: np.ndarray) -> np.ndarray:
+        cell = (np.asarray(i) - self.i0) * self.nj + (np.asarray(j) - self.j0)
+        return cell * self.n_basis + np.asarray(b)
+
+    def find(self, sites: list[tuple[int, int, int]]) -> np.ndarray:
+        """Indices of those ``sites`` that are in the window."""
+        if not sites or len(self.keys) == 0:
+            return np.zeros(0, dtype=np.int64)
+        i, j, b = np.array(sites, dtype=np.int64).reshape(-1, 3).T
+        inside = (j >= self.j0) & (j < self.j0 + self.nj) & (b < self.n_basis)
+        keys = self._key(i, j, b)[inside]
+        at = np.clip(np.searchsorted(self.keys, keys), 0, len(self.keys) - 1)
+        return at[self.keys[at] == keys]

@@ -13,10 +13,25 @@ from Pyro5.api import expose
 
 from twin import __version__, validation
 from twin.digital_twin import DigitalTwin
-from twin.sample import Window
+from twin.sample import Window, truth
+from twin.sample.frames import InstrumentFrame
 
 MAX_ATOMS_WINDOW_AREA = (200e-9) ** 2  # m²: a few million atoms at most per request
 MAX_DEFECTS_WINDOW_AREA = (1e-6) ** 2  # m²: ~17 000 defects, about a second
+
+
+def frame_from(value: Any) -> InstrumentFrame:
+    """An instrument frame from ``{"rotation": rad, "offset": [x, y] m}`` (None: the sample's own)."""
+    if value is None:
+        return InstrumentFrame()
+    if not isinstance(value, dict) or set(value) - {"rotation", "offset", "convention"}:
+        raise ValueError(f"frame = {value!r}: give {{'rotation': rad, 'offset': [x, y] m}} or None")
+    offset = value.get("offset", (0.0, 0.0))
+    if not isinstance(offset, (list, tuple)) or len(offset) != 2:
+        raise ValueError(f"frame offset = {offset!r}: give [x, y] in m")
+    return InstrumentFrame(validation.real("frame rotation", value.get("rotation", 0.0), -10.0, 10.0, "rad"),
+                           (validation.real("frame offset x", offset[0], -1.0, 1.0, "m"),
+                            validation.real("frame offset y", offset[1], -1.0, 1.0, "m")))
 
 
 def window_from(value: Any, max_area: float) -> Window:
@@ -197,20 +212,51 @@ class SampleService:
         self._twin = twin
 
     def info(self) -> dict[str, Any]:
+        sample = self._twin.sample.describe()
+        if not self._twin.ground_truth:  # name and material only: no seed, densities or layers
+            sample = {key: sample[key] for key in ("name", "material")}
         return {
             "version": __version__,
-            "sample": self._twin.sample.describe(),
-            "seed": self._twin.seed,
+            "sample": sample,
+            "seed": self._twin.seed if self._twin.ground_truth else None,
             "time_scale": self._twin.clock.time_scale,
+            "ground_truth": self._twin.ground_truth,
         }
 
+    def _truth(self) -> None:
+        if not self._twin.ground_truth:
+            raise PermissionError("ground truth is off on this server (twin serve --ground-truth off), "
+                                  "as in a challenge; images and their metadata are what you get")
+
     def defects(self, window: Any) -> list[dict[str, Any]]:
-        """Every point defect in ``window`` (kind, species, host, x, y, z in m)."""
+        """Every defect or feature anchored in ``window`` (kind, species, host, x, y, z, size in m)."""
+        self._truth()
         area = window_from(window, MAX_DEFECTS_WINDOW_AREA)
         return [d.as_dict() for d in self._twin.sample.defects_in_window(area)]
 
+    def labels(self, window: Any, rows: Any, columns: Any, frame: Any = None) -> dict[str, Any]:
+        """Label masks on ``window`` cut into ``rows x columns`` pixels: per-pixel class and instance ids,
+        the class names and the defects the instance ids number (1 = the first); ``window`` and the
+        defects in an instrument ``frame`` (``{"rotation", "offset"}``; the sample's by default)."""
+        self._truth()
+        area = window_from(window, MAX_DEFECTS_WINDOW_AREA)
+        shape = (validation.integer("rows", rows, 1, 4096), validation.integer("columns", columns, 1, 4096))
+        classes, instances, defects = truth.label_masks(self._twin.sample, area, shape, frame_from(frame))
+        return {"classes": classes, "instances": instances, "class_names": truth.CLASSES,
+                "defects": [d.as_dict() for d in defects], "window": area.as_dict()}
+
+    def heights(self, window: Any, rows: Any, columns: Any, frame: Any = None) -> dict[str, Any]:
+        """The van der Waals top surface (m) on ``window`` (in an instrument ``frame``) cut into
+        ``rows x columns`` pixels."""
+        self._truth()
+        area = window_from(window, MAX_ATOMS_WINDOW_AREA)
+        shape = (validation.integer("rows", rows, 1, 4096), validation.integer("columns", columns, 1, 4096))
+        heights = truth.height_map(self._twin.sample, area, shape, frame_from(frame))
+        return {"heights": heights, "window": area.as_dict()}
+
     def atoms(self, window: Any) -> dict[str, Any]:
         """The atoms in ``window``: symbols, positions (Å, relative to its lower-left corner), cell."""
+        self._truth()
         area = window_from(window, MAX_ATOMS_WINDOW_AREA)
         atoms = self._twin.sample.atoms_in_window(area)
         return {

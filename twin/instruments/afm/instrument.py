@@ -54,6 +54,7 @@ from twin.physics.afm import (
 )
 from twin.physics.noise import gaussian_noise
 from twin.sample import Sample, Window
+from twin.sample.frames import FramedSample, InstrumentFrame
 
 ANGSTROM = 1e-10
 _STREAM_SCAN = 0x53434E  # random stream tag for scan noise
@@ -128,8 +129,12 @@ def _drift(seed: int, speed: float) -> tuple[float, float]:
 class AfmInstrument:
     """State and scanning of the simulated AFM."""
 
-    def __init__(self, sample: Sample, clock: Clock, seed: int, hardware: AfmHardware | None = None):
-        self.sample = sample
+    def __init__(self, sample: Sample, clock: Clock, seed: int, hardware: AfmHardware | None = None,
+                 frame: InstrumentFrame | None = None, reveal_frame: bool = True):
+        """``frame``: how this AFM's stage and scanner axes sit on the sample (hidden from frame metadata
+        unless ``reveal_frame``)."""
+        self.sample = FramedSample(sample, frame or InstrumentFrame())
+        self._frame_record = self.sample.frame.as_dict() if reveal_frame else "hidden"
         self.clock = clock
         self.seed = seed
         self.hardware = hardware or AfmHardware()
@@ -182,7 +187,7 @@ class AfmInstrument:
         self._lock = threading.Lock()
         self._scan_lock = threading.Lock()
         self.motion = CoarseMotion(self.hardware, clock)
-        self.spec = Spectroscopy(sample, clock, self.hardware.spring_constant,
+        self.spec = Spectroscopy(self.sample, clock, self.hardware.spring_constant,
                                  self.hardware.deflection_sensitivity)
         self._gallery = Path.cwd() / "afm-gallery"
         self._file_mask = "afm"
@@ -516,7 +521,8 @@ class AfmInstrument:
         plane = (np.tan(np.radians(state["Scan.SlopeX"])) * (u[:, keep])
                  + np.tan(np.radians(state["Scan.SlopeY"])) * v[:, keep])
         line_offsets = gaussian_noise((lines, 1), state["twin.line_offset"], rng)
-        spot = materials.sample(x[:, keep], y[:, keep], ("hamaker",) if dynamic else ("hamaker", "friction"))
+        spot = materials.sample(x[:, keep], y[:, keep],
+                                ("hamaker", "loss") if dynamic else ("hamaker", "friction"))
         for group, z in ((ScanGroupID.Forward, forward), (ScanGroupID.Backward, backward)):
             error = heights[:, keep] - z[:, keep]  # > 0: the surface pushes the tip up
             data[ScanChannel.Topography, group] = z[:, keep] - plane + line_offsets + gaussian_noise(
@@ -525,7 +531,7 @@ class AfmInstrument:
             data[ScanChannel.Deflection_or_ZCtrlIn, group] = controller_input + (
                 gaussian_noise((lines, points), hw.input_noise, rng))
             if dynamic:  # tapping: phase from the energy each tap loses; no sliding, no friction
-                phase = self._phase(controller_input, spot["hamaker"], tip.radius)
+                phase = self._phase(controller_input, spot["hamaker"], spot["loss"], tip.radius)
                 data[ScanChannel.Phase, group] = phase + gaussian_noise((lines, points), hw.phase_noise, rng)
                 data[ScanChannel.LateralForce, group] = 0.0
             else:  # contact: the tip slides, twisting the lever; no oscillation, no phase
@@ -560,6 +566,7 @@ class AfmInstrument:
                 "sample": self.sample.name,
                 "sample_version": self.sample.version,
                 "seed": self.seed,
+                "frame": self._frame_record,
                 "simulation": surface.method,
                 "internal_sampling": surface.step,
                 "z_noise": state["twin.z_noise"],
@@ -647,11 +654,12 @@ class AfmInstrument:
             return setpoint + error / self.hardware.deflection_sensitivity
         return np.clip(setpoint - error / self.hardware.free_amplitude * 100.0, 0.0, 100.0)
 
-    def _phase(self, amplitude: np.ndarray, hamaker: np.ndarray, tip_radius: float) -> np.ndarray:
+    def _phase(self, amplitude: np.ndarray, hamaker: np.ndarray, loss: np.ndarray, tip_radius: float
+               ) -> np.ndarray:
         """Phase (deg) while tapping, from the amplitude (% of free) and the energy each tap loses to
-        adhesion hysteresis on the spot under the tip."""
+        adhesion hysteresis and viscous ``loss`` (J) on the spot under the tip."""
         hw = self.hardware
-        dissipation = hamaker / PRISTINE.hamaker * PRISTINE.dissipation(tip_radius)
+        dissipation = hamaker / PRISTINE.hamaker * PRISTINE.adhesion(tip_radius) * PRISTINE.a0 + loss
         return tapping_phase(amplitude / 100.0 * hw.free_amplitude, hw.free_amplitude, dissipation,
                              hw.quality_factor, hw.tapping_spring_constant)
 

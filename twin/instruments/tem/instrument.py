@@ -29,6 +29,7 @@ from twin.physics.ctf import Aberrations, electron_wavelength
 from twin.physics.damage import cross_sections, displaced, largest_cross_section
 from twin.physics.detectors import UINT16_MAX, camera_counts, psf_sigma, shot_noise
 from twin.sample import Sample, Window
+from twin.sample.frames import FramedSample, InstrumentFrame
 
 State = dict[str, Any]  # a snapshot of settings, or of the stage
 STEM_ONLY = ("optics.scan_field_of_view", "optics.scan_rotation", "optics.paused_scan_beam_position")
@@ -116,15 +117,19 @@ def _inside(uv: tuple[np.ndarray, np.ndarray], corner: tuple[float, float], exte
 class TemInstrument:
     """State and acquisitions of the simulated TEM/STEM."""
 
-    def __init__(self, sample: Sample, clock: Clock, seed: int, hardware: TemHardware | None = None):
-        self.sample = sample
+    def __init__(self, sample: Sample, clock: Clock, seed: int, hardware: TemHardware | None = None,
+                 frame: InstrumentFrame | None = None, reveal_frame: bool = True):
+        """``frame``: how this microscope's stage axes sit on the sample (hidden from image metadata
+        unless ``reveal_frame``)."""
+        self.sample = FramedSample(sample, frame or InstrumentFrame())
+        self._frame_record = self.sample.frame.as_dict() if reveal_frame else "hidden"
         self.clock = clock
         self.seed = seed
         self.hardware = hardware or TemHardware()
         self.settings = _settings(self.hardware)
         self.stage = Stage(self.hardware, clock, seed)
-        self.hrtem = HrtemSimulator(sample, self.hardware)
-        self.stem = StemSimulator(sample, self.hardware, self.hrtem)
+        self.hrtem = HrtemSimulator(self.sample, self.hardware)
+        self.stem = StemSimulator(self.sample, self.hardware, self.hrtem)
         self._defocus_reference = 0.0
         self._focus_lock = threading.Lock()  # focus and its defocus reference change together
         self._acquire_lock = threading.Lock()
@@ -533,6 +538,7 @@ class TemInstrument:
                 "sample": self.sample.name,
                 "sample_version": self.sample.version,
                 "seed": self.seed,
+                "frame": self._frame_record,
                 "simulation": method,
                 "instrument_time": self.clock.now(),
                 "aberrations": {"C10": aberrations.C10, "C12": aberrations.C12, "phi12": aberrations.phi12,

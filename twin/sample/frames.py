@@ -1,0 +1,106 @@
+"""Instrument frames: each instrument may see the sample turned and shifted, as two real instruments
+never share axes. A point ``p`` in an instrument's frame is ``R(rotation) p + offset`` in the sample
+frame. :class:`FramedSample` shows the sample to one instrument in its own frame; the ground truth stays
+in the sample frame and each image's metadata records the transform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from twin.sample.specimen import Defect, Sample, Window
+
+ANGSTROM = 1e-10
+
+
+@dataclass(frozen=True)
+class InstrumentFrame:
+    """An instrument's frame: ``rotation`` (rad, counter-clockwise) and ``offset`` (m) from the sample's."""
+
+    rotation: float = 0.0
+    offset: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def identity(self) -> bool:
+        return self.rotation == 0.0 and self.offset == (0.0, 0.0)
+
+    def to_sample(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Sample-frame coordinates (m) of instrument-frame points ``x``, ``y`` (m)."""
+        c, s = np.cos(self.rotation), np.sin(self.rotation)
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        return c * x - s * y + self.offset[0], s * x + c * y + self.offset[1]
+
+    def from_sample(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Instrument-frame coordinates (m) of sample-frame points ``x``, ``y`` (m)."""
+        c, s = np.cos(self.rotation), np.sin(self.rotation)
+        x, y = np.asarray(x, dtype=float) - self.offset[0], np.asarray(y, dtype=float) - self.offset[1]
+        return c * x + s * y, -s * x + c * y
+
+    def sample_window(self, window: Window) -> Window:
+        """The sample-frame window that holds all of an instrument-frame ``window``."""
+        xs, ys = self.to_sample([window.x_min, window.x_max, window.x_min, window.x_max],
+                                [window.y_min, window.y_min, window.y_max, window.y_max])
+        return Window(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rotation": self.rotation, "offset": list(self.offset),
+                "convention": "sample = R(rotation) instrument + offset"}
+
+
+class FramedSample:
+    """The shared sample as one instrument sees it: every position in that instrument's frame. Anything
+    not about positions (version, species, lattice spacing, ...) is the sample's own."""
+
+    def __init__(self, sample: Sample, frame: InstrumentFrame) -> None:
+        self.sample = sample
+        self.frame = frame
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sample, name)
+
+    def atoms_in_window(self, window: Window) -> Atoms:
+        """The atoms inside the instrument-frame ``window``, positions in Å relative to its corner."""
+        if self.frame.identity:
+            return self.sample.atoms_in_window(window)
+        outer = self.frame.sample_window(window)
+        atoms = self.sample.atoms_in_window(outer)
+        x, y = self.frame.from_sample(outer.x_min + atoms.positions[:, 0] * ANGSTROM,
+                                      outer.y_min + atoms.positions[:, 1] * ANGSTROM)
+        inside = (x >= window.x_min) & (x < window.x_max) & (y >= window.y_min) & (y < window.y_max)
+        atoms = atoms[inside]
+        atoms.positions[:, 0] = (x[inside] - window.x_min) / ANGSTROM
+        atoms.positions[:, 1] = (y[inside] - window.y_min) / ANGSTROM
+        atoms.cell = [window.width / ANGSTROM, window.height / ANGSTROM, 0.0]
+        atoms.info["window"] = window.as_dict()
+        atoms.info["frame"] = self.frame.as_dict()
+        return atoms
+
+    def remove_atoms(self, atoms: Atoms) -> int:
+        """Empty the sites of ``atoms`` (as :meth:`atoms_in_window` returned them)."""
+        if self.frame.identity or len(atoms) == 0:
+            return self.sample.remove_atoms(atoms)
+        window = atoms.info["window"]
+        x, y = self.frame.to_sample(window["x_min"] + atoms.positions[:, 0] * ANGSTROM,
+                                    window["y_min"] + atoms.positions[:, 1] * ANGSTROM)
+        in_sample = atoms.copy()
+        in_sample.positions[:, 0], in_sample.positions[:, 1] = x / ANGSTROM, y / ANGSTROM
+        in_sample.info["window"] = {"x_min": 0.0, "y_min": 0.0}
+        return self.sample.remove_atoms(in_sample)
+
+    def defects_in_window(self, window: Window) -> list[Defect]:
+        """Defects anchored in the instrument-frame ``window``, positions in that frame."""
+        if self.frame.identity:
+            return self.sample.defects_in_window(window)
+        found = []
+        for defect in self.sample.defects_in_window(self.frame.sample_window(window)):
+            x, y = self.frame.from_sample(defect.x, defect.y)
+            if window.x_min <= x < window.x_max and window.y_min <= y < window.y_max:
+                found.append(Defect(**{**defect.__dict__, "x": float(x), "y": float(y)}))
+        return found
+
+    def surface_height(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return self.sample.surface_height(*self.frame.to_sample(x, y))

@@ -1,0 +1,115 @@
+"""Ground truth on any pixel grid: per-pixel class and instance labels, and the height map.
+
+A grid is a window (m, sample frame) cut into ``rows x columns`` pixels, pixel ``(r, c)`` centred at
+``(x_min + (c + 1/2) px, y_min + (r + 1/2) py)`` - the convention every image of the twin uses, so an
+image and its labels line up pixel for pixel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ase.data.vdw_alvarez import vdw_radii
+
+from twin.physics.afm import vdw_height_map
+from twin.sample.defects import multivacancy_sites
+from twin.sample.frames import FramedSample, InstrumentFrame
+from twin.sample.regions import covered
+from twin.sample.specimen import Defect, Sample, Window
+
+ANGSTROM = 1e-10
+# Class ids of the label masks; instance ids number the defects of ``defects_in_window`` from 1.
+CLASSES = {"support": 0, "crystal": 1, "vacancy": 2, "substitution": 3, "multivacancy": 4, "pore": 5,
+           "adsorbate": 6, "contamination": 7}
+_PAINT_ORDER = ("pore", "contamination", "multivacancy", "vacancy", "substitution", "adsorbate")
+_MOST_PIXELS = 4096 * 4096
+
+
+def pixel_centres(window: Window, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """x (columns) and y (rows) of the pixel centres (m)."""
+    rows, columns = shape
+    x = window.x_min + (np.arange(columns) + 0.5) * window.width / columns
+    y = window.y_min + (np.arange(rows) + 0.5) * window.height / rows
+    return x, y
+
+
+def label_masks(sample: Sample, window: Window, shape: tuple[int, int], frame: InstrumentFrame | None = None
+                ) -> tuple[np.ndarray, np.ndarray, list[Defect]]:
+    """Per-pixel class (``CLASSES``) and instance ids (0: none; k: ``defects[k - 1]``) over ``window``
+    cut into ``shape = (rows, columns)`` pixels, with the defects they number; ``window`` and the
+    defects' positions are in an instrument's ``frame`` (the sample's own by default).
+
+    A point defect labels the disc of half a bond length around its site (at least the pixel that holds
+    it); a multivacancy the discs of all its sites; pores and contamination patches their radius.
+    """
+    rows, columns = _checked(shape)
+    x, y = pixel_centres(window, shape)
+    xx, yy = np.meshgrid(x, y)
+    frame = frame or InstrumentFrame()
+    classes = np.zeros(shape, dtype=np.uint8)
+    instances = np.zeros(shape, dtype=np.int32)
+    sx, sy = frame.to_sample(xx, yy)
+    for layer in sample.layers:
+        classes[covered(layer.flakes, sx, sy)] = CLASSES["crystal"]
+    margin = max((spec.reach for spec in sample.defect_specs), default=0.0) * ANGSTROM
+    defects = FramedSample(sample, frame).defects_in_window(window.grown(margin))
+    order = sorted(range(len(defects)), key=lambda n: _PAINT_ORDER.index(defects[n].kind))
+    px, py = window.width / columns, window.height / rows
+    for n in order:
+        defect = defects[n]
+        for cx, cy, radius in _footprint(sample, defect, frame):
+            c0, c1 = np.searchsorted(x, [cx - radius, cx + radius])
+            r0, r1 = np.searchsorted(y, [cy - radius, cy + radius])
+            inside = (xx[r0:r1, c0:c1] - cx) ** 2 + (yy[r0:r1, c0:c1] - cy) ** 2 <= radius**2
+            col, row = int((cx - window.x_min) // px), int((cy - window.y_min) // py)
+            if 0 <= row < rows and 0 <= col < columns and not inside.any():
+                r0, r1, c0, c1, inside = row, row + 1, col, col + 1, np.ones((1, 1), bool)  # under a pixel
+            classes[r0:r1, c0:c1][inside] = CLASSES[defect.kind]
+            instances[r0:r1, c0:c1][inside] = n + 1
+    return classes, instances, defects
+
+
+def _footprint(sample: Sample, defect: Defect, frame: InstrumentFrame) -> list[tuple[float, float, float]]:
+    """Discs ``(x, y, radius)`` (m, in ``frame`` like ``defect``) a defect covers."""
+    layer = sample.layers[defect.layer]
+    bond = layer.crystal.a / np.sqrt(3) * ANGSTROM  # nearest-neighbour distance of a honeycomb
+    if defect.kind in ("pore", "contamination"):
+        return [(defect.x, defect.y, defect.size)]
+    if defect.kind == "multivacancy":
+        field = sample.fields[defect.layer]
+        ax, ay = (v / ANGSTROM for v in frame.to_sample(defect.x, defect.y))
+        anchor = next(d for d in field.in_window(ax - 1e-3, ay - 1e-3, ax + 1e-3, ay + 1e-3)
+                      if d.spec.kind == "multivacancy")
+        sites = sorted(multivacancy_sites(layer.crystal, anchor, layer.rotation, np.array(layer.shift)))
+        i, j, b = np.array(sites).T
+        xy = (layer.crystal.site_positions(i, j, b, layer.rotation)[:, :2] + layer.shift) * ANGSTROM
+        px, py = frame.from_sample(xy[:, 0], xy[:, 1])
+        return [(float(u), float(v), bond / 2) for u, v in zip(px, py, strict=True)]
+    return [(defect.x, defect.y, bond / 2)]
+
+
+def height_map(sample: Sample, window: Window, shape: tuple[int, int], frame: InstrumentFrame | None = None
+               ) -> np.ndarray:
+    """The van der Waals top surface (m) at each pixel: the highest point of any atom's sphere within
+    the pixel, or the support where no atom reaches (what an ideal, infinitely sharp tip would see);
+    ``window`` in an instrument's ``frame`` (the sample's own by default)."""
+    rows, columns = _checked(shape)
+    step = min(window.width / columns, window.height / rows)  # square cells, as fine as the pixels
+    grid = (int(np.ceil(window.height / step)), int(np.ceil(window.width / step)))
+    atoms = FramedSample(sample, frame or InstrumentFrame()).atoms_in_window(window)
+    positions = atoms.positions * ANGSTROM + np.array([window.x_min, window.y_min, 0.0])
+    radii = vdw_radii[atoms.numbers] * ANGSTROM
+    origin = (window.x_min, window.y_min)
+    surface = vdw_height_map(positions, radii, origin, step, grid, sample.support_height)
+    if grid == (rows, columns):
+        return surface
+    x, y = pixel_centres(window, shape)
+    cols = np.minimum(((x - window.x_min) // step).astype(int), grid[1] - 1)
+    rows_at = np.minimum(((y - window.y_min) // step).astype(int), grid[0] - 1)
+    return surface[np.ix_(rows_at, cols)]
+
+
+def _checked(shape: tuple[int, int]) -> tuple[int, int]:
+    rows, columns = (int(v) for v in shape)
+    if min(rows, columns) < 1 or rows * columns > _MOST_PIXELS:
+        raise ValueError(f"shape = {tuple(shape)!r}: rows and columns >= 1, at most {_MOST_PIXELS} pixels")
+    return rows, columns

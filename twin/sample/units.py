@@ -1,0 +1,34 @@
+"""Quantities in sample files: a plain number is SI; a string may carry a unit (``"1.2 um"``,
+``"0.5 A"``, ``"1.1 deg"``, ``"0.01 nm^-2"``), converted to SI here."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+LENGTH = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "nm": 1e-9, "A": 1e-10, "Å": 1e-10, "pm": 1e-12}
+ANGLE = {"rad": 1.0, "deg": 0.017453292519943295, "°": 0.017453292519943295}
+DENSITY = {"m^-2": 1.0, "/m2": 1.0, "nm^-2": 1e18, "/nm2": 1e18, "um^-2": 1e12, "/um2": 1e12}
+UNITS = {"length": LENGTH, "angle": ANGLE, "density": DENSITY, "number": {}}
+_QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S*)\s*$")
+
+
+def quantity(name: str, value: Any, kind: str) -> float:
+    """``value`` of the field ``name`` in SI: a number as it is, or a string with a ``kind`` unit."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} = {value!r} must be a number or a string with a unit")
+    if isinstance(value, (int, float)):
+        return float(value)
+    units = UNITS[kind]
+    match = _QUANTITY.match(value) if isinstance(value, str) else None
+    if match is None or (match.group(2) and match.group(2) not in units):
+        raise ValueError(f"{name} = {value!r} is not a {kind}; give a number (SI) or a number with one of "
+                         f"the units {', '.join(units)}")
+    return float(match.group(1)) * (units[match.group(2)] if match.group(2) else 1.0)
+
+
+def pair(name: str, value: Any, kind: str) -> tuple[float, float]:
+    """A two-element list of quantities, e.g. a position ``[x, y]`` or a range ``[lo, hi]``."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"{name} = {value!r} must be a list of two {kind}s")
+    return quantity(f"{name}[0]", value[0], kind), quantity(f"{name}[1]", value[1], kind)
