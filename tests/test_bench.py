@@ -16,8 +16,9 @@ def test_bench_json_reports_every_figure():
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert set(figures) == {"machine", "startup", "tem_1024", "stem", "afm_256", "afm_512", "afm_1024",
-                            "transport"}
-    numbers = [v for section in ("startup", "tem_1024", "stem", "afm_256", "afm_512", "afm_1024", "transport")
+                            "datasets", "transport"}
+    numbers = [v for section in ("startup", "tem_1024", "stem", "afm_256", "afm_512", "afm_1024", "datasets",
+                                "transport")
                for v in figures[section].values()]
     assert all(isinstance(v, (int, float)) and v >= 0 for v in numbers)
     assert {"pyro_vs_raw_4mib", "pyro_vs_raw_16mib", "bytes_vs_list_serpent"} <= set(figures["transport"])

@@ -2,4 +2,5 @@ import sys
 
 from twin.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # worker processes (Dask, multiprocessing) import this module too
+    sys.exit(main())

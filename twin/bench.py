@@ -13,6 +13,7 @@ import statistics
 import struct
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ TEM_SIZE = 1024
 STEM_SIZE = 256
 EXACT_SIZE, EXACT_FOV = 16, 1.5e-9  # exact mode: 256 probe positions over 1.5 nm
 AFM_SIZES = (256, 512, 1024)
+DATASET_ITEMS = 40
 ECHO_SHAPES = ((1024, 1024), (2048, 2048))  # float32: 4 and 16 MiB each way
 LIST_SHAPE = (512, 512)  # sent as a Python list; smaller, because lists are slow
 REPEATS = 3
@@ -305,13 +307,70 @@ def measure() -> dict[str, Any]:
         figures["transport"] = transport
     finally:
         server.stop()
+    figures["datasets"] = dataset_figures()
     return figures
+
+
+def dataset_figures(items: int = DATASET_ITEMS) -> dict[str, float]:
+    """Paired items (512² TEM + 256² AFM with labels and heights) per second written by ``twin generate``
+    with 1 and 2 single-threaded workers, beside the same acquisitions made one by one in this process."""
+    import tempfile
+
+    from twin.datasets import generate
+    from twin.datasets.config import config_from_dict
+    from twin.digital_twin import DigitalTwin
+    from twin.sample import Window
+    from twin.sample.truth import height_map, label_masks
+
+    config = config_from_dict({"items": items, "seed": 1, "tem": {"size": 512}, "afm": {"size": 256}})
+    with tempfile.TemporaryDirectory() as scratch:
+        one = generate(config, Path(scratch) / "one.zarr", workers=1, progress=None)
+        two = generate(config, Path(scratch) / "two.zarr", workers=2, progress=None)
+    twin = DigitalTwin.build(config.sample, seed=1)
+    twin.afm.motion.start_approach(None)
+    twin.afm.set("Scan.Points", 256)
+    twin.afm.set("Scan.Lines", 256)
+    places = iter(np.arange(1, 40) * 50e-9)
+
+    def tem() -> None:
+        twin.tem.move_stage({"x": next(places)})
+        twin.tem.acquire_camera_image("BM-Ceta", 512, 0.5)
+
+    def afm() -> None:
+        twin.afm.set("Scan.CenterPosX", next(places))
+        twin.afm.start_frame_up()
+
+    window = Window(**twin.tem.acquire_camera_image("BM-Ceta", 512, 0.5)["metadata"]["twin"]["window"])
+
+    def truth() -> None:
+        label_masks(twin.sample, window, (512, 512))
+        label_masks(twin.sample, window, (256, 256))
+        height_map(twin.sample, window, (256, 256))
+
+    tem()
+    afm()
+    parts = _median_time(tem, 9) + _median_time(afm, 9)
+    labelling = _median_time(truth, 5)
+    per_item = 1.0 / one.steady_rate
+    return {
+        "items": items,
+        "one_worker_items_per_s": one.steady_rate,
+        "two_workers_items_per_s": two.steady_rate,
+        "two_over_one": two.steady_rate / one.steady_rate,
+        "one_worker_with_startup_items_per_s": one.rate,
+        "two_workers_with_startup_items_per_s": two.rate,
+        "per_item_s": per_item,
+        "acquisitions_alone_s": parts,
+        "per_item_over_acquisitions": per_item / parts,
+        "ground_truth_s": labelling,
+        "per_item_over_acquisitions_and_truth": per_item / (parts + labelling),
+    }
 
 
 def report(f: dict[str, Any]) -> str:
     """The figures as a table, with the targets of the foundation issue."""
     s, tem, afm, t, m = f["startup"], f["tem_1024"], f["afm_256"], f["transport"], f["machine"]
-    st = f["stem"]
+    st, d = f["stem"], f["datasets"]
     return "\n".join([
         f"twin bench: {m['cpus']} CPUs, Python {m['python']}, abTEM {m['abtem']}, Pyro5 {m['pyro5']}",
         "start-up",
@@ -347,6 +406,16 @@ def report(f: dict[str, Any]) -> str:
         f"   (bytes are {t['bytes_vs_list_serpent']:.0f}x faster; target >= 100x)",
         f"  as a Python list, msgpack                    {t['list_msgpack_mb_s']:7.1f}"
         f"   (bytes are {t['bytes_vs_list_msgpack']:.0f}x faster)",
+        f"twin generate, {d['items']} paired items (512² TEM + 256² AFM, labels, heights), steady state",
+        f"  1 worker                                     {d['one_worker_items_per_s']:7.2f} items/s",
+        f"  2 workers                                    {d['two_workers_items_per_s']:7.2f} items/s"
+        f"   ({d['two_over_one']:.2f} x; target >= 1.7)",
+        f"  per item / the two acquisitions alone        {d['per_item_over_acquisitions']:7.2f}"
+        f"     ({d['per_item_s']:.3f} s vs {d['acquisitions_alone_s']:.3f} s; target <= 1.3)",
+        f"  per item / acquisitions + ground truth       {d['per_item_over_acquisitions_and_truth']:7.2f}"
+        f"     (labels and heights {d['ground_truth_s']:.3f} s)",
+        f"  with cluster start-up: 1 worker {d['one_worker_with_startup_items_per_s']:.2f}, 2 workers "
+        f"{d['two_workers_with_startup_items_per_s']:.2f} items/s",
     ])
 
 

@@ -76,6 +76,23 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from twin.datasets import generate, load_config
+
+    try:
+        config = load_config(args.config, args.items)
+        validation.integer("--workers", args.workers, 1, 256)
+        if args.max_new is not None:
+            validation.integer("--max-new", args.max_new, 1, 10_000_000)
+        report = generate(config, args.out, workers=args.workers, scheduler=args.scheduler,
+                          netcdf=args.netcdf, max_new=args.max_new)
+    except (ValueError, TypeError) as error:
+        raise SystemExit(f"twin generate: {error}") from None
+    print(f"{report.written} items written to {args.out} ({report.skipped} were already done) in "
+          f"{report.seconds:.1f} s with {report.workers} workers: {report.rate:.2f} items/s")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from twin.bench import main as bench_main
 
@@ -127,6 +144,22 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--stem-mode", default="interactive", choices=["interactive", "exact", "prism"],
                      help="with --serve: the twin's STEM physics")
     run.set_defaults(run=_run)
+
+    generate = commands.add_parser(
+        "generate", help="write paired TEM + AFM items with ground truth to Zarr, on Dask distributed",
+        description="Makes the items CONFIG describes (sample, count, seed, ranges of imaging conditions) "
+                    "on a local Dask cluster (or --scheduler) and writes them to a Zarr store; an existing "
+                    "store of the same config is resumed, skipping the items already done.",
+    )
+    generate.add_argument("config", help="dataset config (.yaml)")
+    generate.add_argument("--out", required=True, help="the Zarr store to write (a directory)")
+    generate.add_argument("--workers", type=int, default=2,
+                          help="local single-threaded worker processes (default %(default)s)")
+    generate.add_argument("--scheduler", help="address of an existing Dask scheduler instead")
+    generate.add_argument("--items", type=int, help="override the config's item count")
+    generate.add_argument("--max-new", type=int, help="stop after this many new items (resume later)")
+    generate.add_argument("--netcdf", action="store_true", help="also write OUT.nc once every item is done")
+    generate.set_defaults(run=_generate)
 
     bench = commands.add_parser("bench", help="measure acquisition, transport and start-up speed")
     bench.add_argument("--json", action="store_true", help="print the figures as JSON")

@@ -11,6 +11,7 @@ from twin.instruments.tem import TemHardware, TemInstrument
 from twin.instruments.tem.scanning import MODES
 from twin.sample import DEFAULT_SAMPLE, Sample, build_sample
 from twin.sample.frames import InstrumentFrame
+from twin.sample.recipe import SampleRecipe, build
 
 
 @dataclass
@@ -25,18 +26,18 @@ class DigitalTwin:
     ground_truth: bool = True  # whether clients may read the sample itself (off for challenges)
 
     @classmethod
-    def build(cls, sample: str = DEFAULT_SAMPLE, seed: int = 0, time_scale: float = 0.0,
+    def build(cls, sample: str | SampleRecipe = DEFAULT_SAMPLE, seed: int = 0, time_scale: float = 0.0,
               stem_mode: str = "interactive", holder: str = "DoubleTilt", ground_truth: bool = True,
               tem_frame: InstrumentFrame | None = None, afm_frame: InstrumentFrame | None = None
               ) -> DigitalTwin:
-        """A twin of ``sample`` (a built-in name or a sample file) generated from ``seed``;
+        """A twin of ``sample`` (a built-in name, a sample file or a recipe) generated from ``seed``;
         ``time_scale`` 0 = instant; ``stem_mode`` the STEM physics requests use unless they choose
         their own; ``holder`` the TEM's specimen holder ("DoubleTilt" or "SingleTilt", whose beta reads
         None); ``ground_truth`` whether clients may read the sample itself (and image metadata shows
         the instruments' frames); ``tem_frame``/``afm_frame`` how each instrument's axes sit on the
         sample (the sample's own by default)."""
         seed = validation.integer("seed", seed, 0, 2**63 - 1)
-        specimen = build_sample(sample, seed)
+        specimen = build(sample, seed) if isinstance(sample, SampleRecipe) else build_sample(sample, seed)
         clock = Clock(time_scale)
         return cls(
             sample=specimen,

@@ -17,7 +17,10 @@ from ase import Atoms
 
 from twin.physics.ctf import electron_wavelength
 
-abtem.config.set({"diagnostics.progress_bar": False, "dask.lazy": False, "device": "cpu"})
+# FFTW plans chosen by estimate, not by timing: a measured plan differs from run to run (and with a
+# process's history), changing results in the last bits, which the shot noise then amplifies.
+abtem.config.set({"diagnostics.progress_bar": False, "dask.lazy": False, "device": "cpu",
+                  "fftw.planning_effort": "FFTW_ESTIMATE"})
 
 ANGSTROM = 1e-10
 SLICE_THICKNESS = 2e-10  # m; thin 2-D crystals need only a few slices

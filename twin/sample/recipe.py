@@ -34,7 +34,7 @@ from twin.sample.lattice import MATERIALS, Crystal2D, from_cif
 from twin.sample.regions import SHAPES, Flake
 from twin.sample.ripples import RippleField
 from twin.sample.specimen import Layer, Sample
-from twin.sample.units import pair, quantity
+from twin.sample.units import check_keys, pair, quantity
 
 ANGSTROM = 1e-10
 _ROTATION_STREAM = 0x524F54  # random stream tag for the first layer's orientation
@@ -170,7 +170,7 @@ def load(path: str | Path) -> SampleRecipe:
 
 def from_dict(data: dict[str, Any]) -> SampleRecipe:
     """A recipe from plain data (as YAML gives it), every field checked by name."""
-    _known("sample", data, ("name", "description", "rotation", "support", "ripples", "layers"))
+    check_keys("sample", data, ("name", "description", "rotation", "support", "ripples", "layers"))
     if "name" not in data or not isinstance(data["name"], str) or not data["name"].strip():
         raise ValueError(f"sample name = {data.get('name')!r}: give a non-empty string")
     layers = data.get("layers")
@@ -178,9 +178,9 @@ def from_dict(data: dict[str, Any]) -> SampleRecipe:
         raise ValueError(f"sample layers = {layers!r}: give a list of at least one layer")
     rotation = data.get("rotation")
     support = data.get("support") or {}
-    _known("support", support, ("height",))
+    check_keys("support", support, ("height",))
     ripples = data.get("ripples") or {}
-    _known("ripples", ripples, ("rms", "wavelength"))
+    check_keys("ripples", ripples, ("rms", "wavelength"))
     return SampleRecipe(
         name=data["name"].strip(),
         layers=tuple(_layer(n, layer) for n, layer in enumerate(layers)),
@@ -196,10 +196,10 @@ def _layer(n: int, data: Any) -> LayerRecipe:
     where = f"layers[{n}]"
     if not isinstance(data, dict):
         raise ValueError(f"{where} = {data!r} must be a mapping (material, twist, z, ...)")
-    _known(where, data, ("material", "twist", "z", "shift", "defects", "flakes"))
+    check_keys(where, data, ("material", "twist", "z", "shift", "defects", "flakes"))
     material, cif, cells = data.get("material", "graphene"), None, 1
     if isinstance(material, dict):
-        _known(f"{where}.material", material, ("cif", "cells"))
+        check_keys(f"{where}.material", material, ("cif", "cells"))
         cif, cells = str(material.get("cif", "")), material.get("cells", 1)
         if not cif or not isinstance(cells, int) or not 1 <= cells <= 20:
             raise ValueError(f"{where}.material = {material!r}: give {{cif: PATH, cells: 1 to 20}}")
@@ -220,7 +220,7 @@ def _layer(n: int, data: Any) -> LayerRecipe:
 def _defect(where: str, data: Any) -> DefectRecipe:
     if not isinstance(data, dict):
         raise ValueError(f"{where} = {data!r} must be a mapping (kind, density, ...)")
-    _known(where, data, ("kind", "density", "species", "sublattices", "z_offset", "size", "height", "at"))
+    check_keys(where, data, ("kind", "density", "species", "sublattices", "z_offset", "size", "height", "at"))
     kind = data.get("kind")
     if kind not in KINDS:
         raise ValueError(f"{where}.kind = {kind!r} is not known; allowed: {', '.join(KINDS)}")
@@ -244,7 +244,7 @@ def _defect(where: str, data: Any) -> DefectRecipe:
 def _flake(where: str, data: Any) -> Flake:
     if not isinstance(data, dict):
         raise ValueError(f"{where} = {data!r} must be a mapping (shape, centre, size, ...)")
-    _known(where, data, ("shape", "centre", "size", "rotation", "aspect", "vertices"))
+    check_keys(where, data, ("shape", "centre", "size", "rotation", "aspect", "vertices"))
     if data.get("shape") not in SHAPES:
         raise ValueError(f"{where}.shape = {data.get('shape')!r} is not known; allowed: {', '.join(SHAPES)}")
     return Flake(
@@ -256,13 +256,3 @@ def _flake(where: str, data: Any) -> Flake:
         vertices=tuple(pair(f"{where}.vertices[{k}]", v, "length")
                        for k, v in enumerate(data.get("vertices") or [])),
     )
-
-
-def _known(where: str, data: Any, keys: tuple[str, ...]) -> None:
-    if not isinstance(data, dict):
-        raise ValueError(f"{where} = {data!r} must be a mapping with keys {', '.join(keys)}")
-    unknown = sorted(set(data) - set(keys))
-    if unknown:
-        raise ValueError(f"{where} has unknown keys {', '.join(map(str, unknown))}; "
-                         f"allowed: {', '.join(keys)}")
-

@@ -9,7 +9,9 @@ from typing import Any
 LENGTH = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "nm": 1e-9, "A": 1e-10, "Å": 1e-10, "pm": 1e-12}
 ANGLE = {"rad": 1.0, "deg": 0.017453292519943295, "°": 0.017453292519943295}
 DENSITY = {"m^-2": 1.0, "/m2": 1.0, "nm^-2": 1e18, "/nm2": 1e18, "um^-2": 1e12, "/um2": 1e12}
-UNITS = {"length": LENGTH, "angle": ANGLE, "density": DENSITY, "number": {}}
+TIME = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
+VOLTAGE = {"V": 1.0, "kV": 1e3}
+UNITS = {"length": LENGTH, "angle": ANGLE, "density": DENSITY, "time": TIME, "voltage": VOLTAGE, "number": {}}
 _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S*)\s*$")
 
 
@@ -32,3 +34,13 @@ def pair(name: str, value: Any, kind: str) -> tuple[float, float]:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise ValueError(f"{name} = {value!r} must be a list of two {kind}s")
     return quantity(f"{name}[0]", value[0], kind), quantity(f"{name}[1]", value[1], kind)
+
+
+def check_keys(where: str, data: Any, keys: tuple[str, ...]) -> None:
+    """``data`` is a mapping whose keys are all among ``keys`` (else the error names the strangers)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} = {data!r} must be a mapping with keys {', '.join(keys)}")
+    unknown = sorted(set(data) - set(keys))
+    if unknown:
+        raise ValueError(f"{where} has unknown keys {', '.join(map(str, unknown))}; "
+                         f"allowed: {', '.join(keys)}")

@@ -1,0 +1,101 @@
+"""``twin generate``: paired items on Dask distributed, the same whatever the workers, resumable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from twin.datasets import generate, load_config
+from twin.datasets.config import config_from_dict
+
+SMALL = {
+    "sample": "graphene-features",
+    "items": 4,
+    "seed": 11,
+    "region": [["-1.9 um", "1.9 um"], ["-1.5 um", "1.5 um"]],
+    "tem": {"size": 128, "magnification": [1050000, 2050000], "focus": ["-15 nm", "-5 nm"]},
+    "afm": {"size": 64, "double_tip": 0.5},
+}
+
+
+@pytest.fixture(scope="module")
+def one_worker(tmp_path_factory):
+    """The reference: every item made by one worker in one run."""
+    out = tmp_path_factory.mktemp("datasets") / "one.zarr"
+    report = generate(config_from_dict(SMALL), out, workers=1, netcdf=True, progress=None)
+    assert (report.written, report.skipped) == (4, 0)
+    return out
+
+
+def _same(a, b) -> None:
+    a, b = xr.open_zarr(a).load(), xr.open_zarr(b).load()
+    assert set(a.data_vars) == set(b.data_vars)
+    for name in a.data_vars:
+        assert np.array_equal(a[name].values, b[name].values), name
+
+
+@pytest.mark.slow
+def test_two_workers_through_the_command_line_write_the_same_dataset(one_worker, tmp_path):
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump(SMALL))
+    out = tmp_path / "two.zarr"
+    result = subprocess.run([sys.executable, "-m", "twin", "generate", str(config), "--out", str(out),
+                             "--workers", "2"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "4 items written" in result.stdout and "with 2 workers" in result.stdout
+    assert "4/4 items" in result.stderr  # the progress bar
+    _same(one_worker, out)
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_to_the_same_dataset(one_worker, tmp_path):
+    out = tmp_path / "resumed.zarr"
+    config = config_from_dict(SMALL)
+    first = generate(config, out, workers=1, max_new=2, progress=None)  # stops early, as if killed
+    assert first.written == 2
+    partial = xr.open_zarr(out)
+    assert partial.done.values.tolist() == [True, True, False, False]
+    second = generate(config, out, workers=1, progress=None)
+    assert (second.written, second.skipped) == (2, 2)
+    _same(one_worker, out)
+    other = config_from_dict({**SMALL, "seed": 12})
+    with pytest.raises(ValueError, match="holds a dataset of another config"):
+        generate(other, out, workers=1, progress=None)
+
+
+def test_items_pair_tem_and_afm_over_the_same_place_with_their_ground_truth(one_worker):
+    data = xr.open_zarr(one_worker).load()
+    assert data.done.all()
+    assert data.sizes == {"item": 4, "tem_y": 128, "tem_x": 128, "afm_y": 64, "afm_x": 64}
+    # the same field of view: an AFM pixel is two TEM pixels, both grids start at the same corner
+    assert np.allclose(data.afm_pixel, 2 * data.tem_pixel)
+    assert np.allclose(data.afm_x_min, data.tem_x_min) and np.allclose(data.afm_y_min, data.tem_y_min)
+    assert data.tem_classes.attrs["flag_meanings"].split()[0] == "support"
+    for item in range(4):
+        topography, truth = data.afm_topography[item].values, data.afm_height[item].values
+        if truth.std() > 1e-12:  # on the flake (or its edge): the tip sees the surface's relief
+            assert np.corrcoef(topography.ravel(), truth.ravel())[0, 1] > 0.3
+        assert np.median(topography - truth) > -0.5e-10  # a tip never reaches below the surface
+    assert (data.second_apex_x != 0).any() and set(np.unique(data.magnification)) <= {1.05e6, 2.05e6}
+    netcdf = xr.open_dataset(one_worker.with_suffix(".nc"))
+    assert np.array_equal(netcdf.tem_image.values, data.tem_image.values)
+    netcdf.close()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"items": 0}, "items = 0 must be an integer from 1"),
+    ({"tem": {"magnification": [1234]}}, "tem.magnification = 1234 is not a nominal magnification"),
+    ({"tem": {"high_tension": ["500 kV"]}}, "tem.high_tension = 500000 is out of range; allowed 60000"),
+    ({"afm": {"tip_radius": ["5 nm", "1 nm"]}}, "afm.tip_radius .* must not exceed the second"),
+    ({"colour": "red"}, "dataset config has unknown keys colour"),
+])
+def test_bad_dataset_configs_name_the_field(change, message, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, **change}))
+    with pytest.raises(ValueError, match=message):
+        load_config(path)

@@ -1,0 +1,148 @@
+"""The dataset on disk: one Zarr store read as an ``xarray.Dataset``, an item per index along ``item``.
+
+Images are chunked one item per chunk, so any item can be written alone; ``done`` marks the items
+written completely (it is set last), which is what a resumed run skips. The config and its
+fingerprint are in the attributes, so a store is only ever resumed with the config that began it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import yaml
+import zarr
+
+from twin.datasets.config import DatasetConfig
+
+CONDITIONS = {  # per-item imaging conditions and where each image lies (SI)
+    "sample_seed": ("int64", "", "seed of the item's specimen"),
+    "centre_x": ("float64", "m", "drawn centre of the item (sample frame)"),
+    "centre_y": ("float64", "m", "drawn centre of the item (sample frame)"),
+    "magnification": ("float64", "", "TEM nominal magnification"),
+    "high_tension": ("float64", "V", "TEM high tension"),
+    "focus": ("float64", "m", "TEM objective focus (C10)"),
+    "exposure": ("float64", "s", "TEM exposure time"),
+    "dose": ("float64", "1/m^2", "TEM electron dose per area"),
+    "tip_radius": ("float64", "m", "AFM tip apex radius"),
+    "second_apex_x": ("float64", "m", "AFM second apex offset (0 for a single tip)"),
+    "second_apex_y": ("float64", "m", "AFM second apex offset"),
+    "second_apex_height": ("float64", "m", "how far the second apex sits above the first"),
+    "z_noise": ("float64", "m", "AFM height noise RMS"),
+    "tem_x_min": ("float64", "m", "left edge of the TEM image (pixel centres at x_min + (c + 1/2) pixel)"),
+    "tem_y_min": ("float64", "m", "bottom edge of the TEM image (rows run along +y)"),
+    "tem_pixel": ("float64", "m", "TEM pixel size"),
+    "afm_x_min": ("float64", "m", "left edge of the AFM frame"),
+    "afm_y_min": ("float64", "m", "bottom edge of the AFM frame"),
+    "afm_pixel": ("float64", "m", "AFM pixel size"),
+}
+_CONDITION_CHUNK = 4096
+
+
+def images(config: DatasetConfig) -> dict[str, tuple[tuple[str, str], str, str, str]]:
+    """Per-item images: name -> (dims, dtype, unit, description)."""
+    tem, afm = ("tem_y", "tem_x"), ("afm_y", "afm_x")
+    return {
+        "tem_image": (tem, "uint16", "counts", "HRTEM camera image"),
+        "tem_classes": (tem, "uint8", "", "class of each TEM pixel (see flag_meanings)"),
+        "tem_instances": (tem, "int32", "", "defect instance of each TEM pixel, 0 for none"),
+        "afm_topography": (afm, "float32", "m", "AFM topography, forward trace"),
+        "afm_phase": (afm, "float32", "deg", "AFM phase, forward trace"),
+        "afm_error": (afm, "float32", "%", "AFM controller input (amplitude), forward trace"),
+        "afm_height": (afm, "float32", "m", "true van der Waals surface on the AFM grid"),
+        "afm_classes": (afm, "uint8", "", "class of each AFM pixel"),
+        "afm_instances": (afm, "int32", "", "defect instance of each AFM pixel, 0 for none"),
+    }
+
+
+def open_store(path: str | Path, config: DatasetConfig) -> zarr.Group:
+    """The store at ``path``: created empty for ``config``, or opened to resume the same config."""
+    path = Path(path)
+    if path.exists():
+        group = zarr.open_group(str(path), mode="r+")
+        if group.attrs.get("fingerprint") != config.fingerprint():
+            raise ValueError(f"{str(path)!r} holds a dataset of another config (fingerprint "
+                             f"{group.attrs.get('fingerprint')!r}, this one {config.fingerprint()!r}); "
+                             "give another output path or delete it")
+        return group
+    # Zarr format 2 with consolidated metadata: what most readers (xarray, zarr 2 and 3, Julia, ...) open
+    _template(config).to_zarr(str(path), compute=False, mode="w-", zarr_format=2, consolidated=True)
+    return zarr.open_group(str(path), mode="r+")
+
+
+def _template(config: DatasetConfig) -> xr.Dataset:
+    from twin.sample.truth import CLASSES
+
+    n = config.items
+    sizes = {"tem_y": config.tem.size, "tem_x": config.tem.size, "afm_y": config.afm.size,
+             "afm_x": config.afm.size}
+    variables: dict[str, Any] = {}
+    for name, (dims, dtype, unit, description) in images(config).items():
+        shape = (n, sizes[dims[0]], sizes[dims[1]])
+        attrs = {"units": unit, "long_name": description}
+        if name.endswith("_classes"):
+            attrs |= {"flag_values": list(CLASSES.values()), "flag_meanings": " ".join(CLASSES)}
+        variables[name] = (("item", *dims), da.zeros(shape, dtype=dtype, chunks=(1, *shape[1:])), attrs)
+    chunk = min(n, _CONDITION_CHUNK)
+    for name, (dtype, unit, description) in CONDITIONS.items():
+        variables[name] = (("item",), da.zeros(n, dtype=dtype, chunks=chunk),
+                           {"units": unit, "long_name": description})
+    variables["done"] = (("item",), da.zeros(n, dtype=bool, chunks=chunk),
+                         {"long_name": "the item is written completely"})
+    return xr.Dataset(variables, coords={"item": np.arange(n)}, attrs={
+        "title": f"paired TEM + AFM items of {config.sample.name}",
+        "fingerprint": config.fingerprint(),
+        "config": yaml.safe_dump({**_plain(config), "sample": config.sample.to_dict()}, sort_keys=False),
+        "conventions": "SI units; pixel (r, c) centre at x_min + (c + 1/2) pixel, y_min + (r + 1/2) pixel, "
+                       "sample frame",
+    })
+
+
+def _plain(config: DatasetConfig) -> dict[str, Any]:
+    """The config but its sample as plain lists and numbers (YAML-safe)."""
+    return {f.name: _lists(asdict(config)[f.name]) for f in fields(config) if f.name != "sample"}
+
+
+def _lists(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    return value
+
+
+def done(group: zarr.Group) -> np.ndarray:
+    """Which items are written completely."""
+    return np.asarray(group["done"][:], dtype=bool)
+
+
+def write_images(path: str | Path, item: dict[str, Any]) -> None:
+    """Write one item's images (its own chunks: any process may do this for its items)."""
+    group = zarr.open_group(str(path), mode="r+")
+    for name, array in item["arrays"].items():
+        group[name][item["index"]] = array
+
+
+def write_conditions(group: zarr.Group, finished: list[dict[str, Any]]) -> None:
+    """Write the conditions of ``finished`` items (``{"index", "conditions"}``) and mark them done; the
+    chunks are shared by many items, so one process does this, a batch at a time."""
+    if not finished:
+        return
+    indices = np.array([item["index"] for item in finished])
+    order = np.argsort(indices)
+    indices = indices[order]
+    for name in CONDITIONS:
+        values = np.array([finished[k]["conditions"][name] for k in order])
+        _scatter(group[name], indices, values)
+    _scatter(group["done"], indices, np.ones(len(indices), dtype=bool))
+
+
+def _scatter(array: zarr.Array, indices: np.ndarray, values: np.ndarray) -> None:
+    """``array[indices] = values`` as a few contiguous slice writes (indices sorted)."""
+    breaks = np.flatnonzero(np.diff(indices) != 1) + 1
+    for run_indices, run_values in zip(np.split(indices, breaks), np.split(values, breaks), strict=True):
+        array[int(run_indices[0]):int(run_indices[-1]) + 1] = run_values
