@@ -271,3 +271,88 @@ def test_an_afm_in_its_own_frame_sees_a_dopant_where_the_transform_puts_it():
     row, col = np.argmin(np.abs(reply["y"] - v)), np.argmin(np.abs(reply["x"] - u))
     assert classes[row, col] == CLASSES["substitution"]
     assert defects[instances[row, col] - 1].species == "Si"
+
+
+def test_a_holey_carbon_film_has_its_density_and_its_holes():
+    sample = build_sample("graphene-on-holey-carbon", 0)
+    film = sample.film
+    on_film = Window(1e-6, 0.0, 1e-6 + 5 * NM, 5 * NM)
+    atoms = sample.atoms_in_window(on_film)
+    carbon = atoms.arrays["site"][:, 0] == len(sample.layers)
+    volume = 50.0 * 50.0 * film.thickness  # Å³
+    assert carbon.sum() / volume == pytest.approx(film.density, rel=0.03)
+    z = atoms.positions[carbon, 2]
+    assert z.max() <= film.top + 1e-9 and z.min() >= film.top - film.thickness - 1e-9
+    over_hole = sample.atoms_in_window(Window(0.0, 0.0, 5 * NM, 5 * NM))
+    assert not (over_hole.arrays["site"][:, 0] == len(sample.layers)).any()  # suspended graphene only
+    graphene_density = 2 / (sample.crystal.area_per_cell * 1e-20)  # atoms per m²
+    assert len(over_hole) == pytest.approx(graphene_density * 25e-18, rel=0.03)
+    edge = film.hole_diameter / 2 * 1e-10  # m
+    heights = sample.surface_height(np.array([edge - 20 * NM, edge + 20 * NM]), np.zeros(2))
+    assert heights[0] == pytest.approx(heights[1], abs=1e-10)  # graphene on top either way ...
+    assert sample.support_height == pytest.approx((film.top - film.thickness) * 1e-10)  # ... the floor deep
+
+
+@pytest.mark.slow
+def test_the_tem_sees_thon_rings_on_the_film_and_none_over_a_hole():
+    """At 150 nm underfocus the amorphous film's diffractogram has zeros where chi = n pi; over a hole
+    only the graphene lattice (sharp spots) remains, with far less diffuse power between them."""
+    from twin.instruments.clock import Clock
+    from twin.instruments.tem import TemInstrument
+    from twin.physics.ctf import Aberrations, aberration_phase, electron_wavelength
+
+    sample = build_sample("graphene-on-holey-carbon", 0)
+    tem = TemInstrument(sample, Clock(0.0), seed=0)
+    for name, value in (("twin.stage_errors", False), ("twin.drift", False), ("optics.focus", -150e-9),
+                        ("optics.magnification", 2_050_000.0)):
+        tem.set(name, value)
+    spectra = {}
+    for place, x in (("film", 1e-6), ("hole", 0.0)):
+        tem.move_stage({"x": x, "y": 0.0})
+        image = tem.acquire_camera_image("BM-Ceta", 512, 4.0)
+        data = image["data"].astype(float)
+        fov = image["metadata"]["binary_result"]["pixel_size"]["x"] * 512
+        power = np.abs(np.fft.fftshift(np.fft.fft2(data - data.mean()))) ** 2
+        k = np.hypot(*np.meshgrid(*(np.fft.fftshift(np.fft.fftfreq(512, fov / 512)),) * 2))
+        bins = np.arange(0, k.max(), 1 / fov)
+        index = np.digitize(k.ravel(), bins)
+        radial = np.bincount(index, power.ravel()) / np.maximum(np.bincount(index), 1)
+        spectra[place] = (np.concatenate([[0.0], bins[:-1] + 0.5 / fov, [bins[-1] + 0.5 / fov]]), radial)
+    centres, film = spectra["film"]
+    _, hole = spectra["hole"]
+    wavelength = electron_wavelength(80e3)
+    cs = tem.hardware.spherical_aberration
+    fine = np.linspace(0.2e9, 3e9, 20000)
+    chi = aberration_phase(fine, 0 * fine, wavelength, Aberrations(C10=-150e-9, C30=cs))
+    for n in (1, 2, 3):
+        expected = fine[np.argmin(np.abs(np.abs(chi) - n * np.pi))]
+        lo, hi = (fine[np.argmin(np.abs(np.abs(chi) - m * np.pi))] for m in (n - 0.5, n + 0.5))
+        window = (centres > lo) & (centres < hi)
+        found = centres[window][np.argmin(film[window])]
+        assert abs(found - expected) <= 2 / fov, (n, found, expected)
+    band = (centres > 1e9) & (centres < 3e9)  # between the graphene spots (first order: 4.7 / nm)
+    assert np.median(film[band]) > 5 * np.median(hole[band])
+
+
+def test_stone_wales_turns_one_bond_by_ninety_degrees_and_wrinkles_lift_a_ridge():
+    sample = build_sample("graphene-features", 0)
+    pristine = build_sample("graphene", 0)
+    truth = sample.defects_in_window(Window(-600 * NM, -600 * NM, 600 * NM, 600 * NM))
+    turned = next(d for d in truth if d.kind == "stone-wales"
+                  and all(np.hypot(o.x - d.x, o.y - d.y) > 2 * NM for o in truth if o is not d))
+    window = Window.around(turned.x, turned.y, 1 * NM, 1 * NM)
+    before = pristine.atoms_in_window(window).positions[:, :2]
+    after = sample.atoms_in_window(window).positions[:, :2]
+    moved = after[cKDTree(before).query(after)[0] > 0.1]  # Å
+    assert len(moved) == 2
+    bond = moved[1] - moved[0]
+    assert np.hypot(*bond) == pytest.approx(2.46 / np.sqrt(3), rel=1e-6)  # still one C-C bond ...
+    original = before[cKDTree(after).query(before)[0] > 0.1]
+    assert abs(np.dot(bond, original[1] - original[0])) < 1e-6  # ... turned by 90°
+    assert moved.mean(axis=0) * 1e-10 + [window.x_min, window.y_min] == pytest.approx([turned.x, turned.y],
+                                                                                      abs=1e-15)
+    ridge = next(d for d in truth if d.kind == "wrinkle")
+    near = sample.atoms_in_window(Window.around(ridge.x, ridge.y, 1 * NM, 1 * NM))
+    flat = pristine.atoms_in_window(Window.around(ridge.x, ridge.y, 1 * NM, 1 * NM))
+    lift = np.median(near.positions[:, 2]) - np.median(flat.positions[:, 2])
+    assert lift == pytest.approx(10.0, rel=0.1)  # Å: the ridge's height at its axis

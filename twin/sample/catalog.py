@@ -69,7 +69,8 @@ BUILT_IN: dict[str, dict[str, Any]] = {
     },
     "graphene-features": {
         "description": "Graphene flakes (hexagons of 0.5–2 µm across the stage centre) with vacancies, "
-                       "multivacancies, pores, Si dopants, Pt adatoms and hydrocarbon contamination",
+                       "multivacancies, Stone-Wales defects, pores, Si dopants, Pt adatoms, hydrocarbon "
+                       "contamination and wrinkles",
         "ripples": _RIPPLES,
         "layers": [{"material": "graphene", "flakes": [
             {"shape": "hexagon", "centre": ["0 um", "0 um"], "size": "2 um"},
@@ -82,7 +83,19 @@ BUILT_IN: dict[str, dict[str, Any]] = {
             {"kind": "adsorbate", "species": "Pt", "density": "0.002 nm^-2", "height": "2.2 A"},
             {"kind": "contamination", "density": "0.0003 nm^-2", "size": ["1 nm", "3 nm"],
              "height": "1 nm"},
+            {"kind": "stone-wales", "density": "0.002 nm^-2"},
+            {"kind": "wrinkle", "density": "0.00002 nm^-2", "size": ["20 nm", "80 nm"], "height": "1 nm",
+             "width": "1.5 nm"},
         ]}],
+    },
+    "graphene-on-holey-carbon": {
+        "description": "Graphene with vacancies and Si dopants on a holey amorphous-carbon film (3 nm thick, "
+                       "1.2 µm holes every 2 µm, one centred on the origin): suspended over the holes, on "
+                       "carbon between them",
+        "ripples": _RIPPLES,
+        "support": {"kind": "holey-carbon", "height": "-3.35 A", "thickness": "3 nm",
+                    "hole_diameter": "1.2 um", "pitch": "2 um"},
+        "layers": [{"material": "graphene", "defects": _GRAPHENE_DEFECTS}],
     },
 }
 SAMPLES = tuple(BUILT_IN)

@@ -7,7 +7,9 @@ stored. A feature belongs to the cell that contains its anchor site. Lengths in 
 Kinds: ``vacancy`` and ``substitution`` (one site), ``multivacancy`` (the ``size`` sites nearest to
 the anchor), ``pore`` (every site within a radius ``size``), ``adsorbate`` (an atom ``height`` above
 the layer's top at the anchor), ``contamination`` (an amorphous hydrocarbon patch of radius ``size``
-and thickness ``height``).
+and thickness ``height``), ``stone-wales`` (the bond from the anchor to its basis-1 neighbour turned by
+90° about its middle), ``wrinkle`` (the layer lifted in a ridge ``height`` high and ``width`` wide, of
+length ``size``, in a direction drawn from the seed).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import numpy as np
 from twin.sample.lattice import Crystal2D
 
 _INDEX_OFFSET = 1 << 40  # keeps negative cell indices non-negative for the seed sequence
-KINDS = ("vacancy", "substitution", "multivacancy", "pore", "adsorbate", "contamination")
-EXTENDED = ("multivacancy", "pore", "contamination")  # kinds that reach beyond their anchor site
+KINDS = ("vacancy", "substitution", "multivacancy", "stone-wales", "pore", "adsorbate", "contamination",
+         "wrinkle")
+EXTENDED = ("multivacancy", "pore", "contamination", "wrinkle")  # kinds that reach beyond their anchor
 
 
 def defect_label(kind: str, species: str | None) -> str:
@@ -48,6 +51,7 @@ class DefectSpec:
     size: tuple[float, float] = (0.0, 0.0)
     height: float = 0.0
     at: tuple[tuple[float, float], ...] = ()
+    width: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -60,8 +64,10 @@ class DefectSpec:
         lo, hi = self.size
         if self.kind in EXTENDED and not 0 < lo <= hi:
             raise ValueError(f"a {self.kind} needs a size range 0 < lo <= hi, got {self.size!r}")
-        if self.kind in ("adsorbate", "contamination") and self.height <= 0:
+        if self.kind in ("adsorbate", "contamination", "wrinkle") and self.height <= 0:
             raise ValueError(f"a {self.kind} needs a height > 0 Å, got {self.height!r}")
+        if self.kind == "wrinkle" and self.width <= 0:
+            raise ValueError(f"a wrinkle needs a width > 0 Å, got {self.width!r}")
 
     @property
     def label(self) -> str:
@@ -72,6 +78,10 @@ class DefectSpec:
         """How far (Å) from its anchor the feature can change atoms."""
         if self.kind == "multivacancy":
             return 2.0 * np.sqrt(self.size[1]) + 3.0  # n sites of a ~5 Å² cell lie within this
+        if self.kind == "wrinkle":
+            return self.size[1] / 2 + 4 * self.width
+        if self.kind == "stone-wales":
+            return 3.0
         return self.size[1] if self.kind in ("pore", "contamination") else 0.0
 
 
@@ -180,3 +190,19 @@ def multivacancy_sites(crystal: Crystal2D, defect: SiteDefect, rotation: float,
     order = np.argsort(np.hypot(positions[:, 0] - x, positions[:, 1] - y), kind="stable")
     count = int(defect.size)
     return {(int(i[k]), int(j[k]), int(b[k])) for k in order[:count]}
+
+
+def wrinkle_direction(defect: SiteDefect) -> np.ndarray:
+    """Unit vector along a wrinkle, drawn from its seed."""
+    angle = np.random.default_rng([defect.seed, 0x575249]).uniform(0.0, np.pi)
+    return np.array([np.cos(angle), np.sin(angle)])
+
+
+def wrinkle_lift(defect: SiteDefect, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Height (Å) a wrinkle adds at ``x``, ``y`` (Å): a Gaussian ridge across a segment of length
+    ``defect.size`` centred on the anchor, with rounded ends."""
+    along = wrinkle_direction(defect)
+    dx, dy = np.asarray(x) - defect.x, np.asarray(y) - defect.y
+    t = np.clip(dx * along[0] + dy * along[1], -defect.size / 2, defect.size / 2)
+    distance2 = (dx - t * along[0]) ** 2 + (dy - t * along[1]) ** 2
+    return defect.spec.height * np.exp(-distance2 / (2 * defect.spec.width**2))

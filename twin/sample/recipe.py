@@ -34,6 +34,7 @@ from twin.sample.lattice import MATERIALS, Crystal2D, from_cif
 from twin.sample.regions import SHAPES, Flake
 from twin.sample.ripples import RippleField
 from twin.sample.specimen import Layer, Sample
+from twin.sample.support import HoleyCarbon
 from twin.sample.units import check_keys, pair, quantity
 
 ANGSTROM = 1e-10
@@ -56,13 +57,14 @@ class DefectRecipe:
     size: tuple[float, float] = (0.0, 0.0)
     height: float = 0.0
     at: tuple[tuple[float, float], ...] = ()
+    width: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "density": self.density}
         if self.species is not None:
             data["species"] = self.species
         data.update(sublattices=list(self.sublattices), z_offset=self.z_offset, size=list(self.size),
-                    height=self.height, at=[list(p) for p in self.at])
+                    height=self.height, at=[list(p) for p in self.at], width=self.width)
         return data
 
     def spec(self) -> DefectSpec:
@@ -70,7 +72,8 @@ class DefectRecipe:
         scale = 1.0 if self.kind == "multivacancy" else 1 / ANGSTROM
         return DefectSpec(self.kind, self.density / 1e18, self.sublattices, self.species,
                           self.z_offset / ANGSTROM, (self.size[0] * scale, self.size[1] * scale),
-                          self.height / ANGSTROM, tuple((x / ANGSTROM, y / ANGSTROM) for x, y in self.at))
+                          self.height / ANGSTROM, tuple((x / ANGSTROM, y / ANGSTROM) for x, y in self.at),
+                          self.width / ANGSTROM)
 
 
 @dataclass(frozen=True)
@@ -102,9 +105,10 @@ class LayerRecipe:
 
 @dataclass(frozen=True)
 class SampleRecipe:
-    """A whole specimen: layers on a flat support at ``support_height`` (m), rippled with ``ripple_rms``
-    (m) over ``ripple_wavelength`` (m, a range), the first layer turned by ``rotation`` (rad; None:
-    drawn from the seed)."""
+    """A whole specimen: layers on a support whose top is at ``support_height`` (m; flat, or a holey
+    carbon film ``film_thickness`` thick with holes of ``hole_diameter`` every ``hole_pitch``), rippled
+    with ``ripple_rms`` (m) over ``ripple_wavelength`` (m, a range), the first layer turned by
+    ``rotation`` (rad; None: drawn from the seed)."""
 
     name: str
     layers: tuple[LayerRecipe, ...]
@@ -113,13 +117,19 @@ class SampleRecipe:
     support_height: float = -3.35e-10
     ripple_rms: float = 0.0
     ripple_wavelength: tuple[float, float] = (5e-9, 20e-9)
+    support_kind: str = "flat"  # or "holey-carbon": a film whose top is at support_height
+    film_thickness: float = 3e-9
+    hole_diameter: float = 1.2e-6
+    hole_pitch: float = 2e-6
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (SI numbers), as :func:`from_dict` reads it back."""
         return {
             "name": self.name, "description": self.description,
             "rotation": "random" if self.rotation is None else self.rotation,
-            "support": {"height": self.support_height},
+            "support": {"kind": self.support_kind, "height": self.support_height} | (
+                {"thickness": self.film_thickness, "hole_diameter": self.hole_diameter,
+                 "pitch": self.hole_pitch} if self.support_kind == "holey-carbon" else {}),
             "ripples": {"rms": self.ripple_rms, "wavelength": list(self.ripple_wavelength)},
             "layers": [layer.to_dict() for layer in self.layers],
         }
@@ -132,6 +142,10 @@ class SampleRecipe:
 def build(recipe: SampleRecipe, seed: int) -> Sample:
     """The sample ``recipe`` describes, its random parts drawn from ``seed``."""
     crystals = [layer.crystal() for layer in recipe.layers]
+    for n, (crystal, layer) in enumerate(zip(crystals, recipe.layers, strict=True)):
+        if len(crystal.basis) != 2 and any(d.kind == "stone-wales" for d in layer.defects):
+            raise ValueError(f"layers[{n}]: Stone-Wales defects need a two-atom (honeycomb) basis; "
+                             f"{crystal.name} has {len(crystal.basis)}")
     rotation = recipe.rotation
     if rotation is None:
         period = PERIODS.get(crystals[0].name, 2 * np.pi)
@@ -145,7 +159,11 @@ def build(recipe: SampleRecipe, seed: int) -> Sample:
     shortest, longest = (w / ANGSTROM for w in recipe.ripple_wavelength)
     ripples = RippleField(rms=recipe.ripple_rms / ANGSTROM, wavelength_min=shortest, wavelength_max=longest,
                           seed=seed)
-    return Sample(recipe.name, layers, ripples, seed, recipe.support_height, recipe.description, recipe)
+    film = None
+    if recipe.support_kind == "holey-carbon":
+        film = HoleyCarbon(recipe.support_height / ANGSTROM, recipe.film_thickness / ANGSTROM,
+                           recipe.hole_diameter / ANGSTROM, recipe.hole_pitch / ANGSTROM, seed)
+    return Sample(recipe.name, layers, ripples, seed, recipe.support_height, recipe.description, recipe, film)
 
 
 def load(path: str | Path) -> SampleRecipe:
@@ -178,7 +196,10 @@ def from_dict(data: dict[str, Any]) -> SampleRecipe:
         raise ValueError(f"sample layers = {layers!r}: give a list of at least one layer")
     rotation = data.get("rotation")
     support = data.get("support") or {}
-    check_keys("support", support, ("height",))
+    check_keys("support", support, ("kind", "height", "thickness", "hole_diameter", "pitch"))
+    kind = support.get("kind", "flat")
+    if kind not in ("flat", "holey-carbon"):
+        raise ValueError(f"support.kind = {kind!r} is not known; allowed: flat, holey-carbon")
     ripples = data.get("ripples") or {}
     check_keys("ripples", ripples, ("rms", "wavelength"))
     return SampleRecipe(
@@ -187,6 +208,10 @@ def from_dict(data: dict[str, Any]) -> SampleRecipe:
         description=str(data.get("description", "")),
         rotation=None if rotation in (None, "random") else quantity("rotation", rotation, "angle"),
         support_height=quantity("support.height", support.get("height", -3.35e-10), "length"),
+        support_kind=kind,
+        film_thickness=quantity("support.thickness", support.get("thickness", 3e-9), "length"),
+        hole_diameter=quantity("support.hole_diameter", support.get("hole_diameter", 1.2e-6), "length"),
+        hole_pitch=quantity("support.pitch", support.get("pitch", 2e-6), "length"),
         ripple_rms=quantity("ripples.rms", ripples.get("rms", 0.0), "length"),
         ripple_wavelength=pair("ripples.wavelength", ripples.get("wavelength", [5e-9, 20e-9]), "length"),
     )
@@ -220,7 +245,8 @@ def _layer(n: int, data: Any) -> LayerRecipe:
 def _defect(where: str, data: Any) -> DefectRecipe:
     if not isinstance(data, dict):
         raise ValueError(f"{where} = {data!r} must be a mapping (kind, density, ...)")
-    check_keys(where, data, ("kind", "density", "species", "sublattices", "z_offset", "size", "height", "at"))
+    check_keys(where, data, ("kind", "density", "species", "sublattices", "z_offset", "size", "height", "at",
+                             "width"))
     kind = data.get("kind")
     if kind not in KINDS:
         raise ValueError(f"{where}.kind = {kind!r} is not known; allowed: {', '.join(KINDS)}")
@@ -236,6 +262,7 @@ def _defect(where: str, data: Any) -> DefectRecipe:
         size=pair(f"{where}.size", size, "number" if kind == "multivacancy" else "length"),
         height=quantity(f"{where}.height", data.get("height", 0.0), "length"),
         at=tuple(pair(f"{where}.at[{k}]", p, "length") for k, p in enumerate(data.get("at") or [])),
+        width=quantity(f"{where}.width", data.get("width", 0.0), "length"),
     )
     recipe.spec()  # checks the combination (a substitution's species, a pore's size, ...)
     return recipe

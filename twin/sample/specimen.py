@@ -23,11 +23,13 @@ from twin.sample.defects import (
     contamination_atoms,
     defect_label,
     multivacancy_sites,
+    wrinkle_lift,
 )
 from twin.sample.history import KnockOuts
 from twin.sample.lattice import Crystal2D
 from twin.sample.regions import Flake, covered
 from twin.sample.ripples import RippleField
+from twin.sample.support import HoleyCarbon
 
 ANGSTROM = 1e-10
 
@@ -113,6 +115,7 @@ class Sample:
         support_height: float = -3.35e-10,
         description: str = "",
         recipe: object | None = None,
+        film: HoleyCarbon | None = None,
     ) -> None:
         if not layers:
             raise ValueError("a sample needs at least one layer")
@@ -121,7 +124,9 @@ class Sample:
         self.layers = layers
         self.seed = seed
         self.ripples = ripples
-        self.support_height = support_height
+        self.film = film  # a holey carbon film under the layers, or None (a flat support)
+        # where no atom is, the AFM meets the support: the flat one, or the film's bottom in its holes
+        self.support_height = support_height if film is None else (film.top - film.thickness) * ANGSTROM
         self.recipe = recipe  # what it was built from (a SampleRecipe), for metadata and datasets
         self.fields = tuple(DefectField(layer.crystal, layer.defect_specs, seed, layer.rotation, layer=k,
                                         shift=layer.shift) for k, layer in enumerate(layers))
@@ -153,10 +158,13 @@ class Sample:
         x0, y0, x1, y1 = (v / ANGSTROM for v in (window.x_min, window.y_min, window.x_max, window.y_max))
         emptied = [tuple(site) for site, *_ in self.knocked_out.in_window(x0, y0, x1, y1)]
         parts = [self._layer_atoms(k, x0, y0, x1, y1, emptied) for k in range(len(self.layers))]
+        if self.film is not None:
+            parts.append(self._film_atoms(x0, y0, x1, y1, emptied))
         numbers = np.concatenate([p[0] for p in parts])
         positions = np.concatenate([p[1] for p in parts])
         sites = np.concatenate([p[2] for p in parts])
-        positions[:, 2] += self.ripples.height(positions[:, 0], positions[:, 1])
+        rippled = sites[:, 0] < len(self.layers)  # the layers ripple; a support film does not
+        positions[rippled, 2] += self.ripples.height(positions[rippled, 0], positions[rippled, 1])
         positions[:, 0] -= x0
         positions[:, 1] -= y0
         atoms = Atoms(numbers=numbers, positions=positions, cell=[x1 - x0, y1 - y0, 0.0])
@@ -176,7 +184,7 @@ class Sample:
         keep = np.ones(len(b), dtype=bool)
         lookup = _SiteIndex(i, j, b, len(layer.crystal.basis))
         n_basis = len(layer.crystal.basis)
-        extra_xyz, extra_symbols, extra_sites = [], [], []
+        extra_xyz, extra_symbols, extra_sites, wrinkles = [], [], [], []
         top = layer.z + max(a.z for a in layer.crystal.basis)
         reach = field.reach
         for defect in field.in_window(x0 - reach, y0 - reach, x1 + reach, y1 + reach):
@@ -191,6 +199,14 @@ class Sample:
             elif spec.kind == "multivacancy":
                 sites = multivacancy_sites(layer.crystal, defect, layer.rotation, np.array(layer.shift))
                 keep[lookup.find(sorted(sites))] = False
+            elif spec.kind == "stone-wales":
+                pair = lookup.find([anchor, (defect.i, defect.j, 1 - defect.b)])
+                if len(pair) == 2:  # both atoms of the bond in the window: turn it by 90° about its middle
+                    middle = positions[pair, :2].mean(axis=0)
+                    offset = positions[pair, :2] - middle
+                    positions[pair, :2] = middle + offset[:, ::-1] * [-1.0, 1.0]
+            elif spec.kind == "wrinkle":
+                wrinkles.append(defect)
             elif spec.kind == "pore":
                 keep &= np.hypot(positions[:, 0] - defect.x, positions[:, 1] - defect.y) >= defect.size
             elif spec.kind == "adsorbate":
@@ -216,9 +232,22 @@ class Sample:
             numbers = np.concatenate([numbers, np.array([atomic_numbers[s] for s in symbols], int)[inside]])
             sites = np.concatenate([sites, added[inside]])
             keep = np.concatenate([keep, np.ones(int(inside.sum()), dtype=bool)])
+        for wrinkle in wrinkles:
+            positions[:, 2] += wrinkle_lift(wrinkle, positions[:, 0], positions[:, 1])
         if layer.flakes:
             keep &= covered(layer.flakes, positions[:, 0] * ANGSTROM, positions[:, 1] * ANGSTROM)
         return numbers[keep], positions[keep], sites[keep]
+
+    def _film_atoms(self, x0: float, y0: float, x1: float, y1: float, emptied: list[tuple[int, ...]]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The support film's carbon atoms in the window, sites ``(n_layers, cell x, cell y, k)``."""
+        positions, cells = self.film.atoms(x0, y0, x1, y1)
+        sites = np.column_stack([np.full(len(cells), len(self.layers)), cells])
+        gone = {site for site in emptied if site[0] == len(self.layers)}
+        if gone:
+            keep = np.array([tuple(site) not in gone for site in sites.tolist()], dtype=bool)
+            positions, sites = positions[keep], sites[keep]
+        return np.full(len(positions), atomic_numbers["C"]), positions, sites
 
     def defects_in_window(self, window: Window) -> list[Defect]:
         """Ground truth: every defect or feature anchored in ``window``, grown or made by the beam."""
@@ -233,6 +262,8 @@ class Sample:
                     continue
                 found.append(self._defect(k, d))
         for (k, _, _, b), (x, y, symbol) in emptied.items():
+            if k == len(self.layers):
+                continue  # a film atom: the film is amorphous, it has no vacancies
             layer = self.layers[k]
             if b >= len(layer.crystal.basis):
                 continue  # an added atom (adsorbate, contamination) the beam removed: not a vacancy
@@ -243,13 +274,18 @@ class Sample:
 
     def _defect(self, k: int, d: SiteDefect) -> Defect:
         layer, spec = self.layers[k], d.spec
-        base = layer.z + float(self.ripples.height(d.x, d.y))
+        x, y = d.x, d.y
+        if spec.kind == "stone-wales":  # at the middle of the turned bond
+            partner = layer.crystal.site_positions(np.array([d.i]), np.array([d.j]), np.array([1 - d.b]),
+                                                   layer.rotation)[0, :2] + layer.shift
+            x, y = (x + partner[0]) / 2, (y + partner[1]) / 2
+        base = layer.z + float(self.ripples.height(x, y))
         z = base + layer.crystal.basis[d.b].z + spec.z_offset
-        if spec.kind in ("adsorbate", "contamination"):
+        if spec.kind in ("adsorbate", "contamination", "wrinkle"):
             z = base + max(a.z for a in layer.crystal.basis) + spec.height
-        size = d.size * ANGSTROM if spec.kind in ("pore", "contamination") else d.size
+        size = d.size * ANGSTROM if spec.kind in ("pore", "contamination", "wrinkle") else d.size
         return Defect(kind=spec.kind, species=spec.species, host=layer.crystal.basis[d.b].symbol,
-                      x=d.x * ANGSTROM, y=d.y * ANGSTROM, z=z * ANGSTROM, size=size, layer=k)
+                      x=x * ANGSTROM, y=y * ANGSTROM, z=z * ANGSTROM, size=size, layer=k)
 
     def remove_atoms(self, atoms: Atoms) -> int:
         """Empty the sites of ``atoms`` (as returned by :meth:`atoms_in_window`); returns how many were
@@ -277,6 +313,9 @@ class Sample:
         x, y = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
         height = np.full(x.shape, self.support_height)
         ripples = self.ripples.height(x / ANGSTROM, y / ANGSTROM)
+        if self.film is not None:
+            film = ~self.film.in_hole(x / ANGSTROM, y / ANGSTROM)
+            height = np.where(film, (self.film.top + vdw_radii[atomic_numbers["C"]]) * ANGSTROM, height)
         for layer in self.layers:
             top = layer.z + max(a.z + vdw_radii[atomic_numbers[a.symbol]] for a in layer.crystal.basis)
             here = covered(layer.flakes, x, y)
@@ -289,6 +328,8 @@ class Sample:
         added = {spec.species for spec in self.defect_specs if spec.species}
         if any(spec.kind == "contamination" for spec in self.defect_specs):
             added |= {"C", "H"}
+        if self.film is not None:
+            added.add("C")
         return sorted({s for layer in self.layers for s in layer.crystal.species} | added)
 
     @property
@@ -297,9 +338,10 @@ class Sample:
         return self.crystal.first_order_spacing * ANGSTROM
 
     def atom_density(self) -> float:
-        """Atoms per m² of the pristine stack."""
-        return sum(len(layer.crystal.basis) / (layer.crystal.area_per_cell * ANGSTROM**2)
-                   for layer in self.layers)
+        """Atoms per m² of the pristine stack (and of the support film, holes averaged in)."""
+        film = 0.0 if self.film is None else self.film.atoms_per_area() / ANGSTROM**2
+        return film + sum(len(layer.crystal.basis) / (layer.crystal.area_per_cell * ANGSTROM**2)
+                          for layer in self.layers)
 
     def describe(self) -> dict[str, object]:
         """A summary for clients and metadata."""
@@ -315,6 +357,10 @@ class Sample:
             "version": self.version,
             "ripple_rms": self.ripples.rms * ANGSTROM,
             "support_height": self.support_height,
+            "support": "flat" if self.film is None else {
+                "kind": "holey carbon", "top": self.film.top * ANGSTROM,
+                "thickness": self.film.thickness * ANGSTROM,
+                "hole_diameter": self.film.hole_diameter * ANGSTROM, "pitch": self.film.pitch * ANGSTROM},
             "defects": [
                 {"label": s.label, "density_per_m2": s.density * 1e18, "z_offset": s.z_offset * ANGSTROM}
                 for s in self.defect_specs

@@ -11,7 +11,7 @@ import numpy as np
 from ase.data.vdw_alvarez import vdw_radii
 
 from twin.physics.afm import vdw_height_map
-from twin.sample.defects import multivacancy_sites
+from twin.sample.defects import multivacancy_sites, wrinkle_direction
 from twin.sample.frames import FramedSample, InstrumentFrame
 from twin.sample.regions import covered
 from twin.sample.specimen import Defect, Sample, Window
@@ -19,8 +19,9 @@ from twin.sample.specimen import Defect, Sample, Window
 ANGSTROM = 1e-10
 # Class ids of the label masks; instance ids number the defects of ``defects_in_window`` from 1.
 CLASSES = {"support": 0, "crystal": 1, "vacancy": 2, "substitution": 3, "multivacancy": 4, "pore": 5,
-           "adsorbate": 6, "contamination": 7}
-_PAINT_ORDER = ("pore", "contamination", "multivacancy", "vacancy", "substitution", "adsorbate")
+           "adsorbate": 6, "contamination": 7, "stone-wales": 8, "wrinkle": 9}
+_PAINT_ORDER = ("wrinkle", "pore", "contamination", "multivacancy", "stone-wales", "vacancy", "substitution",
+                "adsorbate")
 _MOST_PIXELS = 4096 * 4096
 
 
@@ -74,6 +75,19 @@ def _footprint(sample: Sample, defect: Defect, frame: InstrumentFrame) -> list[t
     bond = layer.crystal.a / np.sqrt(3) * ANGSTROM  # nearest-neighbour distance of a honeycomb
     if defect.kind in ("pore", "contamination"):
         return [(defect.x, defect.y, defect.size)]
+    if defect.kind == "stone-wales":
+        return [(defect.x, defect.y, 1.5 * bond)]
+    if defect.kind == "wrinkle":  # discs along the ridge, as wide as its half-height width
+        field = sample.fields[defect.layer]
+        ax, ay = (v / ANGSTROM for v in frame.to_sample(defect.x, defect.y))
+        anchor = next(d for d in field.in_window(ax - 1e-3, ay - 1e-3, ax + 1e-3, ay + 1e-3)
+                      if d.spec.kind == "wrinkle")
+        width = 1.18 * anchor.spec.width * ANGSTROM  # half width at half height
+        along = wrinkle_direction(anchor)
+        c, s = np.cos(frame.rotation), np.sin(frame.rotation)
+        along = np.array([c * along[0] + s * along[1], -s * along[0] + c * along[1]])  # into the frame
+        steps = np.arange(-defect.size / 2, defect.size / 2 + width / 2, width / 2)
+        return [(defect.x + t * along[0], defect.y + t * along[1], width) for t in steps]
     if defect.kind == "multivacancy":
         field = sample.fields[defect.layer]
         ax, ay = (v / ANGSTROM for v in frame.to_sample(defect.x, defect.y))
