@@ -20,6 +20,7 @@ SMALL = {
     "region": [["-1.9 um", "1.9 um"], ["-1.5 um", "1.5 um"]],
     "tem": {"size": 128, "magnification": [1050000, 2050000], "focus": ["-15 nm", "-5 nm"]},
     "afm": {"size": 64, "double_tip": 0.5},
+    "stem": {"size": 64, "dwell_time": ["2 us", "4 us"]},
 }
 
 
@@ -71,7 +72,13 @@ def test_an_interrupted_run_resumes_to_the_same_dataset(one_worker, tmp_path):
 def test_items_pair_tem_and_afm_over_the_same_place_with_their_ground_truth(one_worker):
     data = xr.open_zarr(one_worker).load()
     assert data.done.all()
-    assert data.sizes == {"item": 4, "tem_y": 128, "tem_x": 128, "afm_y": 64, "afm_x": 64}
+    assert data.sizes == {"item": 4, "tem_y": 128, "tem_x": 128, "afm_y": 64, "afm_x": 64, "stem_y": 64,
+                          "stem_x": 64}
+    assert np.allclose(data.stem_pixel * 64, data.tem_pixel * 128)  # STEM scans the TEM's field of view
+    assert np.allclose(data.stem_x_min, data.tem_x_min, atol=1e-10)  # specimen drift in between
+    assert np.allclose(data.stem_y_min, data.tem_y_min, atol=1e-10)
+    assert ((data.dwell_time >= 2e-6) & (data.dwell_time <= 4e-6)).all()
+    assert (data.stem_image.max(dim=("stem_y", "stem_x")) > 0).all()
     # the same field of view: an AFM pixel is two TEM pixels, both grids start at the same corner
     assert np.allclose(data.afm_pixel, 2 * data.tem_pixel)
     assert np.allclose(data.afm_x_min, data.tem_x_min) and np.allclose(data.afm_y_min, data.tem_y_min)

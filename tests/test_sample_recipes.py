@@ -356,3 +356,33 @@ def test_stone_wales_turns_one_bond_by_ninety_degrees_and_wrinkles_lift_a_ridge(
     flat = pristine.atoms_in_window(Window.around(ridge.x, ridge.y, 1 * NM, 1 * NM))
     lift = np.median(near.positions[:, 2]) - np.median(flat.positions[:, 2])
     assert lift == pytest.approx(10.0, rel=0.1)  # Å: the ridge's height at its axis
+
+
+def _positions_by_site(atoms) -> dict[tuple[int, ...], np.ndarray]:
+    return {tuple(s): p for s, p in zip(atoms.arrays["site"].tolist(), atoms.positions[:, :2], strict=True)}
+
+
+def _layer(**settings) -> dict:
+    return {"name": "strained", "rotation": "17 deg", "layers": [{"material": "graphene", **settings}]}
+
+
+def test_a_uniform_strain_stretches_the_lattice_and_a_displacement_field_moves_atoms_by_its_rms():
+    plain = build(from_dict(_layer()), seed=0)
+    stretched = build(from_dict(_layer(strain=[0.02, -0.01, 0.005])), seed=0)
+    window = Window(0.0, 0.0, 6 * NM, 6 * NM)
+
+    def cell_vector(sample, steps: int = 10) -> np.ndarray:
+        """The mean separation (Å) of sublattice-0 atoms ``steps`` cells apart along a1, per cell."""
+        site = _positions_by_site(sample.atoms_in_window(window))
+        pairs = [site[(k, i + steps, j, b)] - p for (k, i, j, b), p in site.items()
+                 if b == 0 and (k, i + steps, j, b) in site]
+        return np.mean(pairs, axis=0) / steps
+
+    deformation = np.array([[1.02, 0.005], [0.005, 0.99]])
+    assert cell_vector(stretched) == pytest.approx(deformation @ cell_vector(plain), abs=1e-9)
+    wavy = build(from_dict(_layer(displacement={"rms": "0.3 A", "wavelength": ["5 nm", "20 nm"]})), seed=0)
+    big = Window(0.0, 0.0, 30 * NM, 30 * NM)
+    moved, still = (_positions_by_site(s.atoms_in_window(big)) for s in (wavy, plain))
+    shifts = np.array([p - still[site] for site, p in moved.items() if site in still])
+    assert np.sqrt(np.mean(np.sum(shifts**2, axis=1))) == pytest.approx(0.3, rel=0.35)  # few waves in 30 nm
+    assert abs(len(moved) - len(still)) < 0.02 * len(still)

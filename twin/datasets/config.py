@@ -11,6 +11,10 @@
       high_tension: [80 kV, 200 kV]        # one of these
       focus: [-20 nm, 5 nm]                # uniform in this range (C10)
       exposure: [0.1 s, 1 s]               # uniform
+    stem:                                  # optional: a STEM image of the same field of view
+      size: 256
+      dwell_time: [2 us, 10 us]
+      detector: HAADF
     afm:
       size: 256
       tip_radius: [1 nm, 8 nm]
@@ -49,6 +53,13 @@ class TemConditions:
 
 
 @dataclass(frozen=True)
+class StemConditions:
+    size: int = 0  # 0: no STEM image in the items
+    dwell_time: tuple[float, float] = (2e-6, 10e-6)
+    detector: str = "HAADF"
+
+
+@dataclass(frozen=True)
 class AfmConditions:
     size: int = 256
     tip_radius: tuple[float, float] = (1e-9, 5e-9)
@@ -68,6 +79,7 @@ class DatasetConfig:
     new_specimen_per_item: bool = True
     tem: TemConditions = TemConditions()
     afm: AfmConditions = AfmConditions()
+    stem: StemConditions = StemConditions()
 
     def fingerprint(self) -> str:
         """A hash of everything that decides the data: a store made from another config is not resumed."""
@@ -94,6 +106,7 @@ class DatasetConfig:
         conditions["second_apex_x"] = float(distance * np.cos(angle)) if double else 0.0
         conditions["second_apex_y"] = float(distance * np.sin(angle)) if double else 0.0
         conditions["second_apex_height"] = float(rng.uniform(0.0, 0.3e-9)) if double else 0.0
+        conditions["dwell_time"] = float(rng.uniform(*self.stem.dwell_time))
         return conditions
 
 
@@ -113,7 +126,7 @@ def load_config(path: str | Path, items: int | None = None) -> DatasetConfig:
 def config_from_dict(data: dict[str, Any], base: Path = Path(".")) -> DatasetConfig:
     """A config from plain data, every field checked by name."""
     check_keys("dataset config", data,
-               ("sample", "items", "seed", "region", "new_specimen_per_item", "tem", "afm"))
+               ("sample", "items", "seed", "region", "new_specimen_per_item", "tem", "afm", "stem"))
     sample = data.get("sample", "graphene-defects")
     if isinstance(sample, dict):
         recipe = from_dict({"name": "inline", **sample})
@@ -124,7 +137,8 @@ def config_from_dict(data: dict[str, Any], base: Path = Path(".")) -> DatasetCon
     region = data.get("region", [[-1e-6, 1e-6], [-1e-6, 1e-6]])
     if not isinstance(region, list) or len(region) != 2:
         raise ValueError(f"region = {region!r}: give [[x_lo, x_hi], [y_lo, y_hi]]")
-    tem, afm = data.get("tem") or {}, data.get("afm") or {}
+    tem, afm, stem = data.get("tem") or {}, data.get("afm") or {}, data.get("stem") or {}
+    check_keys("stem", stem, ("size", "dwell_time", "detector"))
     check_keys("tem", tem, ("size", "magnification", "high_tension", "focus", "exposure"))
     check_keys("afm", afm, ("size", "tip_radius", "double_tip", "z_noise", "ideal_feedback"))
     magnifications = tuple(float(m) for m in tem.get("magnification", TemConditions.magnification))
@@ -155,7 +169,19 @@ def config_from_dict(data: dict[str, Any], base: Path = Path(".")) -> DatasetCon
             z_noise=_range("afm.z_noise", afm.get("z_noise", list(AfmConditions.z_noise)), "length"),
             ideal_feedback=bool(afm.get("ideal_feedback", False)),
         ),
+        stem=StemConditions(
+            size=_size("stem.size", stem["size"]) if "size" in stem else 0,
+            dwell_time=_range("stem.dwell_time", stem.get("dwell_time", list(StemConditions.dwell_time)),
+                              "time"),
+            detector=_detector(stem.get("detector", "HAADF")),
+        ),
     )
+
+
+def _detector(name: Any) -> str:
+    if name not in ("HAADF", "ADF", "ABF", "BF"):
+        raise ValueError(f"stem.detector = {name!r} is not known; allowed: HAADF, ADF, ABF, BF")
+    return name
 
 
 def _range(name: str, value: Any, kind: str) -> tuple[float, float]:

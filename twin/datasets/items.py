@@ -58,6 +58,8 @@ def make_item(config: DatasetConfig, index: int) -> dict[str, Any]:
                         ("Scan.CenterPosX", (tem_window.x_min + tem_window.x_max) / 2),
                         ("Scan.CenterPosY", (tem_window.y_min + tem_window.y_max) / 2)):
         afm.set(name, value)
+    stem = _stem(twin, config, tem_window, conditions) if config.stem.size else {}
+
     afm.start_frame_up()
     topography = afm.get_frame(0, 1)
     afm_window = Window(**topography["metadata"]["twin"]["window"])
@@ -73,6 +75,7 @@ def make_item(config: DatasetConfig, index: int) -> dict[str, Any]:
             "afm_error": afm.get_frame(0, 0)["data"].astype(np.float32),
             "afm_height": height_map(twin.sample, afm_window, afm_shape).astype(np.float32),
             "afm_classes": afm_classes, "afm_instances": afm_instances,
+            **stem.get("arrays", {}),
         },
         "conditions": {
             **conditions,
@@ -81,7 +84,29 @@ def make_item(config: DatasetConfig, index: int) -> dict[str, Any]:
             "afm_x_min": afm_window.x_min, "afm_y_min": afm_window.y_min,
             "afm_pixel": afm_window.width / config.afm.size,
             "dose": image["metadata"]["optics"]["dose_per_area"],
+            **stem.get("conditions", {}),
         },
+    }
+
+
+def _stem(twin: DigitalTwin, config: DatasetConfig, window: Window, conditions: dict[str, Any]
+          ) -> dict[str, dict[str, Any]]:
+    """A STEM image of the same field of view as the TEM image, with its labels."""
+    tem = twin.tem
+    tem.set("optics.optical_mode", "Stem")
+    tem.set("optics.scan_field_of_view", window.width)
+    try:
+        reply = tem.acquire_stem_images(config.stem.detector, config.stem.size, conditions["dwell_time"])[0]
+    finally:
+        tem.set("optics.optical_mode", "Tem")
+    stem_window = Window(**reply["metadata"]["twin"]["window"])
+    shape = (config.stem.size, config.stem.size)
+    classes, instances, _ = label_masks(twin.sample, stem_window, shape)
+    return {
+        "arrays": {"stem_image": reply["data"].astype(np.uint16), "stem_classes": classes,
+                   "stem_instances": instances},
+        "conditions": {"dwell_time": conditions["dwell_time"], "stem_x_min": stem_window.x_min,
+                       "stem_y_min": stem_window.y_min, "stem_pixel": stem_window.width / config.stem.size},
     }
 
 

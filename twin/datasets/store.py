@@ -40,13 +40,30 @@ CONDITIONS = {  # per-item imaging conditions and where each image lies (SI)
     "afm_y_min": ("float64", "m", "bottom edge of the AFM frame"),
     "afm_pixel": ("float64", "m", "AFM pixel size"),
 }
+STEM_CONDITIONS = {
+    "dwell_time": ("float64", "s", "STEM dwell time per pixel"),
+    "stem_x_min": ("float64", "m", "left edge of the STEM image"),
+    "stem_y_min": ("float64", "m", "bottom edge of the STEM image"),
+    "stem_pixel": ("float64", "m", "STEM pixel size"),
+}
 _CONDITION_CHUNK = 4096
+
+
+def conditions(config: DatasetConfig) -> dict[str, tuple[str, str, str]]:
+    """Per-item numbers: name -> (dtype, unit, description)."""
+    return {**CONDITIONS, **(STEM_CONDITIONS if config.stem.size else {})}
 
 
 def images(config: DatasetConfig) -> dict[str, tuple[tuple[str, str], str, str, str]]:
     """Per-item images: name -> (dims, dtype, unit, description)."""
-    tem, afm = ("tem_y", "tem_x"), ("afm_y", "afm_x")
+    tem, afm, stem = ("tem_y", "tem_x"), ("afm_y", "afm_x"), ("stem_y", "stem_x")
+    scanned = {
+        "stem_image": (stem, "uint16", "counts", f"STEM {config.stem.detector} image"),
+        "stem_classes": (stem, "uint8", "", "class of each STEM pixel"),
+        "stem_instances": (stem, "int32", "", "defect instance of each STEM pixel, 0 for none"),
+    } if config.stem.size else {}
     return {
+        **scanned,
         "tem_image": (tem, "uint16", "counts", "HRTEM camera image"),
         "tem_classes": (tem, "uint8", "", "class of each TEM pixel (see flag_meanings)"),
         "tem_instances": (tem, "int32", "", "defect instance of each TEM pixel, 0 for none"),
@@ -79,7 +96,7 @@ def _template(config: DatasetConfig) -> xr.Dataset:
 
     n = config.items
     sizes = {"tem_y": config.tem.size, "tem_x": config.tem.size, "afm_y": config.afm.size,
-             "afm_x": config.afm.size}
+             "afm_x": config.afm.size, "stem_y": config.stem.size, "stem_x": config.stem.size}
     variables: dict[str, Any] = {}
     for name, (dims, dtype, unit, description) in images(config).items():
         shape = (n, sizes[dims[0]], sizes[dims[1]])
@@ -88,7 +105,7 @@ def _template(config: DatasetConfig) -> xr.Dataset:
             attrs |= {"flag_values": list(CLASSES.values()), "flag_meanings": " ".join(CLASSES)}
         variables[name] = (("item", *dims), da.zeros(shape, dtype=dtype, chunks=(1, *shape[1:])), attrs)
     chunk = min(n, _CONDITION_CHUNK)
-    for name, (dtype, unit, description) in CONDITIONS.items():
+    for name, (dtype, unit, description) in conditions(config).items():
         variables[name] = (("item",), da.zeros(n, dtype=dtype, chunks=chunk),
                            {"units": unit, "long_name": description})
     variables["done"] = (("item",), da.zeros(n, dtype=bool, chunks=chunk),
@@ -135,7 +152,9 @@ def write_conditions(group: zarr.Group, finished: list[dict[str, Any]]) -> None:
     indices = np.array([item["index"] for item in finished])
     order = np.argsort(indices)
     indices = indices[order]
-    for name in CONDITIONS:
+    for name in finished[0]["conditions"]:
+        if name not in group:
+            continue
         values = np.array([finished[k]["conditions"][name] for k in order])
         _scatter(group[name], indices, values)
     _scatter(group["done"], indices, np.ones(len(indices), dtype=bool))

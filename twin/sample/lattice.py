@@ -164,3 +164,18 @@ def from_cif(path: str, cells: int = 1) -> Crystal2D:
     name = crystal.get_chemical_formula(mode="reduce")
     return Crystal2D(name, float(a_len), basis, float(b_len), float(gamma))
 
+
+def strained(crystal: Crystal2D, rotation: float, strain: tuple[float, float, float]
+             ) -> tuple[Crystal2D, float]:
+    """The crystal turned by ``rotation`` (rad) under a uniform strain ``(exx, eyy, exy)`` of the sample
+    frame, as a crystal with new lattice constants and the rotation that puts its a1 in place (a
+    uniformly strained lattice is still a lattice: no window needs more atoms)."""
+    exx, eyy, exy = strain
+    if strain == (0.0, 0.0, 0.0):
+        return crystal, rotation
+    deformation = np.array([[1 + exx, exy], [exy, 1 + eyy]])
+    c, s = np.cos(rotation), np.sin(rotation)
+    a1, a2 = (deformation @ np.array([[c, -s], [s, c]]) @ v for v in crystal.cell)
+    turned = float(np.arctan2(a1[1], a1[0]))
+    gamma = float(np.degrees(np.arctan2(a1[0] * a2[1] - a1[1] * a2[0], a1 @ a2)))
+    return Crystal2D(crystal.name, float(np.hypot(*a1)), crystal.basis, float(np.hypot(*a2)), gamma), turned

@@ -30,9 +30,9 @@ import numpy as np
 import yaml
 
 from twin.sample.defects import KINDS, DefectSpec
-from twin.sample.lattice import MATERIALS, Crystal2D, from_cif
+from twin.sample.lattice import MATERIALS, Crystal2D, from_cif, strained
 from twin.sample.regions import SHAPES, Flake
-from twin.sample.ripples import RippleField
+from twin.sample.ripples import DisplacementField, RippleField
 from twin.sample.specimen import Layer, Sample
 from twin.sample.support import HoleyCarbon
 from twin.sample.units import check_keys, pair, quantity
@@ -89,6 +89,9 @@ class LayerRecipe:
     shift: tuple[float, float] = (0.0, 0.0)
     defects: tuple[DefectRecipe, ...] = ()
     flakes: tuple[Flake, ...] = ()
+    strain: tuple[float, float, float] = (0.0, 0.0, 0.0)  # uniform (exx, eyy, exy) of the sample frame
+    displacement_rms: float = 0.0  # m: a smooth random in-plane displacement field (local strain) ...
+    displacement_wavelength: tuple[float, float] = (5e-9, 20e-9)  # m: ... over these wavelengths
 
     def crystal(self) -> Crystal2D:
         return from_cif(self.cif, self.cells) if self.cif else MATERIALS[self.material]()
@@ -96,7 +99,8 @@ class LayerRecipe:
     def to_dict(self) -> dict[str, Any]:
         return {
             "material": {"cif": self.cif, "cells": self.cells} if self.cif else self.material,
-            "twist": self.twist, "z": self.z, "shift": list(self.shift),
+            "twist": self.twist, "z": self.z, "shift": list(self.shift), "strain": list(self.strain),
+            "displacement": {"rms": self.displacement_rms, "wavelength": list(self.displacement_wavelength)},
             "defects": [d.to_dict() for d in self.defects],
             "flakes": [{"shape": f.shape, "centre": list(f.centre), "size": f.size, "rotation": f.rotation,
                         "aspect": f.aspect, "vertices": [list(v) for v in f.vertices]} for f in self.flakes],
@@ -150,12 +154,18 @@ def build(recipe: SampleRecipe, seed: int) -> Sample:
     if rotation is None:
         period = PERIODS.get(crystals[0].name, 2 * np.pi)
         rotation = float(np.random.default_rng([seed, _ROTATION_STREAM]).uniform(0.0, period))
-    layers = tuple(
-        Layer(crystal, rotation + layer.twist, layer.z / ANGSTROM,
-              (layer.shift[0] / ANGSTROM, layer.shift[1] / ANGSTROM),
-              tuple(d.spec() for d in layer.defects), layer.flakes)
-        for crystal, layer in zip(crystals, recipe.layers, strict=True)
-    )
+    layers = []
+    for n, (crystal, layer) in enumerate(zip(crystals, recipe.layers, strict=True)):
+        crystal, turned = strained(crystal, rotation + layer.twist, layer.strain)
+        displacement = None
+        if layer.displacement_rms > 0:
+            shortest, longest = (w / ANGSTROM for w in layer.displacement_wavelength)
+            displacement = DisplacementField(layer.displacement_rms / ANGSTROM, shortest, longest,
+                                             seed=seed * 64 + n)
+        layers.append(Layer(crystal, turned, layer.z / ANGSTROM,
+                            (layer.shift[0] / ANGSTROM, layer.shift[1] / ANGSTROM),
+                            tuple(d.spec() for d in layer.defects), layer.flakes, displacement))
+    layers = tuple(layers)
     shortest, longest = (w / ANGSTROM for w in recipe.ripple_wavelength)
     ripples = RippleField(rms=recipe.ripple_rms / ANGSTROM, wavelength_min=shortest, wavelength_max=longest,
                           seed=seed)
@@ -221,7 +231,16 @@ def _layer(n: int, data: Any) -> LayerRecipe:
     where = f"layers[{n}]"
     if not isinstance(data, dict):
         raise ValueError(f"{where} = {data!r} must be a mapping (material, twist, z, ...)")
-    check_keys(where, data, ("material", "twist", "z", "shift", "defects", "flakes"))
+    check_keys(where, data,
+               ("material", "twist", "z", "shift", "defects", "flakes", "strain", "displacement"))
+    strain = data.get("strain", [0.0, 0.0, 0.0])
+    if not isinstance(strain, list) or len(strain) != 3:
+        raise ValueError(f"{where}.strain = {strain!r}: give [exx, eyy, exy] (fractions)")
+    strain = tuple(quantity(f"{where}.strain[{k}]", v, "number") for k, v in enumerate(strain))
+    if max(abs(v) for v in strain) > 0.2:
+        raise ValueError(f"{where}.strain = {list(strain)!r}: each component at most 0.2 in size")
+    displacement = data.get("displacement") or {}
+    check_keys(f"{where}.displacement", displacement, ("rms", "wavelength"))
     material, cif, cells = data.get("material", "graphene"), None, 1
     if isinstance(material, dict):
         check_keys(f"{where}.material", material, ("cif", "cells"))
@@ -239,6 +258,10 @@ def _layer(n: int, data: Any) -> LayerRecipe:
         shift=pair(f"{where}.shift", data.get("shift", [0.0, 0.0]), "length"),
         defects=tuple(_defect(f"{where}.defects[{k}]", d) for k, d in enumerate(data.get("defects") or [])),
         flakes=tuple(_flake(f"{where}.flakes[{k}]", f) for k, f in enumerate(data.get("flakes") or [])),
+        strain=strain,
+        displacement_rms=quantity(f"{where}.displacement.rms", displacement.get("rms", 0.0), "length"),
+        displacement_wavelength=pair(f"{where}.displacement.wavelength",
+                                     displacement.get("wavelength", [5e-9, 20e-9]), "length"),
     )
 
 

@@ -45,3 +45,34 @@ class RippleField:
         for (qx, qy), phase in zip(q, phases, strict=True):
             z += np.cos(qx * x + qy * y + phase)
         return amplitude * z
+
+    @property
+    def bound(self) -> float:
+        """No height (Å) of the field exceeds this."""
+        return self._waves[2] * self.modes
+
+
+@dataclass(frozen=True)
+class DisplacementField:
+    """Smooth in-plane displacements (a non-uniform strain field): two independent seeded fields like
+    :class:`RippleField`, one per direction, ``rms`` (Å) the RMS length of the displacement."""
+
+    rms: float
+    wavelength_min: float = 50.0
+    wavelength_max: float = 200.0
+    seed: int = 0
+    _parts: tuple[RippleField, RippleField] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        parts = tuple(RippleField(self.rms / np.sqrt(2), self.wavelength_min, self.wavelength_max,
+                                  seed=self.seed * 2 + k + 1) for k in (0, 1))
+        object.__setattr__(self, "_parts", parts)
+
+    def at(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Displacement (Å) along x and y at ``x``, ``y`` (Å)."""
+        return self._parts[0].height(x, y), self._parts[1].height(x, y)
+
+    @property
+    def bound(self) -> float:
+        """No displacement component (Å) exceeds this."""
+        return self._parts[0].bound

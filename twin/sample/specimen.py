@@ -28,7 +28,7 @@ from twin.sample.defects import (
 from twin.sample.history import KnockOuts
 from twin.sample.lattice import Crystal2D
 from twin.sample.regions import Flake, covered
-from twin.sample.ripples import RippleField
+from twin.sample.ripples import DisplacementField, RippleField
 from twin.sample.support import HoleyCarbon
 
 ANGSTROM = 1e-10
@@ -97,6 +97,19 @@ class Layer:
     shift: tuple[float, float] = (0.0, 0.0)
     defect_specs: tuple[DefectSpec, ...] = ()
     flakes: tuple[Flake, ...] = ()
+    displacement: DisplacementField | None = None  # smooth in-plane strain of the whole layer
+
+    def displaced(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where lattice points ``x``, ``y`` (Å) sit once the layer's strain field moved them."""
+        if self.displacement is None:
+            return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        dx, dy = self.displacement.at(x, y)
+        return x + dx, y + dy
+
+    @property
+    def reach(self) -> float:
+        """How far (Å) the strain field moves any atom at most."""
+        return 0.0 if self.displacement is None else self.displacement.bound
 
 
 class Sample:
@@ -178,6 +191,8 @@ class Sample:
         """Numbers, positions (Å, sample frame) and sites ``(k, i, j, b)`` of layer ``k`` in the window."""
         layer, field = self.layers[k], self.fields[k]
         sx, sy = layer.shift
+        inside = (x0, y0, x1, y1)  # the window; the lattice points that can strain into it lie around it
+        x0, y0, x1, y1 = x0 - layer.reach, y0 - layer.reach, x1 + layer.reach, y1 + layer.reach
         i, j, b, positions = layer.crystal.sites_in_window(x0 - sx, y0 - sy, x1 - sx, y1 - sy, layer.rotation)
         positions = positions + [sx, sy, layer.z]
         numbers = np.array([atomic_numbers[a.symbol] for a in layer.crystal.basis])[b]
@@ -234,9 +249,21 @@ class Sample:
             keep = np.concatenate([keep, np.ones(int(inside.sum()), dtype=bool)])
         for wrinkle in wrinkles:
             positions[:, 2] += wrinkle_lift(wrinkle, positions[:, 0], positions[:, 1])
+        if layer.displacement is not None:
+            positions[:, 0], positions[:, 1] = layer.displaced(positions[:, 0], positions[:, 1])
+            keep &= ((positions[:, 0] >= inside[0]) & (positions[:, 0] < inside[2])
+                     & (positions[:, 1] >= inside[1]) & (positions[:, 1] < inside[3]))
         if layer.flakes:
             keep &= covered(layer.flakes, positions[:, 0] * ANGSTROM, positions[:, 1] * ANGSTROM)
         return numbers[keep], positions[keep], sites[keep]
+
+    def site_defect(self, k: int, kind: str, x: float, y: float) -> SiteDefect:
+        """The generated feature of ``kind`` in layer ``k`` whose ground-truth position is ``(x, y)`` (m)."""
+        layer, field = self.layers[k], self.fields[k]
+        r = layer.reach + 1e-3
+        ax, ay = x / ANGSTROM, y / ANGSTROM
+        candidates = [d for d in field.in_window(ax - r, ay - r, ax + r, ay + r) if d.spec.kind == kind]
+        return min(candidates, key=lambda d: np.hypot(*(np.array(layer.displaced(d.x, d.y)) - [ax, ay])))
 
     def _film_atoms(self, x0: float, y0: float, x1: float, y1: float, emptied: list[tuple[int, ...]]
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -255,12 +282,16 @@ class Sample:
         emptied = {site: (x, y, symbol) for site, x, y, symbol in self.knocked_out.in_window(x0, y0, x1, y1)}
         found = []
         for k, (layer, field) in enumerate(zip(self.layers, self.fields, strict=True)):
-            for d in field.in_window(x0, y0, x1, y1):
+            r = layer.reach
+            for d in field.in_window(x0 - r, y0 - r, x1 + r, y1 + r):
                 if (k, d.i, d.j, d.b) in emptied and d.spec.kind == "substitution":
                     continue  # a dopant the beam removed: now a vacancy, listed below
-                if layer.flakes and not covered(layer.flakes, d.x * ANGSTROM, d.y * ANGSTROM):
+                defect = self._defect(k, d)
+                if not (window.x_min <= defect.x < window.x_max and window.y_min <= defect.y < window.y_max):
                     continue
-                found.append(self._defect(k, d))
+                if layer.flakes and not covered(layer.flakes, defect.x, defect.y):
+                    continue
+                found.append(defect)
         for (k, _, _, b), (x, y, symbol) in emptied.items():
             if k == len(self.layers):
                 continue  # a film atom: the film is amorphous, it has no vacancies
@@ -279,6 +310,7 @@ class Sample:
             partner = layer.crystal.site_positions(np.array([d.i]), np.array([d.j]), np.array([1 - d.b]),
                                                    layer.rotation)[0, :2] + layer.shift
             x, y = (x + partner[0]) / 2, (y + partner[1]) / 2
+        x, y = (float(v) for v in layer.displaced(x, y))
         base = layer.z + float(self.ripples.height(x, y))
         z = base + layer.crystal.basis[d.b].z + spec.z_offset
         if spec.kind in ("adsorbate", "contamination", "wrinkle"):

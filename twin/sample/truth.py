@@ -78,10 +78,7 @@ def _footprint(sample: Sample, defect: Defect, frame: InstrumentFrame) -> list[t
     if defect.kind == "stone-wales":
         return [(defect.x, defect.y, 1.5 * bond)]
     if defect.kind == "wrinkle":  # discs along the ridge, as wide as its half-height width
-        field = sample.fields[defect.layer]
-        ax, ay = (v / ANGSTROM for v in frame.to_sample(defect.x, defect.y))
-        anchor = next(d for d in field.in_window(ax - 1e-3, ay - 1e-3, ax + 1e-3, ay + 1e-3)
-                      if d.spec.kind == "wrinkle")
+        anchor = sample.site_defect(defect.layer, "wrinkle", *frame.to_sample(defect.x, defect.y))
         width = 1.18 * anchor.spec.width * ANGSTROM  # half width at half height
         along = wrinkle_direction(anchor)
         c, s = np.cos(frame.rotation), np.sin(frame.rotation)
@@ -89,14 +86,12 @@ def _footprint(sample: Sample, defect: Defect, frame: InstrumentFrame) -> list[t
         steps = np.arange(-defect.size / 2, defect.size / 2 + width / 2, width / 2)
         return [(defect.x + t * along[0], defect.y + t * along[1], width) for t in steps]
     if defect.kind == "multivacancy":
-        field = sample.fields[defect.layer]
-        ax, ay = (v / ANGSTROM for v in frame.to_sample(defect.x, defect.y))
-        anchor = next(d for d in field.in_window(ax - 1e-3, ay - 1e-3, ax + 1e-3, ay + 1e-3)
-                      if d.spec.kind == "multivacancy")
+        anchor = sample.site_defect(defect.layer, "multivacancy", *frame.to_sample(defect.x, defect.y))
         sites = sorted(multivacancy_sites(layer.crystal, anchor, layer.rotation, np.array(layer.shift)))
         i, j, b = np.array(sites).T
-        xy = (layer.crystal.site_positions(i, j, b, layer.rotation)[:, :2] + layer.shift) * ANGSTROM
-        px, py = frame.from_sample(xy[:, 0], xy[:, 1])
+        xy = layer.crystal.site_positions(i, j, b, layer.rotation)[:, :2] + layer.shift
+        sx, sy = layer.displaced(xy[:, 0], xy[:, 1])
+        px, py = frame.from_sample(sx * ANGSTROM, sy * ANGSTROM)
         return [(float(u), float(v), bond / 2) for u, v in zip(px, py, strict=True)]
     return [(defect.x, defect.y, bond / 2)]
 
