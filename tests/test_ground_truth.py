@@ -63,6 +63,8 @@ def test_a_challenge_server_keeps_the_ground_truth_to_itself(secret_server):
                 query()
         spm.application.Approach.StartApproach()
         spm.application.Scan.StartFrameUp()  # the instruments work as ever
-        assert spm.get_frame().shape == (256, 256)
+        frame = spm.get_frame()
+        assert frame.shape == (256, 256)
+        assert frame.attrs["twin"]["frame"] == "hidden"  # the instrument's axes are part of the secret
     finally:
         spm.close()

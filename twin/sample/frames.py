@@ -55,9 +55,15 @@ class FramedSample:
     """The shared sample as one instrument sees it: every position in that instrument's frame. Anything
     not about positions (version, species, lattice spacing, ...) is the sample's own."""
 
-    def __init__(self, sample: Sample, frame: InstrumentFrame) -> None:
+    def __init__(self, sample: Sample, frame: InstrumentFrame, revealed: bool = True) -> None:
         self.sample = sample
         self.frame = frame
+        self.revealed = revealed  # whether images may tell their frame (not when ground truth is off)
+
+    @property
+    def frame_record(self) -> dict[str, Any] | str:
+        """The frame as image metadata records it: the transform, or "hidden"."""
+        return self.frame.as_dict() if self.revealed else "hidden"
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sample, name)

@@ -133,8 +133,7 @@ class AfmInstrument:
                  frame: InstrumentFrame | None = None, reveal_frame: bool = True):
         """``frame``: how this AFM's stage and scanner axes sit on the sample (hidden from frame metadata
         unless ``reveal_frame``)."""
-        self.sample = FramedSample(sample, frame or InstrumentFrame())
-        self._frame_record = self.sample.frame.as_dict() if reveal_frame else "hidden"
+        self.sample = FramedSample(sample, frame or InstrumentFrame(), reveal_frame)
         self.clock = clock
         self.seed = seed
         self.hardware = hardware or AfmHardware()
@@ -566,7 +565,7 @@ class AfmInstrument:
                 "sample": self.sample.name,
                 "sample_version": self.sample.version,
                 "seed": self.seed,
-                "frame": self._frame_record,
+                "frame": self.sample.frame_record,
                 "simulation": surface.method,
                 "internal_sampling": surface.step,
                 "z_noise": state["twin.z_noise"],

@@ -121,8 +121,7 @@ class TemInstrument:
                  frame: InstrumentFrame | None = None, reveal_frame: bool = True):
         """``frame``: how this microscope's stage axes sit on the sample (hidden from image metadata
         unless ``reveal_frame``)."""
-        self.sample = FramedSample(sample, frame or InstrumentFrame())
-        self._frame_record = self.sample.frame.as_dict() if reveal_frame else "hidden"
+        self.sample = FramedSample(sample, frame or InstrumentFrame(), reveal_frame)
         self.clock = clock
         self.seed = seed
         self.hardware = hardware or TemHardware()
@@ -538,7 +537,7 @@ class TemInstrument:
                 "sample": self.sample.name,
                 "sample_version": self.sample.version,
                 "seed": self.seed,
-                "frame": self._frame_record,
+                "frame": self.sample.frame_record,
                 "simulation": method,
                 "instrument_time": self.clock.now(),
                 "aberrations": {"C10": aberrations.C10, "C12": aberrations.C12, "phi12": aberrations.phi12,
