@@ -114,8 +114,8 @@ def test_every_builtin_sample_builds_atoms_and_defects(name):
     window = Window.around(0.0, 0.0, 30 * NM, 30 * NM)
     atoms = sample.atoms_in_window(window)
     in_layers = atoms.arrays["site"][:, 0] < len(sample.layers)  # not the support film's
-    per_area = sum(len(layer.crystal.basis) / (layer.crystal.area_per_cell * 1e-20)
-                   for layer in sample.layers)
+    film = 0.0 if sample.film is None else sample.film.atoms_per_area() / 1e-20
+    per_area = sample.atom_density() - film
     assert in_layers.sum() > 0.9 * per_area * window.width * window.height
     assert sample.describe()["name"] == name
 

@@ -386,3 +386,24 @@ def test_a_uniform_strain_stretches_the_lattice_and_a_displacement_field_moves_a
     shifts = np.array([p - still[site] for site, p in moved.items() if site in still])
     assert np.sqrt(np.mean(np.sum(shifts**2, axis=1))) == pytest.approx(0.3, rel=0.35)  # few waves in 30 nm
     assert abs(len(moved) - len(still)) < 0.02 * len(still)
+
+
+def test_a_polycrystalline_sheet_meets_at_grain_boundaries_the_same_in_every_window():
+    from twin.sample.truth import CLASSES, label_masks
+
+    sample = build_sample("polycrystalline-graphene", 0)
+    assert len(sample.layers) > 1000 and all(layer.sheet == 0 for layer in sample.layers)
+    window = Window(-30 * NM, -30 * NM, 30 * NM, 30 * NM)
+    atoms = sample.atoms_in_window(window)
+    assert len(atoms) == pytest.approx(sample.atom_density() * window.width * window.height, rel=0.02)
+    nearest, _ = cKDTree(atoms.positions[:, :2]).query(atoms.positions[:, :2], k=2)
+    assert nearest[:, 1].min() >= 0.8 * 1.42 - 1e-9  # boundaries keep no overlapping atoms
+    halves = [Window(-30 * NM, -30 * NM, 0.0, 30 * NM), Window(0.0, -30 * NM, 30 * NM, 30 * NM)]
+    assert sum(len(sample.atoms_in_window(h)) for h in halves) == len(atoms)
+    grains = set(atoms.arrays["site"][:, 0].tolist())
+    angles = {round(float(np.mod(sample.layers[k].rotation, np.pi / 3)), 6) for k in grains}
+    assert len(grains) > 5 and len(angles) == len(grains)  # every grain its own orientation
+    boundaries = [d for d in sample.defects_in_window(window) if d.kind == "grain-boundary"]
+    assert len(boundaries) > 5
+    classes, _, _ = label_masks(sample, window, (300, 300))
+    assert 0.02 < (classes == CLASSES["grain-boundary"]).mean() < 0.3

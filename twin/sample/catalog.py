@@ -88,6 +88,14 @@ BUILT_IN: dict[str, dict[str, Any]] = {
              "width": "1.5 nm"},
         ]}],
     },
+    "polycrystalline-graphene": {
+        "description": "CVD-like graphene over 800 nm x 800 nm around the origin: grains of ~20 nm, each "
+                       "turned its own way, meeting at grain boundaries; vacancies in every grain",
+        "ripples": _RIPPLES,
+        "layers": [{"material": "graphene",
+                    "grains": {"size": "20 nm", "region": [["-400 nm", "400 nm"], ["-400 nm", "400 nm"]]},
+                    "defects": [{"kind": "vacancy", "density": "0.005 nm^-2"}]}],
+    },
     "graphene-on-holey-carbon": {
         "description": "Graphene with vacancies and Si dopants on a holey amorphous-carbon film (3 nm thick, "
                        "1.2 µm holes every 2 µm, one centred on the origin): suspended over the holes, on "

@@ -30,6 +30,8 @@ import numpy as np
 import yaml
 
 from twin.sample.defects import KINDS, DefectSpec
+from twin.sample.grains import boundaries as grain_boundaries
+from twin.sample.grains import grain_cells, grain_flake
 from twin.sample.lattice import MATERIALS, Crystal2D, from_cif, strained
 from twin.sample.regions import SHAPES, Flake
 from twin.sample.ripples import DisplacementField, RippleField
@@ -38,6 +40,7 @@ from twin.sample.support import HoleyCarbon
 from twin.sample.units import check_keys, pair, quantity
 
 ANGSTROM = 1e-10
+_MOST_GRAINS = 2000
 _ROTATION_STREAM = 0x524F54  # random stream tag for the first layer's orientation
 # Rotational period (rad) of each built-in crystal: a random orientation is drawn within it.
 PERIODS = {"graphene": np.pi / 3, "hBN": 2 * np.pi / 3, "MoS2": 2 * np.pi / 3, "WS2": 2 * np.pi / 3}
@@ -92,6 +95,8 @@ class LayerRecipe:
     strain: tuple[float, float, float] = (0.0, 0.0, 0.0)  # uniform (exx, eyy, exy) of the sample frame
     displacement_rms: float = 0.0  # m: a smooth random in-plane displacement field (local strain) ...
     displacement_wavelength: tuple[float, float] = (5e-9, 20e-9)  # m: ... over these wavelengths
+    grain_size: float = 0.0  # m: > 0 makes the layer polycrystalline over grain_region (m, [[x], [y]])
+    grain_region: tuple[tuple[float, float], tuple[float, float]] = ((0.0, 0.0), (0.0, 0.0))
 
     def crystal(self) -> Crystal2D:
         return from_cif(self.cif, self.cells) if self.cif else MATERIALS[self.material]()
@@ -101,6 +106,8 @@ class LayerRecipe:
             "material": {"cif": self.cif, "cells": self.cells} if self.cif else self.material,
             "twist": self.twist, "z": self.z, "shift": list(self.shift), "strain": list(self.strain),
             "displacement": {"rms": self.displacement_rms, "wavelength": list(self.displacement_wavelength)},
+            **({"grains": {"size": self.grain_size, "region": [list(r) for r in self.grain_region]}}
+               if self.grain_size > 0 else {}),
             "defects": [d.to_dict() for d in self.defects],
             "flakes": [{"shape": f.shape, "centre": list(f.centre), "size": f.size, "rotation": f.rotation,
                         "aspect": f.aspect, "vertices": [list(v) for v in f.vertices]} for f in self.flakes],
@@ -154,17 +161,27 @@ def build(recipe: SampleRecipe, seed: int) -> Sample:
     if rotation is None:
         period = PERIODS.get(crystals[0].name, 2 * np.pi)
         rotation = float(np.random.default_rng([seed, _ROTATION_STREAM]).uniform(0.0, period))
-    layers = []
+    layers, boundaries = [], []
     for n, (crystal, layer) in enumerate(zip(crystals, recipe.layers, strict=True)):
-        crystal, turned = strained(crystal, rotation + layer.twist, layer.strain)
         displacement = None
         if layer.displacement_rms > 0:
             shortest, longest = (w / ANGSTROM for w in layer.displacement_wavelength)
             displacement = DisplacementField(layer.displacement_rms / ANGSTROM, shortest, longest,
                                              seed=seed * 64 + n)
+        specs = tuple(d.spec() for d in layer.defects)
+        if layer.grain_size > 0:  # each grain a layer of its own on its cell
+            grains = grain_cells(layer.grain_region, layer.grain_size, seed, n)
+            for cell, angle, origin in grains:
+                grain, turned = strained(crystal, angle, layer.strain)
+                origin_a = (origin[0] / ANGSTROM, origin[1] / ANGSTROM)
+                layers.append(Layer(grain, turned, layer.z / ANGSTROM, origin_a, specs, (grain_flake(cell),),
+                                    displacement, sheet=n))
+            boundaries.extend(grain_boundaries([cell for cell, _, _ in grains]))
+            continue
+        crystal, turned = strained(crystal, rotation + layer.twist, layer.strain)
         layers.append(Layer(crystal, turned, layer.z / ANGSTROM,
                             (layer.shift[0] / ANGSTROM, layer.shift[1] / ANGSTROM),
-                            tuple(d.spec() for d in layer.defects), layer.flakes, displacement))
+                            specs, layer.flakes, displacement))
     layers = tuple(layers)
     shortest, longest = (w / ANGSTROM for w in recipe.ripple_wavelength)
     ripples = RippleField(rms=recipe.ripple_rms / ANGSTROM, wavelength_min=shortest, wavelength_max=longest,
@@ -173,7 +190,8 @@ def build(recipe: SampleRecipe, seed: int) -> Sample:
     if recipe.support_kind == "holey-carbon":
         film = HoleyCarbon(recipe.support_height / ANGSTROM, recipe.film_thickness / ANGSTROM,
                            recipe.hole_diameter / ANGSTROM, recipe.hole_pitch / ANGSTROM, seed)
-    return Sample(recipe.name, layers, ripples, seed, recipe.support_height, recipe.description, recipe, film)
+    return Sample(recipe.name, layers, ripples, seed, recipe.support_height, recipe.description, recipe, film,
+                  tuple(boundaries))
 
 
 def load(path: str | Path) -> SampleRecipe:
@@ -232,7 +250,22 @@ def _layer(n: int, data: Any) -> LayerRecipe:
     if not isinstance(data, dict):
         raise ValueError(f"{where} = {data!r} must be a mapping (material, twist, z, ...)")
     check_keys(where, data,
-               ("material", "twist", "z", "shift", "defects", "flakes", "strain", "displacement"))
+               ("material", "twist", "z", "shift", "defects", "flakes", "strain", "displacement", "grains"))
+    grains = data.get("grains") or {}
+    check_keys(f"{where}.grains", grains, ("size", "region"))
+    grain_size = quantity(f"{where}.grains.size", grains.get("size", 0.0), "length")
+    region = grains.get("region", [[0.0, 0.0], [0.0, 0.0]])
+    if not isinstance(region, list) or len(region) != 2:
+        raise ValueError(f"{where}.grains.region = {region!r}: give [[x_lo, x_hi], [y_lo, y_hi]]")
+    grain_region = (pair(f"{where}.grains.region[0]", region[0], "length"),
+                    pair(f"{where}.grains.region[1]", region[1], "length"))
+    if grain_size > 0:
+        (gx0, gx1), (gy0, gy1) = grain_region
+        count = (gx1 - gx0) * (gy1 - gy0) / grain_size**2
+        if gx1 <= gx0 or gy1 <= gy0 or count > _MOST_GRAINS:
+            raise ValueError(f"{where}.grains: region {region!r} must be a non-empty rectangle holding "
+                             f"at most {_MOST_GRAINS} grains of size {grain_size:g} m (it would hold "
+                             f"{count:.0f})")
     strain = data.get("strain", [0.0, 0.0, 0.0])
     if not isinstance(strain, list) or len(strain) != 3:
         raise ValueError(f"{where}.strain = {strain!r}: give [exx, eyy, exy] (fractions)")
@@ -262,6 +295,8 @@ def _layer(n: int, data: Any) -> LayerRecipe:
         displacement_rms=quantity(f"{where}.displacement.rms", displacement.get("rms", 0.0), "length"),
         displacement_wavelength=pair(f"{where}.displacement.wavelength",
                                      displacement.get("wavelength", [5e-9, 20e-9]), "length"),
+        grain_size=grain_size,
+        grain_region=grain_region,
     )
 
 

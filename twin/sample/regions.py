@@ -6,6 +6,7 @@ Coordinates are metres in the sample frame. A layer without flakes covers the wh
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -44,9 +45,14 @@ class Flake:
         c, s = np.cos(self.rotation), np.sin(self.rotation)
         return local @ np.array([[c, s], [-s, c]]) + np.asarray(self.centre)
 
-    def bounds(self) -> tuple[float, float, float, float]:
+    @cached_property
+    def _bounds(self) -> tuple[float, float, float, float]:
         outline = self.outline()
         return (*outline.min(axis=0), *outline.max(axis=0))
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(x_min, y_min, x_max, y_max)`` (m) of the flake."""
+        return self._bounds
 
     def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Whether points ``x``, ``y`` (m) lie inside (even-odd rule)."""

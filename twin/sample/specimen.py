@@ -15,6 +15,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 from ase.data.vdw_alvarez import vdw_radii
+from scipy.spatial import cKDTree
 
 from twin.sample.defects import (
     DefectField,
@@ -32,6 +33,7 @@ from twin.sample.ripples import DisplacementField, RippleField
 from twin.sample.support import HoleyCarbon
 
 ANGSTROM = 1e-10
+_BOUNDARY_MARGIN = 3.0  # Å beyond a window where grain boundaries are settled, so every window agrees
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,21 @@ class Layer:
     defect_specs: tuple[DefectSpec, ...] = ()
     flakes: tuple[Flake, ...] = ()
     displacement: DisplacementField | None = None  # smooth in-plane strain of the whole layer
+    sheet: int = -1  # grains of one polycrystalline sheet share a sheet number (-1: a single crystal)
+
+    def touches(self, x0: float, y0: float, x1: float, y1: float) -> bool:
+        """Whether the layer may hold atoms in ``[x0, x1) x [y0, y1)`` (Å): its flakes' bounds meet it."""
+        cx0, cy0, cx1, cy1 = self.clip(x0, y0, x1, y1)
+        return cx0 <= cx1 and cy0 <= cy1
+
+    def clip(self, x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
+        """The part (Å) of ``[x0, x1) x [y0, y1)`` within reach of the layer's flakes (all of it without)."""
+        if not self.flakes:
+            return x0, y0, x1, y1
+        r = self.reach
+        bounds = np.array([flake.bounds() for flake in self.flakes]) / ANGSTROM
+        return (max(x0, bounds[:, 0].min() - r), max(y0, bounds[:, 1].min() - r),
+                min(x1, bounds[:, 2].max() + r), min(y1, bounds[:, 3].max() + r))
 
     def displaced(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where lattice points ``x``, ``y`` (Å) sit once the layer's strain field moved them."""
@@ -129,6 +146,7 @@ class Sample:
         description: str = "",
         recipe: object | None = None,
         film: HoleyCarbon | None = None,
+        grain_boundaries: tuple[tuple[np.ndarray, np.ndarray], ...] = (),
     ) -> None:
         if not layers:
             raise ValueError("a sample needs at least one layer")
@@ -138,6 +156,7 @@ class Sample:
         self.seed = seed
         self.ripples = ripples
         self.film = film  # a holey carbon film under the layers, or None (a flat support)
+        self.grain_boundaries = grain_boundaries  # segments (m) where grains of a sheet meet
         # where no atom is, the AFM meets the support: the flat one, or the film's bottom in its holes
         self.support_height = support_height if film is None else (film.top - film.thickness) * ANGSTROM
         self.recipe = recipe  # what it was built from (a SampleRecipe), for metadata and datasets
@@ -158,8 +177,17 @@ class Sample:
 
     @property
     def defect_specs(self) -> tuple[DefectSpec, ...]:
-        """Every layer's kinds of defects and features."""
-        return tuple(spec for layer in self.layers for spec in layer.defect_specs)
+        """Every layer's kinds of defects and features (a polycrystalline sheet's once)."""
+        return tuple(spec for layer in self._distinct_layers() for spec in layer.defect_specs)
+
+    def _distinct_layers(self) -> list[Layer]:
+        """The layers, a polycrystalline sheet counted once (its first grain standing for all)."""
+        seen, distinct = set(), []
+        for layer in self.layers:
+            if layer.sheet < 0 or layer.sheet not in seen:
+                distinct.append(layer)
+                seen.add(layer.sheet)
+        return distinct
 
     def atoms_in_window(self, window: Window) -> Atoms:
         """The atoms inside ``window``: positions in Å relative to its lower-left corner.
@@ -169,13 +197,21 @@ class Sample:
         adsorbates, have ``b`` beyond the basis).
         """
         x0, y0, x1, y1 = (v / ANGSTROM for v in (window.x_min, window.y_min, window.x_max, window.y_max))
-        emptied = [tuple(site) for site, *_ in self.knocked_out.in_window(x0, y0, x1, y1)]
-        parts = [self._layer_atoms(k, x0, y0, x1, y1, emptied) for k in range(len(self.layers))]
+        g = _BOUNDARY_MARGIN if self.sheets else 0.0  # grain boundaries are settled a little beyond the edge
+        emptied = [tuple(site) for site, *_ in self.knocked_out.in_window(x0 - g, y0 - g, x1 + g, y1 + g)]
+        grown = (x0 - g, y0 - g, x1 + g, y1 + g)
+        parts = [self._layer_atoms(k, *grown, emptied) for k in range(len(self.layers))
+                 if self.layers[k].touches(*grown)]
         if self.film is not None:
             parts.append(self._film_atoms(x0, y0, x1, y1, emptied))
-        numbers = np.concatenate([p[0] for p in parts])
-        positions = np.concatenate([p[1] for p in parts])
-        sites = np.concatenate([p[2] for p in parts])
+        numbers = np.concatenate([p[0] for p in parts] or [np.zeros(0, int)])
+        positions = np.concatenate([p[1] for p in parts] or [np.zeros((0, 3))])
+        sites = np.concatenate([p[2] for p in parts] or [np.zeros((0, 4), int)])
+        if self.sheets:
+            keep = self._settle_boundaries(positions, sites)
+            keep &= ((positions[:, 0] >= x0) & (positions[:, 0] < x1)
+                     & (positions[:, 1] >= y0) & (positions[:, 1] < y1))
+            numbers, positions, sites = numbers[keep], positions[keep], sites[keep]
         rippled = sites[:, 0] < len(self.layers)  # the layers ripple; a support film does not
         positions[rippled, 2] += self.ripples.height(positions[rippled, 0], positions[rippled, 1])
         positions[:, 0] -= x0
@@ -192,6 +228,7 @@ class Sample:
         layer, field = self.layers[k], self.fields[k]
         sx, sy = layer.shift
         inside = (x0, y0, x1, y1)  # the window; the lattice points that can strain into it lie around it
+        x0, y0, x1, y1 = layer.clip(x0, y0, x1, y1)  # only where the layer is
         x0, y0, x1, y1 = x0 - layer.reach, y0 - layer.reach, x1 + layer.reach, y1 + layer.reach
         i, j, b, positions = layer.crystal.sites_in_window(x0 - sx, y0 - sy, x1 - sx, y1 - sy, layer.rotation)
         positions = positions + [sx, sy, layer.z]
@@ -257,6 +294,32 @@ class Sample:
             keep &= covered(layer.flakes, positions[:, 0] * ANGSTROM, positions[:, 1] * ANGSTROM)
         return numbers[keep], positions[keep], sites[keep]
 
+    @property
+    def sheets(self) -> bool:
+        return any(layer.sheet >= 0 for layer in self.layers)
+
+    def _settle_boundaries(self, positions: np.ndarray, sites: np.ndarray) -> np.ndarray:
+        """Which atoms stay where grains of a sheet meet: of two atoms of different grains closer than
+        0.8 of a bond, the one of the later grain goes (the same pairs in any window: decided from
+        both atoms, a margin beyond the window's edge)."""
+        keep = np.ones(len(positions), dtype=bool)
+        sheet = np.array([layer.sheet for layer in self.layers] + [-1])  # the film is no sheet
+        of_sheet = sheet[sites[:, 0]] >= 0
+        index = np.flatnonzero(of_sheet)
+        if len(index) < 2:
+            return keep
+        bond = min(layer.crystal.a for layer in self.layers if layer.sheet >= 0) / np.sqrt(3)
+        pairs = cKDTree(positions[index, :2]).query_pairs(0.8 * bond, output_type="ndarray")
+        a, b = index[pairs[:, 0]], index[pairs[:, 1]]
+        different = sites[a, 0] != sites[b, 0]
+        later = np.where(sites[a, 0] > sites[b, 0], a, b)[different]
+        keep[later] = False
+        return keep
+
+    def grain_boundary_at(self, x: float, y: float) -> tuple[np.ndarray, np.ndarray]:
+        """The grain boundary segment (m) whose middle is ``(x, y)``."""
+        return min(self.grain_boundaries, key=lambda ab: float(np.hypot(*((ab[0] + ab[1]) / 2 - [x, y]))))
+
     def site_defect(self, k: int, kind: str, x: float, y: float) -> SiteDefect:
         """The generated feature of ``kind`` in layer ``k`` whose ground-truth position is ``(x, y)`` (m)."""
         layer, field = self.layers[k], self.fields[k]
@@ -283,7 +346,9 @@ class Sample:
         found = []
         for k, (layer, field) in enumerate(zip(self.layers, self.fields, strict=True)):
             r = layer.reach
-            for d in field.in_window(x0 - r, y0 - r, x1 + r, y1 + r):
+            if not layer.touches(x0 - r, y0 - r, x1 + r, y1 + r):
+                continue
+            for d in field.in_window(*layer.clip(x0 - r, y0 - r, x1 + r, y1 + r)):
                 if (k, d.i, d.j, d.b) in emptied and d.spec.kind == "substitution":
                     continue  # a dopant the beam removed: now a vacancy, listed below
                 defect = self._defect(k, d)
@@ -292,6 +357,12 @@ class Sample:
                 if layer.flakes and not covered(layer.flakes, defect.x, defect.y):
                     continue
                 found.append(defect)
+        for a, b in self.grain_boundaries:
+            middle = (a + b) / 2
+            if window.x_min <= middle[0] < window.x_max and window.y_min <= middle[1] < window.y_max:
+                found.append(Defect("grain-boundary", None, self.crystal.basis[0].symbol, float(middle[0]),
+                                    float(middle[1]), self.layers[0].z * ANGSTROM,
+                                    size=float(np.hypot(*(b - a))), layer=-1))
         for (k, _, _, b), (x, y, symbol) in emptied.items():
             if k == len(self.layers):
                 continue  # a film atom: the film is amorphous, it has no vacancies
@@ -373,7 +444,7 @@ class Sample:
         """Atoms per m² of the pristine stack (and of the support film, holes averaged in)."""
         film = 0.0 if self.film is None else self.film.atoms_per_area() / ANGSTROM**2
         return film + sum(len(layer.crystal.basis) / (layer.crystal.area_per_cell * ANGSTROM**2)
-                          for layer in self.layers)
+                          for layer in self._distinct_layers())
 
     def describe(self) -> dict[str, object]:
         """A summary for clients and metadata."""

@@ -19,9 +19,9 @@ from twin.sample.specimen import Defect, Sample, Window
 ANGSTROM = 1e-10
 # Class ids of the label masks; instance ids number the defects of ``defects_in_window`` from 1.
 CLASSES = {"support": 0, "crystal": 1, "vacancy": 2, "substitution": 3, "multivacancy": 4, "pore": 5,
-           "adsorbate": 6, "contamination": 7, "stone-wales": 8, "wrinkle": 9}
-_PAINT_ORDER = ("wrinkle", "pore", "contamination", "multivacancy", "stone-wales", "vacancy", "substitution",
-                "adsorbate")
+           "adsorbate": 6, "contamination": 7, "stone-wales": 8, "wrinkle": 9, "grain-boundary": 10}
+_PAINT_ORDER = ("wrinkle", "grain-boundary", "pore", "contamination", "multivacancy", "stone-wales",
+                "vacancy", "substitution", "adsorbate")
 _MOST_PIXELS = 4096 * 4096
 
 
@@ -71,8 +71,13 @@ def label_masks(sample: Sample, window: Window, shape: tuple[int, int], frame: I
 
 def _footprint(sample: Sample, defect: Defect, frame: InstrumentFrame) -> list[tuple[float, float, float]]:
     """Discs ``(x, y, radius)`` (m, in ``frame`` like ``defect``) a defect covers."""
-    layer = sample.layers[defect.layer]
+    layer = sample.layers[max(defect.layer, 0)]
     bond = layer.crystal.a / np.sqrt(3) * ANGSTROM  # nearest-neighbour distance of a honeycomb
+    if defect.kind == "grain-boundary":  # discs a bond wide along the segment
+        a, b = sample.grain_boundary_at(*frame.to_sample(defect.x, defect.y))
+        a, b = (np.array(frame.from_sample(*p)) for p in (a, b))
+        steps = np.linspace(0.0, 1.0, max(2, int(np.hypot(*(b - a)) / bond) + 1))
+        return [(float(a[0] + t * (b - a)[0]), float(a[1] + t * (b - a)[1]), bond) for t in steps]
     if defect.kind in ("pore", "contamination"):
         return [(defect.x, defect.y, defect.size)]
     if defect.kind == "stone-wales":
