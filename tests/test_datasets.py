@@ -100,9 +100,11 @@ def test_items_pair_tem_and_afm_over_the_same_place_with_their_ground_truth(one_
     ({"tem": {"high_tension": ["500 kV"]}}, "tem.high_tension = 500000 is out of range; allowed 60000"),
     ({"afm": {"tip_radius": ["5 nm", "1 nm"]}}, "afm.tip_radius .* must not exceed the second"),
     ({"colour": "red"}, "dataset config has unknown keys colour"),
+    ({"afm": {"double_tip": 1.5}}, "afm.double_tip = 1.5 is out of range; allowed 0 to 1"),
+    ({"seed": "abc"}, "seed must be an integer, got 'abc'"),
 ])
 def test_bad_dataset_configs_name_the_field(change, message, tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({**SMALL, **change}))
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, TypeError), match=message):
         load_config(path)

@@ -61,6 +61,10 @@ def test_a_challenge_server_keeps_the_ground_truth_to_itself(secret_server):
                       lambda: spm.twin.labels(0, 0, 1e-8, 1e-8, 8, 8)):
             with pytest.raises(PermissionError, match="ground truth is off on this server"):
                 query()
+        for hidden in (lambda: spm.twin.tip_radius, lambda: setattr(spm.twin, "tip_radius", 1e-9)):
+            with pytest.raises(PermissionError, match="twin.tip_radius is part of the simulation's hidden"):
+                hidden()
+        spm.application.ZController.IGain = 2000  # the instrument's own settings are open
         spm.application.Approach.StartApproach()
         spm.application.Scan.StartFrameUp()  # the instruments work as ever
         frame = spm.get_frame()

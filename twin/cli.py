@@ -88,6 +88,9 @@ def _generate(args: argparse.Namespace) -> int:
                           netcdf=args.netcdf, max_new=args.max_new)
     except (ValueError, TypeError) as error:
         raise SystemExit(f"twin generate: {error}") from None
+    except OSError as error:  # no scheduler at that address, an unwritable output, ...
+        raise SystemExit(f"twin generate: {error} (--scheduler {args.scheduler!r}, --out {args.out!r})"
+                         ) from None
     print(f"{report.written} items written to {args.out} ({report.skipped} were already done) in "
           f"{report.seconds:.1f} s with {report.workers} workers: {report.rate:.2f} items/s")
     return 0

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from twin import validation
 from twin.instruments.tem.hardware import NOMINAL_MAGNIFICATIONS
 from twin.sample.catalog import recipe_for
 from twin.sample.recipe import SampleRecipe, from_dict
@@ -149,9 +150,10 @@ def config_from_dict(data: dict[str, Any], base: Path = Path(".")) -> DatasetCon
     return DatasetConfig(
         sample=recipe,
         items=_count("items", data.get("items", 16)),
-        seed=int(data.get("seed", 0)),
+        seed=validation.integer("seed", data.get("seed", 0), 0, 2**63 - 1),
         region=(_range("region[0]", region[0], "length"), _range("region[1]", region[1], "length")),
-        new_specimen_per_item=bool(data.get("new_specimen_per_item", True)),
+        new_specimen_per_item=validation.flag("new_specimen_per_item",
+                                              data.get("new_specimen_per_item", True)),
         tem=TemConditions(
             size=_size("tem.size", tem.get("size", 512)),
             magnification=magnifications,
@@ -165,9 +167,9 @@ def config_from_dict(data: dict[str, Any], base: Path = Path(".")) -> DatasetCon
             size=_size("afm.size", afm.get("size", 256)),
             tip_radius=_range("afm.tip_radius", afm.get("tip_radius", list(AfmConditions.tip_radius)),
                               "length"),
-            double_tip=float(afm.get("double_tip", 0.0)),
+            double_tip=validation.real("afm.double_tip", afm.get("double_tip", 0.0), 0.0, 1.0),
             z_noise=_range("afm.z_noise", afm.get("z_noise", list(AfmConditions.z_noise)), "length"),
-            ideal_feedback=bool(afm.get("ideal_feedback", False)),
+            ideal_feedback=validation.flag("afm.ideal_feedback", afm.get("ideal_feedback", False)),
         ),
         stem=StemConditions(
             size=_size("stem.size", stem["size"]) if "size" in stem else 0,

@@ -54,21 +54,31 @@ def window_from(value: Any, max_area: float) -> Window:
     return window
 
 
+def _open_setting(twin: DigitalTwin, name: Any) -> Any:
+    """``name``, unless it is one of the simulation's own settings (``twin.*``: the tip, drift, focus
+    offset, ...) and the ground truth is off, when they are part of what a challenge hides."""
+    if isinstance(name, str) and name.startswith("twin.") and not twin.ground_truth:
+        raise PermissionError(f"{name} is part of the simulation's hidden state on this server (ground "
+                              "truth is off); the instrument's own settings are open")
+    return name
+
+
 @expose
 class TemService:
     """The TEM/STEM as seen over the network."""
 
     def __init__(self, twin: DigitalTwin) -> None:
+        self._twin = twin
         self._tem = twin.tem
 
     def describe(self) -> dict[str, Any]:
         return self._tem.describe()
 
     def get(self, name: str) -> Any:
-        return self._tem.get(name)
+        return self._tem.get(_open_setting(self._twin, name))
 
     def set(self, name: str, value: Any) -> Any:
-        return self._tem.set(name, value)
+        return self._tem.set(_open_setting(self._twin, name), value)
 
     def reset_defocus(self) -> None:
         self._tem.reset_defocus()
@@ -107,16 +117,17 @@ class AfmService:
     """The AFM as seen over the network."""
 
     def __init__(self, twin: DigitalTwin) -> None:
+        self._twin = twin
         self._afm = twin.afm
 
     def describe(self) -> dict[str, Any]:
         return self._afm.describe()
 
     def get(self, name: str) -> Any:
-        return self._afm.settings.get(name)
+        return self._afm.settings.get(_open_setting(self._twin, name))
 
     def set(self, name: str, value: Any) -> Any:
-        return self._afm.set(name, value)
+        return self._afm.set(_open_setting(self._twin, name), value)
 
     def start_approach(self) -> None:
         self._afm.start_approach()
