@@ -10,7 +10,8 @@ import numpy as np
 import xarray as xr
 from ase import Atoms
 
-from twin.sample import Defect
+from twin.sample import Defect, Window
+from twin.sample.truth import pixel_centres
 
 __all__ = ["Defect", "GroundTruth"]
 
@@ -52,7 +53,7 @@ class GroundTruth:
         z, size); at most 1 µm² and 4096² pixels. With an instrument ``frame`` (from an image's
         ``metadata.twin.frame``), the window and the defects are in that instrument's coordinates."""
         reply = self._sample_proxy().labels(_window(x_min, y_min, x_max, y_max), rows, columns, frame)
-        x, y = _centres(reply["window"], rows, columns)
+        x, y = pixel_centres(Window(**reply["window"]), (rows, columns))
         names = sorted(reply["class_names"], key=reply["class_names"].get)
         flags = {"flag_values": [reply["class_names"][n] for n in names], "flag_meanings": " ".join(names)}
         defects = reply["defects"]
@@ -76,7 +77,7 @@ class GroundTruth:
         """The van der Waals top surface (m) on the window (in an instrument ``frame``, if given) cut
         into ``rows x columns`` pixels."""
         reply = self._sample_proxy().heights(_window(x_min, y_min, x_max, y_max), rows, columns, frame)
-        x, y = _centres(reply["window"], rows, columns)
+        x, y = pixel_centres(Window(**reply["window"]), (rows, columns))
         return xr.DataArray(reply["heights"], dims=("y", "x"), name="height", attrs={"units": "m"},
                             coords={"x": ("x", x, {"units": "m"}), "y": ("y", y, {"units": "m"})})
 
@@ -99,8 +100,3 @@ class GroundTruth:
             truth = truth.isel(y=slice(None, None, -1))
         return truth.assign_coords(x=image.x, y=image.y)
 
-
-def _centres(window: dict[str, float], rows: int, columns: int) -> tuple[np.ndarray, np.ndarray]:
-    x = window["x_min"] + (np.arange(columns) + 0.5) * (window["x_max"] - window["x_min"]) / columns
-    y = window["y_min"] + (np.arange(rows) + 0.5) * (window["y_max"] - window["y_min"]) / rows
-    return x, y

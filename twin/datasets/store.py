@@ -7,7 +7,7 @@ fingerprint are in the attributes, so a store is only ever resumed with the conf
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,7 @@ def _template(config: DatasetConfig) -> xr.Dataset:
 
 def _plain(config: DatasetConfig) -> dict[str, Any]:
     """The config but its sample as plain lists and numbers (YAML-safe)."""
-    return {f.name: _lists(asdict(config)[f.name]) for f in fields(config) if f.name != "sample"}
+    return {name: _lists(value) for name, value in asdict(config).items() if name != "sample"}
 
 
 def _lists(value: Any) -> Any:

@@ -232,7 +232,7 @@ def force_curve(z: np.ndarray, contact: Contact, tip_radius: float, spring_const
     above the undeflected contact point), quasi-static: the tip stays on its branch of equilibria
     ``k delta = F(z + delta)`` until that branch ends, so it snaps in on approach and pulls off
     late on retraction (the jumps and the hysteresis of a real curve)."""
-    adhesion = contact.hamaker * tip_radius / (6 * contact.a0**2) / spring_constant  # m of pull-in bending
+    adhesion = contact.adhesion(tip_radius) / spring_constant  # m of pull-in bending
     reach = 1.5 * adhesion + np.ptp(z) + 2e-9
     deflections = np.linspace(-reach, reach, 8001)  # candidate equilibria
     result = np.empty(len(z))

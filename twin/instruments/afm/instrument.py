@@ -39,6 +39,7 @@ from twin.instruments.afm.vocabulary import (
 from twin.instruments.clock import Clock
 from twin.instruments.parameters import Choice, Flag, Integer, Real, Settings, Vector
 from twin.physics.afm import (
+    Contact,
     Feedback,
     Tip,
     electrostatic_force,
@@ -658,7 +659,7 @@ class AfmInstrument:
         """Phase (deg) while tapping, from the amplitude (% of free) and the energy each tap loses to
         adhesion hysteresis and viscous ``loss`` (J) on the spot under the tip."""
         hw = self.hardware
-        dissipation = hamaker / PRISTINE.hamaker * PRISTINE.adhesion(tip_radius) * PRISTINE.a0 + loss
+        dissipation = Contact(hamaker=hamaker, loss=loss).dissipation(tip_radius)
         return tapping_phase(amplitude / 100.0 * hw.free_amplitude, hw.free_amplitude, dissipation,
                              hw.quality_factor, hw.tapping_spring_constant)
 
@@ -666,7 +667,7 @@ class AfmInstrument:
                  slope: np.ndarray, direction: int) -> np.ndarray:
         """Lateral deflection (V) in contact: friction against the scan ``direction`` plus
         topographic crosstalk."""
-        adhesion = spot["hamaker"] / PRISTINE.hamaker * PRISTINE.adhesion(tip_radius)
+        adhesion = Contact(hamaker=spot["hamaker"]).adhesion(tip_radius)
         force = lateral_force(self.load(state), adhesion, spot["friction"], slope, direction)
         return force / self.hardware.lateral_sensitivity
 
