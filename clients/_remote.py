@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
 from Pyro5.api import Proxy
-from Pyro5.errors import CommunicationError
+from Pyro5.errors import CommunicationError, DaemonError
 
 from clients.errors import translated
 from twin.server import wire
 
+INSTANCE_VARIABLE = "TWIN_INSTANCE"
 
-def open_proxy(object_id: str, host: str | None, port: int | None) -> Proxy:
-    """A bound proxy to ``object_id`` on the twin at ``host:port`` (defaults: the local server)."""
+
+def open_proxy(object_id: str, host: str | None, port: int | None, instance: str | None = None) -> Proxy:
+    """A bound proxy to ``object_id`` of ``instance`` (a name or token; None: the server's default
+    one) on the twin at ``host:port`` (defaults: the local server)."""
     host = host or wire.DEFAULT_HOST
     port = wire.DEFAULT_PORT if port is None else int(port)
-    proxy = wire.connect(f"PYRO:{object_id}@{host}:{port}")
+    proxy = wire.connect(f"PYRO:{wire.object_id(object_id, instance)}@{host}:{port}")
     try:
         proxy._pyroBind()
+    except DaemonError:
+        raise ConnectionError(
+            f"the twin at {host}:{port} has no instance {instance or 'default'!r} (or no {object_id}); "
+            "ask the organiser for your instance name or token"
+        ) from None
     except CommunicationError as error:
         raise ConnectionError(
             f"cannot reach the digital twin at {host}:{port} ({error}); is `twin serve` running there?"
@@ -54,7 +63,7 @@ class _Refusals:
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
                 return method(*args, **kwargs)
-            except (ValueError, TypeError, RuntimeError) as error:
+            except (ValueError, TypeError, RuntimeError, PermissionError) as error:
                 raise translated(error) from None
 
         return call
@@ -68,11 +77,14 @@ class Connection:
     same moment still need the caller's own lock, as with one socket.
     """
 
-    def __init__(self, host: str | None, port: int | None) -> None:
+    def __init__(self, host: str | None, port: int | None, instance: str | None = None) -> None:
+        """``instance``: the twin instance's name or token on a server hosting several (default: the
+        environment variable TWIN_INSTANCE, else the server's default instance)."""
         if _redirect is not None:
             host, port = _redirect
         self.host = host or wire.DEFAULT_HOST
         self.port = wire.DEFAULT_PORT if port is None else int(port)
+        self.instance = instance or os.environ.get(INSTANCE_VARIABLE) or None
         self._proxies: dict[str, Proxy] = {}
         self.closed = False
 
@@ -81,7 +93,7 @@ class Connection:
             raise ConnectionError("not connected; connect first")
         proxy = self._proxies.get(object_id)
         if proxy is None:
-            proxy = self._proxies[object_id] = open_proxy(object_id, self.host, self.port)
+            proxy = self._proxies[object_id] = open_proxy(object_id, self.host, self.port, self.instance)
         else:
             proxy._pyroClaimOwnership()
         return _Refusals(proxy)

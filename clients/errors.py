@@ -24,8 +24,17 @@ class InvalidState(RuntimeError, ApplicationServerException):
     """A call the instrument cannot do in its present state."""
 
 
+class BudgetExhausted(InvalidState):
+    """A challenge's budget (calls, wall time, electrons, scan lines, scanned area) is spent; the call
+    was not made."""
+
+
 def translated(error: Exception) -> Exception:
     """The client-side counterpart of a refusal raised on the server (others pass unchanged)."""
+    from twin.instruments.usage import BudgetExhausted as Spent
+
+    if isinstance(error, Spent):
+        return BudgetExhausted(*error.args)
     for builtin, kind in ((ValueError, InvalidValue), (TypeError, InvalidType), (RuntimeError, InvalidState)):
         if type(error) is builtin:
             return kind(*error.args)

@@ -11,6 +11,8 @@ import numpy as np
 from twin import validation
 from twin.sample import DEFAULT_SAMPLE, SAMPLES
 from twin.sample.frames import InstrumentFrame
+from twin.scenarios.commands import add_parser as add_scenario_commands
+from twin.scenarios.commands import add_serve_options, instances_from
 from twin.server import wire
 
 
@@ -31,11 +33,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         validation.integer("--port", args.port, 0, 65535)
-        twin = DigitalTwin.build(sample=args.sample, seed=args.seed, time_scale=args.time_scale,
-                                 stem_mode=args.stem_mode, holder=args.holder,
-                                 ground_truth=args.ground_truth == "on",
-                                 tem_frame=_frame("--tem-frame", args.tem_frame),
-                                 afm_frame=_frame("--afm-frame", args.afm_frame))
+        instances = instances_from(args)
+        twin = instances[0].twin if instances else DigitalTwin.build(
+            sample=args.sample, seed=args.seed, time_scale=args.time_scale, stem_mode=args.stem_mode,
+            holder=args.holder, ground_truth=args.ground_truth == "on",
+            tem_frame=_frame("--tem-frame", args.tem_frame), afm_frame=_frame("--afm-frame", args.afm_frame))
     except (ValueError, TypeError) as error:
         raise SystemExit(f"twin serve: {error}") from None
     on_ready = None
@@ -53,7 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
             threading.Thread(target=run, name="first-look", daemon=True).start()
 
     try:
-        serve(twin, host=args.host, port=args.port, on_ready=on_ready)
+        serve(instances or twin, host=args.host, port=args.port, on_ready=on_ready, private=args.private)
     except OSError as error:
         raise SystemExit(f"twin serve: cannot listen on {args.host}:{args.port}: {error}") from None
     return 0
@@ -129,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="TEM specimen holder; on SingleTilt beta reads None (default %(default)s)")
     serve.add_argument("--snapshot", metavar="PNG",
                        help="once ready, image the default view with both instruments and save it here")
+    add_serve_options(serve)
     serve.set_defaults(run=_serve)
 
     run = commands.add_parser(
@@ -163,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     generate.add_argument("--max-new", type=int, help="stop after this many new items (resume later)")
     generate.add_argument("--netcdf", action="store_true", help="also write OUT.nc once every item is done")
     generate.set_defaults(run=_generate)
+
+    add_scenario_commands(commands)
 
     bench = commands.add_parser("bench", help="measure acquisition, transport and start-up speed")
     bench.add_argument("--json", action="store_true", help="print the figures as JSON")

@@ -294,8 +294,10 @@ class SPM:
     StageState = vocabulary.StageState
     CantileverGUID = vocabulary.CantileverGUID
 
-    def __init__(self, host: str | None = None, port: int | None = None) -> None:
-        self._connection: Connection | None = Connection(host, port)
+    def __init__(self, host: str | None = None, port: int | None = None, instance: str | None = None) -> None:
+        """Connect to the twin at ``host:port``; ``instance``: your twin's name or token on a server
+        hosting several (default: $TWIN_INSTANCE or the only one)."""
+        self._connection: Connection | None = Connection(host, port, instance)
         self._connection[wire.AFM_OBJECT]  # fail now, not at the first call, if nothing listens there
         self.application = Application(self)
         self.twin = AfmTwin(self)

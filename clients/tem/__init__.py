@@ -541,10 +541,11 @@ class TemMicroscopeClient:
         self.auto_functions = AutoFunctions(self)
         self.twin = TemTwin(self)
 
-    def connect(self, host: str | None = None, port: int | None = None) -> None:
-        """Connect to the twin at ``host:port`` (default: the local server on port 9095)."""
+    def connect(self, host: str | None = None, port: int | None = None, instance: str | None = None) -> None:
+        """Connect to the twin at ``host:port`` (default: the local server on port 9095); ``instance``:
+        your twin's name or token on a server hosting several (default: $TWIN_INSTANCE or the only one)."""
         self.disconnect()
-        connection = Connection(host, port)
+        connection = Connection(host, port, instance)
         connection[wire.TEM_OBJECT]  # fail now, not at the first call, if nothing listens there
         self._connection = connection
         self.server_host = connection.host

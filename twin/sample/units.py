@@ -9,9 +9,11 @@ from typing import Any
 LENGTH = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "nm": 1e-9, "A": 1e-10, "Å": 1e-10, "pm": 1e-12}
 ANGLE = {"rad": 1.0, "deg": 0.017453292519943295, "°": 0.017453292519943295}
 DENSITY = {"m^-2": 1.0, "/m2": 1.0, "nm^-2": 1e18, "/nm2": 1e18, "um^-2": 1e12, "/um2": 1e12}
-TIME = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
+TIME = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "min": 60.0, "h": 3600.0}
+AREA = {"m^2": 1.0, "mm^2": 1e-6, "um^2": 1e-12, "µm^2": 1e-12, "nm^2": 1e-18}
 VOLTAGE = {"V": 1.0, "kV": 1e3}
-UNITS = {"length": LENGTH, "angle": ANGLE, "density": DENSITY, "time": TIME, "voltage": VOLTAGE, "number": {}}
+UNITS = {"length": LENGTH, "angle": ANGLE, "density": DENSITY, "time": TIME, "voltage": VOLTAGE, "area": AREA,
+         "number": {}}
 _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S*)\s*$")
 
 

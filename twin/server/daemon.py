@@ -13,7 +13,7 @@ from Pyro5.api import Daemon
 
 from twin.digital_twin import DigitalTwin
 from twin.server import wire
-from twin.server.services import AfmService, SampleService, TemService
+from twin.server.instances import DEFAULT, HubService, Instance
 
 MAX_CONNECTIONS = 512  # an 80-person hackathon with a few clients each
 MAX_MESSAGE_BYTES = 256 << 20  # a 4096² float64 frame and then some
@@ -23,11 +23,11 @@ Paste into Python:
     from clients.tem import TemMicroscopeClient
     from clients.tem.enumerations import CameraType
     microscope = TemMicroscopeClient()
-    microscope.connect("{host}", {port})
+    microscope.connect("{host}", {port}{instance})
     image = microscope.acquisition.acquire_camera_image(CameraType.BM_CETA, 1024, 0.1)
 
     from clients.afm import SPM
-    spm = SPM("{host}", {port})
+    spm = SPM("{host}", {port}{instance})
     spm.application.Approach.StartApproach()
     spm.application.Scan.StartFrameUp()
     topography = spm.get_frame(channel=spm.ScanChannel.Topography)
@@ -35,14 +35,16 @@ Paste into Python:
 
 
 def serve(
-    twin: DigitalTwin,
+    instances: DigitalTwin | list[Instance],
     host: str = wire.DEFAULT_HOST,
     port: int = wire.DEFAULT_PORT,
     warm_up_sizes: tuple[int, ...] = (1024,),
     on_ready: Callable[[str, int], None] | None = None,
     out: TextIO | None = None,
+    private: bool = False,
 ) -> None:
-    """Serve ``twin`` until SIGINT or SIGTERM; prints the URIs, a client snippet and 'ready'.
+    """Serve a twin (or several :class:`Instance`) until SIGINT or SIGTERM; prints the URIs, a client
+    snippet and 'ready'. ``private``: instances answer to their secret token instead of their name.
 
     ``on_ready(host, port)`` is called once warm, with the address actually bound.
     """
@@ -54,17 +56,30 @@ def serve(
     wire.install()
     Pyro5.config.THREADPOOL_SIZE = MAX_CONNECTIONS  # one thread per open client connection
     Pyro5.config.MAX_MESSAGE_SIZE = MAX_MESSAGE_BYTES
+    if isinstance(instances, DigitalTwin):
+        instances = [Instance(DEFAULT, instances)]
     daemon = Daemon(host=host, port=port)
-    uris = {
-        "TEM": daemon.register(TemService(twin), wire.TEM_OBJECT),
-        "AFM": daemon.register(AfmService(twin), wire.AFM_OBJECT),
-        "sample": daemon.register(SampleService(twin), wire.SAMPLE_OBJECT),
-    }
+    daemon.register(HubService(instances), wire.HUB_OBJECT)
+    for instance in instances:
+        key = instance.token if private else instance.name
+        for target, object_id in instance.object_ids(key).items():
+            daemon.register(instance.objects[target], object_id)
     bound_host, bound_port = daemon.locationStr.rsplit(":", 1)
+    twin = instances[0].twin
     say(f"Digital twin: sample '{twin.sample.name}', seed {twin.seed}, time scale {twin.clock.time_scale:g}")
-    for name, uri in uris.items():
-        say(f"  {name:<7}{uri}")
-    say(SNIPPET.format(host=bound_host, port=bound_port))
+    for name, object_id in instances[0].object_ids(instances[0].name).items():
+        label = name.upper() if name in ("tem", "afm") else name
+        say(f"  {label:<8}PYRO:{object_id}@{bound_host}:{bound_port}")
+    if len(instances) > 1 or instances[0].episode is not None:
+        say(f"{len(instances)} instance(s): name, scenario, seed{', token' if private else ''} "
+            f"(clients connect with instance={'TOKEN' if private else 'NAME'})")
+        for instance in instances:
+            row = instance.row()
+            say(f"  instance {instance.name:<16}{row['scenario'] or '-':<28}{row['seed']!s:<8}"
+                f"{instance.token if private else ''}")
+    first = instances[0].token if private else instances[0].name
+    say(SNIPPET.format(host=bound_host, port=bound_port,
+                       instance="" if first == DEFAULT else f", instance={first!r}"))
 
     def warm_up() -> None:
         twin.tem.warm_up(warm_up_sizes)

@@ -63,6 +63,34 @@ def _open_setting(twin: DigitalTwin, name: Any) -> Any:
     return name
 
 
+#: what image metadata's "twin" record keeps when the ground truth is off (no aberrations, seed, tip,
+#: frame or stage error: a challenge hides them)
+OPEN_IMAGE_RECORD = frozenset({"pixel_origin", "row_axis", "sample", "simulation", "instrument_time",
+                               "window", "pixel_size", "scan_rotation", "scan_centre", "stem_mode",
+                               "tip_speed",
+                               "beam_reaches_camera", "beam_reaches_detector"})
+
+
+def public_image(twin: DigitalTwin, image: dict[str, Any]) -> dict[str, Any]:
+    """``image`` as a client may see it: whole with the ground truth on; otherwise its metadata tells
+    only what the instrument knows (the window where the stage believes it is, no simulation state)."""
+    if twin.ground_truth:
+        return image
+    metadata = dict(image["metadata"])
+    record = metadata.get("twin", {})
+    dx, dy = record.get("specimen_offset", (0.0, 0.0))
+    shown = {k: v for k, v in record.items() if k in OPEN_IMAGE_RECORD}
+    if "window" in shown:
+        w = shown["window"]
+        shown["window"] = {"x_min": w["x_min"] - dx, "y_min": w["y_min"] - dy,
+                           "x_max": w["x_max"] - dx, "y_max": w["y_max"] - dy}
+    if "scan_centre" in shown:
+        shown["scan_centre"] = {"x": shown["scan_centre"]["x"] - dx, "y": shown["scan_centre"]["y"] - dy}
+    metadata["twin"] = shown
+    metadata.pop("tip", None)
+    return {**image, "metadata": metadata}
+
+
 @expose
 class TemService:
     """The TEM/STEM as seen over the network."""
@@ -102,14 +130,15 @@ class TemService:
         return self._tem.screen_current()
 
     def acquire_camera_image(self, camera: Any, size: Any, exposure_time: Any) -> dict[str, Any]:
-        return self._tem.acquire_camera_image(camera, size, exposure_time)
+        return public_image(self._twin, self._tem.acquire_camera_image(camera, size, exposure_time))
 
     def run_auto_function(self, name: Any, arguments: Any, reset_blanker: Any = False) -> dict[str, Any]:
         return self._tem.run_auto_function(name, arguments, reset_blanker)
 
     def acquire_stem_images(self, detectors: Any, size: Any, dwell_time: Any, region: Any = None,
                             mode: Any = None) -> list[dict[str, Any]]:
-        return self._tem.acquire_stem_images(detectors, size, dwell_time, region, mode)
+        images = self._tem.acquire_stem_images(detectors, size, dwell_time, region, mode)
+        return [public_image(self._twin, image) for image in images]
 
 
 @expose
@@ -212,7 +241,7 @@ class AfmService:
         return self._afm.get_line(group, channel, line, data_filter, conversion)
 
     def get_frame(self, group: Any, channel: Any) -> dict[str, Any]:
-        return self._afm.get_frame(group, channel)
+        return public_image(self._twin, self._afm.get_frame(group, channel))
 
 
 @expose

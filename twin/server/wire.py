@@ -18,9 +18,12 @@ from Pyro5 import serializers
 from Pyro5.api import Proxy
 from Pyro5.serializers import MsgpackSerializer, SerializerBase
 
+from twin.instruments.usage import BudgetExhausted
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9095  # the port AutoScript servers commonly use in labs
 TEM_OBJECT, AFM_OBJECT, SAMPLE_OBJECT = "twin.tem", "twin.afm", "twin.sample"
+EPISODE_OBJECT, HUB_OBJECT = "twin.episode", "twin.hub"
 SERIALIZER = "msgpack"
 _ARRAY_TAG = "numpy.ndarray"
 _SCALAR_TAG = "numpy.scalar"
@@ -119,10 +122,22 @@ def install() -> None:
         _Scalar, lambda s: {"__class__": _SCALAR_TAG, "value": s.value}, serpent_too=False
     )
     SerializerBase.register_dict_to_class(_SCALAR_TAG, lambda _name, message: message["value"])
+    SerializerBase.register_dict_to_class(  # a spent budget arrives as itself, not as a generic error
+        f"{BudgetExhausted.__module__}.{BudgetExhausted.__name__}",
+        lambda _name, message: SerializerBase.make_exception(BudgetExhausted, message))
     for scalar in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
                    np.uint32, np.uint64, np.float16, np.float32, np.complex64, np.complex128):
         MsgpackSerializer.register_type_replacement(scalar, _Scalar)
     _installed = True
+
+
+def object_id(base: str, instance: str | None) -> str:
+    """The Pyro object id of ``base`` ('twin.tem') on ``instance`` (a name or token; None: the default)."""
+    if instance is None or instance == "default":
+        return base
+    if not isinstance(instance, str) or not instance or any(c in instance for c in "@: /"):
+        raise ValueError(f"instance = {instance!r}: give a name or token without '@', ':', '/' or spaces")
+    return f"{base}.{instance}"
 
 
 def connect(uri: str, timeout: float | None = None) -> Proxy:

@@ -38,6 +38,7 @@ from twin.instruments.afm.vocabulary import (
 )
 from twin.instruments.clock import Clock
 from twin.instruments.parameters import Choice, Flag, Integer, Real, Settings, Vector
+from twin.instruments.usage import BudgetExhausted, Usage
 from twin.physics.afm import (
     Contact,
     Feedback,
@@ -131,10 +132,11 @@ class AfmInstrument:
     """State and scanning of the simulated AFM."""
 
     def __init__(self, sample: Sample, clock: Clock, seed: int, hardware: AfmHardware | None = None,
-                 frame: InstrumentFrame | None = None, reveal_frame: bool = True):
+                 frame: InstrumentFrame | None = None, reveal_frame: bool = True, usage: Usage | None = None):
         """``frame``: how this AFM's stage and scanner axes sit on the sample (hidden from frame metadata
-        unless ``reveal_frame``)."""
+        unless ``reveal_frame``); ``usage``: where frames charge their lines and area (a budget)."""
         self.sample = FramedSample(sample, frame or InstrumentFrame(), reveal_frame)
+        self.usage = usage or Usage()
         self.clock = clock
         self.seed = seed
         self.hardware = hardware or AfmHardware()
@@ -292,6 +294,8 @@ class AfmInstrument:
     def _scan_and_show(self, state: dict[str, Any], downward: bool, continuous: bool,
                        started: tuple[float, float] | None = None) -> None:
         """Scan a frame (under the scan lock), make it the current one and wear the tip by it."""
+        self.usage.charge(lines=state["Scan.Lines"],
+                          scanned_area=state["Scan.ImageWidth"] * state["Scan.ImageHeight"])
         frame = self._scan(state, self.scan_window(state), downward, started)
         frame.metadata["tip"]["after"] = self._wear(state, frame)
         frame.metadata["acquisition"]["continuous"] = continuous
@@ -324,13 +328,22 @@ class AfmInstrument:
                 started = (frame.metadata["acquisition"]["instrument_time"] + done * frame.lines
                            * frame.line_time, frame.started + done * duration)
             upward = (frame.metadata["acquisition"]["direction"] == "up") != (done % 2 == 1)
-            self._scan_and_show(self.settings.snapshot(), not upward, True, started)
+            try:
+                self._scan_and_show(self.settings.snapshot(), not upward, True, started)
+            except BudgetExhausted:  # the budget ends a continuous scan after the last whole frame
+                with self._lock:
+                    self._continuous = False
 
     def stop(self) -> None:
         with self._lock:
             self._continuous = False
             if self._frame is not None and self._frame.stopped_after is None:
                 self._frame.stopped_after = self._frame.lines_done(self.clock)
+
+    @property
+    def frames_scanned(self) -> int:
+        """Frames started so far (each is simulated when it starts)."""
+        return self._frames
 
     def is_scanning(self) -> bool:
         self._follow_on()

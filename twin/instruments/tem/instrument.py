@@ -25,6 +25,7 @@ from twin.instruments.tem.hardware import CAMERA_LENGTHS, NOMINAL_MAGNIFICATIONS
 from twin.instruments.tem.imaging import HrtemSimulator
 from twin.instruments.tem.scanning import MODES, Scan, StemSimulator
 from twin.instruments.tem.stage import Stage
+from twin.instruments.usage import Usage
 from twin.physics.ctf import Aberrations, electron_wavelength
 from twin.physics.damage import cross_sections, displaced, largest_cross_section
 from twin.physics.detectors import UINT16_MAX, camera_counts, psf_sigma, shot_noise
@@ -118,9 +119,9 @@ class TemInstrument:
     """State and acquisitions of the simulated TEM/STEM."""
 
     def __init__(self, sample: Sample, clock: Clock, seed: int, hardware: TemHardware | None = None,
-                 frame: InstrumentFrame | None = None, reveal_frame: bool = True):
+                 frame: InstrumentFrame | None = None, reveal_frame: bool = True, usage: Usage | None = None):
         """``frame``: how this microscope's stage axes sit on the sample (hidden from image metadata
-        unless ``reveal_frame``)."""
+        unless ``reveal_frame``); ``usage``: where acquisitions charge their electrons (a budget)."""
         self.sample = FramedSample(sample, frame or InstrumentFrame(), reveal_frame)
         self.clock = clock
         self.seed = seed
@@ -133,6 +134,12 @@ class TemInstrument:
         self._focus_lock = threading.Lock()  # focus and its defocus reference change together
         self._acquire_lock = threading.Lock()
         self._frames = 0
+        self.usage = usage or Usage()
+
+    @property
+    def frames_taken(self) -> int:
+        """Camera frames and STEM scans acquired so far."""
+        return self._frames
 
     # --- settings --------------------------------------------------------------------------------
     def get(self, name: Any) -> Any:
@@ -241,6 +248,9 @@ class TemInstrument:
             plan = self._diffraction_plan(state, stage, cam, size)
         beam_on = self.beam_reaches(state, cam.name)
         dose = self._dose_per_area(state, exposure, plan.beam_diameter)
+        if self._beam_on_specimen(state):
+            self.usage.charge(electrons=self.beam_current(state) * exposure / constants.e)
+        offset = self.stage.specimen_offset(state["twin.stage_errors"], state["twin.drift"])
 
         started = datetime.now(timezone.utc)
         with self._acquire_lock:
@@ -265,7 +275,8 @@ class TemInstrument:
         }
         metadata["acquisition"]["exposure_time"] = exposure
         metadata["optics"] |= plan.optics | {"dose_per_area": dose if beam_on else 0.0}
-        metadata["twin"] |= plan.twin | {"beam_reaches_camera": beam_on, "atoms_knocked_out": knocked_out}
+        metadata["twin"] |= plan.twin | {"beam_reaches_camera": beam_on, "atoms_knocked_out": knocked_out,
+                                         "specimen_offset": offset.tolist()}
         return {"data": data, "metadata": metadata}
 
     def _imaging_plan(self, state: State, stage: State, cam: Camera, size: int) -> CameraPlan:
@@ -354,6 +365,9 @@ class TemInstrument:
         tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
         method = self.stem.method(scan, energy, state["optics.convergence_angle"], self.aberrations(state),
                                   chosen, mode, tilt)  # may refuse: nothing has changed yet
+        if self._beam_on_specimen(state):
+            self.usage.charge(electrons=self.beam_current(state) * frame_time / constants.e)
+        offset = self.stage.specimen_offset(state["twin.stage_errors"], state["twin.drift"])
 
         started = datetime.now(timezone.utc)
         with self._acquire_lock:
@@ -402,6 +416,7 @@ class TemInstrument:
                 "window": scan.unrotated_window().as_dict(),
                 "scan_rotation": scan.rotation, "scan_centre": {"x": scan.centre[0], "y": scan.centre[1]},
                 "stem_mode": mode, "atoms_knocked_out": knocked_out, "beam_reaches_detector": beam_on,
+                "specimen_offset": offset.tolist(),
             }
             images.append({"data": data[detector.name], "metadata": metadata})
         return images

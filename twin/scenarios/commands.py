@@ -1,0 +1,131 @@
+"""``twin scenario list|replay|score|leaderboard`` and the instance options of ``twin serve``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+from twin import validation
+from twin.server import wire
+
+
+def add_serve_options(serve: argparse.ArgumentParser) -> None:
+    """The challenge options of ``twin serve``."""
+    serve.add_argument("--scenario", metavar="NAME_OR_FILE",
+                       help="play a challenge (see `twin scenario list`): hidden state drawn from --seed, "
+                            "ground truth off, budgets, a journal of every call, a score")
+    serve.add_argument("--instance", action="append", default=[], metavar="NAME[=SCENARIO[:SEED]]",
+                       help="host an independent twin called NAME (repeat for more); by default it plays "
+                            "--scenario from --seed")
+    serve.add_argument("--teams", type=int, metavar="N",
+                       help="host N independent instances team-01 ... team-N playing --scenario from --seed")
+    serve.add_argument("--private", action="store_true",
+                       help="instances answer to a secret token instead of their name (hand each team "
+                            "its token)")
+    serve.add_argument("--tokens", metavar="CSV", help="write instance,scenario,seed,token here")
+    serve.add_argument("--journal-dir", default="journals", metavar="DIR",
+                       help="where episodes write their journals (default %(default)s)")
+
+
+def instances_from(args: argparse.Namespace) -> list | None:
+    """The instances ``twin serve`` options ask for, or None for a plain one-twin server."""
+    from twin.scenarios import spec
+    from twin.server.instances import DEFAULT, Instance
+
+    names = list(args.instance)
+    if args.teams is not None:
+        validation.integer("--teams", args.teams, 1, 500)
+        names += [f"team-{i:02d}" for i in range(1, args.teams + 1)]
+    if not names and args.scenario is None:
+        return None
+    if args.scenario is not None and (args.sample != "graphene-defects" or args.ground_truth != "on"
+                                      or args.tem_frame or args.afm_frame):
+        raise ValueError("--scenario sets the sample, the ground truth and the frames itself; drop --sample, "
+                         "--ground-truth, --tem-frame and --afm-frame")
+    loaded: dict[str, spec.Scenario] = {}
+
+    def scenario(name: str) -> spec.Scenario:
+        if name not in loaded:
+            loaded[name] = spec.load(name)
+        return loaded[name]
+
+    instances = []
+    for text in names or [DEFAULT]:
+        name, _, plays = text.partition("=")
+        which, _, seed = plays.partition(":")
+        which = which or args.scenario
+        if which is None:
+            raise ValueError(f"--instance {text!r}: name a scenario (NAME=SCENARIO) or give --scenario")
+        wire.object_id("twin.tem", name)  # checks the name
+        if any(i.name == name for i in instances):
+            raise ValueError(f"--instance {name!r} is given twice")
+        seed = int(seed) if seed else args.seed
+        instances.append(Instance.playing(name, scenario(which), seed, args.journal_dir))
+    if args.tokens:
+        with open(args.tokens, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["instance", "scenario", "seed", "token"])
+            for i in instances:
+                writer.writerow([i.name, i.episode.scenario.name, i.episode.seed, i.token])
+    return instances
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    scenario = commands.add_parser("scenario", help="hackathon challenges: list, replay, score, leaderboard")
+    actions = scenario.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="the built-in scenarios, one line each")
+    listing.set_defaults(run=_list)
+    for name, text in (("replay", "make a journal's calls again and check every result is the same"),
+                       ("score", "replay a journal and print its score")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("journal", help="a journal written by `twin serve --scenario` (.jsonl)")
+        action.set_defaults(run=_replay)
+    board = actions.add_parser("leaderboard", help="scores of every instance on a running server")
+    board.add_argument("--host", default=wire.DEFAULT_HOST)
+    board.add_argument("--port", type=int, default=wire.DEFAULT_PORT)
+    board.set_defaults(run=_leaderboard)
+
+
+def _list(_args: argparse.Namespace) -> int:
+    from twin.scenarios import spec
+
+    for name, path in spec.available().items():
+        print(f"{name:<28}{spec.load(path).title}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from twin.scenarios.replay import replay
+
+    try:
+        done = replay(args.journal)
+    except ValueError as error:
+        raise SystemExit(f"twin scenario {args.action}: {error}") from None
+    score = "not answered" if done.score is None else f"{done.score:.4f}"
+    recorded = "" if done.recorded_score is None else f" (journal: {done.recorded_score:.4f})"
+    if args.action == "score":
+        print(f"score {score}{recorded}")
+    else:
+        same = done.calls - len(done.differing)
+        where = f" (entries {done.differing[:20]})" if done.differing else ""
+        print(f"replayed {done.calls} calls of {Path(args.journal).name}: {same} identical, "
+              f"{len(done.differing)} different{where}; score {score}{recorded}")
+    return 0 if done.identical else 1
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from clients.challenge import leaderboard
+
+    try:
+        rows = leaderboard(args.host, args.port)
+    except ConnectionError as error:
+        raise SystemExit(f"twin scenario leaderboard: {error}") from None
+    print(f"{'rank':<6}{'instance':<18}{'scenario':<28}{'seed':<8}{'score':<10}calls")
+    for rank, row in enumerate(rows, 1):
+        score = "-" if row["score"] is None else f"{row['score']:.4f}"
+        print(f"{rank:<6}{row['instance']:<18}{row['scenario']:<28}{row['seed']!s:<8}{score:<10}"
+              f"{row['calls']}")
+    sys.stdout.flush()
+    return 0

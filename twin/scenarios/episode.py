@@ -1,0 +1,151 @@
+"""One team's run of a scenario: the twin in its hidden state, the budget, the journal and the score.
+
+Every instrument call goes through :meth:`Episode.call`: refused if the scenario forbids it, the episode
+is over or a budget is spent; otherwise run (one call at a time, so the journal's order is the order
+things happened), charged, journalled, and followed by any hidden event that is due.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twin import __version__
+from twin.instruments.usage import BudgetExhausted
+from twin.scenarios.journal import Journal
+from twin.scenarios.scoring import SCORERS, Context, Score
+from twin.scenarios.spec import Scenario, apply
+
+IMAGE_CALLS = {"tem.acquire_camera_image": "tem", "tem.acquire_stem_images": "tem", "afm.get_frame": "afm"}
+KEPT_IMAGES = 32  # the last images an answer may refer to by frame index
+
+
+class Episode:
+    """A scenario played from ``seed`` by one instance."""
+
+    def __init__(self, scenario: Scenario, seed: int, instance: str = "default",
+                 journal_path: str | Path | None = None, wall_clock: bool = True) -> None:
+        """``wall_clock``: enforce the wall-time budget (a replay does not)."""
+        self.scenario = scenario
+        self.seed = seed
+        self.instance = instance
+        self.hidden = scenario.draw(seed)
+        self.twin = scenario.build(seed, self.hidden)
+        self.journal = Journal({"scenario": scenario.name, "scenario_digest": scenario.digest,
+                                "scenario_file": str(scenario.path) if scenario.path else None,
+                                "seed": seed, "instance": instance, "version": __version__}, journal_path)
+        self.wall_clock = wall_clock
+        self.calls = 0
+        self.started: float | None = None  # wall clock of the first call
+        self.result: Score | None = None
+        self.images: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._pending = list(self.hidden.events)
+        self._lock = threading.RLock()
+
+    # --- the gate every call passes ------------------------------------------------------------
+    def call(self, name: str, function: Callable[..., Any], args: tuple, kwargs: dict, caller: str) -> Any:
+        """Run ``function(*args, **kwargs)``, the remote call ``name`` ('tem.acquire_camera_image')."""
+        with self._lock:
+            began = time.perf_counter()
+            instrument_time = self.twin.clock.now()
+            try:
+                self._admit(name)
+                self.calls += 1
+                result = function(*args, **kwargs)
+            except Exception as error:
+                self.journal.record(instrument_time=instrument_time, caller=caller, call=name, args=args,
+                                    kwargs=kwargs, error=error, seconds=time.perf_counter() - began)
+                raise
+            self._keep_image(name, result)
+            self._fire_events()
+            self.journal.record(instrument_time=instrument_time, caller=caller, call=name, args=args,
+                                kwargs=kwargs, result=result, seconds=time.perf_counter() - began)
+            return result
+
+    def _admit(self, name: str) -> None:
+        if self.result is not None:
+            raise RuntimeError(f"episode over: the answer was scored ({self.result.value:.3f}); "
+                               "no more instrument calls in this episode")
+        if name in self.scenario.forbid:
+            raise PermissionError(f"{name} is not allowed in scenario {self.scenario.name!r}")
+        if self.started is None:
+            self.started = time.monotonic()
+        limit = self.scenario.budgets.get("calls")
+        if limit is not None and self.calls + 1 > limit:
+            raise BudgetExhausted(f"budget exhausted: calls = {self.calls} of {limit:g} made")
+        wall = self.scenario.budgets.get("wall_time")
+        if self.wall_clock and wall is not None and time.monotonic() - self.started > wall:
+            raise BudgetExhausted(f"budget exhausted: wall_time = {time.monotonic() - self.started:.1f} of "
+                                  f"{wall:g} s since the first call")
+
+    def _keep_image(self, name: str, result: Any) -> None:
+        instrument = IMAGE_CALLS.get(name)
+        if instrument is None:
+            return
+        for image in result if isinstance(result, list) else [result]:
+            metadata = image["metadata"]
+            label = (metadata["binary_result"]["detector"] if instrument == "tem"
+                     else f"{metadata['channel']['name']}/{metadata['group']}")
+            key = (instrument, metadata["acquisition"]["frame_index"], label)
+            self.images[key] = image
+            self.images.move_to_end(key)
+        while len(self.images) > KEPT_IMAGES:
+            self.images.popitem(last=False)
+
+    def counters(self) -> dict[str, int]:
+        """What hidden events wait for: frames scanned or exposed so far, calls made."""
+        return {"afm_frames": self.twin.afm.frames_scanned, "tem_frames": self.twin.tem.frames_taken,
+                "calls": self.calls}
+
+    def _fire_events(self) -> None:
+        if not self._pending:
+            return
+        counters = self.counters()
+        due = [e for e in self._pending if counters[e["counter"]] >= e["at"]]
+        for event in due:
+            for instrument, changes in event["set"].items():
+                apply(self.twin, instrument, changes)
+            self._pending.remove(event)
+
+    # --- the end ---------------------------------------------------------------------------------
+    def submit(self, answer: Any, caller: str = "") -> dict[str, Any]:
+        """Score ``answer`` (once; a malformed answer is refused and the episode goes on)."""
+        with self._lock:
+            began = time.perf_counter()
+            try:
+                if self.result is not None:
+                    raise RuntimeError(f"already scored: {self.result.value:.3f}; an episode takes one "
+                                       "answer")
+                self.result = self._score(answer)
+            except Exception as error:
+                self.journal.record(instrument_time=self.twin.clock.now(), caller=caller,
+                                    call="episode.submit", args=(answer,), kwargs={}, error=error,
+                                    seconds=time.perf_counter() - began)
+                raise
+            outcome = self.result.as_dict()
+            self.journal.record(instrument_time=self.twin.clock.now(), caller=caller,
+                                call="episode.submit", args=(answer,), kwargs={}, result=outcome,
+                                seconds=time.perf_counter() - began)
+            return outcome
+
+    def _score(self, answer: Any) -> Score:
+        params = {k: v for k, v in self.scenario.score.items() if k != "function"}
+        context = Context(self.twin, self.hidden, params, dict(self.images), self.twin.usage.spent(),
+                          self.calls)
+        return SCORERS[self.scenario.score["function"]](context, answer)
+
+    def status(self) -> dict[str, Any]:
+        """Budgets spent and left, calls made, the score once answered (no hidden state)."""
+        with self._lock:
+            spent = self.twin.usage.report()
+            elapsed = 0.0 if self.started is None else time.monotonic() - self.started
+            budgets = self.scenario.budgets
+            spent["calls"] = {"spent": self.calls, "limit": budgets.get("calls"), "unit": ""}
+            spent["wall_time"] = {"spent": elapsed, "limit": budgets.get("wall_time"), "unit": "s"}
+            return {"scenario": self.scenario.name, "instance": self.instance, "seed": self.seed,
+                    "budgets": spent, "over": self.result is not None,
+                    "score": None if self.result is None else self.result.as_dict()}

@@ -1,0 +1,139 @@
+"""The journal of an episode: every call with its time, caller, arguments and a summary of its result.
+
+One JSON object per line: a header (scenario, its digest, seed, instance, version), then one entry per
+call. Arguments are kept whole (arrays as lists) so ``twin scenario replay`` can make the same calls;
+results are summarised (arrays by dtype, shape and a SHA-256 of their bytes), so a replay proves it
+produced the same data without the journal holding the images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+#: result fields that tell when a call ran on the wall clock, not what it produced
+VOLATILE = frozenset({"acquisition_start_date_time", "acquisition_date_time", "start_datetime"})
+_LONG_TEXT = 256
+
+
+def summary(value: Any) -> Any:
+    """A JSON-able fingerprint of a result: equal data give equal summaries."""
+    if isinstance(value, np.ndarray):
+        data = np.ascontiguousarray(value)
+        return {"array": data.dtype.str, "shape": list(data.shape),
+                "sha256": hashlib.sha256(data.view(np.uint8).reshape(-1)).hexdigest()[:24]}
+    if isinstance(value, dict):
+        return {str(k): summary(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, (list, tuple)):
+        return [summary(v) for v in value]
+    if isinstance(value, str) and len(value) > _LONG_TEXT:
+        return {"text": len(value), "sha256": hashlib.sha256(value.encode()).hexdigest()[:24]}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return repr(value)
+    return value
+
+
+def encode(value: Any) -> Any:
+    """Arguments as JSON (arrays tagged so :func:`decode` gives them back)."""
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": value.dtype.str}
+    if isinstance(value, dict):
+        return {str(k): encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return {"__float__": repr(value)}
+    if isinstance(value, bytes):
+        return {"__bytes__": value.hex()}
+    return value
+
+
+def decode(value: Any) -> Any:
+    """The arguments :func:`encode` wrote."""
+    if isinstance(value, dict):
+        if "__ndarray__" in value:
+            return np.asarray(value["__ndarray__"], dtype=value["dtype"])
+        if "__float__" in value:
+            return float(value["__float__"])
+        if "__bytes__" in value:
+            return bytes.fromhex(value["__bytes__"])
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Journal:
+    """Entries in memory, each also appended (and flushed) to ``path`` if one is given."""
+
+    def __init__(self, header: dict[str, Any], path: str | Path | None = None) -> None:
+        self.header = {"journal": 1, "created": _now(), **header}
+        self.entries: list[dict[str, Any]] = []
+        self.path = Path(path) if path is not None else None
+        self._lock = threading.Lock()
+        self._file: TextIO | None = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("w")
+            self._write(self.header)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self._file is not None:
+            self._file.write(json.dumps(record, allow_nan=False) + "\n")
+            self._file.flush()
+
+    def record(self, *, instrument_time: float, caller: str, call: str, args: Any, kwargs: Any,
+               result: Any = None, error: BaseException | None = None, seconds: float = 0.0
+               ) -> dict[str, Any]:
+        """Append one call; returns the entry."""
+        entry = {"n": 0, "wall": _now(), "t": instrument_time, "caller": caller, "call": call,
+                 "args": encode(list(args)), "kwargs": encode(dict(kwargs)), "seconds": round(seconds, 6)}
+        if error is None:
+            entry["result"] = summary(result)
+        else:
+            entry["error"] = f"{type(error).__name__}: {error}"
+        with self._lock:
+            entry["n"] = len(self.entries)
+            self.entries.append(entry)
+            self._write(entry)
+        return entry
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def deterministic(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry without what differs between two runs of the same calls (wall time, caller, duration)."""
+    return {k: v for k, v in entry.items() if k not in ("wall", "caller", "seconds")}
+
+
+def read(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The header and entries of the journal file at ``path``."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as error:
+        raise ValueError(f"journal {str(path)!r} cannot be read: {error}") from None
+    try:
+        records = [json.loads(line) for line in lines if line.strip()]
+    except json.JSONDecodeError as error:
+        raise ValueError(f"journal {str(path)!r} is not JSON lines: {error}") from None
+    if not records or records[0].get("journal") != 1:
+        raise ValueError(f"journal {str(path)!r} has no journal header on its first line")
+    return records[0], records[1:]

@@ -1,0 +1,67 @@
+"""Replaying a journal: the same scenario, seed and calls, made again in order, must give the same data."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twin.scenarios import journal, spec
+from twin.server.instances import Instance
+
+
+@dataclass
+class Replay:
+    """What a replay did: the calls made again, which of them differ from the journal, the score."""
+
+    instance: Instance
+    calls: int
+    differing: list[int] = field(default_factory=list)  # entry numbers whose result or error differ
+    results: list[Any] = field(default_factory=list)  # every call's result (None where it raised)
+    recorded_score: float | None = None
+
+    @property
+    def score(self) -> float | None:
+        result = self.instance.episode.result
+        return None if result is None else result.value
+
+    @property
+    def identical(self) -> bool:
+        return not self.differing
+
+
+def _plain(entry: dict[str, Any]) -> Any:
+    return json.loads(json.dumps(journal.deterministic(entry)))
+
+
+def scenario_of(header: dict[str, Any]) -> spec.Scenario:
+    """The scenario a journal was written for; refuses one whose file has changed since."""
+    file = header.get("scenario_file")
+    scenario = spec.load(file if file and Path(file).is_file() else header["scenario"])
+    if scenario.digest != header.get("scenario_digest"):
+        raise ValueError(f"scenario {header['scenario']!r} has changed since the journal was written "
+                         f"(digest {scenario.digest} != {header.get('scenario_digest')}); replay needs the "
+                         "same file")
+    return scenario
+
+
+def replay(path: str | Path, keep_results: bool = False) -> Replay:
+    """Make every call journalled at ``path`` again on a fresh instance; compare each result."""
+    header, entries = journal.read(path)
+    instance = Instance.playing(header["instance"], scenario_of(header), header["seed"], wall_clock=False)
+    done = Replay(instance, len(entries))
+    for entry in entries:
+        result = None
+        args, kwargs = journal.decode(entry["args"]), journal.decode(entry["kwargs"])
+        with contextlib.suppress(Exception):  # refusals are journalled and compared like results
+            result = instance.invoke(entry["call"], args, kwargs)
+        again = instance.episode.journal.entries[-1]
+        if again["n"] != entry["n"] or _plain(again) != _plain(entry):
+            done.differing.append(entry["n"])
+        if keep_results:
+            done.results.append(result)
+        if entry["call"] == "episode.submit" and "result" in entry:
+            done.recorded_score = entry["result"]["score"]
+    return done

@@ -1,0 +1,3 @@
+"""Scores of the AFM challenges."""
+
+from __future__ import annotations

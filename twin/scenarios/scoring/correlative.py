@@ -1,0 +1,3 @@
+"""Scores of the correlative (TEM + AFM) challenges."""
+
+from __future__ import annotations

@@ -1,0 +1,144 @@
+"""Twin instances: one sample, one pair of instruments and (in a challenge) one episode each.
+
+A server hosts one or many. Each instance's remote objects carry its key in their ids
+(``twin.tem.<key>``; the default instance keeps the plain ``twin.tem``), the key being its name or,
+on a private server, a secret token. In a challenge, every call of an instance passes its episode's
+gate (:meth:`Episode.call`): budgets, forbidden calls, hidden events, the journal.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from Pyro5 import callcontext
+from Pyro5.api import expose
+
+from twin.digital_twin import DigitalTwin
+from twin.scenarios.episode import Episode
+from twin.scenarios.spec import Scenario
+from twin.server import wire
+from twin.server.services import AfmService, SampleService, TemService
+
+DEFAULT = "default"
+TARGETS = {"tem": wire.TEM_OBJECT, "afm": wire.AFM_OBJECT, "sample": wire.SAMPLE_OBJECT}
+
+
+def caller() -> str:
+    """Who is calling: the client's address on a remote call, 'local' otherwise."""
+    address = getattr(callcontext.current_context, "client_sock_addr", None)
+    return f"{address[0]}:{address[1]}" if address else "local"
+
+
+def _gated(service: object, target: str, episode: Episode) -> object:
+    """A remote object with ``service``'s public methods, each passing ``episode``'s gate."""
+
+    def route(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        bound = functools.partial(function, service)
+
+        def method(_self: object, *args: Any, **kwargs: Any) -> Any:
+            return episode.call(f"{target}.{name}", bound, args, kwargs, caller())
+
+        method.__name__, method.__doc__ = name, function.__doc__
+        return method
+
+    methods = {name: route(name, function) for name, function in vars(type(service)).items()
+               if callable(function) and not name.startswith("_")}
+    return expose(type(f"Gated{type(service).__name__}", (), methods))()
+
+
+@dataclass
+class Instance:
+    """One independent twin behind its own remote objects."""
+
+    name: str
+    twin: DigitalTwin
+    episode: Episode | None = None
+    token: str = field(default_factory=lambda: secrets.token_hex(6))
+    objects: dict[str, object] = field(default_factory=dict)  # target ('tem', ...) -> remote object
+
+    def __post_init__(self) -> None:
+        services = {"tem": TemService(self.twin), "afm": AfmService(self.twin),
+                    "sample": SampleService(self.twin)}
+        for target, service in services.items():
+            self.objects[target] = service if self.episode is None else _gated(service, target, self.episode)
+        if self.episode is not None:
+            self.objects["episode"] = EpisodeService(self.episode)
+
+    @classmethod
+    def playing(cls, name: str, scenario: Scenario, seed: int, journal_dir: str | Path | None = None,
+                wall_clock: bool = True) -> Instance:
+        """An instance playing ``scenario`` from ``seed``; its journal goes to ``journal_dir`` if given."""
+        path = None
+        if journal_dir is not None:
+            path = Path(journal_dir) / f"{scenario.name}-seed{seed}-{name}.jsonl"
+        episode = Episode(scenario, seed, name, path, wall_clock)
+        return cls(name, episode.twin, episode)
+
+    def object_ids(self, key: str) -> dict[str, str]:
+        """Target -> the Pyro object id under ``key``."""
+        bases = TARGETS | {"episode": wire.EPISODE_OBJECT}
+        return {target: wire.object_id(bases[target], None if key == DEFAULT else key)
+                for target in self.objects}
+
+    def invoke(self, call: str, args: list, kwargs: dict) -> Any:
+        """Make the call ``call`` ('tem.set', 'episode.submit') locally, as a client would remotely."""
+        target, method = call.split(".", 1)
+        return getattr(self.objects[target], method)(*args, **kwargs)
+
+    def row(self) -> dict[str, Any]:
+        """This instance's leaderboard row (no token, no hidden state)."""
+        if self.episode is None:
+            return {"instance": self.name, "scenario": None, "seed": None, "score": None, "calls": None}
+        status = self.episode.status()
+        score = status["score"]
+        return {"instance": self.name, "scenario": self.episode.scenario.name, "seed": self.episode.seed,
+                "score": None if score is None else score["score"],
+                "calls": status["budgets"]["calls"]["spent"], "over": status["over"]}
+
+
+@expose
+class EpisodeService:
+    """The challenge as seen by a team: goal, budgets, the answer, the journal."""
+
+    def __init__(self, episode: Episode) -> None:
+        self._episode = episode
+
+    def scenario(self) -> dict[str, Any]:
+        """Title, goal, answer format, budgets and refused calls."""
+        return self._episode.scenario.describe()
+
+    def status(self) -> dict[str, Any]:
+        """Budgets spent and left, whether the episode is over, the score once answered."""
+        return self._episode.status()
+
+    def submit(self, answer: Any = None) -> dict[str, Any]:
+        """Hand in the answer (once): returns ``{"score": 0..1, "details": {...}}``."""
+        return self._episode.submit(answer if answer is not None else {}, caller())
+
+    def journal(self, start: int = 0) -> list[dict[str, Any]]:
+        """Journal entries from number ``start`` on."""
+        return self._episode.journal.entries[int(start):]
+
+
+@expose
+class HubService:
+    """The organiser's view of a server: its instances and their scores."""
+
+    def __init__(self, instances: list[Instance]) -> None:
+        self._instances = instances
+
+    def instances(self) -> list[dict[str, Any]]:
+        return [instance.row() for instance in self._instances]
+
+    def leaderboard(self) -> list[dict[str, Any]]:
+        """Answered instances by score (best first), then the ones still playing."""
+        rows = [i.row() for i in self._instances if i.episode is not None]
+        return sorted(rows, key=lambda r: (r["score"] is None, -(r["score"] or 0.0), r["instance"]))
+
+    def ping(self) -> bool:
+        return True
