@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from Pyro5.api import Proxy
-from Pyro5.errors import CommunicationError, DaemonError
+from Pyro5.errors import CommunicationError
 
 from clients.errors import translated
 from twin.server import wire
@@ -24,12 +24,12 @@ def open_proxy(object_id: str, host: str | None, port: int | None, instance: str
     proxy = wire.connect(f"PYRO:{wire.object_id(object_id, instance)}@{host}:{port}")
     try:
         proxy._pyroBind()
-    except DaemonError:
-        raise ConnectionError(
-            f"the twin at {host}:{port} has no instance {instance or 'default'!r} (or no {object_id}); "
-            "ask the organiser for your instance name or token"
-        ) from None
     except CommunicationError as error:
+        if "unknown object" in str(error):
+            raise ConnectionError(
+                f"the twin at {host}:{port} has no instance {instance or 'default'!r} (or no {object_id}); "
+                "ask the organiser for your instance name or token"
+            ) from None
         raise ConnectionError(
             f"cannot reach the digital twin at {host}:{port} ({error}); is `twin serve` running there?"
         ) from None

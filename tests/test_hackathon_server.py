@@ -1,0 +1,147 @@
+"""One server, many teams: independent instances over real Pyro5 round trips on 127.0.0.1."""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from clients.challenge import Challenge, leaderboard
+from clients.errors import BudgetExhausted
+from clients.tem import TemMicroscopeClient
+from twin.cli import main
+from twin.server.launcher import ServerProcess
+
+HOST = "127.0.0.1"
+
+SLOW_SCENARIO = """\
+title: a slow camera
+goal: take pictures
+sample: graphene
+time_scale: 1
+settings: {tem: {twin.drift: false}}
+budgets: {electrons: 1e11}
+score: {function: tem_focus, focus_tolerance: 5 nm, astigmatism_tolerance: 2 nm}
+"""
+
+
+@pytest.fixture(scope="module")
+def hackathon(tmp_path_factory):
+    """Teams a and b play a real-time scenario from the same seed, c plays the autofocus challenge."""
+    folder = tmp_path_factory.mktemp("hackathon")
+    scenario = folder / "slow.scenario.yaml"
+    scenario.write_text(SLOW_SCENARIO)
+    server = ServerProcess.start("--instance", f"a={scenario}:1", "--instance", f"b={scenario}:1",
+                                 "--instance", "c=tem-autofocus:3", "--journal-dir", str(folder / "journals"))
+    yield server, folder
+    assert server.stop() == 0
+
+
+def connect(server: ServerProcess, instance: str) -> TemMicroscopeClient:
+    microscope = TemMicroscopeClient()
+    microscope.connect(HOST, server.port, instance)
+    return microscope
+
+
+def test_teams_are_isolated_and_a_slow_exposure_does_not_hold_up_another_team(hackathon) -> None:
+    server, _ = hackathon
+    a, b = connect(server, "a"), connect(server, "b")
+    challenge_b = Challenge(HOST, server.port, "b")
+    a.optics.defocus, b.optics.defocus = 50e-9, -70e-9
+    reads: list[float] = []
+
+    def exposure() -> None:
+        a.acquisition.acquire_camera_image("BM-Ceta", 256, 1.5)  # 1.5 s of real time on team a's twin
+
+    worker = threading.Thread(target=exposure)
+    started = time.monotonic()
+    worker.start()
+    time.sleep(0.2)
+    while worker.is_alive():
+        begun = time.monotonic()
+        assert b.optics.defocus == pytest.approx(-70e-9)
+        challenge_b.status()
+        reads.append(time.monotonic() - begun)
+    worker.join()
+    assert time.monotonic() - started >= 1.5
+    assert len(reads) >= 5 and max(reads) < 0.3, reads  # team b never waited for team a's exposure
+    assert a.optics.defocus == pytest.approx(50e-9) and b.optics.defocus == pytest.approx(-70e-9)
+    calls_a = [e["call"] for e in Challenge(HOST, server.port, "a").journal()]
+    calls_b = [e["call"] for e in challenge_b.journal()]
+    assert "tem.acquire_camera_image" in calls_a and "tem.acquire_camera_image" not in calls_b
+    assert a.specimen.stage.position.x == b.specimen.stage.position.x
+    for client in (a, b):
+        client.disconnect()
+
+
+def test_concurrent_teams_get_the_data_their_own_calls_ask_for(hackathon) -> None:
+    server, _ = hackathon
+    images: dict[str, list[np.ndarray]] = {"a": [], "b": []}
+
+    def team(name: str, defocus: float) -> None:
+        microscope = connect(server, name)
+        for _ in range(3):
+            microscope.optics.defocus = defocus
+            images[name].append(microscope.acquisition.acquire_camera_image("BM-Ceta", 256, 0.05).metadata
+                                .optics.defocus)
+        microscope.disconnect()
+
+    threads = [threading.Thread(target=team, args=args) for args in (("a", 20e-9), ("b", -30e-9))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert images["a"] == [pytest.approx(20e-9)] * 3 and images["b"] == [pytest.approx(-30e-9)] * 3
+
+
+def test_budget_and_forbidden_calls_reach_the_team_as_clear_errors(hackathon) -> None:
+    server, _ = hackathon
+    a = connect(server, "a")
+    before = Challenge(HOST, server.port, "a").status()["budgets"]["electrons"]
+    with pytest.raises(BudgetExhausted, match=r"budget exhausted: electrons = .* of 1e\+11 e .* needs 6\.24"):
+        a.acquisition.acquire_camera_image("BM-Ceta", 256, 100.0)
+    assert Challenge(HOST, server.port, "a").status()["budgets"]["electrons"] == before
+    c = connect(server, "c")
+    refused = "tem.run_auto_function is not allowed in scenario 'tem-autofocus'"
+    with pytest.raises(PermissionError, match=refused):
+        c.auto_functions.run_stem_auto_focus()
+    assert c.optics.defocus == 0.0  # and the call changed nothing
+    with pytest.raises(ConnectionError, match="has no instance 'nobody'"):
+        connect(server, "nobody")
+    for client in (a, c):
+        client.disconnect()
+
+
+def test_the_leaderboard_ranks_answered_teams_and_a_journal_replays(hackathon, capsys) -> None:
+    server, folder = hackathon
+    result = Challenge(HOST, server.port, "c").submit({})
+    rows = leaderboard(HOST, server.port)
+    assert [r["instance"] for r in rows][0] == "c" and rows[0]["score"] == pytest.approx(result["score"])
+    assert {r["instance"] for r in rows} == {"a", "b", "c"}
+    assert main(["scenario", "leaderboard", "--port", str(server.port)]) == 0
+    board = capsys.readouterr().out.splitlines()
+    assert board[1].split()[:3] == ["1", "c", "tem-autofocus"]
+    journal = folder / "journals" / "tem-autofocus-seed3-c.jsonl"
+    assert main(["scenario", "replay", str(journal)]) == 0
+    assert "0 different" in capsys.readouterr().out
+
+
+def test_a_private_server_answers_to_tokens_only(tmp_path) -> None:
+    tokens = tmp_path / "tokens.csv"
+    server = ServerProcess.start("--scenario", "tem-autofocus", "--teams", "2", "--private", "--tokens",
+                                 str(tokens), "--journal-dir", str(tmp_path))
+    try:
+        rows = list(csv.DictReader(tokens.open()))
+        assert [r["instance"] for r in rows] == ["team-01", "team-02"]
+        assert rows[0]["token"] != rows[1]["token"]
+        with pytest.raises(ConnectionError, match="has no instance 'team-01'"):
+            connect(server, "team-01")
+        microscope = connect(server, rows[1]["token"])
+        microscope.optics.defocus = 10e-9
+        assert Challenge(HOST, server.port, rows[1]["token"]).status()["instance"] == "team-02"
+        microscope.disconnect()
+    finally:
+        assert server.stop() == 0

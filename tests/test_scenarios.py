@@ -1,0 +1,195 @@
+"""Scenarios: files, seeded hidden state, budgets, journals, replay (in process, through the same gate
+remote calls pass)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+
+from twin.cli import main
+from twin.instruments.usage import BudgetExhausted
+from twin.scenarios import journal, spec
+from twin.scenarios.replay import replay
+from twin.server.instances import Instance
+
+AUTOFOCUS = "tem-autofocus"
+
+
+def write_scenario(tmp_path, body: str, name: str = "probe") -> str:
+    path = tmp_path / f"{name}.scenario.yaml"
+    path.write_text(textwrap.dedent(body))
+    return str(path)
+
+
+MINIMAL = """\
+    title: a probe
+    goal: look
+    sample: graphene
+    score: {function: tem_focus, focus_tolerance: 5 nm, astigmatism_tolerance: 2 nm}
+"""
+
+
+def test_scenario_list_shows_every_built_in_with_its_title(capsys) -> None:
+    assert main(["scenario", "list"]) == 0
+    out = capsys.readouterr().out
+    for name, path in spec.available().items():
+        assert name in out and spec.load(path).title in out
+    assert len(spec.available()) >= 1
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("colour: blue\n", "unknown keys colour"),
+    ("budgets: {coffee: 3}\n", "budgets has unknown keys coffee"),
+    ("budgets: {calls: -3}\n", "budgets.calls = -3.0 is out of range"),
+    ("hidden: {tem: {twin.focus_offset: {gaussian: [0, 1]}}}\n", "give a value or one of uniform"),
+    ("hidden: {tem: {twin.focus_offset: {uniform: [1 um, -1 um]}}}\n", "lo must not exceed hi"),
+    ("hidden: {tem: {twin.focus_offset: {uniform: [1 kg, 2 kg]}}}\n", "is not a length"),
+    ("hidden: {tem: {twin.no_such_thing: 3}}\n", "setting 'twin.no_such_thing' does not exist"),
+    ("settings: {tem: {source.acceleration_voltage: 900 kV}}\n", "settings.tem: source.acceleration_voltage"),
+    ("forbid: [microwave.start]\n", "forbid entry 'microwave.start'"),
+    ("events: [{after: {coffees: 3}, set: {afm: {twin.tip_radius: 9 nm}}}]\n", "unknown keys coffees"),
+])
+def test_a_bad_scenario_file_is_refused_naming_the_field(tmp_path, extra: str, message: str) -> None:
+    path = write_scenario(tmp_path, MINIMAL + "    " + extra)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        spec.load(path)
+
+
+def test_an_unknown_score_function_is_refused(tmp_path) -> None:
+    path = write_scenario(tmp_path, MINIMAL.replace("tem_focus", "vibes"))
+    with pytest.raises(ValueError, match="score.function = 'vibes' is not allowed"):
+        spec.load(path)
+
+
+def test_the_seed_draws_the_hidden_state_and_every_draw_stays_in_its_range() -> None:
+    scenario = spec.load(AUTOFOCUS)
+    states = [scenario.draw(seed).settings["tem"] for seed in range(40)]
+    assert scenario.draw(7) == scenario.draw(7)
+    offsets = np.array([s["twin.focus_offset"] for s in states])
+    astigmatism = np.array([np.hypot(*s["twin.objective_astigmatism"]) for s in states])
+    assert np.all(np.abs(offsets) <= 300e-9) and np.ptp(offsets) > 300e-9
+    assert np.all((astigmatism >= 5e-9) & (astigmatism <= 20e-9))
+    twin = scenario.build(7)
+    assert twin.tem.settings.get("twin.focus_offset") == scenario.draw(7).settings["tem"]["twin.focus_offset"]
+    assert twin.tem.settings.get("optics.optical_mode") == "Stem"  # the open starting state
+    assert twin.tem.settings.get("optics.scan_field_of_view") == pytest.approx(4e-9)
+    assert not twin.ground_truth
+
+
+def play(instance: Instance) -> list:
+    """A short episode: defocus steps, HAADF images, a refused call, the answer."""
+    results = []
+    for defocus in (-20e-9, 0.0, 35e-9):
+        instance.invoke("tem.set", ["optics.defocus", defocus], {})
+        results.append(instance.invoke("tem.acquire_stem_images", [["HAADF"], 64, 2e-6], {}))
+    with pytest.raises(ValueError):
+        instance.invoke("tem.set", ["optics.defocus", 5.0], {})
+    results.append(instance.invoke("episode.submit", [{}], {}))
+    return results
+
+
+def test_the_same_seed_and_calls_give_the_same_journal_and_score(tmp_path) -> None:
+    scenario = spec.load(AUTOFOCUS)
+    first, second = (Instance.playing("a", scenario, 11, tmp_path / str(i)) for i in (1, 2))
+    other = Instance.playing("a", scenario, 12)
+    scores = [play(i)[-1]["score"] for i in (first, second, other)]
+    assert scores[0] == scores[1] != scores[2]
+    entries = [[journal.deterministic(e) for e in i.episode.journal.entries] for i in (first, second)]
+    assert entries[0] == entries[1]
+    assert len(entries[0]) == 8 and entries[0][-2]["error"].startswith("ValueError: optics.defocus = 5.0")
+    written = [journal.read(next((tmp_path / str(i)).iterdir())) for i in (1, 2)]
+    assert written[0][0]["seed"] == 11 and written[0][0]["scenario_digest"] == scenario.digest
+    assert [journal.deterministic(e) for e in written[0][1]] == [journal.deterministic(e)
+                                                                  for e in written[1][1]]
+    image = first.episode.journal.entries[1]["result"][0]["data"]
+    assert image["shape"] == [64, 64] and len(image["sha256"]) == 24
+
+
+def test_a_replay_makes_the_same_data_and_notices_a_tampered_result(tmp_path) -> None:
+    instance = Instance.playing("team", spec.load(AUTOFOCUS), 5, tmp_path)
+    original = play(instance)
+    path = next(tmp_path.iterdir())
+    again = replay(path, keep_results=True)
+    assert again.identical and again.calls == 8
+    assert again.score == again.recorded_score == original[-1]["score"]
+    np.testing.assert_array_equal(again.results[1][0]["data"], original[0][0]["data"])
+    lines = path.read_text().splitlines()
+    entry = json.loads(lines[4])
+    entry["result"][0]["data"]["sha256"] = "0" * 24
+    lines[4] = json.dumps(entry)
+    path.write_text("\n".join(lines) + "\n")
+    assert replay(path).differing == [3]
+    assert main(["scenario", "replay", str(path)]) == 1
+
+
+def test_replay_refuses_a_journal_whose_scenario_file_changed(tmp_path) -> None:
+    path = write_scenario(tmp_path, MINIMAL)
+    instance = Instance.playing("x", spec.load(path), 1, tmp_path / "journals")
+    instance.invoke("tem.get", ["optics.defocus"], {})
+    with open(path, "a") as file:
+        file.write("# edited\n")
+    with pytest.raises(ValueError, match="has changed since the journal was written"):
+        replay(next((tmp_path / "journals").iterdir()))
+
+
+def test_budgets_refuse_the_call_that_would_overdraw_and_change_nothing(tmp_path) -> None:
+    path = write_scenario(tmp_path, MINIMAL + "    budgets: {calls: 7, electrons: 2e9, lines: 64}\n")
+    instance = Instance.playing("x", spec.load(path), 1)
+    tem, usage = instance.twin.tem, instance.twin.usage
+    instance.invoke("tem.acquire_camera_image", ["BM-Ceta", 256, 0.1], {})  # 1 nA x 0.1 s = 6.2e8 e
+    with pytest.raises(BudgetExhausted, match=r"budget exhausted: electrons = 6\.24.e\+08 of 2e\+09 e"):
+        instance.invoke("tem.acquire_camera_image", ["BM-Ceta", 256, 1.0], {})
+    assert tem.frames_taken == 1 and usage.spent()["electrons"] == pytest.approx(1e-10 / 1.602176634e-19)
+    instance.invoke("tem.set", ["optics.beam_blanked", True], {})
+    instance.invoke("tem.acquire_camera_image", ["BM-Ceta", 256, 5.0], {})  # blanked: no electrons
+    afm = instance.twin.afm
+    instance.invoke("afm.start_approach", [], {})
+    instance.invoke("afm.set", ["Scan.Lines", 128], {})
+    with pytest.raises(BudgetExhausted, match="lines = 0 of 64"):
+        instance.invoke("afm.start_frame_up", [], {})
+    assert afm.frames_scanned == 0
+    with pytest.raises(BudgetExhausted, match="calls = 7 of 7 made"):
+        instance.invoke("tem.get", ["optics.defocus"], {})
+    status = instance.episode.status()
+    assert status["budgets"]["calls"] == {"spent": 7, "limit": 7, "unit": ""}
+    assert status["budgets"]["lines"]["spent"] == 0
+
+
+def test_forbidden_calls_and_calls_after_the_answer_are_refused() -> None:
+    instance = Instance.playing("x", spec.load(AUTOFOCUS), 1)
+    refused = "tem.run_auto_function is not allowed in scenario 'tem-autofocus'"
+    with pytest.raises(PermissionError, match=refused):
+        instance.invoke("tem.run_auto_function", ["stem_auto_focus", {}], {})
+    with pytest.raises(TypeError, match="answer must be a mapping"):
+        instance.invoke("episode.submit", [[1, 2]], {})
+    assert instance.invoke("episode.submit", [{}], {})["score"] >= 0.0
+    with pytest.raises(RuntimeError, match="episode over"):
+        instance.invoke("tem.get", ["optics.defocus"], {})
+    with pytest.raises(RuntimeError, match="already scored"):
+        instance.invoke("episode.submit", [{}], {})
+
+
+def test_hidden_events_fire_when_their_counter_is_reached(tmp_path) -> None:
+    path = write_scenario(tmp_path, MINIMAL + """\
+    events:
+      - after: {tem_frames: {integers: [2, 2]}}
+        set: {tem: {twin.focus_offset: 40 nm}}
+""")
+    instance = Instance.playing("x", spec.load(path), 1)
+    for expected in (0.0, 0.0, 40e-9):
+        assert instance.twin.tem.settings.get("twin.focus_offset") == pytest.approx(expected)
+        instance.invoke("tem.acquire_camera_image", ["BM-Ceta", 256, 0.01], {})
+
+
+def test_images_tell_a_challenge_only_what_the_instrument_knows() -> None:
+    instance = Instance.playing("x", spec.load(AUTOFOCUS), 2)
+    instance.twin.tem.stage._error[:] = (3e-9, -2e-9)  # a known stage error for the check
+    image = instance.invoke("tem.acquire_stem_images", [["HAADF"], 64, 1e-6], {})[0]
+    record = image["metadata"]["twin"]
+    assert not {"aberrations", "seed", "frame", "specimen_offset", "atoms_knocked_out"} & set(record)
+    assert record["scan_centre"] == pytest.approx({"x": 0.0, "y": 0.0}, abs=1e-15)  # where the stage says
+    hidden = instance.twin.tem.acquire_stem_images(["HAADF"], 64, 1e-6)[0]["metadata"]["twin"]
+    assert hidden["scan_centre"]["x"] == pytest.approx(3e-9, abs=0.5e-9)  # where the beam really was
