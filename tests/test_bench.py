@@ -16,9 +16,10 @@ def test_bench_json_reports_every_figure():
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert set(figures) == {"machine", "startup", "tem_1024", "stem", "afm_256", "afm_512", "afm_1024",
-                            "datasets", "transport"}
+                            "datasets", "transport", "episodes"}
     numbers = [v for section in ("startup", "tem_1024", "stem", "afm_256", "afm_512", "afm_1024", "datasets",
-                                "transport")
+                                "transport", "episodes")
                for v in figures[section].values()]
     assert all(isinstance(v, (int, float)) and v >= 0 for v in numbers)
+    assert figures["episodes"]["replay_identical"] is True
     assert {"pyro_vs_raw_4mib", "pyro_vs_raw_16mib", "bytes_vs_list_serpent"} <= set(figures["transport"])

@@ -12,6 +12,7 @@ import pytest
 from clients.challenge import Challenge, leaderboard
 from clients.errors import BudgetExhausted
 from clients.tem import TemMicroscopeClient
+from scenarios.baselines import tem_autofocus
 from twin.cli import main
 from twin.server.launcher import ServerProcess
 
@@ -115,9 +116,12 @@ def test_budget_and_forbidden_calls_reach_the_team_as_clear_errors(hackathon) ->
         client.disconnect()
 
 
-def test_the_leaderboard_ranks_answered_teams_and_a_journal_replays(hackathon, capsys) -> None:
+@pytest.mark.slow
+def test_the_autofocus_baseline_scores_in_its_band_and_its_journal_replays(hackathon, capsys) -> None:
     server, folder = hackathon
-    result = Challenge(HOST, server.port, "c").submit({})
+    result = tem_autofocus.run(HOST, server.port, "c")  # between the line foci; astigmatism left
+    assert 0.3 < result["score"] < 0.7, result
+    assert abs(result["details"]["defocus_error"]) < 5e-9 and result["details"]["stigmation_part"] < 0.1
     rows = leaderboard(HOST, server.port)
     assert [r["instance"] for r in rows][0] == "c" and rows[0]["score"] == pytest.approx(result["score"])
     assert {r["instance"] for r in rows} == {"a", "b", "c"}

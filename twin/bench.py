@@ -307,8 +307,43 @@ def measure() -> dict[str, Any]:
         figures["transport"] = transport
     finally:
         server.stop()
+    figures["episodes"] = episode_figures()
     figures["datasets"] = dataset_figures()
     return figures
+
+
+def episode_figures(calls: int = 400) -> dict[str, float]:
+    """What a challenge's gate (budgets, journal, events) adds per call, and how fast a journal replays."""
+    import tempfile
+
+    from twin.scenarios import spec
+    from twin.scenarios.replay import replay
+    from twin.server.instances import Instance
+
+    with tempfile.TemporaryDirectory() as folder:
+        scenario = spec.load("tem-autofocus")
+        instance = Instance.playing("bench", scenario, 0, folder)
+        tem = scenario.build(0).tem  # the same twin outside any episode (its calls are not journalled)
+        started = time.perf_counter()
+        for _ in range(calls):
+            tem.get("optics.defocus")
+        direct = (time.perf_counter() - started) / calls
+        started = time.perf_counter()
+        for _ in range(calls):
+            instance.invoke("tem.get", ["optics.defocus"], {})
+        gated = (time.perf_counter() - started) / calls
+        scan = (["HAADF"], 256, 1e-6)
+        tem.acquire_stem_images(*scan)
+        instance.invoke("tem.acquire_stem_images", list(scan), {})
+        direct_image = _median_time(lambda: tem.acquire_stem_images(*scan))
+        gated_image = _median_time(lambda: instance.invoke("tem.acquire_stem_images", list(scan), {}))
+        instance.episode.journal.close()
+        started = time.perf_counter()
+        done = replay(next(Path(folder).iterdir()))
+        replay_s = time.perf_counter() - started
+    return {"direct_get_us": direct * 1e6, "gated_get_us": gated * 1e6,
+            "direct_haadf_256_s": direct_image, "gated_haadf_256_s": gated_image,
+            "replayed_calls": done.calls, "replay_s": replay_s, "replay_identical": done.identical}
 
 
 def dataset_figures(items: int = DATASET_ITEMS) -> dict[str, float]:
@@ -370,7 +405,7 @@ def dataset_figures(items: int = DATASET_ITEMS) -> dict[str, float]:
 def report(f: dict[str, Any]) -> str:
     """The figures as a table, with the targets of the foundation issue."""
     s, tem, afm, t, m = f["startup"], f["tem_1024"], f["afm_256"], f["transport"], f["machine"]
-    st, d = f["stem"], f["datasets"]
+    st, d, e = f["stem"], f["datasets"], f["episodes"]
     return "\n".join([
         f"twin bench: {m['cpus']} CPUs, Python {m['python']}, abTEM {m['abtem']}, Pyro5 {m['pyro5']}",
         "start-up",
@@ -406,6 +441,13 @@ def report(f: dict[str, Any]) -> str:
         f"   (bytes are {t['bytes_vs_list_serpent']:.0f}x faster; target >= 100x)",
         f"  as a Python list, msgpack                    {t['list_msgpack_mb_s']:7.1f}"
         f"   (bytes are {t['bytes_vs_list_msgpack']:.0f}x faster)",
+        "Challenge episodes (in process: budgets, forbidden calls, events and the journal on every call)",
+        f"  settings read, direct / through the gate     {e['direct_get_us']:7.1f} / "
+        f"{e['gated_get_us']:.1f} µs",
+        f"  HAADF 256², direct / through the gate        {e['direct_haadf_256_s']:7.3f} / "
+        f"{e['gated_haadf_256_s']:.3f} s",
+        f"  replay of {e['replayed_calls']} journalled calls              {e['replay_s']:7.2f} s"
+        f"   ({'identical' if e['replay_identical'] else 'DIFFERENT'})",
         f"twin generate, {d['items']} paired items (512² TEM + 256² AFM, labels, heights), steady state",
         f"  1 worker                                     {d['one_worker_items_per_s']:7.2f} items/s",
         f"  2 workers                                    {d['two_workers_items_per_s']:7.2f} items/s"
