@@ -98,6 +98,18 @@ def test_concurrent_teams_get_the_data_their_own_calls_ask_for(hackathon) -> Non
     assert images["a"] == [pytest.approx(20e-9)] * 3 and images["b"] == [pytest.approx(-30e-9)] * 3
 
 
+def test_a_lab_script_runs_unchanged_on_its_team_instance(hackathon, tmp_path) -> None:
+    server, _ = hackathon
+    script = tmp_path / "lab.py"
+    script.write_text("from autoscript_tem_microscope_client import TemMicroscopeClient\n"
+                      "microscope = TemMicroscopeClient()\n"
+                      "microscope.connect('10.0.0.17')\n"
+                      "microscope.optics.defocus = 33e-9\n")
+    assert main(["run", "--port", str(server.port), "--instance", "b", str(script)]) == 0
+    assert connect(server, "b").optics.defocus == pytest.approx(33e-9)
+    assert connect(server, "a").optics.defocus != pytest.approx(33e-9)
+
+
 def test_budget_and_forbidden_calls_reach_the_team_as_clear_errors(hackathon) -> None:
     server, _ = hackathon
     a = connect(server, "a")

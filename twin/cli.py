@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 
 import numpy as np
 
+from clients._remote import INSTANCE_VARIABLE
 from twin import validation
 from twin.sample import DEFAULT_SAMPLE, SAMPLES
 from twin.sample.frames import InstrumentFrame
@@ -64,6 +66,17 @@ def _serve(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from twin.script_runner import run_script
 
+    if args.instance:  # every client the script opens joins this instance
+        previous = os.environ.get(INSTANCE_VARIABLE)
+        os.environ[INSTANCE_VARIABLE] = args.instance
+        try:
+            run_script(args.script, args.arguments, args.host, args.port)
+        finally:
+            if previous is None:
+                os.environ.pop(INSTANCE_VARIABLE, None)
+            else:
+                os.environ[INSTANCE_VARIABLE] = previous
+        return 0
     if not args.serve:
         run_script(args.script, args.arguments, args.host, args.port)
         return 0
@@ -145,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--host", default=wire.DEFAULT_HOST, help="the twin's address (default %(default)s)")
     run.add_argument("--port", type=int, default=wire.DEFAULT_PORT,
                      help="the twin's port (default %(default)s)")
+    run.add_argument("--instance", help="the twin instance (name or token) on a server hosting several")
     run.add_argument("--serve", action="store_true", help="start a twin for the run and stop it afterwards")
     run.add_argument("--seed", type=int, default=0, help="with --serve: the twin's seed")
     run.add_argument("--stem-mode", default="interactive", choices=["interactive", "exact", "prism"],
