@@ -65,6 +65,7 @@ def test_teams_are_isolated_and_a_slow_exposure_does_not_hold_up_another_team(ha
         begun = time.monotonic()
         assert b.optics.defocus == pytest.approx(-70e-9)
         challenge_b.status()
+        leaderboard(HOST, server.port)  # the organiser's board does not wait for team a either
         reads.append(time.monotonic() - begun)
     worker.join()
     assert time.monotonic() - started >= 1.5

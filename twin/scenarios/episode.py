@@ -139,13 +139,14 @@ class Episode:
         return SCORERS[self.scenario.score["function"]](context, answer)
 
     def status(self) -> dict[str, Any]:
-        """Budgets spent and left, calls made, the score once answered (no hidden state)."""
-        with self._lock:
-            spent = self.twin.usage.report()
-            elapsed = 0.0 if self.started is None else time.monotonic() - self.started
-            budgets = self.scenario.budgets
-            spent["calls"] = {"spent": self.calls, "limit": budgets.get("calls"), "unit": ""}
-            spent["wall_time"] = {"spent": elapsed, "limit": budgets.get("wall_time"), "unit": "s"}
-            return {"scenario": self.scenario.name, "instance": self.instance, "seed": self.seed,
-                    "budgets": spent, "over": self.result is not None,
-                    "score": None if self.result is None else self.result.as_dict()}
+        """Budgets spent and left, calls made, the score once answered (no hidden state). Reads without
+        waiting for a call in progress (the leaderboard must not stall behind a long acquisition)."""
+        spent = self.twin.usage.report()
+        elapsed = 0.0 if self.started is None else time.monotonic() - self.started
+        budgets = self.scenario.budgets
+        spent["calls"] = {"spent": self.calls, "limit": budgets.get("calls"), "unit": ""}
+        spent["wall_time"] = {"spent": elapsed, "limit": budgets.get("wall_time"), "unit": "s"}
+        result = self.result
+        return {"scenario": self.scenario.name, "instance": self.instance, "seed": self.seed,
+                "budgets": spent, "over": result is not None,
+                "score": None if result is None else result.as_dict()}
