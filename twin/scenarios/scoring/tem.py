@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.spatial import cKDTree
 
+from twin.sample import Window
 from twin.scenarios.scoring import Context, Score, mapping, scorer
 
 
@@ -24,3 +26,71 @@ def tem_focus(context: Context, answer: Any) -> Score:
     return Score(weight * focus + (1 - weight) * stigmation,
                  {"defocus_error": aberrations.C10, "astigmatism": aberrations.C12,
                   "focus_part": focus, "stigmation_part": stigmation})
+
+
+def _points(name: str, value: Any) -> np.ndarray:
+    """An answer's list of [x, y] positions (m) as an (N, 2) array."""
+    points = np.asarray(value, dtype=float) if isinstance(value, (list, tuple, np.ndarray)) else None
+    if points is None or (points.size and (points.ndim != 2 or points.shape[1] != 2)) or not np.all(
+            np.isfinite(points)):
+        raise ValueError(f"answer {name} must be a list of [x, y] positions in m, got {value!r:.80}")
+    return points.reshape(-1, 2)
+
+
+def region_of(params: dict[str, Any]) -> Window:
+    """The scored region: a square of side ``region_size`` (m) centred on ``region_centre`` ([x, y], m)."""
+    cx, cy = params.get("region_centre", (0.0, 0.0))
+    return Window.around(cx, cy, params["region_size"], params["region_size"])
+
+
+def matched(found: np.ndarray, truth: np.ndarray, tolerance: float, search: float
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one matches (nearest first) of ``found`` to ``truth`` within ``tolerance`` after the one
+    translation (within ``search``, m) that matches the most; returns the matched truth indices and
+    that translation."""
+    none = np.zeros(0, dtype=int), np.zeros(2)
+    if not len(found) or not len(truth):
+        return none
+    tree = cKDTree(truth)
+    pairs = tree.query_ball_point(found, search)
+    shifts = np.array([truth[j] - found[i] for i, near in enumerate(pairs) for j in near]).reshape(-1, 2)
+    if not len(shifts):
+        return none
+    votes = cKDTree(shifts).query_ball_point(shifts, tolerance / 2, return_length=True)
+    best = shifts[np.argmax(votes - 0.5 * np.linalg.norm(shifts, axis=1) / search)]  # ties: the shortest
+    shift = np.median(shifts[np.linalg.norm(shifts - best, axis=1) < tolerance / 2], axis=0)
+    distance, index = tree.query(found + shift, distance_upper_bound=tolerance)
+    taken: list[int] = []
+    for k in np.argsort(distance):
+        if np.isfinite(distance[k]) and index[k] not in taken:
+            taken.append(int(index[k]))
+    return np.array(taken, dtype=int), shift
+
+
+@scorer("atom_f1")
+def atom_f1(context: Context, answer: Any) -> Score:
+    """F1 of the reported atom positions against the true atoms in the region (the TEM's frame, where
+    the stage is now, stage error and drift included): a report within ``tolerance`` (m) of an atom,
+    after the one translation that matches most (within ``search``, m), is a hit. Scored beyond chance:
+    (F1 - c) / (1 - c), c the F1 of points thrown at random (the area fraction near an atom)."""
+    positions = _points("positions", mapping(answer, ("positions",))["positions"])
+    p = context.params
+    region = region_of(p)
+    tem = context.twin.tem
+    dx, dy = tem.stage.specimen_offset(*(tem.settings.get(k) for k in ("twin.stage_errors", "twin.drift")))
+    true_region = Window(region.x_min + dx, region.y_min + dy, region.x_max + dx, region.y_max + dy)
+    area = true_region.grown(p["search"])
+    atoms = tem.sample.atoms_in_window(area)
+    truth = np.array([area.x_min, area.y_min]) + atoms.positions[:, :2] * 1e-10 - (dx, dy)  # the stage's view
+    inside = (truth[:, 0] >= region.x_min) & (truth[:, 0] < region.x_max) & (
+        truth[:, 1] >= region.y_min) & (truth[:, 1] < region.y_max)
+    hits, shift = matched(positions, truth, p["tolerance"], p["search"])
+    expected = int(inside.sum())
+    precision = len(hits) / len(positions) if len(positions) else 0.0  # atoms just outside count as found
+    recall = inside[hits].sum() / expected if expected else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    chance = 1.0 - np.exp(-expected / (region.width * region.height) * np.pi * p["tolerance"] ** 2)
+    return Score((f1 - chance) / (1.0 - chance),
+                 {"f1": f1, "f1_by_chance": chance, "precision": precision, "recall": float(recall),
+                  "hits": len(hits), "reported": len(positions),
+                  "atoms_in_region": expected, "translation": shift.tolist()})

@@ -1,0 +1,58 @@
+"""Every challenge: its scorer gives ~1 to the truth and ~0 to nonsense, and its baseline agent, run
+against a real server hosting all of them (one instance each), scores inside its expected band."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scenarios.baselines import stem_atom_finding
+from twin.sample import Window
+from twin.scenarios import spec
+from twin.server.instances import Instance
+from twin.server.launcher import ServerProcess
+
+HOST = "127.0.0.1"
+#: instance name -> (scenario, seed, baseline, expected band of its score)
+BASELINES = {
+    "atoms": ("stem-atom-finding", 2, stem_atom_finding, (0.4, 0.85)),
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    options = [a for name, (scenario, seed, _, _) in BASELINES.items()
+               for a in ("--instance", f"{name}={scenario}:{seed}")]
+    process = ServerProcess.start(*options, "--journal-dir", str(tmp_path_factory.mktemp("journals")))
+    yield process
+    assert process.stop() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(BASELINES))
+def test_each_baseline_scores_inside_its_band(server, name: str) -> None:
+    _, _, baseline, (low, high) = BASELINES[name]
+    result = baseline.run(HOST, server.port, name)
+    assert low < result["score"] < high, result
+
+
+def true_atoms(instance: Instance, size: float) -> np.ndarray:
+    window = Window.around(0.0, 0.0, size, size)
+    atoms = instance.twin.tem.sample.atoms_in_window(window)
+    return np.array([window.x_min, window.y_min]) + atoms.positions[:, :2] * 1e-10
+
+
+def test_atom_finding_scores_the_truth_one_and_random_points_about_zero() -> None:
+    scenario = spec.load("stem-atom-finding")
+    perfect = Instance.playing("a", scenario, 4)
+    truth = true_atoms(perfect, 3e-9)
+    jitter = np.random.default_rng(1).normal(0.0, 0.005e-9, truth.shape)
+    assert perfect.episode.submit({"positions": (truth + jitter).tolist()})["score"] > 0.99
+    half = Instance.playing("a", scenario, 4)
+    result = half.episode.submit({"positions": truth[::2].tolist()})["details"]
+    assert result["precision"] == 1.0 and result["recall"] == pytest.approx(0.5, abs=0.01)
+    noise = Instance.playing("a", scenario, 4)
+    guess = np.random.default_rng(2).uniform(-1.5e-9, 1.5e-9, truth.shape)
+    assert noise.episode.submit({"positions": guess.tolist()})["score"] < 0.1
+    with pytest.raises(ValueError, match="answer positions must be a list of"):
+        Instance.playing("a", scenario, 4).episode.submit({"positions": [[1.0, 2.0, 3.0]]})
