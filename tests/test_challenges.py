@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scenarios.baselines import stem_atom_finding
+from scenarios.baselines import afm_tip_change, stem_atom_finding
 from twin.sample import Window
 from twin.scenarios import spec
 from twin.server.instances import Instance
@@ -16,6 +16,7 @@ HOST = "127.0.0.1"
 #: instance name -> (scenario, seed, baseline, expected band of its score)
 BASELINES = {
     "atoms": ("stem-atom-finding", 2, stem_atom_finding, (0.4, 0.85)),
+    "tipchange": ("afm-tip-change", 1, afm_tip_change, (0.3, 0.7)),  # one frame early: 0.5
 }
 
 
@@ -56,3 +57,19 @@ def test_atom_finding_scores_the_truth_one_and_random_points_about_zero() -> Non
     assert noise.episode.submit({"positions": guess.tolist()})["score"] < 0.1
     with pytest.raises(ValueError, match="answer positions must be a list of"):
         Instance.playing("a", scenario, 4).episode.submit({"positions": [[1.0, 2.0, 3.0]]})
+
+
+def test_the_tip_changes_at_the_drawn_frame_and_only_the_exact_frame_scores_one() -> None:
+    scenario = spec.load("afm-tip-change")
+    instance = Instance.playing("a", scenario, 2)
+    at = instance.episode.hidden.events[0]["at"]
+    instance.invoke("afm.start_approach", [], {})
+    radii = []
+    for _ in range(at + 2):
+        instance.invoke("afm.start_frame_up", [], {})
+        radii.append(instance.twin.afm.get_frame(0, 1)["metadata"]["tip"]["radius"])  # the hidden record
+    assert max(radii[:at]) < 4.1e-9 and min(radii[at:]) > 6e-9  # frame `at` is the first blunt one
+    assert instance.invoke("episode.submit", [{"frame_index": at}], {})["score"] == 1.0
+    assert Instance.playing("a", scenario, 2).episode.submit({"frame_index": at + 2})["score"] == 0.25
+    with pytest.raises(TypeError, match="answer frame_index must be an integer"):
+        Instance.playing("a", scenario, 2).episode.submit({"frame_index": "late"})
