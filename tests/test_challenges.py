@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scenarios.baselines import afm_tip_change, stem_atom_finding
+from scenarios.baselines import afm_sparse_scan, afm_tip_change, afm_tip_reconstruction, stem_atom_finding
+from twin.instruments.usage import BudgetExhausted
 from twin.sample import Window
+from twin.sample.truth import height_map
 from twin.scenarios import spec
 from twin.server.instances import Instance
 from twin.server.launcher import ServerProcess
@@ -17,6 +19,8 @@ HOST = "127.0.0.1"
 BASELINES = {
     "atoms": ("stem-atom-finding", 2, stem_atom_finding, (0.4, 0.85)),
     "tipchange": ("afm-tip-change", 1, afm_tip_change, (0.3, 0.7)),  # one frame early: 0.5
+    "blunt": ("afm-tip-reconstruction", 1, afm_tip_reconstruction, (0.12, 0.5)),
+    "sparse": ("afm-sparse-scan", 1, afm_sparse_scan, (0.25, 0.65)),
 }
 
 
@@ -73,3 +77,23 @@ def test_the_tip_changes_at_the_drawn_frame_and_only_the_exact_frame_scores_one(
     assert Instance.playing("a", scenario, 2).episode.submit({"frame_index": at + 2})["score"] == 0.25
     with pytest.raises(TypeError, match="answer frame_index must be an integer"):
         Instance.playing("a", scenario, 2).episode.submit({"frame_index": "late"})
+
+
+@pytest.mark.parametrize("name", ["afm-tip-reconstruction", "afm-sparse-scan"])
+def test_surface_answers_score_the_truth_one_and_a_flat_guess_zero(name: str) -> None:
+    scenario = spec.load(name)
+    instance = Instance.playing("a", scenario, 3)
+    truth = height_map(instance.twin.sample, Window.around(0.0, 0.0, 60e-9, 60e-9), (128, 128))
+    assert instance.episode.submit({"heights": truth + 1e-9})["score"] == pytest.approx(1.0)
+    flat = Instance.playing("a", scenario, 3).episode.submit({"heights": np.full((128, 128), 2e-10)})
+    assert flat["score"] == 0.0 and flat["details"]["rmse"] == pytest.approx(flat["details"]["true_rms"])
+    with pytest.raises(ValueError, match="answer heights has shape \\(64, 64\\); give 128 x 128"):
+        Instance.playing("a", scenario, 3).episode.submit({"heights": np.zeros((64, 64))})
+
+
+def test_a_sparse_scan_cannot_take_a_full_frame() -> None:
+    instance = Instance.playing("a", spec.load("afm-sparse-scan"), 3)
+    instance.invoke("afm.start_approach", [], {})
+    instance.invoke("afm.set", ["Scan.Lines", 128], {})
+    with pytest.raises(BudgetExhausted, match="lines = 0 of 32"):
+        instance.invoke("afm.start_frame_up", [], {})
