@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scenarios.baselines import afm_sparse_scan, afm_tip_change, afm_tip_reconstruction, stem_atom_finding
+from scenarios.baselines import (
+    afm_pid_tuning,
+    afm_sparse_scan,
+    afm_tip_change,
+    afm_tip_reconstruction,
+    stem_atom_finding,
+)
 from twin.instruments.usage import BudgetExhausted
 from twin.sample import Window
 from twin.sample.truth import height_map
@@ -21,6 +27,7 @@ BASELINES = {
     "tipchange": ("afm-tip-change", 1, afm_tip_change, (0.3, 0.7)),  # one frame early: 0.5
     "blunt": ("afm-tip-reconstruction", 1, afm_tip_reconstruction, (0.12, 0.5)),
     "sparse": ("afm-sparse-scan", 1, afm_sparse_scan, (0.25, 0.65)),
+    "pid": ("afm-pid-tuning", 1, afm_pid_tuning, (0.1, 0.45)),
 }
 
 
@@ -97,3 +104,19 @@ def test_a_sparse_scan_cannot_take_a_full_frame() -> None:
     instance.invoke("afm.set", ["Scan.Lines", 128], {})
     with pytest.raises(BudgetExhausted, match="lines = 0 of 32"):
         instance.invoke("afm.start_frame_up", [], {})
+
+
+def test_the_z_loop_score_rewards_speed_only_while_the_loop_follows() -> None:
+    scenario = spec.load("afm-pid-tuning")
+
+    def score(line_time: float, integral: float) -> dict:
+        instance = Instance.playing("a", scenario, 1)
+        instance.invoke("afm.set", ["Scan.Scantime", line_time], {})
+        instance.invoke("afm.set", ["ZController.IGain", integral], {})
+        return instance.invoke("episode.submit", [{}], {})
+
+    sluggish, tuned, ringing = score(0.1, 1000), score(0.1, 10000), score(0.1, 100000)
+    assert tuned["score"] > 0.4 and tuned["details"]["tracking_error"] < 0.05e-9
+    assert sluggish["score"] < 0.01 < sluggish["details"]["tracking_error"] * 1e9  # lags by > 0.01 nm
+    assert ringing["score"] < 1e-6 and not ringing["details"]["stable"]
+    assert score(0.5, 10000)["details"]["speed_part"] == pytest.approx(0.1)

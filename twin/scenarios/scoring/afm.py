@@ -48,3 +48,25 @@ def surface_error(context: Context, answer: Any) -> Score:
     rmse = float(np.sqrt(np.mean((residual - residual.mean()) ** 2)))
     spread = float(truth.std())
     return Score(1.0 - rmse / spread, {"rmse": rmse, "true_rms": spread, "offset": float(residual.mean())})
+
+
+@scorer("fast_clean_scan")
+def fast_clean_scan(context: Context, answer: Any) -> Score:
+    """The z-loop and line time as set at the answer, scored on a reference frame of the scenario's
+    region: ``e`` the RMS (m) by which the loop's forward trace misses the ideal one, ``t`` the line
+    time (s). Speed ``min(1, fastest / t)`` times cleanliness ``min(1, (tolerance / e)^4)``: the
+    fastest line time at which the loop still follows within ``tolerance`` scores best. The answer is
+    empty (the instrument's state is scored)."""
+    mapping(answer if answer is not None else {}, ())
+    afm, p = context.twin.afm, context.params
+    state = afm.settings.snapshot()
+    window, (rows, columns) = surface_grid(p)
+    ideal, _, _ = afm.topography(window, columns, rows, afm.tip(state))
+    line_time = state["Scan.Scantime"]
+    dt = (window.width / columns) / (2 * window.width / line_time)  # forward and backward in one line time
+    traced = afm.feedback(state).track(ideal, dt, afm.hardware.z_range)
+    error = float(np.sqrt(np.mean((traced - ideal) ** 2)))
+    speed = min(1.0, p["fastest"] / line_time)
+    clean = min(1.0, (p["tolerance"] / max(error, 1e-15)) ** 4)
+    return Score(speed * clean, {"tracking_error": error, "line_time": line_time, "speed_part": speed,
+                                 "clean_part": clean, "stable": afm.feedback(state).is_stable()})
