@@ -12,6 +12,7 @@ from scenarios.baselines import (
     afm_tip_change,
     afm_tip_reconstruction,
     stem_atom_finding,
+    tem_dopant_census,
 )
 from twin.instruments.usage import BudgetExhausted
 from twin.sample import Window
@@ -28,6 +29,7 @@ BASELINES = {
     "blunt": ("afm-tip-reconstruction", 1, afm_tip_reconstruction, (0.12, 0.5)),
     "sparse": ("afm-sparse-scan", 1, afm_sparse_scan, (0.25, 0.65)),
     "pid": ("afm-pid-tuning", 1, afm_pid_tuning, (0.1, 0.45)),
+    "census": ("tem-dopant-census", 1, tem_dopant_census, (0.3, 0.75)),
 }
 
 
@@ -120,3 +122,23 @@ def test_the_z_loop_score_rewards_speed_only_while_the_loop_follows() -> None:
     assert sluggish["score"] < 0.01 < sluggish["details"]["tracking_error"] * 1e9  # lags by > 0.01 nm
     assert ringing["score"] < 1e-6 and not ringing["details"]["stable"]
     assert score(0.5, 10000)["details"]["speed_part"] == pytest.approx(0.1)
+
+
+def test_the_dopant_census_counts_destroyed_dopants_as_missed() -> None:
+    scenario = spec.load("tem-dopant-census")
+    instance = Instance.playing("a", scenario, 1)
+    region = Window.around(0.0, 0.0, 16e-9, 16e-9)
+    dopants = [d for d in instance.twin.tem.sample.defects_in_window(region)
+               if d.kind == "substitution" and d.species == "Si"]
+    truth = np.array([(d.x, d.y) for d in dopants])
+    assert len(truth) >= 5
+    assert instance.episode.submit({"positions": truth.tolist()})["score"] == pytest.approx(1.0)
+    burnt = Instance.playing("a", scenario, 1)
+    atoms = burnt.twin.sample.atoms_in_window(Window.around(dopants[0].x, dopants[0].y, 2e-10, 2e-10))
+    assert burnt.twin.sample.remove_atoms(atoms) == 1  # as the beam would
+    result = burnt.episode.submit({"positions": truth.tolist()})
+    assert result["details"]["knocked_out"] == 1
+    assert result["details"]["recall"] == pytest.approx(1 - 1 / len(truth))
+    assert result["details"]["precision"] == pytest.approx(1 - 1 / len(truth))
+    guess = np.random.default_rng(0).uniform(-8e-9, 8e-9, (20, 2))
+    assert Instance.playing("a", scenario, 1).episode.submit({"positions": guess.tolist()})["score"] < 0.1

@@ -94,3 +94,37 @@ def atom_f1(context: Context, answer: Any) -> Score:
                  {"f1": f1, "f1_by_chance": chance, "precision": precision, "recall": float(recall),
                   "hits": len(hits), "reported": len(positions),
                   "atoms_in_region": expected, "translation": shift.tolist()})
+
+
+@scorer("dopant_f1")
+def dopant_f1(context: Context, answer: Any) -> Score:
+    """F1 of the reported dopant positions against the ``species`` substitutions that were in the region
+    at the start (TEM frame, as the stage sees it): a report within ``tolerance`` (m) of a dopant still
+    there, after the one translation (within ``search``, m) that matches most, is a hit; a dopant the
+    beam knocked out counts as missed, so recall = hits / dopants at the start."""
+    positions = _points("positions", mapping(answer, ("positions",))["positions"])
+    p = context.params
+    region = region_of(p)
+    tem = context.twin.tem
+    dx, dy = tem.stage.specimen_offset(*(tem.settings.get(k) for k in ("twin.stage_errors", "twin.drift")))
+    area = Window(region.x_min + dx, region.y_min + dy, region.x_max + dx, region.y_max + dy)
+    area = area.grown(p["search"])
+    present = np.array([(d.x, d.y) for d in tem.sample.defects_in_window(area)
+                        if d.kind == "substitution" and d.species == p["species"]]).reshape(-1, 2)
+    x0, y0, x1, y1 = (v * 1e10 for v in (area.x_min, area.y_min, area.x_max, area.y_max))
+    gone = np.array([(x * 1e-10, y * 1e-10) for _, x, y, symbol in context.twin.sample.knocked_out.in_window(
+        x0, y0, x1, y1) if symbol == p["species"]]).reshape(-1, 2)
+    present, gone = present - (dx, dy), gone - (dx, dy)  # where the stage believes they are
+
+    def inside(points: np.ndarray) -> np.ndarray:
+        return (points[:, 0] >= region.x_min) & (points[:, 0] < region.x_max) & (
+            points[:, 1] >= region.y_min) & (points[:, 1] < region.y_max)
+
+    hits, shift = matched(positions, present, p["tolerance"], p["search"])
+    at_start = int(inside(present).sum() + inside(gone).sum())
+    precision = len(hits) / len(positions) if len(positions) else 0.0
+    recall = inside(present)[hits].sum() / at_start if at_start else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Score(f1, {"precision": precision, "recall": float(recall), "hits": len(hits),
+                      "reported": len(positions), "dopants_at_start": at_start,
+                      "knocked_out": int(inside(gone).sum()), "translation": shift.tolist()})
