@@ -11,6 +11,7 @@ from scenarios.baselines import (
     afm_sparse_scan,
     afm_tip_change,
     afm_tip_reconstruction,
+    correlative_registration,
     stem_atom_finding,
     tem_dopant_census,
 )
@@ -30,6 +31,7 @@ BASELINES = {
     "sparse": ("afm-sparse-scan", 1, afm_sparse_scan, (0.25, 0.65)),
     "pid": ("afm-pid-tuning", 1, afm_pid_tuning, (0.1, 0.45)),
     "census": ("tem-dopant-census", 1, tem_dopant_census, (0.3, 0.75)),
+    "register": ("correlative-registration", 1, correlative_registration, (0.5, 0.9)),
 }
 
 
@@ -142,3 +144,20 @@ def test_the_dopant_census_counts_destroyed_dopants_as_missed() -> None:
     assert result["details"]["precision"] == pytest.approx(1 - 1 / len(truth))
     guess = np.random.default_rng(0).uniform(-8e-9, 8e-9, (20, 2))
     assert Instance.playing("a", scenario, 1).episode.submit({"positions": guess.tolist()})["score"] < 0.1
+
+
+def test_registration_scores_the_true_transform_one_and_the_identity_less() -> None:
+    scenario = spec.load("correlative-registration")
+    instance = Instance.playing("a", scenario, 2)
+    frame = instance.episode.hidden.frames["afm"]
+    patch = next(d for d in instance.twin.tem.sample.defects_in_window(Window.around(0.0, 0.0, 40e-9, 40e-9))
+                 if d.kind == "contamination")
+    in_afm = [float(v) for v in instance.twin.afm.sample.frame.from_sample(patch.x, patch.y)]
+    truth = {"rotation": frame.rotation, "offset": list(frame.offset), "defect_tem": [patch.x, patch.y],
+             "defect_afm": in_afm}
+    assert instance.episode.submit(truth)["score"] == pytest.approx(1.0)
+    naive = Instance.playing("a", scenario, 2).episode.submit(
+        {**truth, "rotation": 0.0, "offset": [0.0, 0.0], "defect_afm": [patch.x, patch.y]})
+    assert naive["details"]["mapping_error"] > 2e-9 and naive["score"] < 0.6
+    with pytest.raises(ValueError, match="answer offset must be"):
+        Instance.playing("a", scenario, 2).episode.submit({**truth, "offset": 3.0})
