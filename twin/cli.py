@@ -111,6 +111,15 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mcp(args: argparse.Namespace) -> int:
+    try:
+        from twin.agents.mcp_server import main as serve_tools
+    except ImportError as error:
+        raise SystemExit(f"twin mcp: {error}; install the agents extra: pip install \".[agents]\"") from None
+    serve_tools(args.host, args.port, args.instance, args.images)
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from twin.bench import main as bench_main
 
@@ -182,6 +191,18 @@ def main(argv: list[str] | None = None) -> int:
     generate.set_defaults(run=_generate)
 
     add_scenario_commands(commands)
+
+    mcp = commands.add_parser("mcp", help="serve the instruments as MCP tools over stdio (for LLM agents)",
+                              description="An MCP server on stdin/stdout whose tools (stage, defocus, "
+                                          "camera, STEM, AFM approach/scan/line, challenge) drive the twin "
+                                          "at --host:--port through the clients.")
+    mcp.add_argument("--host", default=wire.DEFAULT_HOST, help="the twin's address (default %(default)s)")
+    mcp.add_argument("--port", type=int, default=wire.DEFAULT_PORT,
+                     help="the twin's port (default %(default)s)")
+    mcp.add_argument("--instance", help="the twin instance (name or token) on a server hosting several")
+    mcp.add_argument("--images", metavar="DIR",
+                     help="where acquisitions are saved as .npy (default: a temp dir)")
+    mcp.set_defaults(run=_mcp)
 
     bench = commands.add_parser("bench", help="measure acquisition, transport and start-up speed")
     bench.add_argument("--json", action="store_true", help="print the figures as JSON")

@@ -1,0 +1,63 @@
+"""Agent interfaces against a real server: the MCP tools over stdio, and the Gymnasium environment."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import numpy as np
+import pytest
+
+from twin.server.launcher import ServerProcess
+
+HOST = "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    journals = tmp_path_factory.mktemp("journals")
+    process = ServerProcess.start("--instance", "llm=tem-autofocus:5", "--instance", "rl=tem-autofocus:6",
+                                  "--journal-dir", str(journals))
+    yield process
+    assert process.stop() == 0
+
+
+def test_an_mcp_client_lists_the_tools_and_drives_the_instruments(server, tmp_path) -> None:
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    command = StdioServerParameters(command=sys.executable, args=[
+        "-m", "twin", "mcp", "--port", str(server.port), "--instance", "llm", "--images", str(tmp_path)])
+
+    async def session() -> dict:
+        async with Client(command, read_timeout_seconds=60) as client:
+            tools = {tool.name for tool in (await client.list_tools()).tools}
+            goal = (await client.call_tool("challenge_goal", {})).structured_content
+            moved = (await client.call_tool("tem_stage_move", {"x": 2e-6, "y": -1e-6})).structured_content
+            focus = (await client.call_tool("tem_set_defocus", {"defocus": -20e-9})).structured_content
+            image = (await client.call_tool("stem_acquire_image", {"size": 64, "dwell_time": 1e-6}))
+            png = await client.call_tool("view_last_image", {})
+            approach = (await client.call_tool("afm_approach", {})).structured_content
+            scan = (await client.call_tool("afm_scan", {"width": 10e-9, "points": 32, "lines": 16}))
+            line = (await client.call_tool("afm_read_line", {"line": 3})).structured_content
+            bad = await client.call_tool("afm_read_line", {"line": 3, "channel": "Smell"})
+            status = (await client.call_tool("challenge_status", {})).structured_content
+            return {"tools": tools, "goal": goal, "moved": moved, "focus": focus, "image": image, "png": png,
+                    "approach": approach, "scan": scan, "line": line, "bad": bad, "status": status}
+
+    out = asyncio.run(session())
+    expected = {"tem_stage_move", "tem_stage_position", "tem_set_defocus", "tem_acquire_image",
+                "stem_acquire_image", "afm_approach", "afm_scan", "afm_read_line", "challenge_submit"}
+    assert expected <= out["tools"]
+    assert out["goal"]["name"] == "tem-autofocus"
+    assert out["moved"]["x"] == pytest.approx(2e-6, abs=1e-7)
+    assert out["focus"]["defocus"] == pytest.approx(-20e-9)
+    summary = out["image"].structured_content
+    assert summary["shape"] == [64, 64] and summary["mean"] > 0
+    np.testing.assert_array_equal(np.load(summary["npy"]).shape, (64, 64))
+    assert out["png"].content[0].type == "image" and out["png"].content[0].mime_type == "image/png"
+    assert out["approach"]["approached"] is True
+    assert out["scan"].structured_content["shape"] == [16, 32]
+    assert len(out["line"]["result"]) == 32 and all(abs(v) < 5e-9 for v in out["line"]["result"])
+    assert out["bad"].is_error and "allowed channels" in out["bad"].content[0].text
+    assert out["status"]["budgets"]["calls"]["spent"] >= 6  # the tools' calls pass the challenge's gate

@@ -1,0 +1,1 @@
+"""Agent interfaces over a running twin: an MCP server (LLM tools) and a Gymnasium environment."""
