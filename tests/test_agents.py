@@ -61,3 +61,28 @@ def test_an_mcp_client_lists_the_tools_and_drives_the_instruments(server, tmp_pa
     assert len(out["line"]["result"]) == 32 and all(abs(v) < 5e-9 for v in out["line"]["result"])
     assert out["bad"].is_error and "allowed channels" in out["bad"].content[0].text
     assert out["status"]["budgets"]["calls"]["spent"] >= 6  # the tools' calls pass the challenge's gate
+
+
+def test_the_gym_environment_plays_the_autofocus_challenge_in_process_and_remotely(server) -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    from twin.agents.gym_env import AutofocusEnv
+
+    env = AutofocusEnv(max_steps=4, size=32)
+    check_env(env, skip_render_check=True)
+    first, info = env.reset(seed=3)
+    again, _ = AutofocusEnv(max_steps=4, size=32).reset(seed=3)
+    np.testing.assert_array_equal(first, again)  # the seed draws the hidden state and the noise
+    assert first.shape == (32, 32) and first.dtype == np.float32 and np.isfinite(info["sharpness"])
+    observation, reward, terminated, truncated, info = env.step(np.array([0.5, 0.0, 0.0, 0.0]))
+    assert np.isfinite(reward) and not terminated and not truncated
+    *_, terminated, _, info = env.step(np.array([0.0, 0.0, 0.0, 1.0]))  # stop: the column is scored
+    assert terminated and 0.0 <= info["score"] <= 1.0
+
+    remote = AutofocusEnv(server=(HOST, server.port, ["rl"]), max_steps=3, size=32)
+    remote.reset()
+    for _ in range(3):
+        *_, terminated, truncated, info = remote.step(remote.action_space.sample())
+    assert truncated and 0.0 <= info["score"] <= 1.0
+    with pytest.raises(RuntimeError, match="all 1 server instances have been played"):
+        remote.reset()
