@@ -24,8 +24,8 @@ SCENARIO = "tem-autofocus"
 class AutofocusEnv(gym.Env):
     """Observation: a ``size`` x ``size`` HAADF image divided by its mean (float32, at most 1000).
     Action: four numbers in [-1, 1]: a defocus step (x ``defocus_step`` m), two stigmator steps
-    (x ``stigmator_step``), and > 0.5 in the fourth ends the episode. Reward: the change of the image's sharpness (shot-noise-corrected
-    normalised variance), plus 10 x the challenge score at the end."""
+    (x ``stigmator_step``), and > 0.5 in the fourth ends the episode. Reward: the change of the image's
+    sharpness (shot-noise-corrected normalised variance), plus 10 x the challenge score at the end."""
 
     metadata = {"render_modes": []}
 
