@@ -13,6 +13,7 @@ from scenarios.baselines import (
     afm_tip_reconstruction,
     correlative_registration,
     stem_atom_finding,
+    tem_beam_sensitive,
     tem_dopant_census,
 )
 from twin.instruments.usage import BudgetExhausted
@@ -32,6 +33,7 @@ BASELINES = {
     "pid": ("afm-pid-tuning", 1, afm_pid_tuning, (0.1, 0.45)),
     "census": ("tem-dopant-census", 1, tem_dopant_census, (0.3, 0.75)),
     "register": ("correlative-registration", 1, correlative_registration, (0.5, 0.9)),
+    "gentle": ("tem-beam-sensitive", 1, tem_beam_sensitive, (0.25, 0.6)),
 }
 
 
@@ -161,3 +163,18 @@ def test_registration_scores_the_true_transform_one_and_the_identity_less() -> N
     assert naive["details"]["mapping_error"] > 2e-9 and naive["score"] < 0.6
     with pytest.raises(ValueError, match="answer offset must be"):
         Instance.playing("a", scenario, 2).episode.submit({**truth, "offset": 3.0})
+
+
+@pytest.mark.parametrize(("voltage", "dwell", "low", "high"), [
+    (60e3, 1.6e-5, 0.95, 1.0),  # below the sulphur's knock-on onset: dose costs nothing
+    (300e3, 1.6e-5, 0.0, 0.2),  # as the last user left it: the image is good, the square is gone
+])
+def test_gentle_imaging_trades_the_image_against_the_sample(voltage, dwell, low, high) -> None:
+    instance = Instance.playing("a", spec.load("tem-beam-sensitive"), 1)
+    instance.invoke("tem.set", ["source.acceleration_voltage", voltage], {})
+    image = instance.invoke("tem.acquire_stem_images", [["HAADF"], 256, dwell], {})[0]
+    index = image["metadata"]["acquisition"]["frame_index"]
+    with pytest.raises(ValueError, match="answer frame_index = 99 is not one of this episode's last HAADF"):
+        instance.invoke("episode.submit", [{"frame_index": 99}], {})
+    result = instance.invoke("episode.submit", [{"frame_index": index}], {})
+    assert low <= result["score"] <= high, result

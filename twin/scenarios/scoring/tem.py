@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from ase.data import atomic_numbers
 from scipy.spatial import cKDTree
 
+from twin import validation
 from twin.sample import Window
 from twin.scenarios.scoring import Context, Score, mapping, scorer
 
@@ -128,3 +130,39 @@ def dopant_f1(context: Context, answer: Any) -> Score:
     return Score(f1, {"precision": precision, "recall": float(recall), "hits": len(hits),
                       "reported": len(positions), "dopants_at_start": at_start,
                       "knocked_out": int(inside(gone).sum()), "translation": shift.tolist()})
+
+
+@scorer("gentle_imaging")
+def gentle_imaging(context: Context, answer: Any) -> Score:
+    """An image of the region that is good and a region that survived it: the fraction of the region's
+    ``species`` atoms still in place (TEM frame, stage error and drift included) times the image's
+    shot-noise quality ``min(1, sqrt(mean counts / target_counts))``. ``answer["frame_index"]`` names a
+    ``detector`` image of this episode whose window lies on the region (centre within ``centring``, m)."""
+    index = mapping(answer, ("frame_index",))["frame_index"]
+    index = validation.integer("answer frame_index", index, 0, 10**9)
+    p = context.params
+    image = context.images.get(("tem", index, p["detector"]))
+    if image is None:
+        kept = sorted(k[1] for k in context.images if k[0] == "tem" and k[2] == p["detector"])
+        raise ValueError(f"answer frame_index = {index} is not one of this episode's last {p['detector']} "
+                         f"images; allowed: {kept}")
+    region = region_of(p)
+    w = image["metadata"]["twin"]["window"]
+    centre = ((w["x_min"] + w["x_max"]) / 2, (w["y_min"] + w["y_max"]) / 2)
+    middle = ((region.x_min + region.x_max) / 2, (region.y_min + region.y_max) / 2)
+    if np.hypot(centre[0] - middle[0], centre[1] - middle[1]) > p["centring"]:
+        raise ValueError(f"answer frame_index = {index}: that image is centred on {centre} m, not on the "
+                         "region")
+    tem = context.twin.tem
+    dx, dy = tem.stage.specimen_offset(*(tem.settings.get(k) for k in ("twin.stage_errors", "twin.drift")))
+    area = Window(region.x_min + dx, region.y_min + dy, region.x_max + dx, region.y_max + dy)
+    number = atomic_numbers[p["species"]]
+    left = int(np.sum(tem.sample.atoms_in_window(area).numbers == number))
+    x0, y0, x1, y1 = (v * 1e10 for v in (area.x_min, area.y_min, area.x_max, area.y_max))
+    lost = sum(1 for *_, symbol in context.twin.sample.knocked_out.in_window(x0, y0, x1, y1)
+               if symbol == p["species"])
+    intact = left / (left + lost) if left + lost else 0.0
+    counts = float(np.mean(image["data"]))
+    quality = min(1.0, np.sqrt(counts / p["target_counts"]))
+    return Score(intact * quality, {"intact": intact, "atoms_lost": lost, "mean_counts": counts,
+                                    "quality": quality})
