@@ -9,6 +9,7 @@ from ase.data import atomic_numbers
 from scipy.spatial import cKDTree
 
 from twin import validation
+from twin.physics.detectors import UINT16_MAX
 from twin.sample import Window
 from twin.scenarios.scoring import Context, Score, mapping, scorer
 
@@ -69,6 +70,18 @@ def matched(found: np.ndarray, truth: np.ndarray, tolerance: float, search: floa
     return np.array(taken, dtype=int), shift
 
 
+def knocked_out(context: Context, area: Window, species: str) -> np.ndarray:
+    """Where (m, the TEM's frame) the beam knocked ``species`` atoms out of ``area`` (the TEM's frame)."""
+    frame = context.twin.tem.sample.frame
+    outer = frame.sample_window(area)
+    x0, y0, x1, y1 = (v * 1e10 for v in (outer.x_min, outer.y_min, outer.x_max, outer.y_max))
+    emptied = context.twin.sample.knocked_out.in_window(x0, y0, x1, y1)
+    found = np.array([(x, y) for _, x, y, symbol in emptied if symbol == species]).reshape(-1, 2) * 1e-10
+    x, y = frame.from_sample(found[:, 0], found[:, 1])
+    inside = (x >= area.x_min) & (x < area.x_max) & (y >= area.y_min) & (y < area.y_max)
+    return np.column_stack([x, y])[inside]
+
+
 @scorer("atom_f1")
 def atom_f1(context: Context, answer: Any) -> Score:
     """F1 of the reported atom positions against the true atoms in the region (the TEM's frame, where
@@ -113,9 +126,7 @@ def dopant_f1(context: Context, answer: Any) -> Score:
     area = area.grown(p["search"])
     present = np.array([(d.x, d.y) for d in tem.sample.defects_in_window(area)
                         if d.kind == "substitution" and d.species == p["species"]]).reshape(-1, 2)
-    x0, y0, x1, y1 = (v * 1e10 for v in (area.x_min, area.y_min, area.x_max, area.y_max))
-    gone = np.array([(x * 1e-10, y * 1e-10) for _, x, y, symbol in context.twin.sample.knocked_out.in_window(
-        x0, y0, x1, y1) if symbol == p["species"]]).reshape(-1, 2)
+    gone = knocked_out(context, area, p["species"])
     present, gone = present - (dx, dy), gone - (dx, dy)  # where the stage believes they are
 
     def inside(points: np.ndarray) -> np.ndarray:
@@ -136,8 +147,10 @@ def dopant_f1(context: Context, answer: Any) -> Score:
 def gentle_imaging(context: Context, answer: Any) -> Score:
     """An image of the region that is good and a region that survived it: the fraction of the region's
     ``species`` atoms still in place (TEM frame, stage error and drift included) times the image's
-    shot-noise quality ``min(1, sqrt(mean counts / target_counts))``. ``answer["frame_index"]`` names a
-    ``detector`` image of this episode whose window lies on the region (centre within ``centring``, m)."""
+    shot-noise quality ``min(1, sqrt(mean counts / target_counts))`` times the fraction of its pixels below
+    the detector's saturation (clipped pixels carry nothing). ``answer["frame_index"]`` names a
+    ``detector`` image of this episode that covers the whole region (a field of view at least the region's
+    side, centre within ``centring``, m)."""
     index = mapping(answer, ("frame_index",))["frame_index"]
     index = validation.integer("answer frame_index", index, 0, 10**9)
     p = context.params
@@ -153,16 +166,21 @@ def gentle_imaging(context: Context, answer: Any) -> Score:
     if np.hypot(centre[0] - middle[0], centre[1] - middle[1]) > p["centring"]:
         raise ValueError(f"answer frame_index = {index}: that image is centred on {centre} m, not on the "
                          "region")
+    pixel = image["metadata"]["binary_result"]["pixel_size"]["x"]
+    side = min(w["x_max"] - w["x_min"], w["y_max"] - w["y_min"])
+    if side < min(region.width, region.height) - pixel:  # a smaller field or a sub-region spares the rest
+        raise ValueError(f"answer frame_index = {index}: that image spans {side:.4g} m, less than the "
+                         f"region's {region.width:.4g} m; image the whole region")
     tem = context.twin.tem
     dx, dy = tem.stage.specimen_offset(*(tem.settings.get(k) for k in ("twin.stage_errors", "twin.drift")))
     area = Window(region.x_min + dx, region.y_min + dy, region.x_max + dx, region.y_max + dy)
     number = atomic_numbers[p["species"]]
     left = int(np.sum(tem.sample.atoms_in_window(area).numbers == number))
-    x0, y0, x1, y1 = (v * 1e10 for v in (area.x_min, area.y_min, area.x_max, area.y_max))
-    lost = sum(1 for *_, symbol in context.twin.sample.knocked_out.in_window(x0, y0, x1, y1)
-               if symbol == p["species"])
+    lost = len(knocked_out(context, area, p["species"]))
     intact = left / (left + lost) if left + lost else 0.0
-    counts = float(np.mean(image["data"]))
-    quality = min(1.0, np.sqrt(counts / p["target_counts"]))
+    data = np.asarray(image["data"])
+    counts = float(np.mean(data))
+    saturated = float(np.mean(data >= UINT16_MAX))
+    quality = float(min(1.0, np.sqrt(counts / p["target_counts"])) * (1.0 - saturated))
     return Score(intact * quality, {"intact": intact, "atoms_lost": lost, "mean_counts": counts,
-                                    "quality": quality})
+                                    "saturated": saturated, "quality": quality})
