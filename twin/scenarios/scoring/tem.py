@@ -70,6 +70,27 @@ def matched(found: np.ndarray, truth: np.ndarray, tolerance: float, search: floa
     return np.array(taken, dtype=int), shift
 
 
+def really(context: Context, region: Window) -> tuple[np.ndarray, Window]:
+    """The stage's error and drift now (m) and where ``region`` (stage coordinates) really is."""
+    tem = context.twin.tem
+    offset = tem.stage.specimen_offset(tem.settings.get("twin.stage_errors"), tem.settings.get("twin.drift"))
+    dx, dy = offset
+    return offset, Window(region.x_min + dx, region.y_min + dy, region.x_max + dx, region.y_max + dy)
+
+
+def inside(points: np.ndarray, region: Window) -> np.ndarray:
+    """Which of ``points`` ([x, y], m) lie in ``region``."""
+    x, y = points[:, 0], points[:, 1]
+    return (x >= region.x_min) & (x < region.x_max) & (y >= region.y_min) & (y < region.y_max)
+
+
+def f1_score(hits: int, reported: int, recalled: int, expected: int) -> tuple[float, float, float]:
+    """Precision (``hits`` of ``reported``), recall (``recalled`` of ``expected``) and their F1."""
+    precision = hits / reported if reported else 0.0
+    recall = recalled / expected if expected else 0.0
+    return precision, recall, 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
 def knocked_out(context: Context, area: Window, species: str) -> np.ndarray:
     """Where (m, the TEM's frame) the beam knocked ``species`` atoms out of ``area`` (the TEM's frame)."""
     frame = context.twin.tem.sample.frame
@@ -77,9 +98,8 @@ def knocked_out(context: Context, area: Window, species: str) -> np.ndarray:
     x0, y0, x1, y1 = (v * 1e10 for v in (outer.x_min, outer.y_min, outer.x_max, outer.y_max))
     emptied = context.twin.sample.knocked_out.in_window(x0, y0, x1, y1)
     found = np.array([(x, y) for _, x, y, symbol in emptied if symbol == species]).reshape(-1, 2) * 1e-10
-    x, y = frame.from_sample(found[:, 0], found[:, 1])
-    inside = (x >= area.x_min) & (x < area.x_max) & (y >= area.y_min) & (y < area.y_max)
-    return np.column_stack([x, y])[inside]
+    points = np.column_stack(frame.from_sample(found[:, 0], found[:, 1]))
+    return points[inside(points, area)]
 
 
 @scorer("atom_f1")
@@ -91,22 +111,17 @@ def atom_f1(context: Context, answer: Any) -> Score:
     positions = _points("positions", mapping(answer, ("positions",))["positions"])
     p = context.params
     region = region_of(p)
-    tem = context.twin.tem
-    dx, dy = tem.stage.specimen_offset(*(tem.settings.get(k) for k in ("twin.stage_errors", "twin.drift")))
-    true_region = Window(region.x_min + dx, region.y_min + dy, region.x_max + dx, region.y_max + dy)
+    offset, true_region = really(context, region)
     area = true_region.grown(p["search"])
-    atoms = tem.sample.atoms_in_window(area)
-    truth = np.array([area.x_min, area.y_min]) + atoms.positions[:, :2] * 1e-10 - (dx, dy)  # the stage's view
-    inside = (truth[:, 0] >= region.x_min) & (truth[:, 0] < region.x_max) & (
-        truth[:, 1] >= region.y_min) & (truth[:, 1] < region.y_max)
+    atoms = context.twin.tem.sample.atoms_in_window(area)
+    truth = np.array([area.x_min, area.y_min]) + atoms.positions[:, :2] * 1e-10 - offset  # the stage's view
+    counted = inside(truth, region)
     hits, shift = matched(positions, truth, p["tolerance"], p["search"])
-    expected = int(inside.sum())
-    precision = len(hits) / len(positions) if len(positions) else 0.0  # atoms just outside count as found
-    recall = inside[hits].sum() / expected if expected else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    expected = int(counted.sum())  # atoms just outside the region count as found, not as expected
+    precision, recall, f1 = f1_score(len(hits), len(positions), int(counted[hits].sum()), expected)
     chance = 1.0 - np.exp(-expected / (region.width * region.height) * np.pi * p["tolerance"] ** 2)
     return Score((f1 - chance) / (1.0 - chance),
-                 {"f1": f1, "f1_by_chance": chance, "precision": precision, "recall": float(recall),
+                 {"f1": f1, "f1_by_chance": chance, "precision": precision, "recall": recall,
                   "hits": len(hits), "reported": len(positions),
                   "atoms_in_region": expected, "translation": shift.tolist()})
 
@@ -120,27 +135,18 @@ def dopant_f1(context: Context, answer: Any) -> Score:
     positions = _points("positions", mapping(answer, ("positions",))["positions"])
     p = context.params
     region = region_of(p)
-    tem = context.twin.tem
-    dx, dy = tem.stage.specimen_offset(*(tem.settings.get(k) for k in ("twin.stage_errors", "twin.drift")))
-    area = Window(region.x_min + dx, region.y_min + dy, region.x_max + dx, region.y_max + dy)
-    area = area.grown(p["search"])
-    present = np.array([(d.x, d.y) for d in tem.sample.defects_in_window(area)
+    offset, true_region = really(context, region)
+    area = true_region.grown(p["search"])
+    present = np.array([(d.x, d.y) for d in context.twin.tem.sample.defects_in_window(area)
                         if d.kind == "substitution" and d.species == p["species"]]).reshape(-1, 2)
     gone = knocked_out(context, area, p["species"])
-    present, gone = present - (dx, dy), gone - (dx, dy)  # where the stage believes they are
-
-    def inside(points: np.ndarray) -> np.ndarray:
-        return (points[:, 0] >= region.x_min) & (points[:, 0] < region.x_max) & (
-            points[:, 1] >= region.y_min) & (points[:, 1] < region.y_max)
-
+    present, gone = present - offset, gone - offset  # where the stage believes they are
     hits, shift = matched(positions, present, p["tolerance"], p["search"])
-    at_start = int(inside(present).sum() + inside(gone).sum())
-    precision = len(hits) / len(positions) if len(positions) else 0.0
-    recall = inside(present)[hits].sum() / at_start if at_start else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return Score(f1, {"precision": precision, "recall": float(recall), "hits": len(hits),
-                      "reported": len(positions), "dopants_at_start": at_start,
-                      "knocked_out": int(inside(gone).sum()), "translation": shift.tolist()})
+    counted, lost = inside(present, region), int(inside(gone, region).sum())
+    at_start = int(counted.sum()) + lost
+    precision, recall, f1 = f1_score(len(hits), len(positions), int(counted[hits].sum()), at_start)
+    return Score(f1, {"precision": precision, "recall": recall, "hits": len(hits), "reported": len(positions),
+                      "dopants_at_start": at_start, "knocked_out": lost, "translation": shift.tolist()})
 
 
 @scorer("gentle_imaging")
@@ -171,11 +177,9 @@ def gentle_imaging(context: Context, answer: Any) -> Score:
     if side < min(region.width, region.height) - pixel:  # a smaller field or a sub-region spares the rest
         raise ValueError(f"answer frame_index = {index}: that image spans {side:.4g} m, less than the "
                          f"region's {region.width:.4g} m; image the whole region")
-    tem = context.twin.tem
-    dx, dy = tem.stage.specimen_offset(*(tem.settings.get(k) for k in ("twin.stage_errors", "twin.drift")))
-    area = Window(region.x_min + dx, region.y_min + dy, region.x_max + dx, region.y_max + dy)
+    _, area = really(context, region)
     number = atomic_numbers[p["species"]]
-    left = int(np.sum(tem.sample.atoms_in_window(area).numbers == number))
+    left = int(np.sum(context.twin.tem.sample.atoms_in_window(area).numbers == number))
     lost = len(knocked_out(context, area, p["species"]))
     intact = left / (left + lost) if left + lost else 0.0
     data = np.asarray(image["data"])
