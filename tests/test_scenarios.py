@@ -193,3 +193,19 @@ def test_images_tell_a_challenge_only_what_the_instrument_knows() -> None:
     assert record["scan_centre"] == pytest.approx({"x": 0.0, "y": 0.0}, abs=1e-15)  # where the stage says
     hidden = instance.twin.tem.acquire_stem_images(["HAADF"], 64, 1e-6)[0]["metadata"]["twin"]
     assert hidden["scan_centre"]["x"] == pytest.approx(3e-9, abs=0.5e-9)  # where the beam really was
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--scenario", "nope"], "scenario = 'nope' is not a built-in scenario or a file"),
+    (["--instance", "a=tem-autofocus:x"], "the seed after ':' must be an integer, got 'x'"),
+    (["--instance", "a=tem-autofocus:-2"], "seed = -2 is out of range"),
+    (["--instance", "a b=tem-autofocus"], "instance = 'a b': give a name or token without"),
+    (["--instance", "a"], "--instance 'a': name a scenario (NAME=SCENARIO) or give --scenario"),
+    (["--instance", "a=tem-autofocus", "--instance", "a=afm-tip-change"], "--instance 'a' is given twice"),
+    (["--teams", "0", "--scenario", "tem-autofocus"], "--teams = 0 is out of range; allowed 1 to 500"),
+    (["--scenario", "tem-autofocus", "--sample", "graphene"], "--scenario sets the sample, the ground truth"),
+    (["--scenario", "tem-autofocus", "--tokens", "/no/such/t.csv"], "--tokens '/no/such/t.csv' cannot"),
+])
+def test_bad_challenge_options_are_refused_before_serving(options, message, tmp_path) -> None:
+    with pytest.raises(SystemExit, match=message.replace("(", r"\(").replace(")", r"\)")):
+        main(["serve", "--port", "1", "--journal-dir", str(tmp_path), *options])

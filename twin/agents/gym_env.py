@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from twin import validation
 from twin.scenarios import spec
 from twin.server import wire
 
@@ -33,6 +34,11 @@ class AutofocusEnv(gym.Env):
                  size: int = 64, dwell_time: float = 2e-5, defocus_step: float = 20e-9,
                  stigmator_step: float = 0.05) -> None:
         super().__init__()
+        validation.integer("max_steps", max_steps, 1, 100_000)
+        validation.integer("size", size, 16, 1024)
+        validation.positive("dwell_time", dwell_time, 0.0, 1e-3, "s")
+        validation.positive("defocus_step", defocus_step, 0.0, 1e-6, "m")
+        validation.positive("stigmator_step", stigmator_step, 0.0, 1.0)
         self.server = server
         self.max_steps, self.size, self.dwell_time = max_steps, size, dwell_time
         self.defocus_step, self.stigmator_step = defocus_step, stigmator_step

@@ -61,14 +61,22 @@ def instances_from(args: argparse.Namespace) -> list | None:
         wire.object_id("twin.tem", name)  # checks the name
         if any(i.name == name for i in instances):
             raise ValueError(f"--instance {name!r} is given twice")
-        seed = int(seed) if seed else args.seed
+        try:
+            seed = int(seed) if seed else args.seed
+        except ValueError:
+            raise ValueError(f"--instance {text!r}: the seed after ':' must be an integer, got {seed!r}"
+                             ) from None
+        validation.integer(f"--instance {text!r} seed", seed, 0, 2**63 - 1)
         instances.append(Instance.playing(name, scenario(which), seed, args.journal_dir))
     if args.tokens:
-        with open(args.tokens, "w", newline="") as file:
-            writer = csv.writer(file)
-            writer.writerow(["instance", "scenario", "seed", "token"])
-            for i in instances:
-                writer.writerow([i.name, i.episode.scenario.name, i.episode.seed, i.token])
+        try:
+            with open(args.tokens, "w", newline="") as file:
+                writer = csv.writer(file)
+                writer.writerow(["instance", "scenario", "seed", "token"])
+                for i in instances:
+                    writer.writerow([i.name, i.episode.scenario.name, i.episode.seed, i.token])
+        except OSError as error:
+            raise ValueError(f"--tokens {args.tokens!r} cannot be written: {error}") from None
     return instances
 
 
