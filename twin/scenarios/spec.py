@@ -123,12 +123,6 @@ class Hidden:
     frames: dict[str, InstrumentFrame]
     events: list[dict[str, Any]]  # {"counter", "at", "set": {instrument: {setting: value}}}
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"settings": self.settings,
-                "frames": {k: {"rotation": f.rotation, "offset": list(f.offset)}
-                           for k, f in self.frames.items()},
-                "events": self.events}
-
 
 @dataclass(frozen=True)
 class Scenario:
