@@ -125,6 +125,13 @@ def test_a_replay_makes_the_same_data_and_notices_a_tampered_result(tmp_path) ->
     assert main(["scenario", "replay", str(path)]) == 1
 
 
+def test_a_second_episode_of_the_same_team_gets_its_own_journal(tmp_path) -> None:
+    scenario = spec.load(AUTOFOCUS)
+    paths = [Instance.playing("team", scenario, 1, tmp_path).episode.journal.path for _ in range(3)]
+    assert [p.name for p in paths] == ["tem-autofocus-seed1-team.jsonl", "tem-autofocus-seed1-team-2.jsonl",
+                                       "tem-autofocus-seed1-team-3.jsonl"]
+
+
 def test_replay_refuses_a_journal_whose_scenario_file_changed(tmp_path) -> None:
     path = write_scenario(tmp_path, MINIMAL)
     instance = Instance.playing("x", spec.load(path), 1, tmp_path / "journals")

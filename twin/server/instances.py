@@ -74,8 +74,12 @@ class Instance:
                 wall_clock: bool = True) -> Instance:
         """An instance playing ``scenario`` from ``seed``; its journal goes to ``journal_dir`` if given."""
         path = None
-        if journal_dir is not None:
-            path = Path(journal_dir) / f"{scenario.name}-seed{seed}-{name}.jsonl"
+        if journal_dir is not None:  # a restarted server never overwrites an earlier episode's journal
+            stem = f"{scenario.name}-seed{seed}-{name}"
+            path, again = Path(journal_dir) / f"{stem}.jsonl", 1
+            while path.exists():
+                again += 1
+                path = Path(journal_dir) / f"{stem}-{again}.jsonl"
         episode = Episode(scenario, seed, name, path, wall_clock)
         return cls(name, episode.twin, episode)
 
