@@ -37,13 +37,15 @@ def test_an_mcp_client_lists_the_tools_and_drives_the_instruments(server, tmp_pa
             focus = (await client.call_tool("tem_set_defocus", {"defocus": -20e-9})).structured_content
             image = (await client.call_tool("stem_acquire_image", {"size": 64, "dwell_time": 1e-6}))
             png = await client.call_tool("view_last_image", {})
+            camera = (await client.call_tool("tem_acquire_image", {"size": 512, "exposure_time": 0.01}))
             approach = (await client.call_tool("afm_approach", {})).structured_content
             scan = (await client.call_tool("afm_scan", {"width": 10e-9, "points": 32, "lines": 16}))
             line = (await client.call_tool("afm_read_line", {"line": 3})).structured_content
             bad = await client.call_tool("afm_read_line", {"line": 3, "channel": "Smell"})
             status = (await client.call_tool("challenge_status", {})).structured_content
             return {"tools": tools, "goal": goal, "moved": moved, "focus": focus, "image": image, "png": png,
-                    "approach": approach, "scan": scan, "line": line, "bad": bad, "status": status}
+                    "camera": camera, "approach": approach, "scan": scan, "line": line, "bad": bad,
+                    "status": status}
 
     out = asyncio.run(session())
     expected = {"tem_stage_move", "tem_stage_position", "tem_set_defocus", "tem_acquire_image",
@@ -56,6 +58,8 @@ def test_an_mcp_client_lists_the_tools_and_drives_the_instruments(server, tmp_pa
     assert summary["shape"] == [64, 64] and summary["mean"] > 0
     np.testing.assert_array_equal(np.load(summary["npy"]).shape, (64, 64))
     assert out["png"].content[0].type == "image" and out["png"].content[0].mime_type == "image/png"
+    camera = out["camera"].structured_content  # the camera tool switches the column back to TEM mode
+    assert camera["shape"] == [512, 512] and camera["defocus"] == pytest.approx(-20e-9)
     assert out["approach"]["approached"] is True
     assert out["scan"].structured_content["shape"] == [16, 32]
     assert len(out["line"]["result"]) == 32 and all(abs(v) < 5e-9 for v in out["line"]["result"])
@@ -81,8 +85,13 @@ def test_the_gym_environment_plays_the_autofocus_challenge_in_process_and_remote
 
     remote = AutofocusEnv(server=(HOST, server.port, ["rl"]), max_steps=3, size=32)
     remote.reset()
+    remote.action_space.seed(0)
     for _ in range(3):
-        *_, terminated, truncated, info = remote.step(remote.action_space.sample())
-    assert truncated and 0.0 <= info["score"] <= 1.0
+        action = remote.action_space.sample()
+        action[3] = -1.0  # random steps, none of them asking to stop
+        *_, terminated, truncated, info = remote.step(action)
+    assert truncated and not terminated and 0.0 <= info["score"] <= 1.0
+    with pytest.raises(RuntimeError, match="the episode is over; call reset"):
+        remote.step(action)
     with pytest.raises(RuntimeError, match="all 1 server instances have been played"):
         remote.reset()

@@ -47,6 +47,7 @@ class AutofocusEnv(gym.Env):
         self._scenario = spec.load(SCENARIO)
         self._played = 0
         self._tem = self._episode = None
+        self._over = True  # until reset
 
     def _open(self, seed: int) -> None:
         """The next episode's remote objects: a fresh in-process instance, or the server's next one."""
@@ -75,13 +76,15 @@ class AutofocusEnv(gym.Env):
         super().reset(seed=seed)
         self._open(int(self.np_random.integers(2**31)) if seed is None else seed)
         self._played += 1
-        self._steps = 0
+        self._steps, self._over = 0, False
         self._defocus = self._tem.get("optics.defocus")
         self._stigmator = np.array(self._tem.get("optics.objective_stigmator"), dtype=float)
         observation, self._sharpness = self._look()
         return observation, {"sharpness": self._sharpness}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._over:
+            raise RuntimeError("the episode is over; call reset() for the next one")
         action = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
         self._defocus += action[0] * self.defocus_step
         self._stigmator = np.clip(self._stigmator + action[1:3] * self.stigmator_step, -1.0, 1.0)
@@ -93,7 +96,9 @@ class AutofocusEnv(gym.Env):
         info: dict[str, Any] = {"sharpness": sharpness, "defocus": self._defocus}
         done = action[3] > 0.5 or self._steps >= self.max_steps
         if done:
+            self._ended = True
             result = self._episode.submit({})
             reward += 10.0 * result["score"]
             info["score"] = result["score"]
+            self._over = True
         return observation, float(reward), bool(action[3] > 0.5), bool(self._steps >= self.max_steps), info

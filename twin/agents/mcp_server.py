@@ -123,8 +123,9 @@ def build(host: str, port: int, instance: str | None = None, folder: str | Path 
 
     @tool
     def tem_acquire_image(size: int = 512, exposure_time: float = 0.1) -> dict[str, Any]:
-        """An HRTEM camera image (TEM mode): ``size`` pixels square (512, 1024, 2048 or 4096),
-        ``exposure_time`` s. Returns a summary and the path of the .npy data."""
+        """An HRTEM camera image (switches to TEM mode): ``size`` pixels square (512, 1024, 2048 or
+        4096), ``exposure_time`` s. Returns a summary and the path of the .npy data."""
+        session.tem.optics.optical_mode = "Tem"
         image = session.tem.acquisition.acquire_camera_image(CameraType.BM_CETA, size, exposure_time)
         m = image.metadata
         return session.summary(image.data, m.binary_result.pixel_size.x, m.twin.window.to_dict(),
