@@ -37,8 +37,11 @@ def registration(context: Context, answer: Any) -> Score:
     true_x, true_y = tem_frame.from_sample(*afm_frame.to_sample(u, v))
     c, s = np.cos(rotation), np.sin(rotation)
     error = float(np.mean(np.hypot(c * u - s * v + offset[0] - true_x, s * u + c * v + offset[1] - true_y)))
-    area = Window.around(0.0, 0.0, 4 * half, 4 * half)
-    features = [d for d in context.twin.tem.sample.defects_in_window(area) if d.kind in p["kinds"]]
+    side, features = 20 * p["defect_tolerance"], []
+    while not features and side < 1e-5:  # a square around the reported position, grown until it has some
+        area = Window.around(float(defect_tem[0]), float(defect_tem[1]), side, side)
+        features = [d for d in context.twin.tem.sample.defects_in_window(area) if d.kind in p["kinds"]]
+        side *= 4
     if features:
         nearest = min(features, key=lambda d: np.hypot(d.x - defect_tem[0], d.y - defect_tem[1]))
         d_tem = float(np.hypot(nearest.x - defect_tem[0], nearest.y - defect_tem[1]))
@@ -49,5 +52,7 @@ def registration(context: Context, answer: Any) -> Score:
     weight, tol, tol_d = p["transform_weight"], p["tolerance"], p["defect_tolerance"]
     parts = [np.exp(-0.5 * (e / t) ** 2) for e, t in ((error, tol), (d_tem, tol_d), (d_afm, tol_d))]
     value = weight * parts[0] + (1 - weight) * (parts[1] + parts[2]) / 2
-    return Score(value, {"mapping_error": error, "defect_tem_error": d_tem, "defect_afm_error": d_afm,
-                         "true_rotation": afm_frame.rotation - tem_frame.rotation})
+    true_rotation = afm_frame.rotation - tem_frame.rotation
+    rotation_error = float(np.angle(np.exp(1j * (rotation - true_rotation))))  # wrapped to (-pi, pi]
+    return Score(value, {"mapping_error": error, "rotation_error": rotation_error, "defect_tem_error": d_tem,
+                         "defect_afm_error": d_afm})
