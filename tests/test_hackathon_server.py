@@ -14,6 +14,7 @@ from clients.errors import BudgetExhausted
 from clients.tem import TemMicroscopeClient
 from scenarios.baselines import tem_autofocus
 from twin.cli import main
+from twin.server import wire
 from twin.server.launcher import ServerProcess
 
 HOST = "127.0.0.1"
@@ -160,5 +161,10 @@ def test_a_private_server_answers_to_tokens_only(tmp_path) -> None:
         microscope.optics.defocus = 10e-9
         assert Challenge(HOST, server.port, rows[1]["token"]).status()["instance"] == "team-02"
         microscope.disconnect()
+        with wire.connect(f"PYRO:Pyro.Daemon@{HOST}:{server.port}") as daemon:  # Pyro's own listing
+            listed = daemon.registered()
+        assert listed and not any(r["token"] in object_id for r in rows for object_id in listed)
+        printed = "\n".join(server.lines)  # the organiser's console: URIs under the first team's token
+        assert f"twin.tem.{rows[0]['token']}@" in printed and "team-01@" not in printed
     finally:
         assert server.stop() == 0

@@ -9,7 +9,9 @@ from collections.abc import Callable
 from typing import TextIO
 
 import Pyro5
-from Pyro5.api import Daemon
+from Pyro5.api import Daemon, expose
+from Pyro5.core import DAEMON_NAME
+from Pyro5.server import DaemonObject
 
 from twin.digital_twin import DigitalTwin
 from twin.server import wire
@@ -32,6 +34,15 @@ Paste into Python:
     spm.application.Scan.StartFrameUp()
     topography = spm.get_frame(channel=spm.ScanChannel.Topography)
 """
+
+
+@expose
+class DiscreetDaemonObject(DaemonObject):
+    """Pyro's own daemon object, listing only the shared objects: on a private server the other ids
+    carry the teams' tokens."""
+
+    def registered(self) -> list[str]:
+        return [i for i in super().registered() if i in (DAEMON_NAME, wire.HUB_OBJECT)]
 
 
 def serve(
@@ -58,7 +69,7 @@ def serve(
     Pyro5.config.MAX_MESSAGE_SIZE = MAX_MESSAGE_BYTES
     if isinstance(instances, DigitalTwin):
         instances = [Instance(DEFAULT, instances)]
-    daemon = Daemon(host=host, port=port)
+    daemon = Daemon(host=host, port=port, interface=DiscreetDaemonObject if private else DaemonObject)
     daemon.register(HubService(instances), wire.HUB_OBJECT)
     for instance in instances:
         key = instance.token if private else instance.name
@@ -66,8 +77,9 @@ def serve(
             daemon.register(instance.objects[target], object_id)
     bound_host, bound_port = daemon.locationStr.rsplit(":", 1)
     twin = instances[0].twin
+    first = instances[0].token if private else instances[0].name
     say(f"Digital twin: sample '{twin.sample.name}', seed {twin.seed}, time scale {twin.clock.time_scale:g}")
-    for name, object_id in instances[0].object_ids(instances[0].name).items():
+    for name, object_id in instances[0].object_ids(first).items():
         label = name.upper() if name in ("tem", "afm") else name
         say(f"  {label:<8}PYRO:{object_id}@{bound_host}:{bound_port}")
     if len(instances) > 1 or instances[0].episode is not None:
@@ -77,7 +89,6 @@ def serve(
             row = instance.row()
             say(f"  instance {instance.name:<16}{row['scenario'] or '-':<28}{row['seed']!s:<8}"
                 f"{instance.token if private else ''}")
-    first = instances[0].token if private else instances[0].name
     say(SNIPPET.format(host=bound_host, port=bound_port,
                        instance="" if first == DEFAULT else f", instance={first!r}"))
 
