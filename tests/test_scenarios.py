@@ -125,6 +125,33 @@ def test_a_replay_makes_the_same_data_and_notices_a_tampered_result(tmp_path) ->
     assert main(["scenario", "replay", str(path)]) == 1
 
 
+def test_odd_arguments_are_journalled_whole_and_the_real_error_reaches_the_caller(tmp_path) -> None:
+    path = write_scenario(tmp_path, MINIMAL)
+    instance = Instance.playing("x", spec.load(path), 1, tmp_path / "journals")
+    with pytest.raises(ValueError, match="optics.defocus"):
+        instance.invoke("tem.set", ["optics.defocus", float("nan")], {})
+    odd = {"heights": np.array([[np.nan, np.inf], [1.0, -np.inf]]), "z": 1 + 2j, "blob": b"\x00\xff"}
+    with pytest.raises(TypeError, match="answer must be a mapping"):
+        instance.invoke("episode.submit", [[odd]], {})
+    kept = instance.episode.journal.entries
+    _, written = journal.read(next((tmp_path / "journals").iterdir()))
+    assert [journal.deterministic(e) for e in written] == [journal.deterministic(e) for e in kept]
+    assert written[0]["error"].startswith("ValueError: optics.defocus") and np.isnan(
+        journal.decode(written[0]["args"])[1])
+    again = journal.decode(written[1]["args"])[0][0]
+    np.testing.assert_array_equal(again["heights"], odd["heights"])
+    assert again["z"] == odd["z"] and again["blob"] == odd["blob"]
+
+
+@pytest.mark.parametrize("positions", [[["a", "b"]], [[1e300, 0.0]], [[np.nan, 0.0]], [[1e-9, 2e-9, 0.0]]])
+def test_a_malformed_answer_names_the_field_and_its_range_and_the_episode_goes_on(positions) -> None:
+    instance = Instance.playing("x", spec.load("stem-atom-finding"), 1)
+    with pytest.raises(ValueError, match=r"answer positions must be a list of \[x, y\] positions in m \(each "
+                                         r"-1 to 1 m\), got"):
+        instance.invoke("episode.submit", [{"positions": positions}], {})
+    assert not instance.episode.status()["over"]
+
+
 def test_a_second_episode_of_the_same_team_gets_its_own_journal(tmp_path) -> None:
     scenario = spec.load(AUTOFOCUS)
     paths = [Instance.playing("team", scenario, 1, tmp_path).episode.journal.path for _ in range(3)]

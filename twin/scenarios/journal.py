@@ -38,33 +38,44 @@ def summary(value: Any) -> Any:
         return value.item()
     if isinstance(value, float) and not np.isfinite(value):
         return repr(value)
-    return value
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return str(value) if isinstance(value, str) else repr(value)
 
 
 def encode(value: Any) -> Any:
-    """Arguments as JSON (arrays tagged so :func:`decode` gives them back)."""
+    """Arguments as JSON that :func:`decode` turns back into the same values (arrays tagged; NaN,
+    infinities and complex numbers spelled out; anything else kept as its text, which no replay can
+    send again)."""
     if isinstance(value, np.ndarray):
-        return {"__ndarray__": value.tolist(), "dtype": value.dtype.str}
+        plain = value.dtype.kind in "biu" or (value.dtype.kind == "f" and np.isfinite(value).all())
+        return {"__ndarray__": value.tolist() if plain else encode(value.tolist()), "dtype": value.dtype.str}
     if isinstance(value, dict):
         return {str(k): encode(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [encode(v) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
+        return encode(value.item())
     if isinstance(value, float) and not np.isfinite(value):
         return {"__float__": repr(value)}
+    if isinstance(value, complex):
+        return {"__complex__": [encode(value.real), encode(value.imag)]}
     if isinstance(value, bytes):
         return {"__bytes__": value.hex()}
-    return value
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return {"__text__": f"{value!r:.256}"}
 
 
 def decode(value: Any) -> Any:
     """The arguments :func:`encode` wrote."""
     if isinstance(value, dict):
         if "__ndarray__" in value:
-            return np.asarray(value["__ndarray__"], dtype=value["dtype"])
+            return np.asarray(decode(value["__ndarray__"]), dtype=value["dtype"])
         if "__float__" in value:
             return float(value["__float__"])
+        if "__complex__" in value:
+            return complex(*decode(value["__complex__"]))
         if "__bytes__" in value:
             return bytes.fromhex(value["__bytes__"])
         return {k: decode(v) for k, v in value.items()}
@@ -106,10 +117,10 @@ class Journal:
             entry["result"] = summary(result)
         else:
             entry["error"] = f"{type(error).__name__}: {error}"
-        with self._lock:
+        with self._lock:  # numbered, kept and written together: the file and memory never disagree
             entry["n"] = len(self.entries)
-            self.entries.append(entry)
             self._write(entry)
+            self.entries.append(entry)
         return entry
 
     def close(self) -> None:

@@ -59,7 +59,7 @@ def scorer(name: str) -> Callable[[Scorer], Scorer]:
 def mapping(answer: Any, keys: tuple[str, ...]) -> dict[str, Any]:
     """``answer`` as a mapping holding ``keys`` (the error names what is missing)."""
     if not isinstance(answer, dict):
-        raise TypeError(f"answer must be a mapping with {', '.join(keys) or 'no keys'}, got {answer!r}")
+        raise TypeError(f"answer must be a mapping with {', '.join(keys) or 'no keys'}, got {answer!r:.80}")
     missing = [k for k in keys if k not in answer]
     if missing:
         raise ValueError(f"answer is missing {', '.join(missing)}; give {', '.join(keys)}")

@@ -13,7 +13,7 @@ from twin.scenarios.scoring import Context, Score, mapping, scorer
 
 def _pair(name: str, value: Any) -> np.ndarray:
     if not isinstance(value, (list, tuple, np.ndarray)) or len(value) != 2:
-        raise ValueError(f"answer {name} must be [x, y] in m, got {value!r}")
+        raise ValueError(f"answer {name} must be [x, y] in m, got {value!r:.80}")
     return np.array([validation.real(f"answer {name}", v, -1.0, 1.0, "m") for v in value])
 
 

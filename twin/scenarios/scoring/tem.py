@@ -32,11 +32,15 @@ def tem_focus(context: Context, answer: Any) -> Score:
 
 
 def _points(name: str, value: Any) -> np.ndarray:
-    """An answer's list of [x, y] positions (m) as an (N, 2) array."""
-    points = np.asarray(value, dtype=float) if isinstance(value, (list, tuple, np.ndarray)) else None
+    """An answer's list of [x, y] positions (m, each within ±1 m) as an (N, 2) array."""
+    try:
+        points = np.asarray(value, dtype=float) if isinstance(value, (list, tuple, np.ndarray)) else None
+    except (TypeError, ValueError):
+        points = None
     if points is None or (points.size and (points.ndim != 2 or points.shape[1] != 2)) or not np.all(
-            np.isfinite(points)):
-        raise ValueError(f"answer {name} must be a list of [x, y] positions in m, got {value!r:.80}")
+            np.abs(points) <= 1.0):
+        raise ValueError(f"answer {name} must be a list of [x, y] positions in m (each -1 to 1 m), "
+                         f"got {value!r:.80}")
     return points.reshape(-1, 2)
 
 
