@@ -149,12 +149,12 @@ def test_the_autofocus_baseline_scores_in_its_band_and_its_journal_replays(hacka
 
 def test_a_private_server_answers_to_tokens_only(tmp_path) -> None:
     tokens = tmp_path / "tokens.csv"
-    server = ServerProcess.start("--scenario", "tem-autofocus", "--teams", "2", "--private", "--tokens",
-                                 str(tokens), "--journal-dir", str(tmp_path))
+    server = ServerProcess.start("--scenario", "tem-autofocus", "--teams", "2", "--seed-per-team",
+                                 "--private", "--tokens", str(tokens), "--journal-dir", str(tmp_path), seed=5)
     try:
         rows = list(csv.DictReader(tokens.open()))
         assert [r["instance"] for r in rows] == ["team-01", "team-02"]
-        assert rows[0]["token"] != rows[1]["token"]
+        assert rows[0]["token"] != rows[1]["token"] and [r["seed"] for r in rows] == ["5", "6"]
         with pytest.raises(ConnectionError, match="has no instance 'team-01'"):
             connect(server, "team-01")
         microscope = connect(server, rows[1]["token"])

@@ -237,6 +237,7 @@ def test_images_tell_a_challenge_only_what_the_instrument_knows() -> None:
     (["--instance", "a"], "--instance 'a': name a scenario (NAME=SCENARIO) or give --scenario"),
     (["--instance", "a=tem-autofocus", "--instance", "a=afm-tip-change"], "--instance 'a' is given twice"),
     (["--teams", "0", "--scenario", "tem-autofocus"], "--teams = 0 is out of range; allowed 1 to 500"),
+    (["--scenario", "tem-autofocus", "--seed-per-team"], "--seed-per-team needs --teams N"),
     (["--scenario", "tem-autofocus", "--sample", "graphene"], "--scenario sets the sample, the ground truth"),
     (["--scenario", "tem-autofocus", "--tokens", "/no/such/t.csv"], "--tokens '/no/such/t.csv' cannot"),
 ])

@@ -21,6 +21,9 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
                             "--scenario from --seed")
     serve.add_argument("--teams", type=int, metavar="N",
                        help="host N independent instances team-01 ... team-N playing --scenario from --seed")
+    serve.add_argument("--seed-per-team", action="store_true",
+                       help="with --teams: team k plays seed --seed + k - 1, so no two teams share a hidden "
+                            "state (an answer cannot be passed on; difficulty varies with the seed)")
     serve.add_argument("--private", action="store_true",
                        help="instances answer to a secret token instead of their name (hand each team "
                             "its token)")
@@ -37,7 +40,10 @@ def instances_from(args: argparse.Namespace) -> list | None:
     names = list(args.instance)
     if args.teams is not None:
         validation.integer("--teams", args.teams, 1, 500)
-        names += [f"team-{i:02d}" for i in range(1, args.teams + 1)]
+        names += [f"team-{k:02d}" + (f"=:{args.seed + k - 1}" if args.seed_per_team else "")
+                  for k in range(1, args.teams + 1)]
+    elif args.seed_per_team:
+        raise ValueError("--seed-per-team needs --teams N")
     if not names and args.scenario is None:
         return None
     if args.scenario is not None and (args.sample != "graphene-defects" or args.ground_truth != "on"
