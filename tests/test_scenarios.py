@@ -229,6 +229,35 @@ def test_images_tell_a_challenge_only_what_the_instrument_knows() -> None:
     assert hidden["scan_centre"]["x"] == pytest.approx(3e-9, abs=0.5e-9)  # where the beam really was
 
 
+def test_many_teams_share_the_cache_memory_and_keep_only_the_images_their_score_reads(monkeypatch) -> None:
+    import argparse
+
+    from twin.scenarios import episode
+    from twin.scenarios.commands import CACHED_TWINS, instances_from
+
+    options = dict(instance=["gentle=tem-beam-sensitive:1"], teams=2 * CACHED_TWINS - 1, seed_per_team=True,
+                   scenario=AUTOFOCUS, seed=3, journal_dir=None, tokens=None, sample="graphene-defects",
+                   ground_truth="on", tem_frame=None, afm_frame=None)
+    instances = instances_from(argparse.Namespace(**options))
+    assert [i.episode.seed for i in instances[:3]] == [1, 3, 4]
+    for instance in instances:
+        hrtem, hardware = instance.twin.tem.hrtem, instance.twin.tem.hardware
+        assert hrtem.exit_waves.max_bytes == hardware.cache_bytes // 2
+        assert hrtem.kernels.max_bytes == hardware.kernel_cache_bytes // 2
+    gentle, autofocus = instances[0], instances[1]
+    for instance in (gentle, autofocus):
+        instance.invoke("tem.set", ["optics.optical_mode", "Tem"], {})
+    size = gentle.invoke("tem.acquire_camera_image", ["BM-Ceta", 256, 0.001], {})["data"].nbytes
+    monkeypatch.setattr(episode, "KEPT_IMAGE_BYTES", 2.5 * size)
+    for instance in (gentle, autofocus):
+        for _ in range(3):
+            instance.invoke("tem.acquire_camera_image", ["BM-Ceta", 256, 0.001], {})
+    assert not autofocus.episode.images  # its score reads no image
+    assert [key[1] for key in gentle.episode.images] == [2, 3]  # the newest that fit
+    with pytest.raises(ValueError, match=r"fraction = 0 is out of range"):
+        gentle.twin.tem.share_caches(0)
+
+
 @pytest.mark.parametrize(("options", "message"), [
     (["--scenario", "nope"], "scenario = 'nope' is not a built-in scenario or a file"),
     (["--instance", "a=tem-autofocus:x"], "the seed after ':' must be an integer, got 'x'"),

@@ -10,6 +10,10 @@ from pathlib import Path
 from twin import validation
 from twin.server import wire
 
+#: a server hosting more twins than this gives each a share of this many twins' cache memory
+#: (8 x 512 MiB of exit waves and lens kernels; one twin alone keeps its full budget)
+CACHED_TWINS = 8
+
 
 def add_serve_options(serve: argparse.ArgumentParser) -> None:
     """The challenge options of ``twin serve``."""
@@ -74,6 +78,8 @@ def instances_from(args: argparse.Namespace) -> list | None:
                              ) from None
         validation.integer(f"--instance {text!r} seed", seed, 0, 2**63 - 1)
         instances.append(Instance.playing(name, scenario(which), seed, args.journal_dir))
+    for instance in instances:
+        instance.twin.tem.share_caches(min(1.0, CACHED_TWINS / len(instances)))
     if args.tokens:
         try:
             with open(args.tokens, "w", newline="") as file:

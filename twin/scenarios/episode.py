@@ -17,11 +17,12 @@ from typing import Any
 from twin import __version__
 from twin.instruments.usage import BudgetExhausted
 from twin.scenarios.journal import Journal
-from twin.scenarios.scoring import SCORERS, Context, Score
+from twin.scenarios.scoring import READS_IMAGES, SCORERS, Context, Score
 from twin.scenarios.spec import Scenario, apply
 
 IMAGE_CALLS = {"tem.acquire_camera_image": "tem", "tem.acquire_stem_images": "tem", "afm.get_frame": "afm"}
-KEPT_IMAGES = 32  # the last images an answer may refer to by frame index
+KEPT_IMAGES = 32  # the last images an answer may refer to by frame index ...
+KEPT_IMAGE_BYTES = 256 * 2**20  # ... as long as they fit in this
 
 
 class Episode:
@@ -84,7 +85,7 @@ class Episode:
 
     def _keep_image(self, name: str, result: Any) -> None:
         instrument = IMAGE_CALLS.get(name)
-        if instrument is None:
+        if instrument is None or self.scenario.score["function"] not in READS_IMAGES:
             return
         for image in result if isinstance(result, list) else [result]:
             metadata = image["metadata"]
@@ -93,7 +94,8 @@ class Episode:
             key = (instrument, metadata["acquisition"]["frame_index"], label)
             self.images[key] = image
             self.images.move_to_end(key)
-        while len(self.images) > KEPT_IMAGES:
+        while len(self.images) > 1 and (len(self.images) > KEPT_IMAGES or sum(
+                getattr(i.get("data"), "nbytes", 0) for i in self.images.values()) > KEPT_IMAGE_BYTES):
             self.images.popitem(last=False)
 
     def counters(self) -> dict[str, int]:

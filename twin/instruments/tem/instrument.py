@@ -587,6 +587,13 @@ class TemInstrument:
         return result
 
     # --- start-up ------------------------------------------------------------------------------
+    def share_caches(self, fraction: float) -> None:
+        """Keep at most ``fraction`` (0-1] of the hardware's cache budgets: a server hosting many twins
+        gives each a share of the memory one twin would use."""
+        fraction = validation.real("fraction", fraction, 1e-3, 1.0)
+        self.hrtem.exit_waves.max_bytes = int(self.hardware.cache_bytes * fraction)
+        self.hrtem.kernels.max_bytes = int(self.hardware.kernel_cache_bytes * fraction)
+
     def warm_up(self, sizes: tuple[int, ...] = (1024,)) -> None:
         """Run the physics once per image size (numba JIT, FFT plans) away from the current view."""
         state = self.settings.snapshot()

@@ -44,13 +44,16 @@ class Score:
 
 Scorer = Callable[[Context, Any], Score]
 SCORERS: dict[str, Scorer] = {}
+READS_IMAGES: set[str] = set()  # scorers that look at the episode's images (the others need none kept)
 
 
-def scorer(name: str) -> Callable[[Scorer], Scorer]:
+def scorer(name: str, reads_images: bool = False) -> Callable[[Scorer], Scorer]:
     """Register a score function under ``name`` (the scenario file's ``score.function``)."""
 
     def register(function: Scorer) -> Scorer:
         SCORERS[name] = function
+        if reads_images:
+            READS_IMAGES.add(name)
         return function
 
     return register

@@ -153,7 +153,7 @@ def dopant_f1(context: Context, answer: Any) -> Score:
                       "dopants_at_start": at_start, "knocked_out": lost, "translation": shift.tolist()})
 
 
-@scorer("gentle_imaging")
+@scorer("gentle_imaging", reads_images=True)
 def gentle_imaging(context: Context, answer: Any) -> Score:
     """An image of the region that is good and a region that survived it: the fraction of the region's
     ``species`` atoms still in place (TEM frame, stage error and drift included) times the image's
