@@ -55,7 +55,7 @@ def test_an_mcp_client_lists_the_tools_and_drives_the_instruments(server, tmp_pa
     assert out["moved"]["x"] == pytest.approx(2e-6, abs=1e-7)
     assert out["focus"]["defocus"] == pytest.approx(-20e-9)
     summary = out["image"].structured_content
-    assert summary["shape"] == [64, 64] and summary["mean"] > 0
+    assert summary["shape"] == [64, 64] and summary["mean"] > 0 and summary["finite_pixels"] == 64 * 64
     np.testing.assert_array_equal(np.load(summary["npy"]).shape, (64, 64))
     assert out["png"].content[0].type == "image" and out["png"].content[0].mime_type == "image/png"
     camera = out["camera"].structured_content  # the camera tool switches the column back to TEM mode

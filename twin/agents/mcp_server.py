@@ -39,6 +39,7 @@ class Session:
         self.host, self.port, self.instance, self.folder = host, port, instance, folder
         self._tem: TemMicroscopeClient | None = None
         self._afm: SPM | None = None
+        self._challenge: Challenge | None = None
         self.last_image: np.ndarray | None = None
         self.saved = 0
 
@@ -56,7 +57,9 @@ class Session:
         return self._afm
 
     def challenge(self) -> Challenge:
-        return Challenge(self.host, self.port, self.instance)
+        if self._challenge is None:
+            self._challenge = Challenge(self.host, self.port, self.instance)
+        return self._challenge
 
     def summary(self, data: np.ndarray, pixel: float, window: Any, **extra: Any) -> dict[str, Any]:
         """What an acquisition returns to the model: statistics, geometry and where the data is."""
@@ -65,10 +68,12 @@ class Session:
         path = self.folder / f"image-{self.saved:04d}.npy"
         np.save(path, self.last_image)
         finite = self.last_image[np.isfinite(self.last_image)]
+        stats = {"min": finite.min(), "max": finite.max(), "mean": finite.mean(), "std": finite.std()
+                 } if finite.size else dict.fromkeys(("min", "max", "mean", "std"))  # nothing scanned yet
         return {"shape": list(self.last_image.shape), "dtype": str(self.last_image.dtype),
-                "min": float(finite.min()), "max": float(finite.max()), "mean": float(finite.mean()),
-                "std": float(finite.std()), "pixel_size_m": pixel, "window_m": dict(window), "npy": str(path),
-                **extra}
+                **{k: None if v is None else float(v) for k, v in stats.items()},
+                "finite_pixels": int(finite.size), "pixel_size_m": pixel, "window_m": dict(window),
+                "npy": str(path), **extra}
 
 
 REFUSALS = (ValueError, TypeError, RuntimeError, PermissionError, ConnectionError)
