@@ -95,3 +95,5 @@ def test_the_gym_environment_plays_the_autofocus_challenge_in_process_and_remote
         remote.step(action)
     with pytest.raises(RuntimeError, match="all 1 server instances have been played"):
         remote.reset()
+    remote.close()
+    assert remote._connection is None

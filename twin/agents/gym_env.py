@@ -46,7 +46,7 @@ class AutofocusEnv(gym.Env):
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
         self._scenario = spec.load(SCENARIO)
         self._played = 0
-        self._tem = self._episode = None
+        self._tem = self._episode = self._connection = None
         self._over = True  # until reset
 
     def _open(self, seed: int) -> None:
@@ -62,8 +62,9 @@ class AutofocusEnv(gym.Env):
         host, port, names = self.server
         if self._played >= len(names):
             raise RuntimeError(f"all {len(names)} server instances have been played; give more names")
-        connection = Connection(host, port, names[self._played])
-        self._tem, self._episode = connection[wire.TEM_OBJECT], connection[wire.EPISODE_OBJECT]
+        self.close()
+        self._connection = Connection(host, port, names[self._played])
+        self._tem, self._episode = self._connection[wire.TEM_OBJECT], self._connection[wire.EPISODE_OBJECT]
 
     def _look(self) -> tuple[np.ndarray, float]:
         image = self._tem.acquire_stem_images(["HAADF"], self.size, self.dwell_time)[0]["data"].astype(float)
@@ -96,9 +97,14 @@ class AutofocusEnv(gym.Env):
         info: dict[str, Any] = {"sharpness": sharpness, "defocus": self._defocus}
         done = action[3] > 0.5 or self._steps >= self.max_steps
         if done:
-            self._ended = True
             result = self._episode.submit({})
             reward += 10.0 * result["score"]
             info["score"] = result["score"]
             self._over = True
         return observation, float(reward), bool(action[3] > 0.5), bool(self._steps >= self.max_steps), info
+
+    def close(self) -> None:
+        """Release the connection to the server's instance (if any)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
