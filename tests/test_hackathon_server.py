@@ -168,3 +168,39 @@ def test_a_private_server_answers_to_tokens_only(tmp_path) -> None:
         assert f"twin.tem.{rows[0]['token']}@" in printed and "team-01@" not in printed
     finally:
         assert server.stop() == 0
+
+
+def test_a_restarted_server_carries_on_every_episode_where_it_stopped(tmp_path) -> None:
+    tokens, journals = tmp_path / "tokens.csv", tmp_path / "journals"
+    options = ("--instance", "a=tem-autofocus:3", "--instance", "b=afm-tip-change:1", "--private",
+               "--tokens", str(tokens), "--journal-dir", str(journals))
+    server = ServerProcess.start(*options)
+    try:
+        token = {r["instance"]: r["token"] for r in csv.DictReader(tokens.open())}
+        microscope = connect(server, token["a"])
+        microscope.optics.defocus = 42e-9
+        before = microscope.acquisition.acquire_stem_image("HAADF", 64, 1e-6).data
+        status = Challenge(HOST, server.port, token["a"]).status()
+        Challenge(HOST, server.port, token["b"]).submit({"frame_index": 3})
+        microscope.disconnect()
+    finally:
+        assert server.stop() == 0
+    server = ServerProcess.start(*options, "--resume")
+    try:
+        printed = "\n".join(server.lines)
+        assert "a: carried on tem-autofocus-seed3-a.jsonl (2 calls made again; playing)" in printed
+        assert "b: carried on afm-tip-change-seed1-b.jsonl (1 call made again; answered)" in printed
+        microscope = connect(server, token["a"])  # the same token still opens the same team's twin
+        assert microscope.optics.defocus == pytest.approx(42e-9)
+        after = microscope.acquisition.acquire_stem_image("HAADF", 64, 1e-6).data
+        assert after.shape == before.shape and not np.array_equal(after, before)  # new noise, same twin
+        again = Challenge(HOST, server.port, token["a"]).status()
+        assert again["budgets"]["calls"]["spent"] == status["budgets"]["calls"]["spent"] + 2
+        assert again["budgets"]["wall_time"]["spent"] < status["budgets"]["wall_time"]["spent"] + 30
+        assert Challenge(HOST, server.port, token["b"]).status()["over"]
+        microscope.disconnect()
+    finally:
+        assert server.stop() == 0
+    assert sorted(p.name for p in journals.iterdir()) == ["afm-tip-change-seed1-b.jsonl",
+                                                          "tem-autofocus-seed3-a.jsonl"]
+    assert main(["scenario", "replay", str(journals / "tem-autofocus-seed3-a.jsonl")]) == 0

@@ -152,6 +152,23 @@ def test_a_malformed_answer_names_the_field_and_its_range_and_the_episode_goes_o
     assert not instance.episode.status()["over"]
 
 
+def test_a_journal_whose_calls_come_out_differently_is_not_carried_on(tmp_path) -> None:
+    from twin.scenarios.replay import resume
+
+    instance = Instance.playing("team", spec.load(AUTOFOCUS), 5, tmp_path)
+    play(instance)
+    path = instance.episode.journal.path
+    carried = resume(path).instance
+    assert carried.episode.result.value == instance.episode.result.value
+    assert carried.episode.journal.entries == instance.episode.journal.entries  # the originals, kept
+    lines = path.read_text().splitlines()
+    entry = json.loads(lines[2])
+    entry["result"][0]["data"]["sha256"] = "0" * 24
+    path.write_text("\n".join([*lines[:2], json.dumps(entry), *lines[3:]]) + "\n")
+    with pytest.raises(ValueError, match=r"cannot be carried on: entries \[1\] come out differently"):
+        resume(path)
+
+
 def test_a_second_episode_of_the_same_team_gets_its_own_journal(tmp_path) -> None:
     scenario = spec.load(AUTOFOCUS)
     paths = [Instance.playing("team", scenario, 1, tmp_path).episode.journal.path for _ in range(3)]

@@ -6,9 +6,14 @@ import argparse
 import csv
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from twin import validation
 from twin.server import wire
+
+if TYPE_CHECKING:
+    from twin.scenarios.spec import Scenario
+    from twin.server.instances import Instance
 
 #: a server hosting more twins than this gives each a share of this many twins' cache memory
 #: (8 x 512 MiB of exit waves and lens kernels; one twin alone keeps its full budget)
@@ -32,8 +37,29 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
                        help="instances answer to a secret token instead of their name (hand each team "
                             "its token)")
     serve.add_argument("--tokens", metavar="CSV", help="write instance,scenario,seed,token here")
+    serve.add_argument("--resume", action="store_true",
+                       help="after a restart: each instance carries on its latest journal in --journal-dir "
+                            "(its calls are made again, so its twin, budget and score are where the team "
+                            "left them) and keeps its token from --tokens")
     serve.add_argument("--journal-dir", default="journals", metavar="DIR",
                        help="where episodes write their journals (default %(default)s)")
+
+
+def _carried_on(name: str, scenario: Scenario, seed: int, journal_dir: str) -> Instance:
+    """``name``'s instance as its latest journal left it, or a new one if it has none."""
+    from twin.scenarios.replay import resume
+    from twin.server.instances import Instance, journals_of
+
+    journals = journals_of(journal_dir, scenario.name, seed, name)
+    if not journals:
+        print(f"  {name}: no journal of {scenario.name} seed {seed} in {journal_dir}; a new episode",
+              flush=True)
+        return Instance.playing(name, scenario, seed, journal_dir)
+    done = resume(journals[-1])
+    state = "answered" if done.instance.episode.result is not None else "playing"
+    calls = f"{done.calls} call{'' if done.calls == 1 else 's'}"
+    print(f"  {name}: carried on {journals[-1].name} ({calls} made again; {state})", flush=True)
+    return done.instance
 
 
 def instances_from(args: argparse.Namespace) -> list | None:
@@ -49,6 +75,8 @@ def instances_from(args: argparse.Namespace) -> list | None:
     elif args.seed_per_team:
         raise ValueError("--seed-per-team needs --teams N")
     if not names and args.scenario is None:
+        if args.resume:
+            raise ValueError("--resume carries on challenge episodes; give --scenario, --instance or --teams")
         return None
     if args.scenario is not None and (args.sample != "graphene-defects" or args.ground_truth != "on"
                                       or args.tem_frame or args.afm_frame):
@@ -77,7 +105,13 @@ def instances_from(args: argparse.Namespace) -> list | None:
             raise ValueError(f"--instance {text!r}: the seed after ':' must be an integer, got {seed!r}"
                              ) from None
         validation.integer(f"--instance {text!r} seed", seed, 0, 2**63 - 1)
-        instances.append(Instance.playing(name, scenario(which), seed, args.journal_dir))
+        instances.append(_carried_on(name, scenario(which), seed, args.journal_dir) if args.resume
+                         else Instance.playing(name, scenario(which), seed, args.journal_dir))
+    if args.resume and args.tokens and Path(args.tokens).is_file():
+        with open(args.tokens, newline="") as file:
+            kept = {row.get("instance"): row.get("token") for row in csv.DictReader(file)}
+        for instance in instances:
+            instance.token = kept.get(instance.name) or instance.token
     for instance in instances:
         instance.twin.tem.share_caches(min(1.0, CACHED_TWINS / len(instances)))
     if args.tokens:

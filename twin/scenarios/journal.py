@@ -123,6 +123,15 @@ class Journal:
             self.entries.append(entry)
         return entry
 
+    def carry_on(self, path: str | Path, header: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+        """Become the journal written at ``path`` (its ``header`` and ``entries``): later calls are
+        appended there (a restarted server carrying on an episode)."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+            self.header, self.entries, self.path = dict(header), list(entries), Path(path)
+            self._file = self.path.open("a")
+
     def close(self) -> None:
         with self._lock:
             if self._file is not None:

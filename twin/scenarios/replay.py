@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ class Replay:
     instance: Instance
     calls: int
     differing: list[int] = field(default_factory=list)  # entry numbers whose result or error differ
-    results: list[Any] = field(default_factory=list)  # every call's result (None where it raised)
+    results: list[Any] | None = None  # every call's result (None where it raised), if asked for
     recorded_score: float | None = None
 
     @property
@@ -47,11 +49,7 @@ def scenario_of(header: dict[str, Any]) -> spec.Scenario:
     return scenario
 
 
-def replay(path: str | Path, keep_results: bool = False) -> Replay:
-    """Make every call journalled at ``path`` again on a fresh instance; compare each result."""
-    header, entries = journal.read(path)
-    instance = Instance.playing(header["instance"], scenario_of(header), header["seed"], wall_clock=False)
-    done = Replay(instance, len(entries))
+def _make_again(instance: Instance, entries: list[dict[str, Any]], done: Replay) -> None:
     for entry in entries:
         result = None
         args, kwargs = journal.decode(entry["args"]), journal.decode(entry["kwargs"])
@@ -60,8 +58,36 @@ def replay(path: str | Path, keep_results: bool = False) -> Replay:
         again = instance.episode.journal.entries[-1]
         if again["n"] != entry["n"] or _plain(again) != _plain(entry):
             done.differing.append(entry["n"])
-        if keep_results:
+        if done.results is not None:
             done.results.append(result)
         if entry["call"] == "episode.submit" and "result" in entry:
             done.recorded_score = entry["result"]["score"]
+
+
+def replay(path: str | Path, keep_results: bool = False) -> Replay:
+    """Make every call journalled at ``path`` again on a fresh instance; compare each result."""
+    header, entries = journal.read(path)
+    instance = Instance.playing(header["instance"], scenario_of(header), header["seed"], wall_clock=False)
+    done = Replay(instance, len(entries), results=[] if keep_results else None)
+    _make_again(instance, entries, done)
+    return done
+
+
+def resume(path: str | Path) -> Replay:
+    """The instance whose journal is at ``path``, brought back to where its calls left it (a restarted
+    server): the calls are made again and must give the same data; new calls are appended to ``path``;
+    the wall time the episode had used is carried over, the time the server was down is not."""
+    header, entries = journal.read(path)
+    instance = Instance.playing(header["instance"], scenario_of(header), header["seed"], wall_clock=False)
+    done = Replay(instance, len(entries), results=None)
+    _make_again(instance, entries, done)
+    if done.differing:
+        raise ValueError(f"journal {str(path)!r} cannot be carried on: entries {done.differing[:5]} come out "
+                         "differently on this version of the twin; start a new episode instead")
+    episode = instance.episode
+    episode.journal.carry_on(path, header, entries)
+    episode.wall_clock = True
+    if entries:
+        used = (datetime.fromisoformat(entries[-1]["wall"]) - datetime.fromisoformat(entries[0]["wall"]))
+        episode.started = time.monotonic() - used.total_seconds() - entries[-1]["seconds"]
     return done

@@ -51,6 +51,20 @@ def _gated(service: object, target: str, episode: Episode) -> object:
     return expose(type(f"Gated{type(service).__name__}", (), methods))()
 
 
+def journal_path(journal_dir: str | Path, scenario: str, seed: int, name: str, number: int = 1) -> Path:
+    """Where episode ``number`` of ``name`` playing ``scenario`` from ``seed`` writes its journal."""
+    stem = f"{scenario}-seed{seed}-{name}"
+    return Path(journal_dir) / (f"{stem}.jsonl" if number == 1 else f"{stem}-{number}.jsonl")
+
+
+def journals_of(journal_dir: str | Path, scenario: str, seed: int, name: str) -> list[Path]:
+    """The journals of ``name``'s episodes of ``scenario`` from ``seed`` so far, oldest first."""
+    found: list[Path] = []
+    while (path := journal_path(journal_dir, scenario, seed, name, len(found) + 1)).exists():
+        found.append(path)
+    return found
+
+
 @dataclass
 class Instance:
     """One independent twin behind its own remote objects."""
