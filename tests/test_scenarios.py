@@ -246,16 +246,15 @@ def test_images_tell_a_challenge_only_what_the_instrument_knows() -> None:
     assert hidden["scan_centre"]["x"] == pytest.approx(3e-9, abs=0.5e-9)  # where the beam really was
 
 
-def test_many_teams_share_the_cache_memory_and_keep_only_the_images_their_score_reads(monkeypatch) -> None:
-    import argparse
-
+def test_many_teams_share_the_cache_memory_and_keep_only_the_images_their_score_reads(monkeypatch, tmp_path
+                                                                                     ) -> None:
+    from twin.cli import parser
     from twin.scenarios import episode
     from twin.scenarios.commands import CACHED_TWINS, instances_from
 
-    options = dict(instance=["gentle=tem-beam-sensitive:1"], teams=2 * CACHED_TWINS - 1, seed_per_team=True,
-                   scenario=AUTOFOCUS, seed=3, journal_dir=None, tokens=None, sample="graphene-defects",
-                   ground_truth="on", tem_frame=None, afm_frame=None)
-    instances = instances_from(argparse.Namespace(**options))
+    instances = instances_from(parser().parse_args([
+        "serve", "--instance", "gentle=tem-beam-sensitive:1", "--teams", str(2 * CACHED_TWINS - 1),
+        "--seed-per-team", "--scenario", AUTOFOCUS, "--seed", "3", "--journal-dir", str(tmp_path)]))
     assert [i.episode.seed for i in instances[:3]] == [1, 3, 4]
     for instance in instances:
         hrtem, hardware = instance.twin.tem.hrtem, instance.twin.tem.hardware

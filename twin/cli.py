@@ -126,7 +126,8 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(as_json=args.json)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The ``twin`` command line: serve, run, generate, scenario, mcp, bench."""
     parser = argparse.ArgumentParser(prog="twin", description="Digital-twin TEM + AFM server.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -207,8 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     bench = commands.add_parser("bench", help="measure acquisition, transport and start-up speed")
     bench.add_argument("--json", action="store_true", help="print the figures as JSON")
     bench.set_defaults(run=_bench)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     return args.run(args)
 
 
