@@ -246,8 +246,7 @@ def test_images_tell_a_challenge_only_what_the_instrument_knows() -> None:
     assert hidden["scan_centre"]["x"] == pytest.approx(3e-9, abs=0.5e-9)  # where the beam really was
 
 
-def test_many_teams_share_the_cache_memory_and_keep_only_the_images_their_score_reads(monkeypatch, tmp_path
-                                                                                     ) -> None:
+def test_many_teams_share_cache_memory_and_keep_only_images_their_score_reads(monkeypatch, tmp_path) -> None:
     from twin.cli import parser
     from twin.scenarios import episode
     from twin.scenarios.commands import CACHED_TWINS, instances_from
