@@ -139,9 +139,12 @@ def test_the_autofocus_baseline_scores_in_its_band_and_its_journal_replays(hacka
     rows = leaderboard(HOST, server.port)
     assert [r["instance"] for r in rows][0] == "c" and rows[0]["score"] == pytest.approx(result["score"])
     assert {r["instance"] for r in rows} == {"a", "b", "c"}
-    assert main(["scenario", "leaderboard", "--port", str(server.port)]) == 0
+    table = folder / "board.csv"
+    assert main(["scenario", "leaderboard", "--port", str(server.port), "--csv", str(table)]) == 0
     board = capsys.readouterr().out.splitlines()
-    assert board[1].split()[:3] == ["1", "c", "tem-autofocus"]
+    assert board[1].split()[:3] == ["1", "c", "tem-autofocus"] and board[2].split()[0] == "-"  # unscored
+    written = list(csv.DictReader(table.open()))
+    assert written[0]["instance"] == "c" and float(written[0]["score"]) == pytest.approx(result["score"])
     journal = folder / "journals" / "tem-autofocus-seed3-c.jsonl"
     assert main(["scenario", "replay", str(journal)]) == 0
     assert "0 different" in capsys.readouterr().out

@@ -139,6 +139,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     board = actions.add_parser("leaderboard", help="scores of every instance on a running server")
     board.add_argument("--host", default=wire.DEFAULT_HOST)
     board.add_argument("--port", type=int, default=wire.DEFAULT_PORT)
+    board.add_argument("--csv", metavar="FILE", help="also write the board here (for the prize table)")
     board.set_defaults(run=_leaderboard)
 
 
@@ -169,6 +170,9 @@ def _replay(args: argparse.Namespace) -> int:
     return 0 if done.identical else 1
 
 
+COLUMNS = ("instance", "scenario", "seed", "score", "calls")
+
+
 def _leaderboard(args: argparse.Namespace) -> int:
     from clients.challenge import leaderboard
 
@@ -176,10 +180,21 @@ def _leaderboard(args: argparse.Namespace) -> int:
         rows = leaderboard(args.host, args.port)
     except ConnectionError as error:
         raise SystemExit(f"twin scenario leaderboard: {error}") from None
+    table = [{"rank": rank if row["score"] is not None else "-", **{k: row[k] for k in COLUMNS}}
+             for rank, row in enumerate(rows, 1)]
     print(f"{'rank':<6}{'instance':<18}{'scenario':<28}{'seed':<8}{'score':<10}calls")
-    for rank, row in enumerate(rows, 1):
+    for row in table:
         score = "-" if row["score"] is None else f"{row['score']:.4f}"
-        print(f"{rank:<6}{row['instance']:<18}{row['scenario']:<28}{row['seed']!s:<8}{score:<10}"
+        print(f"{row['rank']!s:<6}{row['instance']:<18}{row['scenario']:<28}{row['seed']!s:<8}{score:<10}"
               f"{row['calls']}")
+    if args.csv:
+        try:
+            with open(args.csv, "w", newline="") as file:
+                writer = csv.DictWriter(file, ["rank", *COLUMNS])
+                writer.writeheader()
+                writer.writerows(table)
+        except OSError as error:
+            raise SystemExit(f"twin scenario leaderboard: --csv {args.csv!r} cannot be written: {error}"
+                             ) from None
     sys.stdout.flush()
     return 0
