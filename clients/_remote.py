@@ -30,6 +30,11 @@ def open_proxy(object_id: str, host: str | None, port: int | None, instance: str
                 f"the twin at {host}:{port} has no instance {instance or 'default'!r} (or no {object_id}); "
                 "ask the organiser for your instance name or token"
             ) from None
+        if "no free workers" in str(error):
+            raise ConnectionError(
+                f"the twin at {host}:{port} is serving as many connections as it allows; disconnect() "
+                "clients you no longer use (each client object holds its own), or ask the organiser"
+            ) from None
         raise ConnectionError(
             f"cannot reach the digital twin at {host}:{port} ({error}); is `twin serve` running there?"
         ) from None

@@ -207,3 +207,23 @@ def test_a_restarted_server_carries_on_every_episode_where_it_stopped(tmp_path) 
     assert sorted(p.name for p in journals.iterdir()) == ["afm-tip-change-seed1-b.jsonl",
                                                           "tem-autofocus-seed3-a.jsonl"]
     assert main(["scenario", "replay", str(journals / "tem-autofocus-seed3-a.jsonl")]) == 0
+
+
+def test_the_server_holds_32_connections_per_team_and_says_so_when_full(tmp_path) -> None:
+    from twin.server.daemon import CONNECTIONS_PER_INSTANCE
+
+    teams = 17  # 17 x 32 = 544 connections, more than the 512 a small server allows
+    server = ServerProcess.start("--scenario", "tem-autofocus", "--teams", str(teams), "--journal-dir",
+                                 str(tmp_path))
+    opened: list[Challenge] = []
+    try:
+        for k in range(teams * CONNECTIONS_PER_INSTANCE):  # each holds one connection
+            opened.append(Challenge(HOST, server.port, f"team-{k % teams + 1:02d}"))
+        with pytest.raises(ConnectionError, match="is serving as many connections as it allows; disconnect"):
+            Challenge(HOST, server.port, "team-01")
+        opened.pop().close()
+        assert Challenge(HOST, server.port, "team-02").status()["instance"] == "team-02"
+    finally:
+        for challenge in opened:
+            challenge.close()
+        assert server.stop() == 0

@@ -117,3 +117,17 @@ def test_bad_options_are_refused_before_serving(options, code, message):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == code
     assert message in result.stderr
+
+
+def test_the_server_lifts_a_low_open_file_limit_to_hold_every_connection():
+    resource = pytest.importorskip("resource")
+    from twin.server.daemon import allow_open_files
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    expected = 2048 if hard == resource.RLIM_INFINITY else min(2048, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # a desktop's usual limit is 1024
+        assert allow_open_files(2048) == expected == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert allow_open_files(100) == expected  # never lowered
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

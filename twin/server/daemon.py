@@ -17,7 +17,8 @@ from twin.digital_twin import DigitalTwin
 from twin.server import wire
 from twin.server.instances import DEFAULT, HubService, Instance
 
-MAX_CONNECTIONS = 512  # an 80-person hackathon with a few clients each
+MAX_CONNECTIONS = 512  # open client connections at least (an 80-person hackathon, a few clients each) ...
+CONNECTIONS_PER_INSTANCE = 32  # ... and this many per hosted instance (notebooks, agents, re-run cells)
 MAX_MESSAGE_BYTES = 256 << 20  # a 4096² float64 frame and then some
 
 SNIPPET = """\
@@ -34,6 +35,24 @@ Paste into Python:
     spm.application.Scan.StartFrameUp()
     topography = spm.get_frame(channel=spm.ScanChannel.Topography)
 """
+
+
+def allow_open_files(count: int) -> int:
+    """Raise this process's soft limit on open files to ``count`` where the hard limit allows (many
+    desktops start servers at 1024); returns the limit now in force."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return count
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= count:
+        return soft
+    wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError):
+        return soft
+    return wanted
 
 
 @expose
@@ -65,10 +84,12 @@ def serve(
 
     started = time.perf_counter()
     wire.install()
-    Pyro5.config.THREADPOOL_SIZE = MAX_CONNECTIONS  # one thread per open client connection
     Pyro5.config.MAX_MESSAGE_SIZE = MAX_MESSAGE_BYTES
     if isinstance(instances, DigitalTwin):
         instances = [Instance(DEFAULT, instances)]
+    # one thread and one file descriptor per open client connection
+    Pyro5.config.THREADPOOL_SIZE = max(MAX_CONNECTIONS, CONNECTIONS_PER_INSTANCE * len(instances))
+    allow_open_files(Pyro5.config.THREADPOOL_SIZE + 256)
     daemon = Daemon(host=host, port=port, interface=DiscreetDaemonObject if private else DaemonObject)
     daemon.register(HubService(instances), wire.HUB_OBJECT)
     for instance in instances:
