@@ -169,6 +169,22 @@ def test_a_journal_whose_calls_come_out_differently_is_not_carried_on(tmp_path) 
         resume(path)
 
 
+def test_a_journal_cut_short_mid_line_is_carried_on_from_its_last_whole_line(tmp_path) -> None:
+    from twin.scenarios.replay import resume
+
+    instance = Instance.playing("team", spec.load(AUTOFOCUS), 5, tmp_path)
+    for defocus in (10e-9, 20e-9):
+        instance.invoke("tem.set", ["optics.defocus", defocus], {})
+    path = instance.episode.journal.path
+    text = path.read_text()
+    path.write_text(text[:-40])  # the server died while writing the second call
+    carried = resume(path).instance
+    assert carried.twin.tem.get("optics.defocus") == pytest.approx(10e-9)
+    carried.invoke("tem.set", ["optics.defocus", 30e-9], {})
+    header, entries = journal.read(path)
+    assert [e["args"][1] for e in entries] == [10e-9, 30e-9] and [e["n"] for e in entries] == [0, 1]
+
+
 def test_a_second_episode_of_the_same_team_gets_its_own_journal(tmp_path) -> None:
     scenario = spec.load(AUTOFOCUS)
     paths = [Instance.playing("team", scenario, 1, tmp_path).episode.journal.path for _ in range(3)]

@@ -130,7 +130,10 @@ class Journal:
             if self._file is not None:
                 self._file.close()
             self.header, self.entries, self.path = dict(header), list(entries), Path(path)
-            self._file = self.path.open("a")
+            self._file = self.path.open("r+")
+            written = self._file.read()
+            self._file.seek(written.rfind("\n") + 1)  # after the last whole line
+            self._file.truncate()
 
     def close(self) -> None:
         with self._lock:
@@ -147,9 +150,12 @@ def deterministic(entry: dict[str, Any]) -> dict[str, Any]:
 def read(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The header and entries of the journal file at ``path``."""
     try:
-        lines = Path(path).read_text().splitlines()
+        text = Path(path).read_text()
     except OSError as error:
         raise ValueError(f"journal {str(path)!r} cannot be read: {error}") from None
+    lines = text.splitlines()
+    if text and not text.endswith("\n"):
+        lines.pop()  # a line cut short by a server that stopped while writing it: that call never ended
     try:
         records = [json.loads(line) for line in lines if line.strip()]
     except json.JSONDecodeError as error:
