@@ -97,3 +97,14 @@ def test_the_gym_environment_plays_the_autofocus_challenge_in_process_and_remote
         remote.reset()
     remote.close()
     assert remote._connection is None
+
+
+def test_an_mcp_answer_may_name_npy_files_for_its_arrays(tmp_path) -> None:
+    from twin.agents.mcp_server import arrays_from_files
+
+    heights = np.linspace(0.0, 1e-9, 12).reshape(3, 4)
+    np.save(tmp_path / "heights.npy", heights)
+    answer = arrays_from_files({"heights": str(tmp_path / "heights.npy"), "frame_index": 3,
+                                "notes": ["missing.npy", "text"]})
+    np.testing.assert_array_equal(answer["heights"], heights)
+    assert answer["frame_index"] == 3 and answer["notes"] == ["missing.npy", "text"]

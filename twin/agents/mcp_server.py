@@ -79,6 +79,18 @@ class Session:
 REFUSALS = (ValueError, TypeError, RuntimeError, PermissionError, ConnectionError)
 
 
+def arrays_from_files(value: Any) -> Any:
+    """``value`` with every string naming an existing ``.npy`` file replaced by that file's array (an
+    answer's image is too big to write into a tool call, so an agent saves it and gives the path)."""
+    if isinstance(value, str) and value.endswith(".npy") and Path(value).is_file():
+        return np.load(value, allow_pickle=False)
+    if isinstance(value, dict):
+        return {k: arrays_from_files(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [arrays_from_files(v) for v in value]
+    return value
+
+
 def _tools(server: MCPServer) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a tool whose refusals (bad values, spent budgets, ...) reach the model as tool errors
     carrying the twin's message, so it can correct itself."""
@@ -213,8 +225,9 @@ def build(host: str, port: int, instance: str | None = None, folder: str | Path 
 
     @tool
     def challenge_submit(answer: dict[str, Any]) -> dict[str, Any]:
-        """Hand in the answer (once; the format is in challenge_goal): returns the score (0..1)."""
-        return session.challenge().submit(answer)
+        """Hand in the answer (once; the format is in challenge_goal): returns the score (0..1). An array
+        may be given as the path of an .npy file (e.g. {"heights": "/tmp/answer.npy"})."""
+        return session.challenge().submit(arrays_from_files(answer))
 
     return server
 
