@@ -79,7 +79,7 @@ def resume(path: str | Path) -> Replay:
     the wall time the episode had used is carried over, the time the server was down is not."""
     header, entries = journal.read(path)
     instance = Instance.playing(header["instance"], scenario_of(header), header["seed"], wall_clock=False)
-    done = Replay(instance, len(entries), results=None)
+    done = Replay(instance, len(entries))
     _make_again(instance, entries, done)
     if done.differing:
         raise ValueError(f"journal {str(path)!r} cannot be carried on: entries {done.differing[:5]} come out "
