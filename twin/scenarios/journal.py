@@ -130,10 +130,9 @@ class Journal:
             if self._file is not None:
                 self._file.close()
             self.header, self.entries, self.path = dict(header), list(entries), Path(path)
-            self._file = self.path.open("r+")
-            written = self._file.read()
-            self._file.seek(written.rfind("\n") + 1)  # after the last whole line
-            self._file.truncate()
+            with self.path.open("rb+") as file:  # drop a last line cut short, if any
+                file.truncate(file.read().rfind(b"\n") + 1)
+            self._file = self.path.open("a")
 
     def close(self) -> None:
         with self._lock:
