@@ -49,7 +49,13 @@ def scenario_of(header: dict[str, Any]) -> spec.Scenario:
     return scenario
 
 
-def _make_again(instance: Instance, entries: list[dict[str, Any]], done: Replay) -> None:
+def _replayed(path: str | Path, keep_results: bool = False
+              ) -> tuple[dict[str, Any], list[dict[str, Any]], Replay]:
+    """The journal at ``path`` (header, entries) and its calls made again on a fresh instance, each
+    result compared with the journal's."""
+    header, entries = journal.read(path)
+    instance = Instance.playing(header["instance"], scenario_of(header), header["seed"], wall_clock=False)
+    done = Replay(instance, len(entries), results=[] if keep_results else None)
     for entry in entries:
         result = None
         args, kwargs = journal.decode(entry["args"]), journal.decode(entry["kwargs"])
@@ -62,29 +68,23 @@ def _make_again(instance: Instance, entries: list[dict[str, Any]], done: Replay)
             done.results.append(result)
         if entry["call"] == "episode.submit" and "result" in entry:
             done.recorded_score = entry["result"]["score"]
+    return header, entries, done
 
 
 def replay(path: str | Path, keep_results: bool = False) -> Replay:
     """Make every call journalled at ``path`` again on a fresh instance; compare each result."""
-    header, entries = journal.read(path)
-    instance = Instance.playing(header["instance"], scenario_of(header), header["seed"], wall_clock=False)
-    done = Replay(instance, len(entries), results=[] if keep_results else None)
-    _make_again(instance, entries, done)
-    return done
+    return _replayed(path, keep_results)[2]
 
 
 def resume(path: str | Path) -> Replay:
     """The instance whose journal is at ``path``, brought back to where its calls left it (a restarted
     server): the calls are made again and must give the same data; new calls are appended to ``path``;
     the wall time the episode had used is carried over, the time the server was down is not."""
-    header, entries = journal.read(path)
-    instance = Instance.playing(header["instance"], scenario_of(header), header["seed"], wall_clock=False)
-    done = Replay(instance, len(entries))
-    _make_again(instance, entries, done)
+    header, entries, done = _replayed(path)
     if done.differing:
         raise ValueError(f"journal {str(path)!r} cannot be carried on: entries {done.differing[:5]} come out "
                          "differently on this version of the twin; start a new episode instead")
-    episode = instance.episode
+    episode = done.instance.episode
     episode.journal.carry_on(path, header, entries)
     episode.wall_clock = True
     if entries:
