@@ -67,8 +67,9 @@ def _value(name: str, value: Any, kind: str) -> Any:
 
 @dataclass(frozen=True)
 class Draw:
-    """A seeded choice: ``uniform: [lo, hi]``, ``integers: [lo, hi]`` (inclusive), ``choice: [...]``,
-    ``polar: [lo, hi]`` (a vector of uniform length in [lo, hi], uniform direction) or a fixed value."""
+    """A seeded choice: ``uniform: [lo, hi]``, ``loguniform: [lo, hi]`` (uniform in log, both > 0),
+    ``integers: [lo, hi]`` (inclusive), ``choice: [...]``, ``polar: [lo, hi]`` (a vector of uniform length
+    in [lo, hi], uniform direction) or a fixed value."""
 
     name: str
     kind: str  # the unit kind of the values
@@ -84,9 +85,9 @@ class Draw:
             if isinstance(spec, (list, tuple)):
                 return tuple(_value(f"{self.name}[{i}]", v, self.kind) for i, v in enumerate(spec))
             return _value(self.name, spec, self.kind) if not isinstance(spec, bool) else spec
-        if len(spec) != 1 or next(iter(spec)) not in ("uniform", "integers", "choice", "polar"):
-            raise ValueError(f"{self.name} = {spec!r}: give a value or one of uniform: [lo, hi], integers: "
-                             "[lo, hi], choice: [...], polar: [lo, hi]")
+        if len(spec) != 1 or next(iter(spec)) not in ("uniform", "loguniform", "integers", "choice", "polar"):
+            raise ValueError(f"{self.name} = {spec!r}: give a value or one of uniform: [lo, hi], loguniform: "
+                             "[lo, hi], integers: [lo, hi], choice: [...], polar: [lo, hi]")
         (how, args), = spec.items()
         if how == "choice":
             if not isinstance(args, list) or not args:
@@ -99,6 +100,10 @@ class Draw:
             raise ValueError(f"{self.name}.{how} = {args!r}: lo must not exceed hi")
         if how == "integers":
             return int(rng.integers(int(lo), int(hi) + 1))
+        if how == "loguniform":
+            if lo <= 0:
+                raise ValueError(f"{self.name}.loguniform = {args!r}: both ends must be positive")
+            return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
         if how == "polar":
             length, angle = rng.uniform(lo, hi), rng.uniform(0.0, 2 * np.pi)
             return (float(length * np.cos(angle)), float(length * np.sin(angle)))
