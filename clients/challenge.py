@@ -4,7 +4,7 @@
     challenge = Challenge("127.0.0.1", 9095, instance="team-a")
     print(challenge.goal)
     ...                                   # drive the TEM and AFM clients (same instance)
-    result = challenge.submit({...})      # {"score": 0..1, "details": {...}}
+    result = challenge.submit({...})      # {"score": 0..1, "details": {...} if the organiser allows}
 """
 
 from __future__ import annotations
@@ -47,10 +47,13 @@ class Challenge:
         self._connection.close()
 
 
-def leaderboard(host: str | None = None, port: int | None = None) -> list[dict[str, Any]]:
-    """Every instance playing a scenario on the server: scored ones best first, then the rest."""
+def leaderboard(host: str | None = None, port: int | None = None, organiser: str | None = None
+                ) -> list[dict[str, Any]]:
+    """Every instance playing a scenario on the server: scored ones best first, then the rest. Names (none
+    on a private server) and scores; with the ``organiser`` token (``OrganiserKey.organiser_token()`` of
+    the event's key file) names and seeds too."""
     hub = open_proxy(wire.HUB_OBJECT, host, port)
     try:
-        return hub.leaderboard()
+        return hub.leaderboard(organiser)
     finally:
         hub._pyroRelease()

@@ -267,7 +267,7 @@ def test_many_teams_share_cache_memory_and_keep_only_images_their_score_reads(mo
     from twin.scenarios import episode
     from twin.scenarios.commands import CACHED_TWINS, instances_from
 
-    instances = instances_from(parser().parse_args([
+    instances, _ = instances_from(parser().parse_args([
         "serve", "--instance", "gentle=tem-beam-sensitive:1", "--teams", str(2 * CACHED_TWINS - 1),
         "--seed-per-team", "--scenario", AUTOFOCUS, "--seed", "3", "--journal-dir", str(tmp_path)]))
     assert [i.episode.seed for i in instances[:3]] == [1, 3, 4]

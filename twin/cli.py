@@ -35,7 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         validation.integer("--port", args.port, 0, 65535)
-        instances = instances_from(args)
+        instances, key = instances_from(args) or (None, None)
         twin = instances[0].twin if instances else DigitalTwin.build(
             sample=args.sample, seed=args.seed, time_scale=args.time_scale, stem_mode=args.stem_mode,
             holder=args.holder, ground_truth=args.ground_truth == "on",
@@ -57,7 +57,8 @@ def _serve(args: argparse.Namespace) -> int:
             threading.Thread(target=run, name="first-look", daemon=True).start()
 
     try:
-        serve(instances or twin, host=args.host, port=args.port, on_ready=on_ready, private=args.private)
+        serve(instances or twin, host=args.host, port=args.port, on_ready=on_ready, private=args.private,
+              key=key)
     except OSError as error:
         raise SystemExit(f"twin serve: cannot listen on {args.host}:{args.port}: {error}") from None
     return 0

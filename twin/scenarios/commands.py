@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ from twin import validation
 from twin.server import wire
 
 if TYPE_CHECKING:
+    from twin.scenarios.secret import OrganiserKey
     from twin.scenarios.spec import Scenario
     from twin.server.instances import Instance
 
@@ -43,9 +45,24 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
                             "left them) and keeps its token from --tokens")
     serve.add_argument("--journal-dir", default="journals", metavar="DIR",
                        help="where episodes write their journals (default %(default)s)")
+    serve.add_argument("--key", metavar="FILE",
+                       help="the organiser's secret key: every hidden state is drawn from it and the seed, "
+                            "so the seed alone gives nothing away; made on first use, readable by you only; "
+                            "keep it to resume, replay and score (default JOURNAL_DIR/organiser.key)")
+    serve.add_argument("--score-details", action="store_true",
+                       help="show a team how its score came about after it answers (true positions, focus, "
+                            "frame...: fine when no two teams share a seed); by default the score alone")
 
 
-def _carried_on(name: str, scenario: Scenario, seed: int, journal_dir: str) -> Instance:
+def key_path(args: argparse.Namespace) -> Path:
+    """Where the organiser's key of ``twin serve`` is kept."""
+    from twin.scenarios.secret import KEY_FILE
+
+    return Path(args.key) if args.key else Path(args.journal_dir) / KEY_FILE
+
+
+def _carried_on(name: str, scenario: Scenario, seed: int, journal_dir: str, key: OrganiserKey,
+                key_file: Path) -> Instance:
     """``name``'s instance as its latest journal left it, or a new one if it has none."""
     from twin.scenarios.replay import resume
     from twin.server.instances import Instance, journals_of
@@ -54,16 +71,17 @@ def _carried_on(name: str, scenario: Scenario, seed: int, journal_dir: str) -> I
     if not journals:
         print(f"  {name}: no journal of {scenario.name} seed {seed} in {journal_dir}; a new episode",
               flush=True)
-        return Instance.playing(name, scenario, seed, journal_dir)
-    done = resume(journals[-1])
+        return Instance.playing(name, scenario, seed, journal_dir, key=key)
+    done = resume(journals[-1], key_file)
     state = "answered" if done.instance.episode.result is not None else "playing"
     calls = f"{done.calls} call{'' if done.calls == 1 else 's'}"
     print(f"  {name}: carried on {journals[-1].name} ({calls} made again; {state})", flush=True)
     return done.instance
 
 
-def instances_from(args: argparse.Namespace) -> list | None:
-    """The instances ``twin serve`` options ask for, or None for a plain one-twin server."""
+def instances_from(args: argparse.Namespace) -> tuple[list[Instance], OrganiserKey] | None:
+    """The instances ``twin serve`` options ask for and the organiser's key they play with, or None for a
+    plain one-twin server."""
     from twin.scenarios import spec
     from twin.server.instances import DEFAULT, Instance
 
@@ -82,6 +100,11 @@ def instances_from(args: argparse.Namespace) -> list | None:
                                       or args.tem_frame or args.afm_frame):
         raise ValueError("--scenario sets the sample, the ground truth and the frames itself; drop --sample, "
                          "--ground-truth, --tem-frame and --afm-frame")
+    from twin.scenarios.secret import OrganiserKey
+
+    key, made = OrganiserKey.load_or_create(key_path(args))
+    print(f"organiser key {key.id} {'made at' if made else 'read from'} {key_path(args)} (hidden states come "
+          "from it: keep it to resume, replay and score)", flush=True)
     loaded: dict[str, spec.Scenario] = {}
 
     def scenario(name: str) -> spec.Scenario:
@@ -105,8 +128,9 @@ def instances_from(args: argparse.Namespace) -> list | None:
             raise ValueError(f"--instance {text!r}: the seed after ':' must be an integer, got {seed!r}"
                              ) from None
         validation.integer(f"--instance {text!r} seed", seed, 0, 2**63 - 1)
-        instances.append(_carried_on(name, scenario(which), seed, args.journal_dir) if args.resume
-                         else Instance.playing(name, scenario(which), seed, args.journal_dir))
+        instances.append(_carried_on(name, scenario(which), seed, args.journal_dir, key, key_path(args))
+                         if args.resume else Instance.playing(name, scenario(which), seed, args.journal_dir,
+                                                              key=key))
     if args.resume and args.tokens and Path(args.tokens).is_file():
         with open(args.tokens, newline="") as file:
             kept = {row.get("instance"): row.get("token") for row in csv.DictReader(file)}
@@ -114,16 +138,19 @@ def instances_from(args: argparse.Namespace) -> list | None:
             instance.token = kept.get(instance.name) or instance.token
     for instance in instances:
         instance.twin.tem.share_caches(min(1.0, CACHED_TWINS / len(instances)))
+        instance.score_details = args.score_details
     if args.tokens:
         try:
-            with open(args.tokens, "w", newline="") as file:
+            Path(args.tokens).unlink(missing_ok=True)  # made anew, readable by its owner only
+            descriptor = os.open(args.tokens, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w", newline="") as file:
                 writer = csv.writer(file)
                 writer.writerow(["instance", "scenario", "seed", "token"])
                 for i in instances:
                     writer.writerow([i.name, i.episode.scenario.name, i.episode.seed, i.token])
         except OSError as error:
             raise ValueError(f"--tokens {args.tokens!r} cannot be written: {error}") from None
-    return instances
+    return instances, key
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -135,11 +162,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        ("score", "replay a journal and print its score")):
         action = actions.add_parser(name, help=text)
         action.add_argument("journal", help="a journal written by `twin serve --scenario` (.jsonl)")
+        action.add_argument("--key", metavar="FILE",
+                            help="the event's organiser key (default: organiser.key beside the journal)")
         action.set_defaults(run=_replay)
     board = actions.add_parser("leaderboard", help="scores of every instance on a running server")
     board.add_argument("--host", default=wire.DEFAULT_HOST)
     board.add_argument("--port", type=int, default=wire.DEFAULT_PORT)
     board.add_argument("--csv", metavar="FILE", help="also write the board here (for the prize table)")
+    board.add_argument("--key", metavar="FILE",
+                       help="the event's organiser key: shows names and seeds (default "
+                            "journals/organiser.key if it is there; without it, what every team sees)")
     board.set_defaults(run=_leaderboard)
 
 
@@ -155,7 +187,7 @@ def _replay(args: argparse.Namespace) -> int:
     from twin.scenarios.replay import replay
 
     try:
-        done = replay(args.journal)
+        done = replay(args.journal, key_file=args.key)
     except ValueError as error:
         raise SystemExit(f"twin scenario {args.action}: {error}") from None
     score = "not answered" if done.score is None else f"{done.score:.4f}"
@@ -175,17 +207,21 @@ COLUMNS = ("instance", "scenario", "seed", "score", "calls")
 
 def _leaderboard(args: argparse.Namespace) -> int:
     from clients.challenge import leaderboard
+    from twin.scenarios.secret import KEY_FILE, OrganiserKey
 
+    path = Path(args.key) if args.key else Path("journals") / KEY_FILE
     try:
-        rows = leaderboard(args.host, args.port)
-    except ConnectionError as error:
+        organiser = OrganiserKey.load(path).organiser_token() if args.key or path.is_file() else None
+        rows = leaderboard(args.host, args.port, organiser)
+    except (ConnectionError, ValueError, PermissionError) as error:
         raise SystemExit(f"twin scenario leaderboard: {error}") from None
-    table = [{"rank": rank if row["score"] is not None else "-", **{k: row[k] for k in COLUMNS}}
+    table = [{"rank": rank if row["score"] is not None else "-", **{k: row.get(k) for k in COLUMNS}}
              for rank, row in enumerate(rows, 1)]
     print(f"{'rank':<6}{'instance':<18}{'scenario':<28}{'seed':<8}{'score':<10}calls")
     for row in table:
         score = "-" if row["score"] is None else f"{row['score']:.4f}"
-        print(f"{row['rank']!s:<6}{row['instance']:<18}{row['scenario']:<28}{row['seed']!s:<8}{score:<10}"
+        print(f"{row['rank']!s:<6}{row['instance'] or '-':<18}{row['scenario']:<28}{row['seed'] or '-'!s:<8}"
+              f"{score:<10}"
               f"{row['calls']}")
     if args.csv:
         try:

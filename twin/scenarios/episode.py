@@ -18,6 +18,7 @@ from twin import __version__
 from twin.instruments.usage import BudgetExhausted
 from twin.scenarios.journal import Journal
 from twin.scenarios.scoring import READS_IMAGES, SCORERS, Context, Score
+from twin.scenarios.secret import OrganiserKey
 from twin.scenarios.spec import Scenario, apply
 
 IMAGE_CALLS = {"tem.acquire_camera_image": "tem", "tem.acquire_stem_images": "tem", "afm.get_frame": "afm"}
@@ -26,19 +27,26 @@ KEPT_IMAGE_BYTES = 256 * 2**20  # ... as long as they fit in this
 
 
 class Episode:
-    """A scenario played from ``seed`` by one instance."""
+    """A scenario played from ``seed`` by one instance.
+
+    With the organiser's ``key`` (a served challenge) everything hidden is drawn from the key and the
+    seed together, so knowing the seed gives nothing; without one (practice, a Gym environment in process)
+    from the seed alone."""
 
     def __init__(self, scenario: Scenario, seed: int, instance: str = "default",
-                 journal_path: str | Path | None = None, wall_clock: bool = True) -> None:
+                 journal_path: str | Path | None = None, wall_clock: bool = True,
+                 key: OrganiserKey | None = None) -> None:
         """``wall_clock``: enforce the wall-time budget (a replay does not)."""
         self.scenario = scenario
         self.seed = seed
         self.instance = instance
-        self.hidden = scenario.draw(seed)
-        self.twin = scenario.build(seed, self.hidden)
+        drawn_from = seed if key is None else key.episode_seed(scenario.name, seed)
+        self.hidden = scenario.draw(drawn_from)
+        self.twin = scenario.build(drawn_from, self.hidden)
         self.journal = Journal({"scenario": scenario.name, "scenario_digest": scenario.digest,
                                 "scenario_file": str(scenario.path) if scenario.path else None,
-                                "seed": seed, "instance": instance, "version": __version__}, journal_path)
+                                "seed": seed, "key": None if key is None else key.id, "instance": instance,
+                                "version": __version__}, journal_path)
         self.wall_clock = wall_clock
         self.calls = 0
         self.started: float | None = None  # wall clock of the first call
@@ -141,14 +149,15 @@ class Episode:
         return SCORERS[self.scenario.score["function"]](context, answer)
 
     def status(self) -> dict[str, Any]:
-        """Budgets spent and left, calls made, the score once answered (no hidden state). Reads without
-        waiting for a call in progress (the leaderboard must not stall behind a long acquisition)."""
+        """Budgets spent and left, calls made, the score once answered (no seed, no hidden state).
+        Reads without waiting for a call in progress (the leaderboard must not stall behind a long
+        acquisition)."""
         spent = self.twin.usage.report()
         elapsed = 0.0 if self.started is None else time.monotonic() - self.started
         budgets = self.scenario.budgets
         spent["calls"] = {"spent": self.calls, "limit": budgets.get("calls"), "unit": ""}
         spent["wall_time"] = {"spent": elapsed, "limit": budgets.get("wall_time"), "unit": "s"}
         result = self.result
-        return {"scenario": self.scenario.name, "instance": self.instance, "seed": self.seed,
+        return {"scenario": self.scenario.name, "instance": self.instance,
                 "budgets": spent, "over": result is not None,
                 "score": None if result is None else result.as_dict()}

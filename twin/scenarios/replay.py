@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from twin.scenarios import journal, spec
+from twin.scenarios.secret import key_for_journal
 from twin.server.instances import Instance
 
 
@@ -49,12 +50,15 @@ def scenario_of(header: dict[str, Any]) -> spec.Scenario:
     return scenario
 
 
-def _replayed(path: str | Path, keep_results: bool = False
+def _replayed(path: str | Path, keep_results: bool = False, key_file: str | Path | None = None
               ) -> tuple[dict[str, Any], list[dict[str, Any]], Replay]:
     """The journal at ``path`` (header, entries) and its calls made again on a fresh instance, each
-    result compared with the journal's."""
+    result compared with the journal's. A journal played with the organiser's key needs it (``key_file``,
+    or ``organiser.key`` beside the journal)."""
     header, entries = journal.read(path)
-    instance = Instance.playing(header["instance"], scenario_of(header), header["seed"], wall_clock=False)
+    key = key_for_journal(path, key_file, header.get("key"))
+    instance = Instance.playing(header["instance"], scenario_of(header), header["seed"], wall_clock=False,
+                                key=key)
     done = Replay(instance, len(entries), results=[] if keep_results else None)
     for entry in entries:
         result = None
@@ -71,16 +75,16 @@ def _replayed(path: str | Path, keep_results: bool = False
     return header, entries, done
 
 
-def replay(path: str | Path, keep_results: bool = False) -> Replay:
+def replay(path: str | Path, keep_results: bool = False, key_file: str | Path | None = None) -> Replay:
     """Make every call journalled at ``path`` again on a fresh instance; compare each result."""
-    return _replayed(path, keep_results)[2]
+    return _replayed(path, keep_results, key_file)[2]
 
 
-def resume(path: str | Path) -> Replay:
+def resume(path: str | Path, key_file: str | Path | None = None) -> Replay:
     """The instance whose journal is at ``path``, brought back to where its calls left it (a restarted
     server): the calls are made again and must give the same data; new calls are appended to ``path``;
     the wall time the episode had used is carried over, the time the server was down is not."""
-    header, entries, done = _replayed(path)
+    header, entries, done = _replayed(path, key_file=key_file)
     if done.differing:
         raise ValueError(f"journal {str(path)!r} cannot be carried on: entries {done.differing[:5]} come out "
                          "differently on this version of the twin; start a new episode instead")

@@ -14,6 +14,7 @@ from Pyro5.core import DAEMON_NAME
 from Pyro5.server import DaemonObject
 
 from twin.digital_twin import DigitalTwin
+from twin.scenarios.secret import OrganiserKey
 from twin.server import wire
 from twin.server.instances import DEFAULT, HubService, Instance
 
@@ -72,9 +73,11 @@ def serve(
     on_ready: Callable[[str, int], None] | None = None,
     out: TextIO | None = None,
     private: bool = False,
+    key: OrganiserKey | None = None,
 ) -> None:
     """Serve a twin (or several :class:`Instance`) until SIGINT or SIGTERM; prints the URIs, a client
-    snippet and 'ready'. ``private``: instances answer to their secret token instead of their name.
+    snippet and 'ready'. ``private``: instances answer to their secret token instead of their name;
+    ``key``: the organiser's key (its holder may read the full leaderboard).
 
     ``on_ready(host, port)`` is called once warm, with the address actually bound.
     """
@@ -91,7 +94,7 @@ def serve(
     Pyro5.config.THREADPOOL_SIZE = max(MAX_CONNECTIONS, CONNECTIONS_PER_INSTANCE * len(instances))
     allow_open_files(Pyro5.config.THREADPOOL_SIZE + 256)
     daemon = Daemon(host=host, port=port, interface=DiscreetDaemonObject if private else DaemonObject)
-    daemon.register(HubService(instances), wire.HUB_OBJECT)
+    daemon.register(HubService(instances, private, key), wire.HUB_OBJECT)
     for instance in instances:
         key = instance.token if private else instance.name
         for target, object_id in instance.object_ids(key).items():
@@ -99,7 +102,8 @@ def serve(
     bound_host, bound_port = daemon.locationStr.rsplit(":", 1)
     twin = instances[0].twin
     first = instances[0].token if private else instances[0].name
-    say(f"Digital twin: sample '{twin.sample.name}', seed {twin.seed}, time scale {twin.clock.time_scale:g}")
+    seed = twin.seed if instances[0].episode is None else instances[0].episode.seed  # the public one
+    say(f"Digital twin: sample '{twin.sample.name}', seed {seed}, time scale {twin.clock.time_scale:g}")
     for name, object_id in instances[0].object_ids(first).items():
         label = name.upper() if name in ("tem", "afm") else name
         say(f"  {label:<8}PYRO:{object_id}@{bound_host}:{bound_port}")
@@ -107,8 +111,8 @@ def serve(
         say(f"{len(instances)} instance(s): name, scenario, seed{', token' if private else ''} "
             f"(clients connect with instance={'TOKEN' if private else 'NAME'})")
         for instance in instances:
-            row = instance.row()
-            say(f"  instance {instance.name:<16}{row['scenario'] or '-':<28}{row['seed']!s:<8}"
+            row = instance.row(seeds=True)
+            say(f"  instance {instance.name:<16}{row['scenario'] or '-':<28}{row.get('seed')!s:<8}"
                 f"{instance.token if private else ''}")
     say(SNIPPET.format(host=bound_host, port=bound_port,
                        instance="" if first == DEFAULT else f", instance={first!r}"))

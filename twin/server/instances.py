@@ -20,6 +20,7 @@ from Pyro5.api import expose
 
 from twin.digital_twin import DigitalTwin
 from twin.scenarios.episode import Episode
+from twin.scenarios.secret import OrganiserKey
 from twin.scenarios.spec import Scenario
 from twin.server import wire
 from twin.server.services import AfmService, SampleService, TemService
@@ -72,8 +73,9 @@ class Instance:
     name: str
     twin: DigitalTwin
     episode: Episode | None = None
-    token: str = field(default_factory=lambda: secrets.token_hex(6))
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
     objects: dict[str, object] = field(default_factory=dict)  # target ('tem', ...) -> remote object
+    score_details: bool = True  # whether the team sees how its score came about (the truth, often)
 
     def __post_init__(self) -> None:
         services = {"tem": TemService(self.twin), "afm": AfmService(self.twin),
@@ -81,12 +83,13 @@ class Instance:
         for target, service in services.items():
             self.objects[target] = service if self.episode is None else _gated(service, target, self.episode)
         if self.episode is not None:
-            self.objects["episode"] = EpisodeService(self.episode)
+            self.objects["episode"] = EpisodeService(self.episode, self)
 
     @classmethod
     def playing(cls, name: str, scenario: Scenario, seed: int, journal_dir: str | Path | None = None,
-                wall_clock: bool = True) -> Instance:
-        """An instance playing ``scenario`` from ``seed``; its journal goes to ``journal_dir`` if given."""
+                wall_clock: bool = True, key: OrganiserKey | None = None) -> Instance:
+        """An instance playing ``scenario`` from ``seed`` (with the organiser's ``key``, if given: see
+        :class:`Episode`); its journal goes to ``journal_dir`` if given."""
         path = None
         if journal_dir is not None:  # a restarted server never overwrites an earlier episode's journal
             stem = f"{scenario.name}-seed{seed}-{name}"
@@ -94,7 +97,7 @@ class Instance:
             while path.exists():
                 again += 1
                 path = Path(journal_dir) / f"{stem}-{again}.jsonl"
-        episode = Episode(scenario, seed, name, path, wall_clock)
+        episode = Episode(scenario, seed, name, path, wall_clock, key)
         return cls(name, episode.twin, episode)
 
     def object_ids(self, key: str) -> dict[str, str]:
@@ -108,23 +111,35 @@ class Instance:
         target, method = call.split(".", 1)
         return getattr(self.objects[target], method)(*args, **kwargs)
 
-    def row(self) -> dict[str, Any]:
-        """This instance's leaderboard row (no token, no hidden state)."""
+    def row(self, names: bool = True, seeds: bool = False) -> dict[str, Any]:
+        """This instance's leaderboard row (never its token or hidden state); its name and seed only if
+        asked for (the organiser's view)."""
+        name = self.name if names else None
         if self.episode is None:
-            return {"instance": self.name, "scenario": None, "seed": None, "score": None, "calls": None}
+            return {"instance": name, "scenario": None, "score": None, "calls": None, "over": False}
         status = self.episode.status()
         score = status["score"]
-        return {"instance": self.name, "scenario": self.episode.scenario.name, "seed": self.episode.seed,
-                "score": None if score is None else score["score"],
-                "calls": status["budgets"]["calls"]["spent"], "over": status["over"]}
+        row = {"instance": name, "scenario": self.episode.scenario.name,
+               "score": None if score is None else score["score"],
+               "calls": status["budgets"]["calls"]["spent"], "over": status["over"]}
+        return {**row, "seed": self.episode.seed} if seeds else row
+
+
+def shown_to_team(outcome: dict[str, Any] | None, details: bool) -> dict[str, Any] | None:
+    """A scored answer as its team sees it: the score, and how it came about only if the organiser allows
+    (details name true positions, focus, frames: a team could pass them to another with the same seed)."""
+    if outcome is None or details:
+        return outcome
+    return {"score": outcome["score"], "details": {}}
 
 
 @expose
 class EpisodeService:
     """The challenge as seen by a team: goal, budgets, the answer, the journal."""
 
-    def __init__(self, episode: Episode) -> None:
+    def __init__(self, episode: Episode, instance: Instance) -> None:
         self._episode = episode
+        self._instance = instance
 
     def scenario(self) -> dict[str, Any]:
         """Title, goal, answer format, budgets and refused calls."""
@@ -132,31 +147,50 @@ class EpisodeService:
 
     def status(self) -> dict[str, Any]:
         """Budgets spent and left, whether the episode is over, the score once answered."""
-        return self._episode.status()
+        status = self._episode.status()
+        return {**status, "score": shown_to_team(status["score"], self._instance.score_details)}
 
     def submit(self, answer: Any = None) -> dict[str, Any]:
-        """Hand in the answer (once): returns ``{"score": 0..1, "details": {...}}``."""
-        return self._episode.submit(answer if answer is not None else {}, caller())
+        """Hand in the answer (once): returns ``{"score": 0..1, "details": {...}}`` (details only where the
+        organiser allows them)."""
+        outcome = self._episode.submit(answer if answer is not None else {}, caller())
+        return shown_to_team(outcome, self._instance.score_details)
 
     def journal(self, start: int = 0) -> list[dict[str, Any]]:
-        """Journal entries from number ``start`` on."""
-        return self._episode.journal.entries[int(start):]
+        """Journal entries from number ``start`` on (a scored answer's details only where allowed)."""
+        entries = self._episode.journal.entries[int(start):]
+        if self._instance.score_details:
+            return entries
+        return [{**e, "result": shown_to_team(e["result"], False)} if e["call"] == "episode.submit"
+                and "result" in e else e for e in entries]
 
 
 @expose
 class HubService:
-    """The organiser's view of a server: its instances and their scores."""
+    """A server's instances and their scores: to everyone, names (none on a private server) and scores;
+    to the organiser (who shows :meth:`OrganiserKey.organiser_token`), names and seeds as well."""
 
-    def __init__(self, instances: list[Instance]) -> None:
+    def __init__(self, instances: list[Instance], private: bool = False, key: OrganiserKey | None = None
+                 ) -> None:
         self._instances = instances
+        self._private = private
+        self._key = key
 
-    def instances(self) -> list[dict[str, Any]]:
-        return [instance.row() for instance in self._instances]
+    def _rows(self, organiser: str | None) -> list[dict[str, Any]]:
+        trusted = self._key is not None and self._key.is_organiser(organiser)
+        if organiser is not None and not trusted:
+            raise PermissionError("organiser = that is not this server's organiser token (give the key file "
+                                  "of this event: twin scenario leaderboard --key FILE)")
+        return [i.row(names=trusted or not self._private, seeds=trusted) for i in self._instances]
 
-    def leaderboard(self) -> list[dict[str, Any]]:
+    def instances(self, organiser: str | None = None) -> list[dict[str, Any]]:
+        return self._rows(organiser)
+
+    def leaderboard(self, organiser: str | None = None) -> list[dict[str, Any]]:
         """Answered instances by score (best first), then the ones still playing."""
-        rows = [i.row() for i in self._instances if i.episode is not None]
-        return sorted(rows, key=lambda r: (r["score"] is None, -(r["score"] or 0.0), r["instance"]))
+        rows = [r for r, i in zip(self._rows(organiser), self._instances, strict=True)
+                if i.episode is not None]
+        return sorted(rows, key=lambda r: (r["score"] is None, -(r["score"] or 0.0), r["instance"] or ""))
 
     def ping(self) -> bool:
         return True

@@ -13,6 +13,7 @@ from Pyro5.api import expose
 
 from twin import __version__, validation
 from twin.digital_twin import DigitalTwin
+from twin.instruments.disclosure import public_metadata
 from twin.sample import Window, truth
 from twin.sample.frames import InstrumentFrame
 
@@ -63,32 +64,10 @@ def _open_setting(twin: DigitalTwin, name: Any) -> Any:
     return name
 
 
-#: what image metadata's "twin" record keeps when the ground truth is off (no aberrations, seed, tip,
-#: frame or stage error: a challenge hides them)
-OPEN_IMAGE_RECORD = frozenset({"pixel_origin", "row_axis", "sample", "simulation", "instrument_time",
-                               "window", "pixel_size", "scan_rotation", "scan_centre", "stem_mode",
-                               "tip_speed",
-                               "beam_reaches_camera", "beam_reaches_detector"})
-
-
 def public_image(twin: DigitalTwin, image: dict[str, Any]) -> dict[str, Any]:
     """``image`` as a client may see it: whole with the ground truth on; otherwise its metadata tells
     only what the instrument knows (the window where the stage believes it is, no simulation state)."""
-    if twin.ground_truth:
-        return image
-    metadata = dict(image["metadata"])
-    record = metadata.get("twin", {})
-    dx, dy = record.get("specimen_offset", (0.0, 0.0))
-    shown = {k: v for k, v in record.items() if k in OPEN_IMAGE_RECORD}
-    if "window" in shown:
-        w = shown["window"]
-        shown["window"] = {"x_min": w["x_min"] - dx, "y_min": w["y_min"] - dy,
-                           "x_max": w["x_max"] - dx, "y_max": w["y_max"] - dy}
-    if "scan_centre" in shown:
-        shown["scan_centre"] = {"x": shown["scan_centre"]["x"] - dx, "y": shown["scan_centre"]["y"] - dy}
-    metadata["twin"] = shown
-    metadata.pop("tip", None)
-    return {**image, "metadata": metadata}
+    return image if twin.ground_truth else {**image, "metadata": public_metadata(image["metadata"])}
 
 
 @expose
