@@ -14,7 +14,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
-from Pyro5 import serializers
+from Pyro5 import errors, protocol, serializers
 from Pyro5.api import Proxy
 from Pyro5.serializers import MsgpackSerializer, SerializerBase
 
@@ -90,6 +90,23 @@ class ReusingMsgpackSerializer(MsgpackSerializer):
         return self._pack((obj, method, vargs, kwargs))
 
 
+class RefusingCompression:
+    """Stands in for ``zlib`` in Pyro5's protocol module: a message flagged as compressed is refused
+    before anything is inflated. Pyro5 inflates such a message without a limit (1 MiB on the wire can
+    become gigabytes of server memory), and the twin's clients never compress."""
+
+    error = errors.ProtocolError
+
+    @staticmethod
+    def compress(data: bytes, level: int = -1) -> bytes:
+        raise errors.ProtocolError("the twin does not compress messages: leave Pyro5.config.COMPRESSION off")
+
+    @staticmethod
+    def decompress(data: bytes) -> bytes:
+        raise errors.ProtocolError(f"a compressed message ({len(data)} bytes) was refused: the twin accepts "
+                                   "uncompressed messages only")
+
+
 def keep_freed_memory() -> bool:
     """Ask glibc to keep freed large blocks for reuse instead of returning them to the OS.
 
@@ -113,6 +130,7 @@ def install() -> None:
     if _installed:
         return
     keep_freed_memory()
+    protocol.zlib = RefusingCompression  # no decompression bombs
     reusing = ReusingMsgpackSerializer()
     serializers.serializers[SERIALIZER] = reusing
     serializers.serializers_by_id[reusing.serializer_id] = reusing
