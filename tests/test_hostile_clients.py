@@ -10,7 +10,9 @@ import struct
 import zlib
 from pathlib import Path
 
-from Pyro5 import protocol
+import pytest
+from Pyro5 import errors, protocol
+from Pyro5.api import Proxy
 
 from clients._remote import open_proxy
 from twin.server import wire
@@ -59,3 +61,21 @@ def test_a_compressed_message_is_refused_before_it_is_inflated(server: ServerPro
     sample = open_proxy(wire.SAMPLE_OBJECT, HOST, server.port)
     assert sample.ping()  # and it still serves everyone else
     sample._pyroRelease()
+
+
+def test_only_msgpack_is_read_and_a_refusal_carries_no_server_traceback(server: ServerProcess) -> None:
+    for serializer in ("marshal", "serpent", "json"):
+        proxy = Proxy(f"PYRO:{wire.SAMPLE_OBJECT}@{HOST}:{server.port}")
+        proxy._pyroSerializer = serializer
+        with pytest.raises(errors.CommunicationError, match="the twin speaks msgpack only"):
+            proxy.ping()
+        proxy._pyroRelease()
+    tem = open_proxy(wire.TEM_OBJECT, HOST, server.port)
+    with pytest.raises(ValueError) as refused:
+        tem.set("optics.focus", 7.0)
+    assert "optics.focus" in str(refused.value)  # the reason reaches the caller ...
+    assert not getattr(refused.value, "_pyroTraceback", None)  # ... but not where in the server it arose
+    with pytest.raises(TypeError) as wrong:
+        tem.set("optics.focus")  # a missing argument
+    assert "site-packages" not in "".join(getattr(wrong.value, "_pyroTraceback", None) or [])
+    tem._pyroRelease()

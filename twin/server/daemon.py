@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 import Pyro5
 from Pyro5.api import Daemon, expose
@@ -17,6 +18,8 @@ from twin.digital_twin import DigitalTwin
 from twin.scenarios.secret import OrganiserKey
 from twin.server import wire
 from twin.server.instances import DEFAULT, HubService, Instance
+
+log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 512  # open client connections at least (an 80-person hackathon, a few clients each) ...
 CONNECTIONS_PER_INSTANCE = 32  # ... and this many per hosted instance (notebooks, agents, re-run cells)
@@ -65,6 +68,17 @@ class DiscreetDaemonObject(DaemonObject):
         return [i for i in super().registered() if i in (DAEMON_NAME, wire.HUB_OBJECT)]
 
 
+class TwinDaemon(Daemon):
+    """Pyro5's daemon, telling a client why its call failed but not where in the server: the traceback
+    (with the server's install paths) goes to the server's log, the message to the client."""
+
+    def _sendExceptionResponse(self, connection: Any, seq: int, serializer_id: int, exc_value: BaseException,
+                               tbinfo: list[str] | None, flags: int = 0, annotations: Any = None) -> None:
+        expected = isinstance(exc_value, (ValueError, TypeError, PermissionError, RuntimeError, KeyError))
+        log.log(logging.DEBUG if expected else logging.ERROR, "a call failed:\n%s", "".join(tbinfo or ()))
+        super()._sendExceptionResponse(connection, seq, serializer_id, exc_value, [], flags, annotations)
+
+
 def serve(
     instances: DigitalTwin | list[Instance],
     host: str = wire.DEFAULT_HOST,
@@ -93,11 +107,12 @@ def serve(
     # one thread and one file descriptor per open client connection
     Pyro5.config.THREADPOOL_SIZE = max(MAX_CONNECTIONS, CONNECTIONS_PER_INSTANCE * len(instances))
     allow_open_files(Pyro5.config.THREADPOOL_SIZE + 256)
-    daemon = Daemon(host=host, port=port, interface=DiscreetDaemonObject if private else DaemonObject)
+    wire.accept_only_msgpack()
+    daemon = TwinDaemon(host=host, port=port, interface=DiscreetDaemonObject if private else DaemonObject)
     daemon.register(HubService(instances, private, key), wire.HUB_OBJECT)
     for instance in instances:
-        key = instance.token if private else instance.name
-        for target, object_id in instance.object_ids(key).items():
+        handle = instance.token if private else instance.name
+        for target, object_id in instance.object_ids(handle).items():
             daemon.register(instance.objects[target], object_id)
     bound_host, bound_port = daemon.locationStr.rsplit(":", 1)
     twin = instances[0].twin

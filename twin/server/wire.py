@@ -107,6 +107,35 @@ class RefusingCompression:
                                    "uncompressed messages only")
 
 
+class RefusingSerializer:
+    """Stands in for a serializer the twin does not speak (marshal, serpent, json): what arrives in it is
+    refused unread (marshal, for one, is not safe on untrusted data); a refusal can still be answered."""
+
+    def __init__(self, inner: SerializerBase) -> None:
+        self._inner = inner
+        self.serializer_id = inner.serializer_id
+
+    def loads(self, data: bytes) -> Any:
+        raise errors.SerializeError(f"the twin speaks {SERIALIZER} only; connect with its clients (or set "
+                                    f"proxy._pyroSerializer = {SERIALIZER!r})")
+
+    loadsCall = loads  # noqa: N815 (Pyro5's name)
+
+    def dumps(self, data: Any) -> bytes:
+        return self._inner.dumps(data)
+
+    def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: Any) -> bytes:  # noqa: N802
+        return self._inner.dumpsCall(obj, method, vargs, kwargs)
+
+
+def accept_only_msgpack() -> None:
+    """Refuse, unread, messages in any serializer but the twin's own (a server calls this)."""
+    ours = serializers.serializers[SERIALIZER]
+    for serializer_id, serializer in list(serializers.serializers_by_id.items()):
+        if serializer is not ours and not isinstance(serializer, RefusingSerializer):
+            serializers.serializers_by_id[serializer_id] = RefusingSerializer(serializer)
+
+
 def keep_freed_memory() -> bool:
     """Ask glibc to keep freed large blocks for reuse instead of returning them to the OS.
 
