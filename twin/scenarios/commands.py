@@ -92,6 +92,9 @@ def instances_from(args: argparse.Namespace) -> tuple[list[Instance], OrganiserK
                   for k in range(1, args.teams + 1)]
     elif args.seed_per_team:
         raise ValueError("--seed-per-team needs --teams N")
+    if args.private and not args.tokens:
+        raise ValueError("--private needs --tokens FILE: each team's secret token is written there "
+                         "(readable by you only), never to the console")
     if not names and args.scenario is None:
         if args.resume:
             raise ValueError("--resume carries on challenge episodes; give --scenario, --instance or --teams")

@@ -116,19 +116,18 @@ def serve(
             daemon.register(instance.objects[target], object_id)
     bound_host, bound_port = daemon.locationStr.rsplit(":", 1)
     twin = instances[0].twin
-    first = instances[0].token if private else instances[0].name
+    first = "YOUR-TOKEN" if private else instances[0].name  # tokens go to the --tokens file, never the log
     seed = twin.seed if instances[0].episode is None else instances[0].episode.seed  # the public one
     say(f"Digital twin: sample '{twin.sample.name}', seed {seed}, time scale {twin.clock.time_scale:g}")
     for name, object_id in instances[0].object_ids(first).items():
         label = name.upper() if name in ("tem", "afm") else name
         say(f"  {label:<8}PYRO:{object_id}@{bound_host}:{bound_port}")
     if len(instances) > 1 or instances[0].episode is not None:
-        say(f"{len(instances)} instance(s): name, scenario, seed{', token' if private else ''} "
-            f"(clients connect with instance={'TOKEN' if private else 'NAME'})")
+        say(f"{len(instances)} instance(s): name, scenario, seed (clients connect with "
+            f"{'instance=TOKEN, each team its own from the tokens file' if private else 'instance=NAME'})")
         for instance in instances:
             row = instance.row(seeds=True)
-            say(f"  instance {instance.name:<16}{row['scenario'] or '-':<28}{row.get('seed')!s:<8}"
-                f"{instance.token if private else ''}")
+            say(f"  instance {instance.name:<16}{row['scenario'] or '-':<28}{row.get('seed')!s}")
     say(SNIPPET.format(host=bound_host, port=bound_port,
                        instance="" if first == DEFAULT else f", instance={first!r}"))
 
