@@ -304,3 +304,23 @@ def test_many_teams_share_cache_memory_and_keep_only_images_their_score_reads(mo
 def test_bad_challenge_options_are_refused_before_serving(options, message, tmp_path) -> None:
     with pytest.raises(SystemExit, match=message.replace("(", r"\(").replace(")", r"\)")):
         main(["serve", "--port", "1", "--journal-dir", str(tmp_path), *options])
+
+
+def test_a_broken_journal_keeps_only_its_own_team_out_on_resume(tmp_path, capsys) -> None:
+    from twin.cli import parser
+    from twin.scenarios.commands import instances_from
+
+    options = ["serve", "--instance", "a=tem-autofocus:1", "--instance", "b=tem-autofocus:2",
+               "--journal-dir", str(tmp_path)]
+    first, _ = instances_from(parser().parse_args(options))
+    for instance in first:
+        instance.invoke("tem.set", ["optics.defocus", 10e-9], {})
+        instance.invoke("tem.set", ["optics.defocus", 20e-9], {})
+        instance.episode.journal.close()
+    broken = tmp_path / "tem-autofocus-seed1-a.jsonl"
+    lines = broken.read_text().splitlines()
+    broken.write_text("\n".join([lines[0], "{not json", *lines[2:]]) + "\n")  # a line mangled on disk
+    carried, _ = instances_from(parser().parse_args([*options, "--resume"]))
+    assert [i.name for i in carried] == ["b"] and carried[0].twin.tem.get("optics.defocus") == 20e-9
+    assert "a: NOT SERVED: journal" in capsys.readouterr().out and "line 2 is not JSON" in str(
+        pytest.raises(ValueError, journal.read, broken).value)

@@ -131,9 +131,15 @@ def instances_from(args: argparse.Namespace) -> tuple[list[Instance], OrganiserK
             raise ValueError(f"--instance {text!r}: the seed after ':' must be an integer, got {seed!r}"
                              ) from None
         validation.integer(f"--instance {text!r} seed", seed, 0, 2**63 - 1)
-        instances.append(_carried_on(name, scenario(which), seed, args.journal_dir, key, key_path(args))
-                         if args.resume else Instance.playing(name, scenario(which), seed, args.journal_dir,
-                                                              key=key))
+        if not args.resume:
+            instances.append(Instance.playing(name, scenario(which), seed, args.journal_dir, key=key))
+            continue
+        try:
+            instances.append(_carried_on(name, scenario(which), seed, args.journal_dir, key, key_path(args)))
+        except ValueError as error:  # one broken journal does not keep every other team waiting
+            print(f"  {name}: NOT SERVED: {error}", flush=True)
+    if not instances:
+        raise ValueError("--resume: no instance could be carried on (see above)")
     if args.resume and args.tokens and Path(args.tokens).is_file():
         with open(args.tokens, newline="") as file:
             kept = {row.get("instance"): row.get("token") for row in csv.DictReader(file)}

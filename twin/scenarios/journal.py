@@ -155,10 +155,15 @@ def read(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     lines = text.splitlines()
     if text and not text.endswith("\n"):
         lines.pop()  # a line cut short by a server that stopped while writing it: that call never ended
-    try:
-        records = [json.loads(line) for line in lines if line.strip()]
-    except json.JSONDecodeError as error:
-        raise ValueError(f"journal {str(path)!r} is not JSON lines: {error}") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"journal {str(path)!r} line {number} is not JSON ({error}); mend or remove "
+                             "that line") from None
     if not records or records[0].get("journal") != 1:
         raise ValueError(f"journal {str(path)!r} has no journal header on its first line")
     return records[0], records[1:]
