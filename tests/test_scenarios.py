@@ -324,3 +324,22 @@ def test_a_broken_journal_keeps_only_its_own_team_out_on_resume(tmp_path, capsys
     assert [i.name for i in carried] == ["b"] and carried[0].twin.tem.get("optics.defocus") == 20e-9
     assert "a: NOT SERVED: journal" in capsys.readouterr().out and "line 2 is not JSON" in str(
         pytest.raises(ValueError, journal.read, broken).value)
+
+
+def test_a_resumed_episode_is_charged_the_wall_time_it_used_and_none_of_the_downtime(tmp_path) -> None:
+    import time
+
+    from twin.scenarios.replay import resume
+
+    instance = Instance.playing("team", spec.load(AUTOFOCUS), 5, tmp_path)
+    instance.invoke("tem.set", ["optics.defocus", 10e-9], {})
+    time.sleep(0.3)
+    instance.invoke("tem.set", ["optics.defocus", 20e-9], {})
+    used = instance.episode.status()["budgets"]["wall_time"]["spent"]
+    instance.episode.journal.close()
+    time.sleep(0.5)  # the server is down, then restarts (and resumes other teams) before this one calls
+    carried = resume(instance.episode.journal.path).instance.episode
+    time.sleep(0.5)
+    assert carried.status()["budgets"]["wall_time"]["spent"] == pytest.approx(used, abs=0.05)
+    carried.call("tem.get", lambda: 0.0, (), {}, "test")
+    assert carried.status()["budgets"]["wall_time"]["spent"] == pytest.approx(used, abs=0.05)

@@ -49,7 +49,8 @@ class Episode:
                                 "version": __version__}, journal_path)
         self.wall_clock = wall_clock
         self.calls = 0
-        self.started: float | None = None  # wall clock of the first call
+        self.started: float | None = None  # wall clock of the first call (since a restart)
+        self.earlier = 0.0  # s of wall time the episode used before the server restarted
         self.result: Score | None = None
         self.images: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self._pending = list(self.hidden.events)
@@ -81,8 +82,8 @@ class Episode:
                                "no more instrument calls in this episode")
         if name in self.scenario.forbid:
             raise PermissionError(f"{name} is not allowed in scenario {self.scenario.name!r}")
-        if self.started is None:
-            self.started = time.monotonic()
+        if self.started is None:  # the clock runs from the first call (after a restart: again from the next)
+            self.started = time.monotonic() - self.earlier
         limit = self.scenario.budgets.get("calls")
         if limit is not None and self.calls + 1 > limit:
             raise BudgetExhausted(f"budget exhausted: calls = {self.calls} of {limit:g} made")
@@ -153,7 +154,7 @@ class Episode:
         Reads without waiting for a call in progress (the leaderboard must not stall behind a long
         acquisition)."""
         spent = self.twin.usage.report()
-        elapsed = 0.0 if self.started is None else time.monotonic() - self.started
+        elapsed = self.earlier if self.started is None else time.monotonic() - self.started
         budgets = self.scenario.budgets
         spent["calls"] = {"spent": self.calls, "limit": budgets.get("calls"), "unit": ""}
         spent["wall_time"] = {"spent": elapsed, "limit": budgets.get("wall_time"), "unit": "s"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -87,11 +86,13 @@ def resume(path: str | Path, key_file: str | Path | None = None) -> Replay:
     header, entries, done = _replayed(path, key_file=key_file)
     if done.differing:
         raise ValueError(f"journal {str(path)!r} cannot be carried on: entries {done.differing[:5]} come out "
-                         "differently on this version of the twin; start a new episode instead")
+                         "differently (another version of the twin, an edited journal or scenario file?); "
+                         "start a new episode instead")
     episode = done.instance.episode
     episode.journal.carry_on(path, header, entries)
     episode.wall_clock = True
     if entries:
         used = (datetime.fromisoformat(entries[-1]["wall"]) - datetime.fromisoformat(entries[0]["wall"]))
-        episode.started = time.monotonic() - used.total_seconds() - entries[-1]["seconds"]
+        episode.earlier = used.total_seconds() + entries[0]["seconds"]  # the first call's own time too
+    episode.started = None  # the clock goes on at the team's next call: no downtime is charged
     return done
