@@ -343,3 +343,21 @@ def test_a_resumed_episode_is_charged_the_wall_time_it_used_and_none_of_the_down
     assert carried.status()["budgets"]["wall_time"]["spent"] == pytest.approx(used, abs=0.05)
     carried.call("tem.get", lambda: 0.0, (), {}, "test")
     assert carried.status()["budgets"]["wall_time"]["spent"] == pytest.approx(used, abs=0.05)
+
+
+def test_a_refused_call_with_junk_arguments_writes_a_line_not_the_junk_and_still_replays(tmp_path) -> None:
+    from twin.scenarios.replay import replay
+
+    instance = Instance.playing("team", spec.load(AUTOFOCUS), 5, tmp_path)
+    junk = np.zeros(4 << 20)  # 32 MiB
+    for _ in range(8):
+        with pytest.raises((TypeError, ValueError)):
+            instance.invoke("tem.set", ["optics.defocus", junk], {})
+    instance.invoke("tem.set", ["optics.defocus", 20e-9], {})
+    instance.episode.journal.close()
+    path = instance.episode.journal.path
+    assert path.stat().st_size < 16 << 10  # bytes: was 8 x ~100 MiB of JSON
+    assert instance.episode.status()["budgets"]["calls"]["spent"] == 9
+    again = replay(path)
+    assert again.identical and again.instance.episode.calls == 9
+    assert again.instance.twin.tem.get("optics.defocus") == pytest.approx(20e-9)

@@ -62,13 +62,16 @@ class Episode:
         with self._lock:
             began = time.perf_counter()
             instrument_time = self.twin.clock.now()
+            admitted = False
             try:
                 self._admit(name)
                 self.calls += 1
+                admitted = True
                 result = function(*args, **kwargs)
             except Exception as error:
                 self.journal.record(instrument_time=instrument_time, caller=caller, call=name, args=args,
-                                    kwargs=kwargs, error=error, seconds=time.perf_counter() - began)
+                                    kwargs=kwargs, error=error, seconds=time.perf_counter() - began,
+                                    counted=admitted)
                 raise
             self._keep_image(name, result)
             self._fire_events()

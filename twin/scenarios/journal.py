@@ -20,6 +20,39 @@ import numpy as np
 #: result fields that tell when a call ran on the wall clock, not what it produced
 VOLATILE = frozenset({"acquisition_start_date_time", "acquisition_date_time", "start_datetime"})
 _LONG_TEXT = 256
+#: a refused call's arguments are kept whole up to about this many bytes, else only their size and digest
+#: (a refusal changes nothing, so a replay need not make it again; junk must not fill the disk)
+REFUSED_ARGUMENTS_BYTES = 64 << 10
+OMITTED = "__omitted__"
+
+
+def rough_size(value: Any, budget: int = 100_000) -> int:
+    """About how many bytes ``value`` holds (arrays, strings and bytes by length, containers summed;
+    looks at no more than ``budget`` items, then guesses high)."""
+    stack, total, seen = [value], 0, 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > budget:
+            return max(total, REFUSED_ARGUMENTS_BYTES + 1)
+        if isinstance(item, np.ndarray):
+            total += item.nbytes
+        elif isinstance(item, (str, bytes, bytearray)):
+            total += len(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        else:
+            total += 8
+    return total
+
+
+def _digest(value: Any) -> dict[str, Any]:
+    """What is kept of arguments too large to journal: their rough size and a digest of their text."""
+    text = repr(value).encode()
+    return {OMITTED: rough_size(value), "sha256": hashlib.sha256(text).hexdigest()[:24]}
 
 
 def summary(value: Any) -> Any:
@@ -108,11 +141,17 @@ class Journal:
             self._file.flush()
 
     def record(self, *, instrument_time: float, caller: str, call: str, args: Any, kwargs: Any,
-               result: Any = None, error: BaseException | None = None, seconds: float = 0.0
-               ) -> dict[str, Any]:
-        """Append one call; returns the entry."""
+               result: Any = None, error: BaseException | None = None, seconds: float = 0.0,
+               counted: bool = True) -> dict[str, Any]:
+        """Append one call (``counted``: whether it counted against the call budget); returns the entry."""
+        if error is not None and rough_size((args, kwargs)) > REFUSED_ARGUMENTS_BYTES:
+            kept_args, kept_kwargs = _digest(args), _digest(kwargs)
+        else:
+            kept_args, kept_kwargs = encode(list(args)), encode(dict(kwargs))
         entry = {"n": 0, "wall": _now(), "t": instrument_time, "caller": caller, "call": call,
-                 "args": encode(list(args)), "kwargs": encode(dict(kwargs)), "seconds": round(seconds, 6)}
+                 "args": kept_args, "kwargs": kept_kwargs, "seconds": round(seconds, 6)}
+        if OMITTED in kept_args:
+            entry["counted"] = counted
         if error is None:
             entry["result"] = summary(result)
         else:

@@ -61,6 +61,12 @@ def _replayed(path: str | Path, keep_results: bool = False, key_file: str | Path
     done = Replay(instance, len(entries), results=[] if keep_results else None)
     for entry in entries:
         result = None
+        if isinstance(entry["args"], dict) and journal.OMITTED in entry["args"]:
+            instance.episode.journal.entries.append(entry)  # a refusal too large to keep: it changed nothing
+            instance.episode.calls += entry["counted"]
+            if done.results is not None:
+                done.results.append(None)
+            continue
         args, kwargs = journal.decode(entry["args"]), journal.decode(entry["kwargs"])
         with contextlib.suppress(Exception):  # refusals are journalled and compared like results
             result = instance.invoke(entry["call"], args, kwargs)
