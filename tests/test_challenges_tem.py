@@ -6,6 +6,7 @@ the whole square and not be clipped, and the dopant census's high tension really
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from twin.sample import Window
@@ -38,6 +39,11 @@ def test_a_clipped_image_scores_less_than_one_well_exposed() -> None:
     for label, spot, dwell in (("exposed", 5, 2e-5), ("clipped", 1, 1e-3)):
         instance = Instance.playing("a", scenario, 1)
         instance.invoke("tem.set", ["source.acceleration_voltage", 60e3], {})  # no sputtering at all
+        tem = instance.twin.tem  # focused and stigmated from the hidden state, as a perfect operator would
+        astigmatism = np.array(tem.settings.get("twin.objective_astigmatism"))
+        instance.invoke("tem.set", ["optics.focus", tem.settings.get("twin.focus_offset")], {})
+        instance.invoke("tem.set", ["optics.objective_stigmator",
+                                    (-astigmatism / tem.hardware.stigmator_strength).tolist()], {})
         instance.invoke("tem.set", ["optics.spot_size_index", spot], {})
         results[label] = instance.invoke("episode.submit", [{"frame_index": haadf(instance, 64, dwell)}], {})
     exposed, clipped = results["exposed"], results["clipped"]

@@ -5,6 +5,7 @@ the hidden state: no reply carries the seed, the organiser's key or another team
 from __future__ import annotations
 
 import csv
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,9 @@ import pytest
 
 from clients._remote import open_proxy
 from clients.challenge import Challenge, leaderboard
+from tests.fairness_bounds import BLIND_BOUNDS
 from twin.sample import Window
+from twin.sample.truth import height_map
 from twin.scenarios import spec
 from twin.scenarios.secret import KEY_FILE, OrganiserKey
 from twin.server import wire
@@ -176,3 +179,54 @@ def test_trying_every_small_seed_against_a_real_image_finds_none(tmp_path) -> No
         if np.array_equal(image, served) or np.corrcoef(image.ravel(), served.ravel())[0, 1] > 0.99:
             matches.append(seed)
     assert matches == []
+
+
+def _truth_of(name: str, instance: Instance) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What an episode's hidden state makes the perfect move: settings to make, then the answer."""
+    if name == "tem-autofocus":
+        focus, stigmator = _cancel_the_column(instance)
+        return {"optics.focus": focus, "optics.objective_stigmator": stigmator}, {}
+    if name == "afm-tip-change":
+        return {}, {"frame_index": instance.episode.hidden.events[0]["at"]}
+    if name in ("afm-tip-reconstruction", "afm-sparse-scan"):
+        window = Window.around(0.0, 0.0, 60e-9, 60e-9)
+        return {}, {"heights": height_map(instance.twin.sample, window, (128, 128),
+                                          instance.twin.afm.sample.frame)}
+    region = Window.around(0.0, 0.0, 3e-9 if name == "stem-atom-finding" else 16e-9,
+                           3e-9 if name == "stem-atom-finding" else 16e-9)
+    tem = instance.twin.tem
+    dx, dy = tem.stage.specimen_offset(tem.settings.get("twin.stage_errors"), tem.settings.get("twin.drift"))
+    seen = Window(region.x_min + dx, region.y_min + dy, region.x_max + dx, region.y_max + dy)
+    if name == "stem-atom-finding":
+        atoms = tem.sample.atoms_in_window(seen)
+        points = np.array([seen.x_min - dx, seen.y_min - dy]) + atoms.positions[:, :2] * 1e-10
+    else:
+        points = np.array([(d.x - dx, d.y - dy) for d in tem.sample.defects_in_window(seen)
+                           if d.kind == "substitution" and d.species == "Si"])
+    return {}, {"positions": points.tolist()}
+
+
+@pytest.mark.parametrize("name", ["tem-autofocus", "stem-atom-finding", "tem-dopant-census", "afm-tip-change",
+                                  "afm-tip-reconstruction", "afm-sparse-scan"])
+def test_the_seed_route_fails_on_every_challenge(name: str) -> None:
+    """A team that knows the public seed builds that episode locally (no key) and plays its truth: a
+    perfect score there, next to nothing on a server with the organiser's key."""
+    scenario, key = spec.load(name), OrganiserKey(hashlib.sha256(b"an organiser's key").digest())
+    local_scores, served_scores = [], []
+    for seed in (42, *range(100, 109)):  # the README's seeds
+        local = Instance.playing("team", scenario, seed)
+        served = Instance.playing("team", scenario, seed, key=key)
+        settings, answer = _truth_of(name, local)
+        for instance, scores in ((local, local_scores), (served, served_scores)):
+            for setting, value in settings.items():
+                instance.invoke("tem.set", [setting, value], {})
+            scores.append(instance.episode.submit(answer)["score"])
+    assert min(local_scores) > 0.9, local_scores
+    assert np.mean(served_scores) < BLIND_BOUNDS[name], served_scores  # no better than a blind answer
+
+
+def test_a_private_server_needs_a_tokens_file_since_tokens_are_never_printed(tmp_path) -> None:
+    from twin.cli import main
+
+    with pytest.raises(SystemExit, match="--private needs --tokens FILE"):
+        main(["serve", "--scenario", "tem-autofocus", "--private", "--journal-dir", str(tmp_path)])

@@ -143,16 +143,24 @@ def _block_max(values: np.ndarray, factor: int) -> np.ndarray:
     return padded.reshape(ny // factor, factor, nx // factor, factor).max(axis=(1, 3))
 
 
+DERIVATIVE_FILTER = 10.0  # N: the controller's derivative rolls off above N / d
+
+
 @dataclass(frozen=True)
 class Feedback:
     """The z-loop: a PID controller driving a z actuator that responds in ``response_time`` (s) after
     a ``delay`` (s; sensing and electronics, as a first-order Padé term).
 
-    ``proportional`` is dimensionless, ``integral`` in 1/s, ``derivative`` in s. With
-    ``C = p + i/s + d s`` and ``G = (1 - s T/2) / ((tau s + 1)(1 + s T/2))`` the z position follows
-    the surface height as ``Z/S = C G / (1 + C G)``: a ramp of speed ``v`` is followed ``v / i`` behind
-    (the loop has one integrator); raising the gains shortens the lag until the loop rings and, past
-    its stability limit, oscillates until the actuator saturates.
+    ``proportional`` is dimensionless, ``integral`` in 1/s, ``derivative`` in s, all in the controller's
+    nominal calibration; ``loop_gain`` (dimensionless) is what the loop really multiplies them by: the
+    z piezo's sensitivity (m/V) and the slope of the error signal (the cantilever's deflection
+    sensitivity, or the amplitude's slope against distance) differ from scanner to scanner and
+    cantilever to cantilever. The derivative is filtered (``d s / (1 + s d / N)``,
+    ``N = DERIVATIVE_FILTER``), as in real controllers. With ``C = p + i/s + d s / (1 + s d / N)`` and
+    ``G = (1 - s T/2) / ((tau s + 1)(1 + s T/2))`` the z position follows the surface height as
+    ``Z/S = g C G / (1 + g C G)``: a ramp of speed ``v`` is followed ``v / (g i)`` behind (the loop has
+    one integrator); raising the gains shortens the lag until the loop rings and, past its stability
+    limit, oscillates until the actuator saturates.
     """
 
     proportional: float
@@ -160,13 +168,16 @@ class Feedback:
     derivative: float = 0.0
     response_time: float = 100e-6
     delay: float = 50e-6
+    loop_gain: float = 1.0
 
     def closed_loop(self) -> tuple[np.ndarray, np.ndarray]:
         """Numerator and denominator (powers of ``s``, highest first) of ``Z/S``."""
-        controller = np.array([self.derivative, self.proportional, self.integral])
-        numerator = np.polymul(controller, [-self.delay / 2, 1.0])
+        roll_off = [self.derivative / DERIVATIVE_FILTER, 1.0]  # the derivative filter's (1 + s d / N)
+        controller = np.polyadd(np.polymul([self.proportional, self.integral], roll_off),
+                                [self.derivative, 0.0, 0.0])  # C times s (1 + s d / N)
+        numerator = np.polymul(self.loop_gain * controller, [-self.delay / 2, 1.0])
         plant = np.polymul([self.response_time, 1.0], [self.delay / 2, 1.0])
-        denominator = np.polyadd(np.polymul([1.0, 0.0], plant), numerator)
+        denominator = np.polyadd(np.polymul([1.0, 0.0], np.polymul(plant, roll_off)), numerator)
         return numerator, denominator
 
     def is_stable(self) -> bool:
@@ -180,9 +191,12 @@ class Feedback:
         linearly between samples, however fast the loop is compared with ``dt``."""
         if self.integral <= 0.0:  # no integral action: z stays where the line started (open loop)
             return np.broadcast_to(surface[..., :1], surface.shape).copy()
-        numerator, denominator, _ = signal.cont2discrete(self.closed_loop(), dt, method="foh")
         start = surface[..., :1]  # settled there: track the deviation from it from rest
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(all="ignore"):
+            try:
+                numerator, denominator, _ = signal.cont2discrete(self.closed_loop(), dt, method="foh")
+            except np.linalg.LinAlgError:  # so unstable that it overflows within one sample
+                return start + z_range / 2 * (-1.0) ** np.arange(surface.shape[-1])  # from stop to stop
             z = signal.lfilter(np.ravel(numerator), denominator, surface - start, axis=-1)
         z = np.nan_to_num(z, nan=z_range, posinf=z_range, neginf=-z_range)
         return np.clip(z, -z_range / 2, z_range / 2) + start

@@ -37,6 +37,7 @@ from twin.instruments.afm.vocabulary import (
     channel_unit,
 )
 from twin.instruments.clock import Clock
+from twin.instruments.disclosure import public_metadata
 from twin.instruments.parameters import Choice, Flag, Integer, Real, Settings, Vector
 from twin.instruments.usage import BudgetExhausted, Usage
 from twin.physics.afm import (
@@ -184,6 +185,8 @@ class AfmInstrument:
                 Vector("twin.drift_velocity", "m/s", -1e-9, 1e-9, _drift(seed, self.hardware.drift_speed),
                        "thermal drift of the sample under the scanner"),
                 Flag("twin.ideal_feedback", False, "the tip follows the surface exactly (no z-loop)"),
+                Real("twin.loop_gain", "", 0.01, 1e4, 1.0,
+                     "what the z-loop multiplies PGain, IGain, DGain by (z piezo and detector sensitivity)"),
             ]
         )
         self._lock = threading.Lock()
@@ -459,6 +462,8 @@ class AfmInstrument:
                 data[done:] = np.nan
                 images[f"{name} {trace}"], units[f"{name} {trace}"] = data, unit
         metadata = {**frame.metadata, "lines_done": done}
+        if not self.sample.revealed:  # a file a team may read tells what the instrument knows, no more
+            metadata = public_metadata(metadata)
         dataset = capture.frame_dataset(images, units, frame.x, frame.y, metadata)
         with self._save_lock:
             with self._lock:
@@ -698,7 +703,8 @@ class AfmInstrument:
         hw = self.hardware
         return Feedback(state["ZController.PGain"] * hw.proportional_unit,
                         state["ZController.IGain"] * hw.integral_unit,
-                        state["ZController.DGain"] * hw.derivative_unit, hw.z_response_time, hw.loop_delay)
+                        state["ZController.DGain"] * hw.derivative_unit, hw.z_response_time, hw.loop_delay,
+                        state["twin.loop_gain"])
 
     def topography(
         self, window: Window, points: int, lines: int, tip: Tip | float

@@ -35,6 +35,7 @@ from twin.sample.frames import FramedSample, InstrumentFrame
 State = dict[str, Any]  # a snapshot of settings, or of the stage
 STEM_ONLY = ("optics.scan_field_of_view", "optics.scan_rotation", "optics.paused_scan_beam_position")
 TEM_ONLY = ("optics.magnification",)
+SERIAL_NUMBER = "TWIN-0001"  # the same on every twin: nothing about an episode can be read from it
 _STREAM_CAMERA = 0x43414D  # random stream tag for camera noise
 _STREAM_DAMAGE = 0x444D47  # random stream tag for knock-on damage
 _NEGLIGIBLE_DISPLACEMENTS = 1e-9  # per atom: below this an exposure damages nothing
@@ -71,6 +72,7 @@ def _settings(hardware: TemHardware) -> Settings:
           for d in hardware.scanning_detectors),
         Real("twin.focus_offset", "m", -1e-3, 1e-3, 0.0, "focus at which the specimen is in focus (C10 = 0)"),
         Vector("twin.objective_astigmatism", "m", -1e-6, 1e-6, (0.0, 0.0), "the column's own (C12a, C12b)"),
+        Real("twin.emission", "", 1e-3, 1e3, 1.0, "the gun's emission: beam current over the nominal one"),
         Flag("twin.stage_errors", True, "stage positioning error and backlash"),
         Flag("twin.drift", True, "specimen drift"),
         Choice("twin.stem_mode", MODES, hardware.stem_mode, "STEM physics: interactive, exact or prism"),
@@ -200,7 +202,8 @@ class TemInstrument:
         )
 
     def beam_current(self, state: State) -> float:
-        return self.hardware.beam_current(state["optics.spot_size_index"])
+        """The beam current (A): the spot size's nominal one times the gun's emission."""
+        return self.hardware.beam_current(state["optics.spot_size_index"]) * state["twin.emission"]
 
     def beam_reaches(self, state: State, detector: str) -> bool:
         """Whether electrons arrive at ``detector``: beam unblanked, valves open, screen out, inserted."""
@@ -522,7 +525,7 @@ class TemInstrument:
         coherence = self.hardware.coherence(energy)
         return {
             "acquisition": {
-                "acquisition_id": f"{self.seed}-{frame_index}",
+                "acquisition_id": f"TEM-{frame_index:06d}",
                 "acquisition_start_date_time": started.isoformat(),
                 "acquisition_date_time": finished.isoformat(),
                 "frame_index": frame_index,
@@ -623,5 +626,5 @@ class TemInstrument:
             ],
             "camera_lengths": list(CAMERA_LENGTHS),
             "system": {"name": "Digital twin TEM/STEM", "version": __version__,
-                       "serial_number": f"TWIN-{self.seed}"},
+                       "serial_number": SERIAL_NUMBER},
         }

@@ -7,9 +7,12 @@ from typing import Any
 import numpy as np
 from ase.data import atomic_numbers
 from scipy.spatial import cKDTree
+from scipy.special import ndtr
 
 from twin import validation
+from twin.physics.ctf import Aberrations, aberration_phase, electron_wavelength
 from twin.physics.detectors import UINT16_MAX
+from twin.physics.stem import annular_cross_section
 from twin.sample import Window
 from twin.scenarios.scoring import Context, Score, mapping, scorer
 
@@ -106,27 +109,54 @@ def knocked_out(context: Context, area: Window, species: str) -> np.ndarray:
     return points[inside(points, area)]
 
 
+CHANCE_TURNS = 8
+"""The atoms' chance level is the answer's F1 against the true atoms turned about the region's centre by
+(k + 1/2) 360° / CHANCE_TURNS, k = 0 .. CHANCE_TURNS - 1: never the true orientation (turns by 60° would
+give graphene back)."""
+
+
+def atom_match(positions: np.ndarray, atoms: np.ndarray, region: Window, tolerance: float, search: float
+               ) -> tuple[float, float, float, int, int, np.ndarray]:
+    """Precision, recall and F1 of ``positions`` against the atoms at ``atoms`` ([x, y], m) within
+    ``search`` of ``region`` (those outside it count as found, not as expected), the hits, the atoms
+    expected and the matching translation."""
+    truth = atoms[inside(atoms, region.grown(search))]
+    counted = inside(truth, region)
+    hits, shift = matched(positions, truth, tolerance, search)
+    expected = int(counted.sum())
+    return (*f1_score(len(hits), len(positions), int(counted[hits].sum()), expected), len(hits), expected,
+            shift)
+
+
 @scorer("atom_f1")
 def atom_f1(context: Context, answer: Any) -> Score:
     """F1 of the reported atom positions against the true atoms in the region (the TEM's frame, where
     the stage is now, stage error and drift included): a report within ``tolerance`` (m) of an atom,
     after the one translation that matches most (within ``search``, m), is a hit. Scored beyond chance:
-    (F1 - c) / (1 - c), c the F1 of points thrown at random (the area fraction near an atom)."""
+    (F1 - c) / (1 - c), c the mean F1 the same answer reaches against the true atoms turned about the
+    region's centre (:data:`CHANCE_TURNS`): what random points, or a lattice of a guessed orientation,
+    reach without looking."""
     positions = _points("positions", mapping(answer, ("positions",))["positions"])
     p = context.params
     region = region_of(p)
-    offset, true_region = really(context, region)
-    area = true_region.grown(p["search"])
+    offset, _ = really(context, region)
+    tolerance, search = p["tolerance"], p["search"]
+    side = np.sqrt(2) * max(region.width, region.height) + 2 * search  # holds the region turned any way
+    cx, cy = (region.x_min + region.x_max) / 2, (region.y_min + region.y_max) / 2
+    area = Window.around(cx + offset[0], cy + offset[1], side, side)
     atoms = context.twin.tem.sample.atoms_in_window(area)
     truth = np.array([area.x_min, area.y_min]) + atoms.positions[:, :2] * 1e-10 - offset  # the stage's view
-    counted = inside(truth, region)
-    hits, shift = matched(positions, truth, p["tolerance"], p["search"])
-    expected = int(counted.sum())  # atoms just outside the region count as found, not as expected
-    precision, recall, f1 = f1_score(len(hits), len(positions), int(counted[hits].sum()), expected)
-    chance = 1.0 - np.exp(-expected / (region.width * region.height) * np.pi * p["tolerance"] ** 2)
+    precision, recall, f1, hits, expected, shift = atom_match(positions, truth, region, tolerance, search)
+    x, y = truth[:, 0] - cx, truth[:, 1] - cy
+    turned = []
+    for angle in (np.arange(CHANCE_TURNS) + 0.5) * 2 * np.pi / CHANCE_TURNS:
+        c, s = np.cos(angle), np.sin(angle)
+        turn = np.column_stack([cx + c * x - s * y, cy + s * x + c * y])
+        turned.append(atom_match(positions, turn, region, tolerance, search)[2])
+    chance = float(np.mean(turned))
     return Score((f1 - chance) / (1.0 - chance),
                  {"f1": f1, "f1_by_chance": chance, "precision": precision, "recall": recall,
-                  "hits": len(hits), "reported": len(positions),
+                  "hits": hits, "reported": len(positions),
                   "atoms_in_region": expected, "translation": shift.tolist()})
 
 
@@ -153,14 +183,51 @@ def dopant_f1(context: Context, answer: Any) -> Score:
                       "dopants_at_start": at_start, "knocked_out": lost, "translation": shift.tolist()})
 
 
+_RAYLEIGH = 1 / 1.22  # Rayleigh's distance 0.61 lambda / alpha over the incoherent cutoff lambda / 2 alpha
+RAYLEIGH_TRANSFER = float(2 / np.pi * (np.arccos(_RAYLEIGH) - _RAYLEIGH * np.sqrt(1 - _RAYLEIGH**2)))
+"""The incoherent transfer (8.9 %) of a perfect round probe at its Rayleigh distance: the least contrast at
+which two points count as resolved."""
+
+
+def probe_transfer(energy: float, convergence_angle: float, aberrations: Aberrations, spacing: float,
+                   directions: int = 12, frequencies: int = 16, points: int = 48) -> float:
+    """The least incoherent transfer (the probe intensity's OTF, 1 at zero frequency) of a STEM probe at
+    ``energy`` (eV), semi-angle ``convergence_angle`` (rad) and ``aberrations``, over spatial frequencies
+    up to 1 / ``spacing`` (m) in every direction: the aperture's overlap with itself shifted by q,
+    weighted by cos(chi(k) - chi(k + q)), on ``points`` aperture points per radius."""
+    wavelength = electron_wavelength(energy)
+    edge = convergence_angle / wavelength
+    grid = np.linspace(-edge, edge, 2 * points + 1)
+    kx, ky = (g.ravel() for g in np.meshgrid(grid, grid))
+    pupil = np.hypot(kx, ky) <= edge
+    kx, ky = kx[pupil], ky[pupil]
+    chi = aberration_phase(kx, ky, wavelength, aberrations)
+    least = 1.0
+    for q in np.arange(1, frequencies + 1) / (frequencies * spacing):
+        for angle in np.arange(directions) * np.pi / directions:
+            sx, sy = kx + q * np.cos(angle), ky + q * np.sin(angle)
+            both = np.hypot(sx, sy) <= edge
+            phase = chi[both] - aberration_phase(sx[both], sy[both], wavelength, aberrations)
+            least = min(least, float(np.sum(np.cos(phase)) / len(kx)))
+    return least
+
+
 @scorer("gentle_imaging", reads_images=True)
 def gentle_imaging(context: Context, answer: Any) -> Score:
-    """An image of the region that is good and a region that survived it: the fraction of the region's
-    ``species`` atoms still in place (TEM frame, stage error and drift included) times the image's
-    shot-noise quality ``min(1, sqrt(mean counts / target_counts))`` times the fraction of its pixels below
-    the detector's saturation (clipped pixels carry nothing). ``answer["frame_index"]`` names a
-    ``detector`` image of this episode that covers the whole region (a field of view at least the region's
-    side, centre within ``centring``, m)."""
+    """An image of the region that shows its atoms and a region that survived it: the product of
+
+    - ``intact``: the fraction of the region's ``species`` atoms still in place (TEM frame, stage error and
+      drift included);
+    - ``resolved``: the probe's least incoherent transfer up to 1 / ``resolution`` (:func:`probe_transfer`,
+      the image's voltage, convergence angle, focus and stigmation) over :data:`RAYLEIGH_TRANSFER`, at most 1;
+    - ``seen``: the chance ``Phi(SNR - threshold)`` that a ``column`` of ``species`` atoms stands out from one
+      missing an atom, ``SNR = sqrt(D sigma / column)``, ``D`` the image's dose (e/m²) and ``sigma`` the
+      atom's cross-section into the detector's angles (screened Rutherford, as the twin images it);
+    - ``unclipped``: the fraction of the image's pixels below the detector's saturation.
+
+    ``answer["frame_index"]`` names a ``detector`` image of this episode that covers the whole region (a
+    field of view at least the region's side, centre within ``centring``, m) with pixels no coarser than
+    ``resolution / 2``."""
     index = mapping(answer, ("frame_index",))["frame_index"]
     index = validation.integer("answer frame_index", index, 0, 10**9)
     p = context.params
@@ -181,14 +248,30 @@ def gentle_imaging(context: Context, answer: Any) -> Score:
     if side < min(region.width, region.height) - pixel:  # a smaller field or a sub-region spares the rest
         raise ValueError(f"answer frame_index = {index}: that image spans {side:.4g} m, less than the "
                          f"region's {region.width:.4g} m; image the whole region")
+    if pixel > p["resolution"] / 2:
+        raise ValueError(f"answer frame_index = {index}: its pixels of {pixel:.4g} m cannot show detail of "
+                         f"{p['resolution']:.4g} m; use pixels of at most {p['resolution'] / 2:.4g} m")
     _, area = really(context, region)
     number = atomic_numbers[p["species"]]
     left = int(np.sum(context.twin.tem.sample.atoms_in_window(area).numbers == number))
     lost = len(knocked_out(context, area, p["species"]))
     intact = left / (left + lost) if left + lost else 0.0
+    optics, tem = image["metadata"]["optics"], context.twin.tem
+    stigmator = optics["objective_stigmator"]
+    aberrations = tem.aberrations({  # the focus and stigmator of the image, the column's own state now
+        "optics.focus": optics["focus"], "optics.objective_stigmator": (stigmator["x"], stigmator["y"]),
+        "twin.focus_offset": tem.settings.get("twin.focus_offset"),
+        "twin.objective_astigmatism": tem.settings.get("twin.objective_astigmatism")})
+    energy = optics["acceleration_voltage"]
+    transfer = probe_transfer(energy, optics["convergence_angle"], aberrations, p["resolution"])
+    resolved = float(np.clip(transfer / RAYLEIGH_TRANSFER, 0.0, 1.0))
+    dose = optics["electrons_per_pixel"] / pixel**2
+    angles = optics["collection_angles"]
+    sigma = float(annular_cross_section(np.array([number]), energy, angles["inner"], angles["outer"])[0])
+    snr = float(np.sqrt(dose * sigma / p["column"]))
+    seen = float(ndtr(snr - p["threshold"]))
     data = np.asarray(image["data"])
-    counts = float(np.mean(data))
     saturated = float(np.mean(data >= UINT16_MAX))
-    quality = float(min(1.0, np.sqrt(counts / p["target_counts"])) * (1.0 - saturated))
-    return Score(intact * quality, {"intact": intact, "atoms_lost": lost, "mean_counts": counts,
-                                    "saturated": saturated, "quality": quality})
+    return Score(intact * resolved * seen * (1.0 - saturated),
+                 {"intact": intact, "atoms_lost": lost, "resolved": resolved, "transfer": transfer,
+                  "seen": seen, "snr": snr, "dose": dose, "saturated": saturated})
