@@ -229,8 +229,8 @@ def _leaderboard(args: argparse.Namespace) -> int:
     print(f"{'rank':<6}{'instance':<18}{'scenario':<28}{'seed':<8}{'score':<10}calls")
     for row in table:
         score = "-" if row["score"] is None else f"{row['score']:.4f}"
-        print(f"{row['rank']!s:<6}{row['instance'] or '-':<18}{row['scenario']:<28}{row['seed'] or '-'!s:<8}"
-              f"{score:<10}"
+        seed = "-" if row["seed"] is None else row["seed"]
+        print(f"{row['rank']!s:<6}{row['instance'] or '-':<18}{row['scenario']:<28}{seed!s:<8}{score:<10}"
               f"{row['calls']}")
     if args.csv:
         try:
