@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,10 +31,11 @@ def open_proxy(object_id: str, host: str | None, port: int | None, instance: str
                 f"the twin at {host}:{port} has no instance {instance or 'default'!r} (or no {object_id}); "
                 "ask the organiser for your instance name or token"
             ) from None
-        if "no free workers" in str(error):
+        if "rejected" in str(error):  # the server said why: busy, or too many from this address
+            reason = str(error).split("rejected: ", 1)[-1]
             raise ConnectionError(
-                f"the twin at {host}:{port} is serving as many connections as it allows; disconnect() "
-                "clients you no longer use (each client object holds its own), or ask the organiser"
+                f"the twin at {host}:{port} refused the connection: {reason}; disconnect() clients you no "
+                "longer use (each client object holds its own)"
             ) from None
         raise ConnectionError(
             f"cannot reach the digital twin at {host}:{port} ({error}); is `twin serve` running there?"
@@ -57,10 +59,11 @@ def redirect_connections(host: str, port: int) -> Iterator[None]:
 
 
 class _Refusals:
-    """A proxy whose remote refusals are raised as :mod:`clients.errors` classes."""
+    """A proxy whose remote refusals are raised as :mod:`clients.errors` classes; each call ends by
+    noting the time in ``used`` (under the proxy's object id)."""
 
-    def __init__(self, proxy: Proxy) -> None:
-        self._proxy = proxy
+    def __init__(self, proxy: Proxy, object_id: str, used: dict[str, float]) -> None:
+        self._proxy, self._object_id, self._used = proxy, object_id, used
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._proxy, name)
@@ -70,6 +73,8 @@ class _Refusals:
                 return method(*args, **kwargs)
             except (ValueError, TypeError, RuntimeError, PermissionError) as error:
                 raise translated(error) from None
+            finally:
+                self._used[self._object_id] = time.monotonic()
 
         return call
 
@@ -80,6 +85,10 @@ class Connection:
     Pyro5 binds a proxy to the thread that made it; scripts often hand a client to a worker or GUI
     thread, so each access claims the proxy for the calling thread. Calls from two threads at the
     same moment still need the caller's own lock, as with one socket.
+
+    The server closes a connection left idle past the time it names at connecting; a proxy idle for
+    half of that lets its connection go before its next call and opens a new one (a notebook left
+    overnight carries on where it was).
     """
 
     def __init__(self, host: str | None, port: int | None, instance: str | None = None) -> None:
@@ -91,6 +100,7 @@ class Connection:
         self.port = wire.DEFAULT_PORT if port is None else int(port)
         self.instance = instance or os.environ.get(INSTANCE_VARIABLE) or None
         self._proxies: dict[str, Proxy] = {}
+        self._used: dict[str, float] = {}
         self.closed = False
 
     def __getitem__(self, object_id: str) -> Any:
@@ -99,9 +109,13 @@ class Connection:
         proxy = self._proxies.get(object_id)
         if proxy is None:
             proxy = self._proxies[object_id] = open_proxy(object_id, self.host, self.port, self.instance)
+            self._used[object_id] = time.monotonic()
         else:
             proxy._pyroClaimOwnership()
-        return _Refusals(proxy)
+            idle = getattr(proxy, "idle_seconds", None)
+            if idle is not None and time.monotonic() - self._used[object_id] > idle / 2:
+                proxy._pyroRelease()  # the next call connects afresh
+        return _Refusals(proxy, object_id, self._used)
 
     def close(self) -> None:
         for proxy in self._proxies.values():

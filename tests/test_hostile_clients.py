@@ -5,9 +5,12 @@ Each attack is bounded in count and time and only ever talks to the test's own s
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
+import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,8 @@ from Pyro5.api import Proxy
 
 from clients._remote import open_proxy
 from twin.server import wire
+from twin.server.daemon import allow_open_files
+from twin.server.doorkeeper import DENIAL_SECONDS, HANDSHAKE_SECONDS
 from twin.server.launcher import ServerProcess
 
 HOST = "127.0.0.1"
@@ -79,3 +84,87 @@ def test_only_msgpack_is_read_and_a_refusal_carries_no_server_traceback(server: 
         tem.set("optics.focus")  # a missing argument
     assert "site-packages" not in "".join(getattr(wrong.value, "_pyroTraceback", None) or [])
     tem._pyroRelease()
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    """Whether the server hangs up on ``sock`` within ``within`` s (whatever it says before that)."""
+    deadline = time.monotonic() + within
+    try:
+        while (remaining := deadline - time.monotonic()) > 0:
+            sock.settimeout(remaining)
+            if not sock.recv(65536):
+                return True
+    except TimeoutError:
+        return False
+    except ConnectionError:  # reset
+        return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def guarded() -> Iterator[ServerProcess]:
+    """A server that closes connections idle for 3 s and lets one address hold 40."""
+    allow_open_files(2048)
+    server = ServerProcess.start("--idle-timeout", "3", "--connections-per-address", "40")
+    yield server
+    assert server.stop() == 0
+
+
+def test_idle_and_dripping_connections_are_capped_per_address_and_closed(guarded: ServerProcess) -> None:
+    """600 silent sockets and 10 that drip a handshake byte by byte, all from 127.0.0.2: the server
+    keeps 40 (the cap), turns the rest away at once, closes the held ones at the handshake deadline,
+    and a client on 127.0.0.1 is served promptly throughout. Before: 512 silent sockets took every
+    worker and the accept loop then waited on the 513th, so a normal client timed out."""
+    silent = [socket.create_connection((HOST, guarded.port), source_address=("127.0.0.2", 0))
+              for _ in range(600)]
+    started = time.monotonic()
+    sample = open_proxy(wire.SAMPLE_OBJECT, HOST, guarded.port)
+    sample.ping()
+    assert time.monotonic() - started < 2.0  # seconds: served at once, not after the attack ends
+    sample._pyroRelease()
+    time.sleep(DENIAL_SECONDS + 1.0)  # the turned-away are told (they never asked) and closed
+    turned_away = sum(closed_by_server(s, 0.01) for s in silent)
+    assert turned_away >= 600 - 40  # the cap: one address holds at most 40 at any moment
+    handshake = raw_message(protocol.MSG_CONNECT, 0, b"\x80")
+    drips = []
+    for _ in range(10):
+        drip = socket.create_connection((HOST, guarded.port), source_address=("127.0.0.3", 0))
+        drip.sendall(handshake[:1])
+        drips.append(drip)
+    deadline = time.monotonic() + HANDSHAKE_SECONDS + 3.0
+    for position in range(1, len(handshake)):  # one byte every half second: never a whole message
+        if time.monotonic() > deadline:
+            break
+        for drip in drips:
+            with contextlib.suppress(OSError):
+                drip.sendall(handshake[position:position + 1])
+        time.sleep(0.5)
+    assert all(closed_by_server(s, 3.0) for s in silent + drips)  # all gone by the handshake deadline
+    for s in silent + drips:
+        s.close()
+
+
+def test_one_address_is_told_when_it_holds_too_many(guarded: ServerProcess) -> None:
+    held = [open_proxy(wire.SAMPLE_OBJECT, HOST, guarded.port) for _ in range(40)]
+    try:
+        with pytest.raises(ConnectionError, match=r"refused the connection: too many connections from "
+                                                  r"127\.0\.0\.1 \(40 at most per address\)"):
+            open_proxy(wire.SAMPLE_OBJECT, HOST, guarded.port)
+    finally:
+        for proxy in held:
+            proxy._pyroRelease()
+
+
+def test_an_idle_connection_is_closed_and_the_clients_reconnect_by_themselves(guarded: ServerProcess) -> None:
+    from clients.tem import TemMicroscopeClient
+
+    microscope = TemMicroscopeClient()
+    microscope.connect(HOST, guarded.port)
+    microscope.optics.defocus = 30e-9
+    bare = open_proxy(wire.SAMPLE_OBJECT, HOST, guarded.port)
+    bare.ping()
+    time.sleep(4.0)  # past the server's 3 s idle timeout
+    with pytest.raises(errors.ConnectionClosedError):
+        bare.ping()  # a bare Pyro5 proxy finds its connection closed ...
+    assert microscope.optics.defocus == pytest.approx(30e-9)  # ... the twin's clients just carry on
+    microscope.disconnect()

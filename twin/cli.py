@@ -16,6 +16,7 @@ from twin.sample.frames import InstrumentFrame
 from twin.scenarios.commands import add_parser as add_scenario_commands
 from twin.scenarios.commands import add_serve_options, instances_from
 from twin.server import wire
+from twin.server.doorkeeper import CONNECTIONS_PER_ADDRESS, IDLE_SECONDS
 
 
 def _frame(option: str, text: str | None) -> InstrumentFrame | None:
@@ -35,6 +36,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         validation.integer("--port", args.port, 0, 65535)
+        validation.real("--idle-timeout", args.idle_timeout, 1.0, 86400.0, "s")
+        validation.integer("--connections-per-address", args.connections_per_address, 1, 100_000)
         instances, key = instances_from(args) or (None, None)
         twin = instances[0].twin if instances else DigitalTwin.build(
             sample=args.sample, seed=args.seed, time_scale=args.time_scale, stem_mode=args.stem_mode,
@@ -58,7 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         serve(instances or twin, host=args.host, port=args.port, on_ready=on_ready, private=args.private,
-              key=key)
+              key=key, idle_seconds=args.idle_timeout, connections_per_address=args.connections_per_address)
     except OSError as error:
         raise SystemExit(f"twin serve: cannot listen on {args.host}:{args.port}: {error}") from None
     return 0
@@ -155,6 +158,12 @@ def parser() -> argparse.ArgumentParser:
                        help="TEM specimen holder; on SingleTilt beta reads None (default %(default)s)")
     serve.add_argument("--snapshot", metavar="PNG",
                        help="once ready, image the default view with both instruments and save it here")
+    serve.add_argument("--idle-timeout", type=float, default=IDLE_SECONDS, metavar="SECONDS",
+                       help="close a connection idle this long between calls; clients reconnect on their own "
+                            "(default %(default)g)")
+    serve.add_argument("--connections-per-address", type=int, default=CONNECTIONS_PER_ADDRESS, metavar="N",
+                       help="connections one source address may hold (default %(default)s; raise it when "
+                            "every team connects through one NAT)")
     add_serve_options(serve)
     serve.set_defaults(run=_serve)
 

@@ -13,10 +13,12 @@ import Pyro5
 from Pyro5.api import Daemon, expose
 from Pyro5.core import DAEMON_NAME
 from Pyro5.server import DaemonObject
+from Pyro5.svr_threads import SocketServer_Threadpool
 
 from twin.digital_twin import DigitalTwin
 from twin.scenarios.secret import OrganiserKey
 from twin.server import wire
+from twin.server.doorkeeper import CONNECTIONS_PER_ADDRESS, IDLE_SECONDS, Doorkeeper
 from twin.server.instances import DEFAULT, HubService, Instance
 
 log = logging.getLogger(__name__)
@@ -69,8 +71,21 @@ class DiscreetDaemonObject(DaemonObject):
 
 
 class TwinDaemon(Daemon):
-    """Pyro5's daemon, telling a client why its call failed but not where in the server: the traceback
-    (with the server's install paths) goes to the server's log, the message to the client."""
+    """Pyro5's daemon, with a :class:`Doorkeeper` in front of its workers, telling a client why its call
+    failed but not where in the server: the traceback (with the server's install paths) goes to the
+    server's log, the message to the client."""
+
+    def __init__(self, *args: Any, idle_seconds: float = IDLE_SECONDS,
+                 connections_per_address: int = CONNECTIONS_PER_ADDRESS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        server = self.transportServer
+        if not isinstance(server, SocketServer_Threadpool):
+            raise TypeError(f"the twin serves with Pyro5's thread pool, not {type(server).__name__}")
+        server.pool = self.doorkeeper = Doorkeeper(server.pool, connections_per_address, idle_seconds)
+
+    def validateHandshake(self, conn: Any, data: Any) -> dict[str, float]:
+        """Tell the client how long its connection may stay idle (it reconnects before that)."""
+        return {"idle_seconds": self.doorkeeper.idle_seconds}
 
     def _sendExceptionResponse(self, connection: Any, seq: int, serializer_id: int, exc_value: BaseException,
                                tbinfo: list[str] | None, flags: int = 0, annotations: Any = None) -> None:
@@ -88,10 +103,13 @@ def serve(
     out: TextIO | None = None,
     private: bool = False,
     key: OrganiserKey | None = None,
+    idle_seconds: float = IDLE_SECONDS,
+    connections_per_address: int = CONNECTIONS_PER_ADDRESS,
 ) -> None:
     """Serve a twin (or several :class:`Instance`) until SIGINT or SIGTERM; prints the URIs, a client
     snippet and 'ready'. ``private``: instances answer to their secret token instead of their name;
-    ``key``: the organiser's key (its holder may read the full leaderboard).
+    ``key``: the organiser's key (its holder may read the full leaderboard); ``idle_seconds``: how long
+    a connection may wait between calls; ``connections_per_address``: what one source address may hold.
 
     ``on_ready(host, port)`` is called once warm, with the address actually bound.
     """
@@ -108,7 +126,8 @@ def serve(
     Pyro5.config.THREADPOOL_SIZE = max(MAX_CONNECTIONS, CONNECTIONS_PER_INSTANCE * len(instances))
     allow_open_files(Pyro5.config.THREADPOOL_SIZE + 256)
     wire.accept_only_msgpack()
-    daemon = TwinDaemon(host=host, port=port, interface=DiscreetDaemonObject if private else DaemonObject)
+    daemon = TwinDaemon(host=host, port=port, interface=DiscreetDaemonObject if private else DaemonObject,
+                        idle_seconds=idle_seconds, connections_per_address=connections_per_address)
     daemon.register(HubService(instances, private, key), wire.HUB_OBJECT)
     for instance in instances:
         handle = instance.token if private else instance.name

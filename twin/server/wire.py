@@ -187,10 +187,21 @@ def object_id(base: str, instance: str | None) -> str:
     return f"{base}.{instance}"
 
 
-def connect(uri: str, timeout: float | None = None) -> Proxy:
+class TwinProxy(Proxy):
+    """A Pyro5 proxy that remembers how long the server lets its connection idle (``idle_seconds``,
+    from the server's handshake; None: no limit said)."""
+
+    idle_seconds: float | None = None
+
+    def _pyroValidateHandshake(self, response: Any) -> None:
+        idle = response.get("idle_seconds") if isinstance(response, dict) else None
+        object.__setattr__(self, "idle_seconds", float(idle) if isinstance(idle, (int, float)) else None)
+
+
+def connect(uri: str, timeout: float | None = None) -> TwinProxy:
     """A proxy that speaks msgpack; ``timeout`` (s) bounds connecting and each call."""
     install()
-    proxy = Proxy(uri)
+    proxy = TwinProxy(uri)
     proxy._pyroSerializer = SERIALIZER
     if timeout is not None:
         proxy._pyroTimeout = timeout
