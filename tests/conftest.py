@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,9 +15,15 @@ SERVER_SEED = 7
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[ServerProcess]:
+def server_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared server's data folder: whatever folder a client names, its files land below it."""
+    return tmp_path_factory.mktemp("server-files")
+
+
+@pytest.fixture(scope="session")
+def server(server_files: Path) -> Iterator[ServerProcess]:
     """One twin for the integration tests (seed 7, default sample); stopped with Ctrl-C."""
-    process = ServerProcess.start(seed=SERVER_SEED)
+    process = ServerProcess.start("--data-dir", str(server_files), seed=SERVER_SEED)
     yield process
     assert process.stop(signal.SIGINT) == 0, "\n".join(process.lines)
 

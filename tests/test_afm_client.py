@@ -166,14 +166,16 @@ def _read_gwy(path) -> dict:
     return container
 
 
-def test_captures_are_gwyddion_and_netcdf_files_of_the_frame(spm, tmp_path):
+def test_captures_are_gwyddion_and_netcdf_files_of_the_frame(spm, server_files):
     import xarray as xr
 
     app = spm.application
-    app.SetGalleryHistoryDirectoryPath(str(tmp_path))
-    assert app.GetGalleryHistoryDirectoryPath() == str(tmp_path)
+    app.SetGalleryHistoryDirectoryPath("D:\\AFM data\\captures")  # as named on the instrument PC
+    assert app.GetGalleryHistoryDirectoryPath() == "D:\\AFM data\\captures"
+    app.Scan.AutoCapture = False  # whatever an earlier script left set
     scan = _scan(spm, width=5e-9, points=40, lines=24)
     gwy, nc = map(__import__("pathlib").Path, scan.StartCapture())
+    assert gwy.parent == nc.parent == server_files / "AFM data" / "captures"  # kept in the server's folder
     topography = spm.get_frame(0, spm.ScanChannel.Topography)
 
     container = _read_gwy(gwy)
@@ -193,7 +195,7 @@ def test_captures_are_gwyddion_and_netcdf_files_of_the_frame(spm, tmp_path):
     scan.AutoCapture = True
     try:
         scan.StartFrameUp()
-        assert len(list(tmp_path.glob("*.gwy"))) == 2 and len(list(tmp_path.glob("*.nc"))) == 2
+        assert len(list(gwy.parent.glob("*.gwy"))) == 2 and len(list(gwy.parent.glob("*.nc"))) == 2
     finally:
         scan.AutoCapture = False
 

@@ -168,3 +168,34 @@ def test_an_idle_connection_is_closed_and_the_clients_reconnect_by_themselves(gu
         bare.ping()  # a bare Pyro5 proxy finds its connection closed ...
     assert microscope.optics.defocus == pytest.approx(30e-9)  # ... the twin's clients just carry on
     microscope.disconnect()
+
+
+def test_folders_a_client_names_stay_inside_the_servers_data_folder(server: ServerProcess, server_files: Path,
+                                                                    tmp_path: Path) -> None:
+    """Before: ``../``, absolute paths and ``~`` were created and written wherever they pointed, and a
+    NUL or 100,000-character file mask made every later capture fail."""
+    from clients.afm import SPM
+
+    spm = SPM(HOST, server.port)
+    app = spm.application
+    app.SetGalleryHistoryDirectoryPath("gallery")
+    for path in ("../../escape", "..\\..\\escape", "C:\\data\\..\\..\\escape", "~/escape", "~root",
+                 "run\0.gwy", "D:\\data\\x:stream", "p" * 5000, "", 7, None):
+        with pytest.raises((ValueError, TypeError), match=r"^path = "):
+            app.SetGalleryHistoryDirectoryPath(path)
+    for mask in ("afm\0", "m" * 100_000, "../afm", "C:afm", "", 3):
+        with pytest.raises((ValueError, TypeError), match=r"^mask = "):
+            app.SetGalleryHistoryFilenameMask(mask)
+    assert app.GetGalleryHistoryDirectoryPath() == "gallery"  # refusals changed nothing
+    outside = tmp_path / "outside"
+    app.SetGalleryHistoryDirectoryPath(str(outside))  # an absolute path is a folder under the server's
+    app.Approach.StartApproach()
+    scan = app.Scan
+    scan.ImageSize(4e-9, 4e-9)
+    scan.Points, scan.Lines = 16, 8
+    scan.StartFrameUp()
+    written = [Path(p) for p in scan.StartCapture()]
+    assert not outside.exists()
+    assert all(p.is_file() and p.resolve().is_relative_to(server_files.resolve()) for p in written)
+    assert written[0].parent == server_files.joinpath(*outside.parts[1:])
+    spm.close()

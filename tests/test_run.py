@@ -91,12 +91,13 @@ NANOSURF_SCRIPT = textwrap.dedent('''
 ''')
 
 
-def test_a_nanosurf_script_runs_unchanged_against_the_twin(server, tmp_path):
+def test_a_nanosurf_script_runs_unchanged_against_the_twin(server, server_files, tmp_path):
     script = tmp_path / "afm_session.py"
-    script.write_text(f"GALLERY = {str(tmp_path / 'gallery')!r}\n" + NANOSURF_SCRIPT)
+    script.write_text("GALLERY = 'C:/Users/lab/Documents/gallery'\n" + NANOSURF_SCRIPT)
     result = subprocess.run([sys.executable, "-m", "twin", "run", "--port", str(server.port),
                              "--host", "127.0.0.1", str(script)],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "lines 32 points 32" in result.stdout
-    assert sorted(p.name for p in (tmp_path / "gallery").iterdir()) == ["Sample-0000.gwy", "Sample-0000.nc"]
+    gallery = server_files / "Users" / "lab" / "Documents" / "gallery"  # under the server's own folder
+    assert sorted(p.name for p in gallery.iterdir()) == ["Sample-0000.gwy", "Sample-0000.nc"]

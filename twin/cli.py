@@ -61,7 +61,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         serve(instances or twin, host=args.host, port=args.port, on_ready=on_ready, private=args.private,
-              key=key, idle_seconds=args.idle_timeout, connections_per_address=args.connections_per_address)
+              key=key, idle_seconds=args.idle_timeout, connections_per_address=args.connections_per_address,
+              data_dir=args.data_dir)
     except OSError as error:
         raise SystemExit(f"twin serve: cannot listen on {args.host}:{args.port}: {error}") from None
     return 0
@@ -158,6 +159,9 @@ def parser() -> argparse.ArgumentParser:
                        help="TEM specimen holder; on SingleTilt beta reads None (default %(default)s)")
     serve.add_argument("--snapshot", metavar="PNG",
                        help="once ready, image the default view with both instruments and save it here")
+    serve.add_argument("--data-dir", default="twin-data", metavar="DIR",
+                       help="files clients save (AFM captures) go below it, whatever folder a script names; "
+                            "one subfolder per instance when there are several (default %(default)s)")
     serve.add_argument("--idle-timeout", type=float, default=IDLE_SECONDS, metavar="SECONDS",
                        help="close a connection idle this long between calls; clients reconnect on their own "
                             "(default %(default)g)")

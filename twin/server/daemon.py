@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 import Pyro5
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 MAX_CONNECTIONS = 512  # open client connections at least (an 80-person hackathon, a few clients each) ...
 CONNECTIONS_PER_INSTANCE = 32  # ... and this many per hosted instance (notebooks, agents, re-run cells)
 MAX_MESSAGE_BYTES = 256 << 20  # a 4096² float64 frame and then some
+DATA_DIR = "twin-data"  # files clients ask for (AFM captures) go below it
 
 SNIPPET = """\
 Paste into Python:
@@ -105,11 +107,14 @@ def serve(
     key: OrganiserKey | None = None,
     idle_seconds: float = IDLE_SECONDS,
     connections_per_address: int = CONNECTIONS_PER_ADDRESS,
+    data_dir: str | Path = DATA_DIR,
 ) -> None:
     """Serve a twin (or several :class:`Instance`) until SIGINT or SIGTERM; prints the URIs, a client
     snippet and 'ready'. ``private``: instances answer to their secret token instead of their name;
     ``key``: the organiser's key (its holder may read the full leaderboard); ``idle_seconds``: how long
-    a connection may wait between calls; ``connections_per_address``: what one source address may hold.
+    a connection may wait between calls; ``connections_per_address``: what one source address may hold;
+    ``data_dir``: the folder every file a client asks for is written under (one subfolder per instance
+    when there are several).
 
     ``on_ready(host, port)`` is called once warm, with the address actually bound.
     """
@@ -122,6 +127,9 @@ def serve(
     Pyro5.config.MAX_MESSAGE_SIZE = MAX_MESSAGE_BYTES
     if isinstance(instances, DigitalTwin):
         instances = [Instance(DEFAULT, instances)]
+    for instance in instances:
+        shared = len(instances) > 1 or instance.episode is not None
+        instance.twin.afm.files_root = Path(data_dir).resolve() / (instance.name if shared else "")
     # one thread and one file descriptor per open client connection
     Pyro5.config.THREADPOOL_SIZE = max(MAX_CONNECTIONS, CONNECTIONS_PER_INSTANCE * len(instances))
     allow_open_files(Pyro5.config.THREADPOOL_SIZE + 256)
@@ -147,6 +155,7 @@ def serve(
         for instance in instances:
             row = instance.row(seeds=True)
             say(f"  instance {instance.name:<16}{row['scenario'] or '-':<28}{row.get('seed')!s}")
+    say(f"Files clients save are kept under {Path(data_dir).resolve()}")
     say(SNIPPET.format(host=bound_host, port=bound_port,
                        instance="" if first == DEFAULT else f", instance={first!r}"))
 

@@ -21,6 +21,7 @@ from ase.data.vdw_alvarez import vdw_radii
 from scipy import ndimage
 
 from twin import validation
+from twin.instruments import files
 from twin.instruments.afm import capture, readout
 from twin.instruments.afm.hardware import AfmHardware
 from twin.instruments.afm.materials import PRISTINE, MaterialMap
@@ -194,7 +195,8 @@ class AfmInstrument:
         self.motion = CoarseMotion(self.hardware, clock)
         self.spec = Spectroscopy(self.sample, clock, self.hardware.spring_constant,
                                  self.hardware.deflection_sensitivity)
-        self._gallery = Path.cwd() / "afm-gallery"
+        self.files_root = Path.cwd() / "twin-data"  # this twin's own folder on the server (see files.py)
+        self._gallery = "afm-gallery"  # as the client named it: a folder under files_root
         self._file_mask = "afm"
         self._save_lock = threading.Lock()
         self._frame: Frame | None = None
@@ -428,23 +430,22 @@ class AfmInstrument:
 
     # --- saving ---------------------------------------------------------------------------------
     def set_gallery(self, path: Any) -> str:
-        """Where captures are written (a directory on the server's machine)."""
-        if not isinstance(path, str) or not path.strip():
-            raise ValueError(f"path = {path!r}: give a directory as a non-empty string")
+        """Where captures are written: the folder as named on the instrument PC (``C:\\data\\run``),
+        kept under this twin's own folder on the server (:mod:`twin.instruments.files`)."""
+        files.relative_parts("path", path)
         with self._lock:
-            self._gallery = Path(path).expanduser()
-            return str(self._gallery)
+            self._gallery = path.strip()
+            return self._gallery
 
     def gallery(self) -> str:
         with self._lock:
-            return str(self._gallery)
+            return self._gallery
 
     def set_file_mask(self, mask: Any) -> str:
         """The start of captured files' names (a number follows)."""
-        if not isinstance(mask, str) or not mask.strip() or any(c in mask for c in '/\\:*?"<>|'):
-            raise ValueError(f"mask = {mask!r}: give a file name start without path separators or wildcards")
+        mask = files.file_name_start("mask", mask)
         with self._lock:
-            self._file_mask = mask.strip()
+            self._file_mask = mask
             return self._file_mask
 
     def capture(self) -> list[str]:
@@ -467,7 +468,9 @@ class AfmInstrument:
         dataset = capture.frame_dataset(images, units, frame.x, frame.y, metadata)
         with self._save_lock:
             with self._lock:
-                directory, mask = self._gallery, self._file_mask
+                directory = files.confined(self.files_root, "path", self._gallery)
+                mask = self._file_mask
+            files.check_quota(self.files_root, 2 * sum(image.nbytes for image in images.values()))
             stem = capture.next_free(directory, mask)
             capture.write_gwy(stem.with_suffix(".gwy"), dataset)
             capture.write_netcdf(stem.with_suffix(".nc"), dataset)
