@@ -215,9 +215,15 @@ class TemInstrument:
         nominal = magnification if magnification is not None else self.settings.get("optics.magnification")
         return self.hardware.camera("BM-Ceta").width / (nominal * self.hardware.post_magnification)
 
-    def view_centre(self, state: State, stage: State, shift: str) -> np.ndarray:
-        """The sample point (m) on the optical axis, moved by the ``shift`` deflector."""
-        offset = self.stage.specimen_offset(state["twin.stage_errors"], state["twin.drift"])
+    def stage_reading(self, state: State) -> tuple[State, np.ndarray]:
+        """The stage's encoders and the specimen offset (as the settings ``state`` has errors and drift)
+        at one moment (see :meth:`Stage.reading`)."""
+        return self.stage.reading(state["twin.stage_errors"], state["twin.drift"])
+
+    @staticmethod
+    def view_centre(state: State, stage: State, offset: np.ndarray, shift: str) -> np.ndarray:
+        """The sample point (m) on the optical axis with the stage at ``stage`` and the specimen
+        ``offset`` from it, moved by the ``shift`` deflector."""
         return np.array([stage["x"], stage["y"]]) + offset + np.array(state[shift])
 
     # --- stage, screen -----------------------------------------------------------------------
@@ -244,16 +250,15 @@ class TemInstrument:
             raise RuntimeError(f"camera {cam.name} is retracted; insert() it first")
         if state["optics.optical_mode"] != "Tem":
             raise RuntimeError("camera acquisitions need optics.optical_mode 'Tem' here; it is 'Stem'")
-        stage = self.stage.position()
+        stage, offset = self.stage_reading(state)  # one reading: what the image shows is what it reports
         if state["optics.projector_mode"] == "Imaging":
-            plan = self._imaging_plan(state, stage, cam, size)  # may refuse: nothing has changed yet
+            plan = self._imaging_plan(state, stage, offset, cam, size)  # may refuse: nothing has changed yet
         else:
-            plan = self._diffraction_plan(state, stage, cam, size)
+            plan = self._diffraction_plan(state, stage, offset, cam, size)
         beam_on = self.beam_reaches(state, cam.name)
         dose = self._dose_per_area(state, exposure, plan.beam_diameter)
         if self._beam_on_specimen(state):
             self.usage.charge(electrons=self.beam_current(state) * exposure / constants.e)
-        offset = self.stage.specimen_offset(state["twin.stage_errors"], state["twin.drift"])
 
         started = datetime.now(timezone.utc)
         with self._acquire_lock:
@@ -282,10 +287,11 @@ class TemInstrument:
                                          "specimen_offset": offset.tolist()}
         return {"data": data, "metadata": metadata}
 
-    def _imaging_plan(self, state: State, stage: State, cam: Camera, size: int) -> CameraPlan:
+    def _imaging_plan(self, state: State, stage: State, offset: np.ndarray, cam: Camera,
+                      size: int) -> CameraPlan:
         nominal = state["optics.magnification"]
         fov = cam.width / (nominal * self.hardware.post_magnification)
-        centre = self.view_centre(state, stage, "optics.image_shift")
+        centre = self.view_centre(state, stage, offset, "optics.image_shift")
         view = self.hrtem.view(
             (centre[0], centre[1]), fov, size, state["source.acceleration_voltage"], self.aberrations(state),
             (stage["a"] or 0.0, stage["b"] or 0.0), cam.sizes, f"magnification {nominal:g}",
@@ -306,12 +312,13 @@ class TemInstrument:
                   "oversampling": view.grid.oversampling if view.grid else 1},
         )
 
-    def _diffraction_plan(self, state: State, stage: State, cam: Camera, size: int) -> CameraPlan:
+    def _diffraction_plan(self, state: State, stage: State, offset: np.ndarray, cam: Camera,
+                          size: int) -> CameraPlan:
         """Selected-area diffraction: the far field of the illuminated area on the camera."""
         camera_length = state["optics.camera_length"]
         pixel_angle = cam.pitch * (cam.pixels // size) / camera_length
         energy = state["source.acceleration_voltage"]
-        centre = self.view_centre(state, stage, "optics.beam_shift")
+        centre = self.view_centre(state, stage, offset, "optics.beam_shift")
         diameter = self._beam_diameter(self.field_of_view(state["optics.magnification"]))
         tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
         geometry = self.hrtem.diffraction_geometry(size, pixel_angle, energy)
@@ -351,8 +358,8 @@ class TemInstrument:
         for detector in chosen:
             if not state[f"detectors.{detector.name}.inserted"]:
                 raise RuntimeError(f"detector {detector.name} is retracted; insert() it first")
-        stage = self.stage.position()
-        centre = self.view_centre(state, stage, "optics.beam_shift")
+        stage, offset = self.stage_reading(state)  # one reading: what the image shows is what it reports
+        centre = self.view_centre(state, stage, offset, "optics.beam_shift")
         scan = Scan((float(centre[0]), float(centre[1])), state["optics.scan_field_of_view"],
                     state["optics.scan_rotation"], size, rectangle)
         rows, cols = scan.shape
@@ -370,7 +377,6 @@ class TemInstrument:
                                   chosen, mode, tilt)  # may refuse: nothing has changed yet
         if self._beam_on_specimen(state):
             self.usage.charge(electrons=self.beam_current(state) * frame_time / constants.e)
-        offset = self.stage.specimen_offset(state["twin.stage_errors"], state["twin.drift"])
 
         started = datetime.now(timezone.utc)
         with self._acquire_lock:

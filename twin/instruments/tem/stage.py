@@ -65,11 +65,17 @@ class Stage:
     def specimen_offset(self, errors: bool = True, drift: bool = True) -> np.ndarray:
         """The sample point on the optical axis minus the encoders' x, y (m): positioning error and
         backlash (``errors``) and the specimen's drift so far (``drift``)."""
+        return self.reading(errors, drift)[1]
+
+    def reading(self, errors: bool = True, drift: bool = True) -> tuple[dict[str, float | None], np.ndarray]:
+        """The encoders' reading and the specimen offset (see :meth:`specimen_offset`) at one moment:
+        an acquisition reports where it was taken from a single reading, whatever moves meanwhile."""
         with self._lock:
+            position = dict(self._commanded)
             offset = self._error.copy() if errors else np.zeros(2)
-        if drift:
-            offset -= self._drift_velocity * self.clock.now()
-        return offset
+            if drift:
+                offset -= self._drift_velocity * self.clock.now()
+        return position, offset
 
     def move(self, target: Any, relative: bool = False, safe: bool = False) -> dict[str, float | None]:
         """Move the axes in ``target`` (a mapping; ``None`` leaves an axis). All checked, then moved.
