@@ -238,3 +238,37 @@ def test_an_image_reports_the_stage_reading_it_was_taken_at_while_another_client
         thread.join()
     assert max(mismatches) < 1e-12  # m: one reading, whatever the other client did meanwhile
     tem._pyroRelease()
+
+
+def test_bad_input_is_refused_in_the_instruments_terms(server: ServerProcess) -> None:
+    """Before: a 1e-30 s exposure and dwell were taken, ``absolute_move({})`` and ``([])`` moved
+    nothing without a word, integer map keys failed with msgpack's internals, a wrong argument count
+    named the server's classes, and ``afm.describe()`` could not be decoded by the client."""
+    from clients.tem import TemMicroscopeClient
+
+    microscope = TemMicroscopeClient()
+    microscope.connect(HOST, server.port)
+    with pytest.raises(ValueError, match=r"^exposure_time = 1e-30 is out of range; allowed 0\.001 to 100 s$"):
+        microscope.acquisition.acquire_camera_image("BM-Ceta", 256, 1e-30)
+    assert microscope.detectors.get_camera_detector("BM-Ceta").exposure_time_limits.min == 1e-3
+    with pytest.raises(ValueError, match=r"^dwell_time = 1e-30 is out of range; allowed 2\.5e-08 to 1 s$"):
+        microscope.acquisition.acquire_stem_image("HAADF", 64, 1e-30)
+    for nothing in ({}, [], {"x": None}):
+        with pytest.raises(ValueError, match="names no axis to move; give a value for at least one of x, y"):
+            microscope.specimen.stage.absolute_move(nothing)
+    microscope.disconnect()
+    tem = open_proxy(wire.TEM_OBJECT, HOST, server.port)
+    with pytest.raises(TypeError, match=r"^a mapping sent to the twin has a key of type int; keys must be "):
+        tem.move_stage({0: 1e-6})
+    with pytest.raises(TypeError, match=r"^tem\.set\(name, value\): missing a required argument: 'value'$"):
+        tem.set("optics.focus")
+    with pytest.raises(TypeError, match=r"^tem\.stage_position\(\): too many positional arguments$"):
+        tem.stage_position(1)
+    with pytest.raises(ValueError) as junk:
+        tem.set("x" * 1_000_000, 1)
+    assert len(str(junk.value)) < 2000  # quotes a line of the junk, not all of it
+    tem._pyroRelease()
+    afm = open_proxy(wire.AFM_OBJECT, HOST, server.port)
+    channels = afm.describe()["channels"]
+    assert {c["name"] for c in channels} >= {"Topography", "Phase"}
+    afm._pyroRelease()

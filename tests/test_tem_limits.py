@@ -65,7 +65,7 @@ def test_stem_limits_name_the_parameter_and_the_allowed_range():
     before = instrument.settings.snapshot()
     with pytest.raises(ValueError, match=r"size = 4096 over scan_field_of_view = 4e-07 m resolves the "
                                          r"lattice over .* atoms"):
-        instrument.acquire_stem_images(["HAADF"], 4096, 1e-8)
+        instrument.acquire_stem_images(["HAADF"], 4096, 25e-9)
     _unchanged(instrument, before)
 
 

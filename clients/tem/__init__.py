@@ -409,6 +409,11 @@ class CameraDetector(_Detector):
         """The sensor's pixel pitch (m)."""
         return Point(self._entry["pitch"], self._entry["pitch"])
 
+    @property
+    def exposure_time_limits(self) -> Limits:
+        """The shortest and longest exposure (s) the camera takes."""
+        return Limits(*self._entry["exposure_time_limits"])
+
 
 class ScanningDetector(_Detector):
     @property

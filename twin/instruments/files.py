@@ -12,6 +12,8 @@ import re
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
+from twin.validation import brief
+
 MAX_PATH_CHARS = 240  # what Windows allows a path, about
 MAX_NAME_CHARS = 64  # a file name start (the instrument appends a number and a suffix)
 QUOTA_BYTES = 2 << 30  # what one instance's files may take on the server's disk
@@ -22,7 +24,7 @@ def relative_parts(name: str, value: Any) -> tuple[str, ...]:
     """The folders of ``value`` (a path as a client gave it) below any drive or root; raises
     ValueError naming ``name`` for anything that is not a plain path downwards."""
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} = {value!r}: give a folder as a non-empty string")
+        raise ValueError(f"{name} = {brief(value)}: give a folder as a non-empty string")
     if len(value) > MAX_PATH_CHARS or _CONTROL.search(value):
         raise ValueError(f"{name} = {value[:60]!r}{'...' if len(value) > 60 else ''}: a folder path of at "
                          f"most {MAX_PATH_CHARS} printable characters")
@@ -30,10 +32,10 @@ def relative_parts(name: str, value: Any) -> tuple[str, ...]:
     anchor = PureWindowsPath(value.strip()).anchor
     folders = tuple(p for p in parts if p != anchor and p not in ("", "."))
     if any(p == ".." for p in folders) or (folders and folders[0].startswith("~")):
-        raise ValueError(f"{name} = {value!r}: name a folder without '..' or '~' (files stay in the "
+        raise ValueError(f"{name} = {brief(value)}: name a folder without '..' or '~' (files stay in the "
                          "twin's own data folder)")
     if any(":" in p for p in folders):  # an NTFS stream, or a drive in the middle
-        raise ValueError(f"{name} = {value!r}: ':' only after a drive letter at the start")
+        raise ValueError(f"{name} = {brief(value)}: ':' only after a drive letter at the start")
     return folders
 
 

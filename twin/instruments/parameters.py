@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twin import validation
+from twin.validation import brief
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class Vector:
             value = (value.get("x"), value.get("y"))
         if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
             raise TypeError(
-                f"{self.name} must be a point (x, y), got {value!r}; each allowed "
+                f"{self.name} must be a point (x, y), got {brief(value)}; each allowed "
                 f"{validation.allowed_range(self.lo, self.hi, self.unit)}"
             )
         return (validation.real(f"{self.name}.x", value[0], self.lo, self.hi, self.unit),
@@ -118,7 +119,7 @@ class Settings:
 
     def parameter(self, name: str) -> Parameter:
         if not isinstance(name, str) or name not in self._parameters:
-            raise ValueError(f"setting {name!r} does not exist; allowed: {', '.join(self._parameters)}")
+            raise ValueError(f"setting {brief(name)} does not exist; allowed: {', '.join(self._parameters)}")
         return self._parameters[name]
 
     def get(self, name: str) -> Any:

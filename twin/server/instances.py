@@ -18,12 +18,14 @@ from typing import Any
 from Pyro5 import callcontext
 from Pyro5.api import expose
 
+from twin import validation
 from twin.digital_twin import DigitalTwin
 from twin.scenarios.episode import Episode
 from twin.scenarios.secret import OrganiserKey
 from twin.scenarios.spec import Scenario
 from twin.server import wire
 from twin.server.services import AfmService, SampleService, TemService
+from twin.server.signatures import checked_calls
 
 DEFAULT = "default"
 TARGETS = {"tem": wire.TEM_OBJECT, "afm": wire.AFM_OBJECT, "sample": wire.SAMPLE_OBJECT}
@@ -134,6 +136,7 @@ def shown_to_team(outcome: dict[str, Any] | None, details: bool) -> dict[str, An
 
 
 @expose
+@checked_calls("episode")
 class EpisodeService:
     """The challenge as seen by a team: goal, budgets, the answer, the journal."""
 
@@ -158,7 +161,7 @@ class EpisodeService:
 
     def journal(self, start: int = 0) -> list[dict[str, Any]]:
         """Journal entries from number ``start`` on (a scored answer's details only where allowed)."""
-        entries = self._episode.journal.entries[int(start):]
+        entries = self._episode.journal.entries[validation.integer("start", start, 0, 2**31):]
         if self._instance.score_details:
             return entries
         return [{**e, "result": shown_to_team(e["result"], False)} if e["call"] == "episode.submit"
@@ -166,6 +169,7 @@ class EpisodeService:
 
 
 @expose
+@checked_calls("hub")
 class HubService:
     """A server's instances and their scores: to everyone, names (none on a private server) and scores;
     to the organiser (who shows :meth:`OrganiserKey.organiser_token`), names and seeds as well."""

@@ -16,6 +16,8 @@ from twin.digital_twin import DigitalTwin
 from twin.instruments.disclosure import public_metadata
 from twin.sample import Window, truth
 from twin.sample.frames import InstrumentFrame
+from twin.server.signatures import checked_calls
+from twin.validation import brief
 
 MAX_ATOMS_WINDOW_AREA = (200e-9) ** 2  # m²: a few million atoms at most per request
 MAX_DEFECTS_WINDOW_AREA = (1e-6) ** 2  # m²: ~17 000 defects, about a second
@@ -26,7 +28,7 @@ def frame_from(value: Any) -> InstrumentFrame:
     if value is None:
         return InstrumentFrame()
     if not isinstance(value, dict) or set(value) - {"rotation", "offset", "convention"}:
-        raise ValueError(f"frame = {value!r}: give {{'rotation': rad, 'offset': [x, y] m}} or None")
+        raise ValueError(f"frame = {brief(value)}: give {{'rotation': rad, 'offset': [x, y] m}} or None")
     offset = value.get("offset", (0.0, 0.0))
     if not isinstance(offset, (list, tuple)) or len(offset) != 2:
         raise ValueError(f"frame offset = {offset!r}: give [x, y] in m")
@@ -38,7 +40,7 @@ def frame_from(value: Any) -> InstrumentFrame:
 def window_from(value: Any, max_area: float) -> Window:
     """A :class:`Window` from ``{"x_min", "y_min", "x_max", "y_max"}`` (m), checked."""
     if not isinstance(value, dict):
-        raise TypeError(f"window must be a mapping with x_min, y_min, x_max, y_max (m), got {value!r}")
+        raise TypeError(f"window must be a mapping with x_min, y_min, x_max, y_max (m), got {brief(value)}")
     try:
         bounds = {k: validation.real(f"window {k}", value[k], -1.0, 1.0, "m")
                   for k in ("x_min", "y_min", "x_max", "y_max")}
@@ -46,7 +48,7 @@ def window_from(value: Any, max_area: float) -> Window:
         raise ValueError(f"window is missing {missing}; give x_min, y_min, x_max, y_max (m)") from None
     window = Window(**bounds)
     if window.width <= 0 or window.height <= 0:
-        raise ValueError(f"window = {value!r} is empty; x_max must exceed x_min and y_max exceed y_min")
+        raise ValueError(f"window = {brief(value)} is empty; x_max must exceed x_min and y_max exceed y_min")
     if window.width * window.height > max_area:
         raise ValueError(
             f"window area = {window.width * window.height:.3g} m² is too large; "
@@ -71,6 +73,7 @@ def public_image(twin: DigitalTwin, image: dict[str, Any]) -> dict[str, Any]:
 
 
 @expose
+@checked_calls("tem")
 class TemService:
     """The TEM/STEM as seen over the network."""
 
@@ -121,6 +124,7 @@ class TemService:
 
 
 @expose
+@checked_calls("afm")
 class AfmService:
     """The AFM as seen over the network."""
 
@@ -224,6 +228,7 @@ class AfmService:
 
 
 @expose
+@checked_calls("sample")
 class SampleService:
     """Ground truth of the shared sample, plus transport diagnostics."""
 

@@ -86,6 +86,12 @@ class ReusingMsgpackSerializer(MsgpackSerializer):
     def dumps(self, data: Any) -> bytes:
         return self._pack(data)
 
+    def loads(self, data: Any) -> Any:
+        return _unpacked(super().loads, data)
+
+    def loadsCall(self, data: Any) -> Any:  # noqa: N802
+        return _unpacked(super().loadsCall, data)
+
     def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: Any) -> bytes:  # noqa: N802
         return self._pack((obj, method, vargs, kwargs))
 
@@ -196,6 +202,19 @@ class TwinProxy(Proxy):
     def _pyroValidateHandshake(self, response: Any) -> None:
         idle = response.get("idle_seconds") if isinstance(response, dict) else None
         object.__setattr__(self, "idle_seconds", float(idle) if isinstance(idle, (int, float)) else None)
+
+
+def _unpacked(load: Any, data: Any) -> Any:
+    """``load(data)``, with msgpack's refusal of a mapping key that is not a string (or bytes) put in
+    words: keys are limited so that no message can fill a dict with colliding keys."""
+    try:
+        return load(data)
+    except ValueError as error:
+        if "not allowed for map key" not in str(error):
+            raise
+        kind = str(error).split(" ", 1)[0]
+        raise TypeError(f"a mapping sent to the twin has a key of type {kind}; keys must be strings "
+                        "(e.g. {'x': 1e-6}, not {0: 1e-6})") from None
 
 
 def connect(uri: str, timeout: float | None = None) -> TwinProxy:

@@ -59,6 +59,7 @@ from twin.physics.afm import (
 from twin.physics.noise import gaussian_noise
 from twin.sample import Sample, Window
 from twin.sample.frames import FramedSample, InstrumentFrame
+from twin.validation import brief
 
 ANGSTROM = 1e-10
 _STREAM_SCAN = 0x53434E  # random stream tag for scan noise
@@ -218,7 +219,7 @@ class AfmInstrument:
                 names = {getattr(OperatingMode, n): n for n in vars(OperatingMode) if not n.startswith("_")}
                 if not isinstance(value, int) or isinstance(value, bool) or value not in SIMULATED_MODES:
                     allowed = ", ".join(f"{m} ({names[m]})" for m in SIMULATED_MODES)
-                    raise ValueError(f"{name} = {value!r} is not simulated here; allowed: {allowed}")
+                    raise ValueError(f"{name} = {brief(value)} is not simulated here; allowed: {allowed}")
                 mode = value
                 lo, hi, _, default = _setpoint_range(mode)
                 if not lo <= self.settings.get("ZController.SetPoint") <= hi:
@@ -754,7 +755,9 @@ class AfmInstrument:
         return ApexMap(tip_dilation(surface, step, tip), (padded.x_min, padded.y_min), step, method)
 
     def describe(self) -> dict[str, Any]:
-        return {"settings": self.settings.describe(), "channels": CHANNELS,
+        return {"settings": self.settings.describe(),
+                "channels": [{"number": number, "name": name, "unit": unit}
+                             for number, (name, unit) in CHANNELS.items()],
                 "operating_modes": {name: getattr(OperatingMode, name) for name in vars(OperatingMode)
                                     if not name.startswith("_")}}
 

@@ -32,6 +32,7 @@ class Camera:
     read_noise: float = 0.5
     psf_sigma: float = 0.6
     retractable: bool = True
+    exposure_limits: tuple[float, float] = (1e-3, 100.0)  # s: the read-out's shortest frame, the longest
 
     @property
     def sizes(self) -> tuple[int, ...]:

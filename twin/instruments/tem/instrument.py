@@ -31,6 +31,7 @@ from twin.physics.damage import cross_sections, displaced, largest_cross_section
 from twin.physics.detectors import UINT16_MAX, camera_counts, psf_sigma, shot_noise
 from twin.sample import Sample, Window
 from twin.sample.frames import FramedSample, InstrumentFrame
+from twin.validation import brief
 
 State = dict[str, Any]  # a snapshot of settings, or of the stage
 STEM_ONLY = ("optics.scan_field_of_view", "optics.scan_rotation", "optics.paused_scan_beam_position")
@@ -41,6 +42,7 @@ _STREAM_DAMAGE = 0x444D47  # random stream tag for knock-on damage
 _NEGLIGIBLE_DISPLACEMENTS = 1e-9  # per atom: below this an exposure damages nothing
 _MOST_SAMPLED_HITS = 100_000  # knock-ons one low-magnification exposure may record
 _LONGEST_FRAME = 600.0  # s: the longest STEM frame a scan may take
+SHORTEST_DWELL = 25e-9  # s: the scan generator's fastest pixel
 _AUTO_FUNCTION_SETTINGS = ("optics.focus", "optics.objective_stigmator", "optics.beam_tilt",
                            "optics.beam_blanked")  # what an auto function may change
 
@@ -102,7 +104,7 @@ def _region(region: Any) -> tuple[float, float, float, float]:
         region = [region.get(k) for k in ("left", "top", "width", "height")]
     if not isinstance(region, (list, tuple)) or len(region) != 4:
         raise TypeError(
-            f"region must be (left, top, width, height) as fractions of the scan field, got {region!r}"
+            f"region must be (left, top, width, height) as fractions of the scan field, got {brief(region)}"
         )
     left = validation.real("region left", region[0], 0.0, 1.0)
     top = validation.real("region top", region[1], 0.0, 1.0)
@@ -244,7 +246,7 @@ class TemInstrument:
         cam = self.hardware.camera(validation.one_of("camera", camera, names))
         size = validation.integer("size", size, min(cam.sizes), cam.pixels)
         validation.one_of("size", size, cam.sizes)
-        exposure = validation.positive("exposure_time", exposure_time, 0.0, 100.0, "s")
+        exposure = validation.real("exposure_time", exposure_time, *cam.exposure_limits, "s")
         state = self.settings.snapshot()
         if not state[f"detectors.{cam.name}.inserted"]:
             raise RuntimeError(f"camera {cam.name} is retracted; insert() it first")
@@ -345,11 +347,11 @@ class TemInstrument:
         if isinstance(detectors, str):
             detectors = [detectors]
         if not isinstance(detectors, (list, tuple)) or not detectors:
-            raise TypeError(f"detectors must be a detector name or a list of them, got {detectors!r}; "
+            raise TypeError(f"detectors must be a detector name or a list of them, got {brief(detectors)}; "
                             f"allowed: {', '.join(map(repr, names))}")
         chosen = [self.hardware.detector(validation.one_of("detector", d, names)) for d in detectors]
         size = validation.integer("size", size, 16, 4096)
-        dwell = validation.positive("dwell_time", dwell_time, 0.0, 1.0, "s")
+        dwell = validation.real("dwell_time", dwell_time, SHORTEST_DWELL, 1.0, "s")
         rectangle = _region(region)
         state = self.settings.snapshot()
         mode = state["twin.stem_mode"] if mode is None else validation.one_of("mode", mode, MODES)
@@ -578,7 +580,7 @@ class TemInstrument:
                     "objective_auto_stigmator": autofunctions.objective_auto_stigmator}
         routine = routines[validation.one_of("auto function", name, list(routines))]
         if not isinstance(arguments, dict):
-            raise TypeError(f"arguments must be a mapping of the settings, got {arguments!r}")
+            raise TypeError(f"arguments must be a mapping of the settings, got {brief(arguments)}")
         allowed = [p for p in inspect.signature(routine).parameters if p != "tem"]
         for key in arguments:
             validation.one_of(f"{name} setting", key, allowed)
@@ -622,7 +624,9 @@ class TemInstrument:
             "stage_limits": {a: self.stage.limits(a) for a in self.stage.axes},
             "holder_type": self.hardware.holder,
             "cameras": [{"name": c.name, "pixels": c.pixels, "pitch": c.pitch, "sizes": list(c.sizes),
-                         "retractable": c.retractable} for c in self.hardware.cameras],
+                         "retractable": c.retractable, "exposure_time_limits": list(c.exposure_limits)}
+                        for c in self.hardware.cameras],
+            "dwell_time_limits": [SHORTEST_DWELL, 1.0],
             "scanning_detectors": [{"name": d.name, "inner": d.inner, "outer": d.outer,
                                     "retractable": d.retractable} for d in self.hardware.scanning_detectors],
             "magnifications": [

@@ -16,6 +16,7 @@ import numpy as np
 from twin import validation
 from twin.instruments.clock import Clock
 from twin.instruments.tem.hardware import STAGE_AXES, TemHardware
+from twin.validation import brief
 
 _STREAM_STAGE = 0x535447  # random stream tag for stage errors
 _STREAM_DRIFT = 0x445246  # random stream tag for the drift direction
@@ -84,7 +85,10 @@ class Stage:
         the instrument's safe variants do; it takes longer, and ends in the same place.
         """
         if not isinstance(target, dict):
-            raise TypeError(f"stage target must be a mapping of axes to values, got {target!r}")
+            raise TypeError(f"stage target must be a mapping of axes to values, got {brief(target)}")
+        if all(value is None for value in target.values()):
+            raise ValueError(f"stage target = {brief(target)} names no axis to move; give a value for at "
+                             f"least one of {', '.join(self.axes)}")
         relative = validation.flag("relative", relative)
         with self._lock:
             new = dict(self._commanded)
@@ -99,8 +103,8 @@ class Stage:
                     destination = new[axis] + step
                     if not lo <= destination <= hi:
                         raise ValueError(
-                            f"stage {axis} step = {value!r} would reach {destination:.6g} {unit}, out of "
-                            f"range; allowed {validation.allowed_range(lo, hi, unit)}"
+                            f"stage {axis} step = {brief(value)} would reach {destination:.6g} {unit}, "
+                            f"out of range; allowed {validation.allowed_range(lo, hi, unit)}"
                         )
                     new[axis] = destination
                 else:
