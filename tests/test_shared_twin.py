@@ -50,7 +50,7 @@ def _tem_state(client):
         (lambda m: m.specimen.stage.relative_move(StagePosition(y=2e-3)), ValueError,
          r"stage y step = 0\.002 would reach .* allowed -0\.001 to 0\.001 m"),
         (lambda m: m.acquisition.acquire_camera_image("BM-Ceta", 512, -0.1), ValueError,
-         r"exposure_time = -0\.1 is out of range; allowed more than 0 up to 100 s"),
+         r"exposure_time = -0\.1 is out of range; allowed 0\.001 to 100 s"),
         (lambda m: m.acquisition.acquire_camera_image("EF-Falcon", 512, 0.1), ValueError,
          r"camera = 'EF-Falcon' is not allowed; allowed values: 'BM-Ceta'"),
         (lambda m: m.acquisition.acquire_camera_image("BM-Ceta", 500, 0.1), ValueError,

@@ -157,7 +157,7 @@ def test_stem_images_through_the_client(microscope, stem_mode):
     bf, dark = stem_mode.acquisition.acquire_stem_images_advanced(settings)
     assert [bf.metadata.binary_result.detector, dark.metadata.binary_result.detector] == ["BF", "HAADF"]
     assert bf.data.shape == (16, 32) and bf.data.mean() > 10 * dark.data.mean()
-    with pytest.raises(ValueError, match="dwell_time = 0 is out of range; allowed more than 0 up to 1 s"):
+    with pytest.raises(ValueError, match=r"dwell_time = 0 is out of range; allowed 2\.5e-08 to 1 s"):
         stem_mode.acquisition.acquire_stem_image("HAADF", 64, 0)
     with pytest.raises(ValueError, match=r"dwell_time = 0.001 s over 1024 x 1024 pixels takes 1049 s per "
                                          r"frame; allowed at most 600 s"):
