@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -58,25 +60,81 @@ def redirect_connections(host: str, port: int) -> Iterator[None]:
         _redirect = previous
 
 
+PROGRESS_VARIABLE = "TWIN_PROGRESS"  # "0": long calls do not report their progress on stderr
+PROGRESS_AFTER_SECONDS = 5.0
+PROGRESS_EVERY_SECONDS = 2.0
+LONG_CALLS = ("acquire_camera_image", "acquire_stem_images", "run_auto_function")
+
+
 class _Refusals:
     """A proxy whose remote refusals are raised as :mod:`clients.errors` classes; each call ends by
-    noting the time in ``used`` (under the proxy's object id)."""
+    noting the time in ``used`` (under the proxy's object id). Ctrl-C during a call drops the
+    connection, which stops the work on the server; a TEM acquisition that takes more than a few
+    seconds reports its progress on stderr."""
 
-    def __init__(self, proxy: Proxy, object_id: str, used: dict[str, float]) -> None:
-        self._proxy, self._object_id, self._used = proxy, object_id, used
+    def __init__(self, proxy: Proxy, object_id: str, used: dict[str, float], connection: Connection) -> None:
+        self._proxy, self._object_id, self._used, self._connection = proxy, object_id, used, connection
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._proxy, name)
+        watched = self._object_id == wire.TEM_OBJECT and name in LONG_CALLS
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            reporter = _ProgressReporter(self._connection) if watched else None
             try:
                 return method(*args, **kwargs)
             except (ValueError, TypeError, RuntimeError, PermissionError) as error:
                 raise translated(error) from None
+            except KeyboardInterrupt:
+                self._proxy._pyroRelease()  # the server sees the hang-up and stops the work
+                raise
             finally:
+                if reporter is not None:
+                    reporter.stop()
                 self._used[self._object_id] = time.monotonic()
 
         return call
+
+
+class _ProgressReporter:
+    """Prints the server's progress of a long call on stderr (from a second connection) until stopped."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._done = threading.Event()
+        self._printed = False
+        if os.environ.get(PROGRESS_VARIABLE, "1") != "0":
+            threading.Thread(target=self._run, name="twin-progress", daemon=True).start()
+
+    def _run(self) -> None:
+        if self._done.wait(PROGRESS_AFTER_SECONDS):
+            return
+        try:
+            proxy = open_proxy(wire.TEM_OBJECT, self._connection.host, self._connection.port,
+                               self._connection.instance)
+        except ConnectionError:
+            return
+        try:
+            while not self._done.is_set():
+                report = proxy.progress()
+                if report:
+                    print(f"\r[twin] {report['task']}: {100 * report['fraction']:.0f} %, about "
+                          f"{_duration(report['seconds_left'])} left   ", end="", file=sys.stderr, flush=True)
+                    self._printed = True
+                self._done.wait(PROGRESS_EVERY_SECONDS)
+        except Exception:  # noqa: BLE001 - progress is a courtesy; the call itself reports its end
+            pass
+        finally:
+            proxy._pyroRelease()
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._printed:
+            print(file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 class Connection:
@@ -115,7 +173,7 @@ class Connection:
             idle = getattr(proxy, "idle_seconds", None)
             if idle is not None and time.monotonic() - self._used[object_id] > idle / 2:
                 proxy._pyroRelease()  # the next call connects afresh
-        return _Refusals(proxy, object_id, self._used)
+        return _Refusals(proxy, object_id, self._used, self)
 
     def close(self) -> None:
         for proxy in self._proxies.values():

@@ -11,6 +11,7 @@ import numpy as np
 
 from clients._remote import INSTANCE_VARIABLE
 from twin import validation
+from twin.instruments.work import MAX_CALL_SECONDS, Limits
 from twin.sample import DEFAULT_SAMPLE, SAMPLES
 from twin.sample.frames import InstrumentFrame
 from twin.scenarios.commands import add_parser as add_scenario_commands
@@ -38,6 +39,10 @@ def _serve(args: argparse.Namespace) -> int:
         validation.integer("--port", args.port, 0, 65535)
         validation.real("--idle-timeout", args.idle_timeout, 1.0, 86400.0, "s")
         validation.integer("--connections-per-address", args.connections_per_address, 1, 100_000)
+        limits = Limits(validation.real("--max-call-seconds", args.max_call_seconds, 1.0, 604800.0, "s"),
+                        None if args.memory_limit is None
+                        else int(validation.real("--memory-limit", args.memory_limit, 0.1, 65536.0, "GiB")
+                                 * 2**30))
         instances, key = instances_from(args) or (None, None)
         twin = instances[0].twin if instances else DigitalTwin.build(
             sample=args.sample, seed=args.seed, time_scale=args.time_scale, stem_mode=args.stem_mode,
@@ -62,7 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         serve(instances or twin, host=args.host, port=args.port, on_ready=on_ready, private=args.private,
               key=key, idle_seconds=args.idle_timeout, connections_per_address=args.connections_per_address,
-              data_dir=args.data_dir)
+              data_dir=args.data_dir, limits=limits)
     except OSError as error:
         raise SystemExit(f"twin serve: cannot listen on {args.host}:{args.port}: {error}") from None
     return 0
@@ -162,6 +167,11 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", default="twin-data", metavar="DIR",
                        help="files clients save (AFM captures) go below it, whatever folder a script names; "
                             "one subfolder per instance when there are several (default %(default)s)")
+    serve.add_argument("--max-call-seconds", type=float, default=MAX_CALL_SECONDS, metavar="SECONDS",
+                       help="refuse a call whose estimated compute time is longer (default %(default)g)")
+    serve.add_argument("--memory-limit", type=float, metavar="GIB",
+                       help="memory all running work may hold at once, one call half of it (default: half "
+                            "this machine's RAM)")
     serve.add_argument("--idle-timeout", type=float, default=IDLE_SECONDS, metavar="SECONDS",
                        help="close a connection idle this long between calls; clients reconnect on their own "
                             "(default %(default)g)")

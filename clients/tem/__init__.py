@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from clients._remote import Connection, RemoteSetting
+from clients._remote import Connection, RemoteSetting, open_proxy
 from clients.ground_truth import GroundTruth
 from clients.tem.enumerations import OpticalMode, ProjectorMode
 from clients.tem.structures import (
@@ -524,6 +524,17 @@ class TemTwin(GroundTruth):
     @property
     def _tem(self) -> Any:
         return self._client._remote
+
+    def progress(self) -> dict[str, Any] | None:
+        """The acquisition running on this microscope now (``task``, ``fraction`` done, ``elapsed`` and
+        ``seconds_left`` s, the estimate), or None; asks over a connection of its own, so another
+        thread may call it while an acquisition blocks."""
+        connection = self._client._connected
+        proxy = open_proxy(wire.TEM_OBJECT, connection.host, connection.port, connection.instance)
+        try:
+            return proxy.progress()
+        finally:
+            proxy._pyroRelease()
 
 
 class TemMicroscopeClient:

@@ -11,6 +11,8 @@ and scan step ``p``. Lengths are metres, angles radians, energies eV (Å only in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import abtem
 import numpy as np
 import scipy.fft
@@ -173,6 +175,7 @@ def bright_field_image(
     outer: float,
     samples: int = 64,
     batch: int = 8,
+    progress: Callable[[float], None] | None = None,
 ) -> np.ndarray:
     """Fraction of the beam (float64, on the exit wave's grid) reaching a detector that covers the
     scattering angles ``inner..outer`` (rad), for the probe centred on each grid point: BF / ABF
@@ -185,7 +188,8 @@ def bright_field_image(
     ``P`` is even in ``k``). Writing ``t = 1 + s``, it splits into the vacuum fraction
     ``sum D A / sum A`` and a term linear in ``s`` (both exact, by FFT), and a term quadratic in
     ``s``, summed over about ``samples`` representatives of the detector's grid points (computed
-    ``batch`` at a time; see :func:`_quadrature`). For graphene at 80 kV and 64 samples that sum's
+    ``batch`` at a time; see :func:`_quadrature`; ``progress(fraction)`` is called after each batch).
+    For graphene at 80 kV and 64 samples that sum's
     error is 0.1-2 % (rms) of the image contrast; the cost is about ``samples + 4`` FFTs of the grid.
     The signal uses the spectrum up to ``(alpha + outer) / lambda``, which must stay below
     ``2 / (3 grid_sampling)`` so that nothing wraps around; scattering beyond the exit wave's band
@@ -222,6 +226,8 @@ def bright_field_image(
         stack = np.stack([np.roll(scattered, (-r, -c), axis=(0, 1)) for r, c in shifts]) * probe
         waves = ifft2(stack, axes=(-2, -1), workers=-1, overwrite_x=True)
         signal += np.tensordot(weights[start : start + batch], waves.real**2 + waves.imag**2, axes=1)
+        if progress is not None:
+            progress((start + batch) / len(rows))
     return signal / np.count_nonzero(aperture)
 
 
@@ -240,6 +246,7 @@ def exact_annular_scan(
     inner: float,
     outer: float,
     interpolation: int = 1,
+    progress: Callable[[float], None] | None = None,
 ) -> np.ndarray:
     """Fraction of the beam (float64, ``[y, x]``, ``grid.size``²) scattered into the annular detector
     ``inner..outer`` (rad), by abTEM multislice of the probe at the centre of each of the grid's
@@ -250,6 +257,7 @@ def exact_annular_scan(
     :func:`exact_oversampling`). The aperture is hard, as in :func:`probe_intensity`. Probes run
     eagerly in batches of at most ~64 MB of waves. ``interpolation > 1`` uses PRISM (abTEM's
     ``SMatrix.reduce``) with that interpolation factor instead; ``grid.n`` must be divisible by it.
+    ``progress(fraction)`` is called after each batch of probes (once, at the end, with PRISM).
     """
     wavelength = electron_wavelength(energy)
     if 3.0 * grid.step * outer > wavelength * (1 + 1e-9):
@@ -290,8 +298,13 @@ def exact_annular_scan(
         padded = np.concatenate(
             [positions, np.repeat(positions[-1:], count * batch - len(positions), axis=0)]
         )
-        scans = [abtem.CustomScan(padded[i : i + batch]) for i in range(0, len(padded), batch)]
-        signal = np.concatenate(
-            [probe.scan(projected, scan=scan, detectors=detector, lazy=False).array for scan in scans]
-        )[: len(positions)]
+        parts = []
+        for i in range(0, len(padded), batch):
+            scan = abtem.CustomScan(padded[i : i + batch])
+            parts.append(probe.scan(projected, scan=scan, detectors=detector, lazy=False).array)
+            if progress is not None:
+                progress((i + batch) / len(padded))
+        signal = np.concatenate(parts)[: len(positions)]
+    if progress is not None:
+        progress(1.0)
     return np.asarray(signal, dtype=np.float64).reshape(grid.size, grid.size)

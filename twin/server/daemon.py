@@ -17,6 +17,7 @@ from Pyro5.server import DaemonObject
 from Pyro5.svr_threads import SocketServer_Threadpool
 
 from twin.digital_twin import DigitalTwin
+from twin.instruments.work import Limits, duration, fft_seconds_per_unit
 from twin.scenarios.secret import OrganiserKey
 from twin.server import wire
 from twin.server.doorkeeper import CONNECTIONS_PER_ADDRESS, IDLE_SECONDS, Doorkeeper
@@ -108,13 +109,15 @@ def serve(
     idle_seconds: float = IDLE_SECONDS,
     connections_per_address: int = CONNECTIONS_PER_ADDRESS,
     data_dir: str | Path = DATA_DIR,
+    limits: Limits | None = None,
 ) -> None:
     """Serve a twin (or several :class:`Instance`) until SIGINT or SIGTERM; prints the URIs, a client
     snippet and 'ready'. ``private``: instances answer to their secret token instead of their name;
     ``key``: the organiser's key (its holder may read the full leaderboard); ``idle_seconds``: how long
     a connection may wait between calls; ``connections_per_address``: what one source address may hold;
     ``data_dir``: the folder every file a client asks for is written under (one subfolder per instance
-    when there are several).
+    when there are several); ``limits``: what one call may compute and what running work may hold at
+    once, shared by every instance (default :class:`Limits`).
 
     ``on_ready(host, port)`` is called once warm, with the address actually bound.
     """
@@ -127,9 +130,11 @@ def serve(
     Pyro5.config.MAX_MESSAGE_SIZE = MAX_MESSAGE_BYTES
     if isinstance(instances, DigitalTwin):
         instances = [Instance(DEFAULT, instances)]
+    limits = limits or Limits()
     for instance in instances:
         shared = len(instances) > 1 or instance.episode is not None
         instance.twin.afm.files_root = Path(data_dir).resolve() / (instance.name if shared else "")
+        instance.twin.tem.limits = limits
     # one thread and one file descriptor per open client connection
     Pyro5.config.THREADPOOL_SIZE = max(MAX_CONNECTIONS, CONNECTIONS_PER_INSTANCE * len(instances))
     allow_open_files(Pyro5.config.THREADPOOL_SIZE + 256)
@@ -156,10 +161,14 @@ def serve(
             row = instance.row(seeds=True)
             say(f"  instance {instance.name:<16}{row['scenario'] or '-':<28}{row.get('seed')!s}")
     say(f"Files clients save are kept under {Path(data_dir).resolve()}")
+    say(f"Limits: a call may compute {duration(limits.max_call_seconds)} and hold "
+        f"{limits.call_bytes / 2**30:.3g} GiB, all running work {limits.memory_bytes / 2**30:.3g} GiB; "
+        f"idle connections close after {duration(idle_seconds)}, {connections_per_address} per address")
     say(SNIPPET.format(host=bound_host, port=bound_port,
                        instance="" if first == DEFAULT else f", instance={first!r}"))
 
     def warm_up() -> None:
+        fft_seconds_per_unit()  # this machine's speed, for every estimate
         twin.tem.warm_up(warm_up_sizes)
         twin.afm.topography(twin.afm.scan_window(), 256, 256, twin.afm.settings.get("twin.tip_radius"))
         say(f"ready in {time.perf_counter() - started:.1f} s (Ctrl-C to stop)")

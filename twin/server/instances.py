@@ -37,11 +37,17 @@ def caller() -> str:
     return f"{address[0]}:{address[1]}" if address else "local"
 
 
+UNGATED = ("progress",)  # reads of work in progress: neither counted nor journalled, never waiting
+
+
 def _gated(service: object, target: str, episode: Episode) -> object:
-    """A remote object with ``service``'s public methods, each passing ``episode``'s gate."""
+    """A remote object with ``service``'s public methods, each passing ``episode``'s gate (but the
+    :data:`UNGATED` ones, which must not wait for the call they report on)."""
 
     def route(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         bound = functools.partial(function, service)
+        if name in UNGATED:
+            return lambda _self, *args, **kwargs: bound(*args, **kwargs)
 
         def method(_self: object, *args: Any, **kwargs: Any) -> Any:
             return episode.call(f"{target}.{name}", bound, args, kwargs, caller())

@@ -108,6 +108,10 @@ class TemService:
     def field_of_view(self) -> float:
         return self._tem.field_of_view()
 
+    def progress(self) -> dict[str, Any] | None:
+        """The acquisition running now: task, fraction done, seconds so far and left; None if none."""
+        return self._tem.progress()
+
     def screen_current(self) -> float:
         return self._tem.screen_current()
 

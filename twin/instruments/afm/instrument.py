@@ -313,7 +313,8 @@ class AfmInstrument:
 
     def _follow_on(self) -> None:
         """In continuous scanning, start the frame that follows a complete one: the one running now
-        (frames skipped while nobody looked are not simulated), in the direction it would have."""
+        (frames skipped while nobody looked are not simulated), in the direction it would have. A look
+        while another caller is already simulating one does not wait for it: it reads what is there."""
         with self._lock:
             frame = self._frame
             if not self._continuous or frame is None or frame.stopped_after is not None:
@@ -323,7 +324,9 @@ class AfmInstrument:
             if self.clock.time_scale == 0.0 and not frame.seen_complete:
                 frame.seen_complete = True  # the next look starts the next frame
                 return
-        with self._scan_lock:
+        if not self._scan_lock.acquire(blocking=False):
+            return  # a frame is being simulated: reads of state do not wait for it
+        try:
             with self._lock:
                 if self._frame is not frame or not self._continuous:
                     return  # another caller moved on, or the scan stopped meanwhile
@@ -339,6 +342,8 @@ class AfmInstrument:
             except BudgetExhausted:  # the budget ends a continuous scan after the last whole frame
                 with self._lock:
                     self._continuous = False
+        finally:
+            self._scan_lock.release()
 
     def stop(self) -> None:
         with self._lock:

@@ -7,9 +7,10 @@ column's own astigmatism) and the acquisitions, which snapshot the state and han
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -26,6 +27,7 @@ from twin.instruments.tem.imaging import HrtemSimulator
 from twin.instruments.tem.scanning import MODES, Scan, StemSimulator
 from twin.instruments.tem.stage import Stage
 from twin.instruments.usage import Usage
+from twin.instruments.work import Cost, Job, Limits, duration, fft_seconds_per_unit, fft_units
 from twin.physics.ctf import Aberrations, electron_wavelength
 from twin.physics.damage import cross_sections, displaced, largest_cross_section
 from twin.physics.detectors import UINT16_MAX, camera_counts, psf_sigma, shot_noise
@@ -94,6 +96,13 @@ class CameraPlan:
     pixel_unit: str
     optics: dict[str, Any]
     twin: dict[str, Any]
+    cost: Cost = Cost(0.0, 0)
+
+
+def _multislice_cost(points: int, slices: int) -> Cost:
+    """A multislice of one plane wave on a grid of ``points`` through ``slices`` slices, then a lens:
+    two FFTs a slice and a few more, a potential slice and a few waves held at once."""
+    return Cost((2 * slices + 6) * fft_units(points) * fft_seconds_per_unit(), (4 * slices + 80) * points)
 
 
 def _region(region: Any) -> tuple[float, float, float, float]:
@@ -137,8 +146,35 @@ class TemInstrument:
         self._defocus_reference = 0.0
         self._focus_lock = threading.Lock()  # focus and its defocus reference change together
         self._acquire_lock = threading.Lock()
+        self._job: Job | None = None
         self._frames = 0
         self.usage = usage or Usage()
+        self.limits = Limits()  # ``twin serve`` gives every instance the server's one
+
+    @contextlib.contextmanager
+    def _working(self, task: str, cost: Cost) -> Iterator[Job]:
+        """An acquisition: one at a time on this microscope (a second waits up to the limits'
+        ``wait_seconds`` and is then refused, naming what runs), its memory held from the server's
+        budget, its progress visible to :meth:`progress`."""
+        if not self._acquire_lock.acquire(timeout=self.limits.wait_seconds):
+            running = self._job
+            doing = (f"{running.task}, about {duration(running.report()['seconds_left'])} left"
+                     if running is not None else "another acquisition")
+            raise RuntimeError(f"the microscope is busy with {doing}; try again when it is done")
+        try:
+            with self.limits.held(cost):
+                self._job = Job(task, cost)
+                try:
+                    yield self._job
+                finally:
+                    self._job = None
+        finally:
+            self._acquire_lock.release()
+
+    def progress(self) -> dict[str, Any] | None:
+        """The acquisition running now (task, fraction done, seconds so far and left), or None."""
+        job = self._job
+        return None if job is None else job.report()
 
     @property
     def frames_taken(self) -> int:
@@ -257,13 +293,15 @@ class TemInstrument:
             plan = self._imaging_plan(state, stage, offset, cam, size)  # may refuse: nothing has changed yet
         else:
             plan = self._diffraction_plan(state, stage, offset, cam, size)
+        task = f"a {size} x {size} {cam.name} {'image' if plan.pixel_unit == 'm' else 'diffraction pattern'}"
+        self.limits.check(task, plan.cost, "use a smaller size or a lower magnification")
         beam_on = self.beam_reaches(state, cam.name)
         dose = self._dose_per_area(state, exposure, plan.beam_diameter)
         if self._beam_on_specimen(state):
             self.usage.charge(electrons=self.beam_current(state) * exposure / constants.e)
 
         started = datetime.now(timezone.utc)
-        with self._acquire_lock:
+        with self._working(task, plan.cost):
             frame_index = self._frames  # counted only once the frame exists
             expected = plan.electrons(dose) if beam_on else np.zeros((size, size))
             rng = np.random.default_rng([self.seed, _STREAM_CAMERA, frame_index])
@@ -312,6 +350,8 @@ class TemInstrument:
             optics={"magnification": nominal, "field_of_view": fov},
             twin={"window": view.window.as_dict(), "padding": view.grid.padding if view.grid else 0.0,
                   "oversampling": view.grid.oversampling if view.grid else 1},
+            cost=Cost(0.0, 8 * size * size) if view.grid is None
+            else _multislice_cost(view.grid.n**2, self.stem.slices()),
         )
 
     def _diffraction_plan(self, state: State, stage: State, offset: np.ndarray, cam: Camera,
@@ -335,6 +375,7 @@ class TemInstrument:
             optics={"camera_length": camera_length, "pixel_angle": pixel_angle},
             twin={"diffracting_area_centre": {"x": centre[0], "y": centre[1]},
                   "selected_area_width": geometry.area_points * geometry.sampling},
+            cost=_multislice_cost(geometry.points**2, self.stem.slices()),
         )
 
     # --- STEM ------------------------------------------------------------------------------------
@@ -377,15 +418,20 @@ class TemInstrument:
         tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
         method = self.stem.method(scan, energy, state["optics.convergence_angle"], self.aberrations(state),
                                   chosen, mode, tilt)  # may refuse: nothing has changed yet
+        cost = self.stem.cost(scan, energy, state["optics.convergence_angle"], self.aberrations(state),
+                              chosen, method)
+        task = f"a {method} STEM scan of {rows} x {cols} pixels with {', '.join(d.name for d in chosen)}"
+        self.limits.check(task, cost, "use a smaller size, fewer detectors"
+                          + (" or mode 'interactive'" if method in ("exact", "prism") else ""))
         if self._beam_on_specimen(state):
             self.usage.charge(electrons=self.beam_current(state) * frame_time / constants.e)
 
         started = datetime.now(timezone.utc)
-        with self._acquire_lock:
+        with self._working(task, cost) as job:
             frame_index = self._frames  # counted only once the frame exists
             if beam_on:
                 signals = self.stem.signals(scan, energy, state["optics.convergence_angle"],
-                                            self.aberrations(state), chosen, method, tilt)
+                                            self.aberrations(state), chosen, method, tilt, job.step)
                 if state["twin.drift"]:
                     signals = {k: self._drifted(v, scan, frame_time) for k, v in signals.items()}
             else:
@@ -611,7 +657,7 @@ class TemInstrument:
         fov = self.field_of_view(state["optics.magnification"])
         stage = self.stage.position()
         away = (stage["x"] + 10 * fov, stage["y"])
-        with self._acquire_lock:
+        with self._working("warming up", Cost(0.0, 0)):
             for size in sizes:
                 energy = state["source.acceleration_voltage"]
                 self.hrtem.intensity(self.hrtem.view(away, fov, size, energy, self.aberrations(state)))

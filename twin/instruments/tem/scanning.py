@@ -16,6 +16,7 @@ Signals are fractions of the beam reaching each detector at each probe position,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from ase.data import atomic_numbers
 
 from twin.instruments.tem.hardware import ScanningDetector, TemHardware
 from twin.instruments.tem.imaging import HrtemSimulator, atoms_in_view
+from twin.instruments.work import Cost, fft_seconds_per_unit, fft_units
 from twin.physics import stem
 from twin.physics import tem as tem_physics
 from twin.physics.ctf import Aberrations, electron_wavelength
@@ -33,6 +35,7 @@ from twin.sample import Sample, Window
 ANGSTROM = 1e-10
 MODES = ("interactive", "exact", "prism")
 PRISM_INTERPOLATION = 4
+_WAVE_BATCH_BYTES = 64 * 2**20  # exact mode's probe waves at a time (see stem.exact_annular_scan)
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class StemSimulator:
         self.sample = sample
         self.hardware = hardware
         self.exit_waves = hrtem.exit_waves  # one byte budget for every cached wave
+        self._slice_count: int | None = None
 
     def method(
         self, scan: Scan, energy: float, convergence_angle: float, aberrations: Aberrations,
@@ -145,12 +149,60 @@ class StemSimulator:
                 )
         return mode
 
+    def cost(
+        self, scan: Scan, energy: float, convergence_angle: float, aberrations: Aberrations,
+        detectors: list[ScanningDetector], mode: str,
+    ) -> Cost:
+        """What :meth:`signals` will take for this scan (``mode`` as returned by :meth:`method`), from
+        the size of the grids it uses and this machine's FFT speed. The work per grid point (in FFTs)
+        is calibrated against measured runs (graphene, 80 kV, 2 cores): within a factor of 2."""
+        if mode == "continuum":
+            return Cost(0.0, 8 * scan.shape[0] * scan.shape[1] * len(detectors))
+        unit = fft_seconds_per_unit()
+        reach = stem.probe_reach(energy, convergence_angle, aberrations)
+        slices = self.slices()
+        rows, cols = scan.shape
+        seconds, peak = 0.0, 0
+        for detector in detectors:
+            if mode == "interactive" and detector.inner >= convergence_angle:
+                m = int(np.ceil(scan.step * 8.0 * convergence_angle / electron_wavelength(energy)))
+                pad = 2 * int(np.ceil(reach / (scan.step / m))) + 8
+                points = (m * rows + pad) * (m * cols + pad)
+                seconds += 20 * fft_units(points) * unit + 0.05  # spreading the atoms, the probe
+                peak = max(peak, 48 * points)
+            elif mode == "interactive":
+                points = self._bright_field_grid(scan, energy, convergence_angle, detector, reach).n ** 2
+                seconds += (8 * 68 + 2 * slices) * fft_units(points) * unit  # 64 quadrature samples
+                peak = max(peak, 14 * 16 * points)
+            else:
+                grid = self._exact_grid(scan, energy, detector, reach, mode)
+                points = grid.n**2
+                per_probe = 3 * (2 * slices + 2) * fft_units(points) * unit
+                if mode == "prism":
+                    beams = np.pi * (convergence_angle * grid.n * grid.step / electron_wavelength(energy)
+                                     / PRISM_INTERPOLATION) ** 2
+                    reduce = rows * cols * beams * points / PRISM_INTERPOLATION**2 * 2e-9  # s per sum term
+                    seconds += beams * per_probe / 3 + reduce  # one plane wave a beam, batched
+                    peak = max(peak, int(beams * points * 12) + 4 * slices * points)
+                else:
+                    seconds += rows * cols * per_probe
+                    peak = max(peak, 4 * slices * points + 4 * _WAVE_BATCH_BYTES)
+        return Cost(seconds, peak + 8 * rows * cols * len(detectors))
+
+    def slices(self) -> int:
+        """Slices of a multislice through the sample (from a 1 nm² piece of it), found once."""
+        if self._slice_count is None:
+            piece = atoms_in_view(self.sample, Window(0.0, 0.0, 1e-9, 1e-9), (0.0, 0.0))
+            self._slice_count = tem_physics.slice_count(piece)
+        return self._slice_count
+
     def signals(
         self, scan: Scan, energy: float, convergence_angle: float, aberrations: Aberrations,
         detectors: list[ScanningDetector], mode: str, tilt: tuple[float, float] = (0.0, 0.0),
+        progress: Callable[[float], None] | None = None,
     ) -> dict[str, np.ndarray]:
         """The fraction of the beam each detector collects at each probe position of ``scan``
-        (``mode`` as returned by :meth:`method`)."""
+        (``mode`` as returned by :meth:`method``); ``progress(fraction)`` is told how far it is."""
         if mode == "continuum":
             return {d.name: np.full(scan.shape, self._continuum(d, energy, convergence_angle, tilt))
                     for d in detectors}
@@ -161,16 +213,21 @@ class StemSimulator:
         y = window["y_min"] + atoms.positions[:, 1] * ANGSTROM
         u, v = scan.to_scan(x, y)
         signals = {}
-        for detector in detectors:
+        for k, detector in enumerate(detectors):
+            def step(fraction: float, k: int = k) -> None:
+                if progress is not None:
+                    progress((k + fraction) / len(detectors))
+
             if mode == "interactive" and detector.inner >= convergence_angle:
                 signals[detector.name] = self._dark_field(scan, u, v, atoms, energy, convergence_angle,
                                                           aberrations, detector)
             elif mode == "interactive":
                 signals[detector.name] = self._bright_field(scan, u, v, atoms, energy, convergence_angle,
-                                                            aberrations, detector, reach, tilt)
+                                                            aberrations, detector, reach, tilt, step)
             else:
                 signals[detector.name] = self._exact(scan, u, v, atoms, energy, convergence_angle,
-                                                     aberrations, detector, reach, mode)
+                                                     aberrations, detector, reach, mode, step)
+            step(1.0)
         return signals
 
     def _continuum(self, detector: ScanningDetector, energy: float, convergence_angle: float,
@@ -220,7 +277,8 @@ class StemSimulator:
 
     def _bright_field(self, scan: Scan, u: np.ndarray, v: np.ndarray, atoms: Atoms, energy: float,
                       convergence_angle: float, aberrations: Aberrations, detector: ScanningDetector,
-                      reach: float, tilt: tuple[float, float]) -> np.ndarray:
+                      reach: float, tilt: tuple[float, float],
+                      progress: Callable[[float], None] | None = None) -> np.ndarray:
         """Reciprocity: the exit wave of a plane wave, seen through the probe aperture, on a grid fine
         enough for the detector; probe positions are every ``m``-th grid point (``m`` odd)."""
         grid = self._bright_field_grid(scan, energy, convergence_angle, detector, reach)
@@ -233,7 +291,7 @@ class StemSimulator:
 
         spectrum = self.exit_waves.get_or_compute(key, exit_wave)
         signal = stem.bright_field_image(spectrum, grid.step, energy, convergence_angle, aberrations,
-                                         detector.inner, detector.outer)
+                                         detector.inner, detector.outer, progress=progress)
         rows, cols = scan.shape
         r = m * (grid.pad + np.arange(rows)) + (m - 1) // 2
         c = m * (grid.pad + np.arange(cols)) + (m - 1) // 2
@@ -255,10 +313,10 @@ class StemSimulator:
 
     def _exact(self, scan: Scan, u: np.ndarray, v: np.ndarray, atoms: Atoms, energy: float,
                convergence_angle: float, aberrations: Aberrations, detector: ScanningDetector,
-               reach: float, mode: str) -> np.ndarray:
+               reach: float, mode: str, progress: Callable[[float], None] | None = None) -> np.ndarray:
         interpolation = PRISM_INTERPOLATION if mode == "prism" else 1
         grid = self._exact_grid(scan, energy, detector, reach, mode)
         square = stem.exact_annular_scan(self._cell(scan, u, v, atoms, grid), grid, energy, convergence_angle,
-                                         aberrations, detector.inner, detector.outer, interpolation)
+                                         aberrations, detector.inner, detector.outer, interpolation, progress)
         rows, cols = scan.shape
         return square[:rows, :cols]
