@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 import threading
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
         validation.integer("--port", args.port, 0, 65535)
         validation.real("--idle-timeout", args.idle_timeout, 1.0, 86400.0, "s")
         validation.integer("--connections-per-address", args.connections_per_address, 1, 100_000)
+        tls, secret = _security(args)
         limits = Limits(validation.real("--max-call-seconds", args.max_call_seconds, 1.0, 604800.0, "s"),
                         None if args.memory_limit is None
                         else int(validation.real("--memory-limit", args.memory_limit, 0.1, 65536.0, "GiB")
@@ -67,10 +70,31 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         serve(instances or twin, host=args.host, port=args.port, on_ready=on_ready, private=args.private,
               key=key, idle_seconds=args.idle_timeout, connections_per_address=args.connections_per_address,
-              data_dir=args.data_dir, limits=limits)
+              data_dir=args.data_dir, limits=limits, tls=tls, secret=secret)
     except OSError as error:
         raise SystemExit(f"twin serve: cannot listen on {args.host}:{args.port}: {error}") from None
     return 0
+
+
+def _security(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """TLS context and connection secret for ``twin serve`` (both required beyond loopback)."""
+    from twin.server.security import SECRET_FILE, is_loopback, load_or_create_secret, tls_context
+
+    if bool(args.certificate) != bool(args.private_key):
+        raise ValueError("--certificate and --private-key go together (a PEM certificate and its key)")
+    tls = tls_context(args.certificate, args.private_key) if args.certificate else None
+    secret_file = args.secret
+    if not is_loopback(args.host):
+        if tls is None:
+            raise ValueError(f"--host {args.host} is reachable from other machines: give --certificate and "
+                             "--private-key (TLS); a connection secret is made too (or give --secret FILE)")
+        secret_file = secret_file or str(Path(args.data_dir) / SECRET_FILE)
+    if secret_file is None:
+        return tls, None
+    secret, made = load_or_create_secret(secret_file)
+    print(f"connection secret {'made at' if made else 'read from'} {secret_file} (owner-only; give it to the "
+          "people who may connect: TWIN_SECRET)", flush=True)
+    return tls, secret
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -172,6 +196,11 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--memory-limit", type=float, metavar="GIB",
                        help="memory all running work may hold at once, one call half of it (default: half "
                             "this machine's RAM)")
+    serve.add_argument("--certificate", metavar="PEM", help="TLS: the server's certificate (chain); required "
+                       "on an address beyond this machine, with --private-key")
+    serve.add_argument("--private-key", metavar="PEM", help="TLS: the certificate's private key")
+    serve.add_argument("--secret", metavar="FILE", help="the connection secret every client must show "
+                       "(TWIN_SECRET); made there if missing; beyond loopback one is made in --data-dir")
     serve.add_argument("--idle-timeout", type=float, default=IDLE_SECONDS, metavar="SECONDS",
                        help="close a connection idle this long between calls; clients reconnect on their own "
                             "(default %(default)g)")

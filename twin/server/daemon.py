@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import signal
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -79,15 +81,24 @@ class TwinDaemon(Daemon):
     server's log, the message to the client."""
 
     def __init__(self, *args: Any, idle_seconds: float = IDLE_SECONDS,
-                 connections_per_address: int = CONNECTIONS_PER_ADDRESS, **kwargs: Any) -> None:
+                 connections_per_address: int = CONNECTIONS_PER_ADDRESS, tls: ssl.SSLContext | None = None,
+                 secret: str | None = None, **kwargs: Any) -> None:
+        """``tls``: encrypt every connection with this context; ``secret``: the connection secret every
+        client must show in its handshake (``TWIN_SECRET`` on the client side)."""
         super().__init__(*args, **kwargs)
         server = self.transportServer
         if not isinstance(server, SocketServer_Threadpool):
             raise TypeError(f"the twin serves with Pyro5's thread pool, not {type(server).__name__}")
-        server.pool = self.doorkeeper = Doorkeeper(server.pool, connections_per_address, idle_seconds)
+        server.pool = self.doorkeeper = Doorkeeper(server.pool, connections_per_address, idle_seconds, tls)
+        self._secret = secret
 
     def validateHandshake(self, conn: Any, data: Any) -> dict[str, float]:
-        """Tell the client how long its connection may stay idle (it reconnects before that)."""
+        """Check the client's connection secret (where the server has one), and tell the client how
+        long its connection may stay idle (it reconnects before that)."""
+        if self._secret is not None and not (
+                isinstance(data, str) and hmac.compare_digest(data.encode(), self._secret.encode())):
+            raise PermissionError("this twin needs its connection secret: set TWIN_SECRET to the contents of "
+                                  "the secret file the organiser gave you")
         return {"idle_seconds": self.doorkeeper.idle_seconds}
 
     def _sendExceptionResponse(self, connection: Any, seq: int, serializer_id: int, exc_value: BaseException,
@@ -110,6 +121,8 @@ def serve(
     connections_per_address: int = CONNECTIONS_PER_ADDRESS,
     data_dir: str | Path = DATA_DIR,
     limits: Limits | None = None,
+    tls: ssl.SSLContext | None = None,
+    secret: str | None = None,
 ) -> None:
     """Serve a twin (or several :class:`Instance`) until SIGINT or SIGTERM; prints the URIs, a client
     snippet and 'ready'. ``private``: instances answer to their secret token instead of their name;
@@ -117,7 +130,8 @@ def serve(
     a connection may wait between calls; ``connections_per_address``: what one source address may hold;
     ``data_dir``: the folder every file a client asks for is written under (one subfolder per instance
     when there are several); ``limits``: what one call may compute and what running work may hold at
-    once, shared by every instance (default :class:`Limits`).
+    once, shared by every instance (default :class:`Limits`); ``tls``, ``secret``: see
+    :class:`TwinDaemon` (``twin serve`` requires both on an address beyond this machine).
 
     ``on_ready(host, port)`` is called once warm, with the address actually bound.
     """
@@ -140,7 +154,8 @@ def serve(
     allow_open_files(Pyro5.config.THREADPOOL_SIZE + 256)
     wire.accept_only_msgpack()
     daemon = TwinDaemon(host=host, port=port, interface=DiscreetDaemonObject if private else DaemonObject,
-                        idle_seconds=idle_seconds, connections_per_address=connections_per_address)
+                        idle_seconds=idle_seconds, connections_per_address=connections_per_address, tls=tls,
+                        secret=secret)
     daemon.register(HubService(instances, private, key), wire.HUB_OBJECT)
     for instance in instances:
         handle = instance.token if private else instance.name
@@ -161,6 +176,10 @@ def serve(
             row = instance.row(seeds=True)
             say(f"  instance {instance.name:<16}{row['scenario'] or '-':<28}{row.get('seed')!s}")
     say(f"Files clients save are kept under {Path(data_dir).resolve()}")
+    if tls is not None or secret is not None:
+        say(f"Connections: {'TLS-encrypted' if tls else 'NOT encrypted'}, "
+            f"{'a connection secret required' if secret else 'no connection secret'} (clients set TWIN_CA to "
+            "the server's certificate and TWIN_SECRET to the secret)")
     say(f"Limits: a call may compute {duration(limits.max_call_seconds)} and hold "
         f"{limits.call_bytes / 2**30:.3g} GiB, all running work {limits.memory_bytes / 2**30:.3g} GiB; "
         f"idle connections close after {duration(idle_seconds)}, {connections_per_address} per address")

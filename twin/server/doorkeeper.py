@@ -21,6 +21,7 @@ import logging
 import queue
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections import Counter
@@ -107,8 +108,12 @@ def source_address(address: Any) -> str:
 class Doorkeeper:
     """Stands in for the server's worker pool (``process(job)``, the rest passed through)."""
 
-    def __init__(self, pool: Any, per_address: int, idle_seconds: float) -> None:
+    def __init__(self, pool: Any, per_address: int, idle_seconds: float,
+                 tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: the server's TLS context; each connection's TLS handshake then runs on its worker,
+        within the handshake deadline (never on the accept loop)."""
         self._pool = pool
+        self.tls = tls
         self.per_address = per_address
         self.idle_seconds = idle_seconds
         self._held: Counter[str] = Counter()
@@ -131,17 +136,25 @@ class Doorkeeper:
             full = self._held[address] >= self.per_address
             if not full:
                 self._held[address] += 1
+        if full and self.tls is not None:  # a TLS client cannot read a plain refusal
+            job.csock.close()
+            return
         if full:
             self._deny(job, f"too many connections from {address} ({self.per_address} at most per address); "
                             "close clients you no longer use, or ask the organiser to raise "
                             "--connections-per-address")
             return
         raw = job.csock.sock
+        if self.tls is not None:
+            raw = self.tls.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
         job.csock.sock = DeadlineSocket(raw, HANDSHAKE_SECONDS, self.idle_seconds)
         try:
-            self._pool.process(_Admitted(job, self, address))
+            self._pool.process(_Admitted(job, self, address, self.tls is not None))
         except NoFreeWorkersError:
             self.release(address)
+            if self.tls is not None:
+                job.csock.close()
+                return
             job.csock.sock = raw
             self._deny(job, "server busy: every worker is serving a connection; try again shortly, or ask "
                             "the organiser")
@@ -192,13 +205,23 @@ class Doorkeeper:
 
 
 class _Admitted:
-    """One admitted connection's job; its address's place is given back when the connection ends."""
+    """One admitted connection's job (after its TLS handshake, with ``tls``); its address's place is
+    given back when the connection ends."""
 
-    def __init__(self, job: Any, doorkeeper: Doorkeeper, address: str) -> None:
-        self._job, self._doorkeeper, self._address = job, doorkeeper, address
+    def __init__(self, job: Any, doorkeeper: Doorkeeper, address: str, tls: bool = False) -> None:
+        self._job, self._doorkeeper, self._address, self._tls = job, doorkeeper, address, tls
 
     def __call__(self) -> None:
         try:
+            if self._tls:
+                sock = self._job.csock.sock._sock
+                sock.settimeout(HANDSHAKE_SECONDS)
+                try:
+                    sock.do_handshake()
+                except (OSError, ValueError) as error:  # not TLS, a bad certificate, too slow
+                    log.info("TLS handshake with %s failed: %s", self._job.caddr, error)
+                    self._job.csock.close()
+                    return
             self._job()
         finally:
             self._doorkeeper.release(self._address)

@@ -72,10 +72,11 @@ def hung_up(sock: socket.socket) -> bool:
         readable, _, _ = select.select([sock], [], [], 0)
         if not readable:
             return False
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        # the TCP socket's own recv: a peek at raw bytes, also under TLS (which takes no flags)
+        return socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
     except (BlockingIOError, InterruptedError):
         return False
-    except ValueError:  # an SSL socket takes no flags; a closed one has no descriptor
+    except ValueError:  # a closed socket has no descriptor
         return sock.fileno() < 0
     except OSError:  # reset by the peer
         return True

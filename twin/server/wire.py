@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import threading
 from typing import Any
 
 import msgpack
 import numpy as np
+import Pyro5
 from Pyro5 import errors, protocol, serializers
 from Pyro5.api import Proxy
 from Pyro5.serializers import MsgpackSerializer, SerializerBase
@@ -217,10 +219,21 @@ def _unpacked(load: Any, data: Any) -> Any:
                         "(e.g. {'x': 1e-6}, not {0: 1e-6})") from None
 
 
+CA_VARIABLE, SECRET_VARIABLE = "TWIN_CA", "TWIN_SECRET"
+
+
 def connect(uri: str, timeout: float | None = None) -> TwinProxy:
-    """A proxy that speaks msgpack; ``timeout`` (s) bounds connecting and each call."""
+    """A proxy that speaks msgpack; ``timeout`` (s) bounds connecting and each call. With ``TWIN_CA``
+    set (the server's certificate, PEM) it speaks TLS; with ``TWIN_SECRET`` it shows that secret."""
     install()
+    authority = os.environ.get(CA_VARIABLE)
+    if authority:
+        Pyro5.config.SSL = True
+        Pyro5.config.SSL_CACERTS = authority
     proxy = TwinProxy(uri)
+    secret = os.environ.get(SECRET_VARIABLE)
+    if secret:
+        proxy._pyroHandshake = secret.strip()
     proxy._pyroSerializer = SERIALIZER
     if timeout is not None:
         proxy._pyroTimeout = timeout
