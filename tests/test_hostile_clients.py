@@ -275,3 +275,85 @@ def test_bad_input_is_refused_in_the_instruments_terms(server: ServerProcess) ->
     channels = afm.describe()["channels"]
     assert {c["name"] for c in channels} >= {"Topography", "Phase"}
     afm._pyroRelease()
+
+
+def test_what_one_team_may_write_is_bounded(tmp_path: Path) -> None:
+    """Before: eight calls with 32 MiB of junk arguments each wrote 619 MiB of journal; a call with large
+    arguments is now refused before it runs, and a journal full to its limit refuses every call."""
+    from twin.scenarios import spec
+    from twin.scenarios.episode import CALL_ARGUMENTS_BYTES, JOURNAL_BYTES
+    from twin.server.instances import Instance
+
+    instance = Instance.playing("a", spec.load("tem-autofocus"), 1, journal_dir=tmp_path)
+    junk = "x" * (4 << 20)
+    for _ in range(8):
+        refusal = rf"^sample.echo: arguments of about {4 << 20} bytes; a call in a challenge takes at most "
+        with pytest.raises(ValueError, match=refusal + rf"{CALL_ARGUMENTS_BYTES} bytes"):
+            instance.invoke("sample.echo", [junk], {})
+    journal = next(tmp_path.glob("*.jsonl"))
+    assert journal.stat().st_size < 8 * 1024  # bytes: sizes, not the junk
+    assert instance.episode.status()["budgets"]["calls"]["spent"] == 0  # refused before counting
+    instance.episode.journal.bytes = JOURNAL_BYTES + 1  # as if it had been filled
+    with pytest.raises(RuntimeError, match="budget exhausted: this episode's journal holds 64 MiB"):
+        instance.invoke("tem.get", ["optics.focus"], {})
+    assert journal.stat().st_size < 8 * 1024  # a full journal is not written to
+
+
+TWO_CALLS = """\
+title: two calls
+goal: look twice, then answer
+sample: graphene
+budgets: {calls: 2, wall_time: 1 s}
+score: {function: tem_focus, focus_tolerance: 5 nm, astigmatism_tolerance: 2 nm}
+"""
+
+
+def test_an_answer_is_taken_once_after_the_budgets_are_spent(tmp_path: Path) -> None:
+    """Decided: budgets bound what a team measures, not when it hands in what it measured; an answer is
+    taken once, whenever it comes (the organiser ends the event by reading the board)."""
+    from twin.scenarios import spec
+    from twin.server.instances import Instance
+
+    path = tmp_path / "two.scenario.yaml"
+    path.write_text(TWO_CALLS)
+    instance = Instance.playing("a", spec.load(str(path)), 1, journal_dir=tmp_path)
+    for _ in range(2):
+        instance.invoke("tem.get", ["optics.focus"], {})
+    time.sleep(1.1)
+    with pytest.raises(RuntimeError, match="budget exhausted"):
+        instance.invoke("tem.get", ["optics.focus"], {})
+    assert 0.0 <= instance.invoke("episode.submit", [{}], {})["score"] <= 1.0
+    with pytest.raises(RuntimeError, match="already"):
+        instance.invoke("episode.submit", [{}], {})
+
+
+def test_a_server_killed_mid_episode_comes_back_with_every_team_where_it_was(tmp_path: Path) -> None:
+    import signal
+
+    from clients.tem import TemMicroscopeClient
+
+    options = ("--instance", "a=tem-autofocus:3", "--instance", "b=stem-atom-finding:2", "--journal-dir",
+               str(tmp_path / "journals"), "--data-dir", str(tmp_path / "files"))
+    server = ServerProcess.start(*options)
+    try:
+        for team, defocus in (("a", 31e-9), ("b", -12e-9)):
+            microscope = TemMicroscopeClient()
+            microscope.connect(HOST, server.port, team)
+            microscope.optics.defocus = defocus
+            microscope.acquisition.acquire_stem_image("HAADF", 64, 1e-6)
+            microscope.disconnect()
+    finally:
+        assert server.stop(signal.SIGKILL) == -signal.SIGKILL  # no chance to tidy up
+    server = ServerProcess.start(*options, "--resume")
+    try:
+        printed = "\n".join(server.lines)
+        for team, scenario, seed in (("a", "tem-autofocus", 3), ("b", "stem-atom-finding", 2)):
+            journal = f"{scenario}-seed{seed}-{team}.jsonl"
+            assert f"{team}: carried on {journal} (2 calls made again; playing)" in printed
+        for team, defocus in (("a", 31e-9), ("b", -12e-9)):
+            microscope = TemMicroscopeClient()
+            microscope.connect(HOST, server.port, team)
+            assert microscope.optics.defocus == pytest.approx(defocus)
+            microscope.disconnect()
+    finally:
+        assert server.stop() == 0

@@ -16,10 +16,13 @@ from typing import Any
 
 from twin import __version__
 from twin.instruments.usage import BudgetExhausted
-from twin.scenarios.journal import Journal
+from twin.scenarios.journal import REFUSED_ARGUMENTS_BYTES, Journal, rough_size
 from twin.scenarios.scoring import READS_IMAGES, SCORERS, Context, Score
 from twin.scenarios.secret import OrganiserKey
 from twin.scenarios.spec import Scenario, apply
+
+CALL_ARGUMENTS_BYTES = REFUSED_ARGUMENTS_BYTES  # what one call of a team may send (and so journal)
+JOURNAL_BYTES = 64 << 20  # what one team's journal may grow to
 
 IMAGE_CALLS = {"tem.acquire_camera_image": "tem", "tem.acquire_stem_images": "tem", "afm.get_frame": "afm"}
 KEPT_IMAGES = 32  # the last images an answer may refer to by frame index ...
@@ -58,12 +61,24 @@ class Episode:
 
     # --- the gate every call passes ------------------------------------------------------------
     def call(self, name: str, function: Callable[..., Any], args: tuple, kwargs: dict, caller: str) -> Any:
-        """Run ``function(*args, **kwargs)``, the remote call ``name`` ('tem.acquire_camera_image')."""
+        """Run ``function(*args, **kwargs)``, the remote call ``name`` ('tem.acquire_camera_image').
+
+        What one team may write is bounded: a call's arguments take at most ``CALL_ARGUMENTS_BYTES``
+        (larger ones are refused before anything runs, and journalled by size), and once the journal
+        holds ``JOURNAL_BYTES`` every call is refused unjournalled (nothing it could change is lost)."""
+        if self.journal.bytes > JOURNAL_BYTES:
+            raise BudgetExhausted(f"budget exhausted: this episode's journal holds "
+                                  f"{self.journal.bytes >> 20} MiB, the most one team may write "
+                                  f"({JOURNAL_BYTES >> 20} MiB)")
         with self._lock:
             began = time.perf_counter()
             instrument_time = self.twin.clock.now()
             admitted = False
             try:
+                size = rough_size((args, kwargs))
+                if size > CALL_ARGUMENTS_BYTES:
+                    raise ValueError(f"{name}: arguments of about {size} bytes; a call in a challenge takes "
+                                     f"at most {CALL_ARGUMENTS_BYTES} bytes of arguments")
                 self._admit(name)
                 self.calls += 1
                 admitted = True

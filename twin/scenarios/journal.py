@@ -126,14 +126,17 @@ class Journal:
         self.path = Path(path) if path is not None else None
         self._lock = threading.Lock()
         self._file: TextIO | None = None
+        self.bytes = 0  # what the entries take as JSON lines
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("w")
             self._write(self.header)
 
     def _write(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, allow_nan=False) + "\n"
+        self.bytes += len(line)
         if self._file is not None:
-            self._file.write(json.dumps(record, allow_nan=False) + "\n")
+            self._file.write(line)
             self._file.flush()
 
     def record(self, *, instrument_time: float, caller: str, call: str, args: Any, kwargs: Any,
@@ -167,6 +170,7 @@ class Journal:
             self.header, self.entries, self.path = dict(header), list(entries), Path(path)
             with self.path.open("rb+") as file:  # drop a last line cut short, if any
                 file.truncate(file.read().rfind(b"\n") + 1)
+            self.bytes = self.path.stat().st_size
             self._file = self.path.open("a")
 
     def close(self) -> None:
