@@ -64,7 +64,7 @@ def test_work_past_the_limit_is_refused_at_once_with_its_estimate(limited: Serve
     (within the probe-count limit) would have run for hours."""
     tem = stem_ready(limited.port)
     started = time.monotonic()
-    with pytest.raises(ValueError, match=r"^a exact STEM scan of 96 x 96 pixels with HAADF would take about "
+    with pytest.raises(ValueError, match=r"^an exact STEM scan of 96 x 96 pixels with HAADF would take about "
                                          r".* one call may take 15 min and .* GiB on this server"):
         tem.acquire_stem_images(["HAADF"], 96, 1e-6, None, "exact")
     assert time.monotonic() - started < 5.0  # s: refused up front, not after running
@@ -83,11 +83,11 @@ def test_a_long_scan_reports_progress_others_hear_it_is_busy_and_a_hang_up_stops
         watcher = open_proxy(wire.TEM_OBJECT, HOST, limited.port)
         assert wait_for(lambda: (watcher.progress() or {}).get("fraction", 0) > 0, 60.0)
         report = watcher.progress()
-        assert report["task"] == "a exact STEM scan of 16 x 16 pixels with HAADF"
+        assert report["task"] == "an exact STEM scan of 16 x 16 pixels with HAADF"
         assert 0 < report["fraction"] < 1 and report["seconds_left"] > 0 and report["estimated_bytes"] > 0
         other = stem_ready(limited.port)
         asked = time.monotonic()
-        busy = r"the microscope is busy with a exact STEM scan of 16 x 16 pixels with HAADF, about .* left; "
+        busy = r"the microscope is busy with an exact STEM scan of 16 x 16 pixels with HAADF, about .* left; "
         with pytest.raises(RuntimeError, match=busy + "try again when it is done"):
             other.acquire_stem_images(["HAADF"], 64, 1e-6, None, "interactive")
         assert time.monotonic() - asked < 15.0  # it waited its 10 s, then said why
@@ -173,3 +173,36 @@ def test_reads_of_a_scanning_afm_do_not_wait_for_the_next_frame(limited: ServerP
     afm.stop()
     afm._pyroRelease()
     assert waited < 0.3  # s; the next frame takes a second or more to simulate
+
+
+def test_a_4096_scan_with_four_detectors_is_refused_by_its_memory_estimate() -> None:
+    """Before: it passed every limit and took ~9 GiB and over 10 minutes; three teams doing it at once
+    filled the machine."""
+    from twin.digital_twin import DigitalTwin
+
+    tem = DigitalTwin.build("graphene", 1).tem
+    tem.limits = Limits(memory_bytes=8 << 30)  # a call may hold 4 GiB
+    tem.set("optics.optical_mode", "Stem")
+    for detector in ("ADF", "BF", "ABF"):
+        tem.set(f"detectors.{detector}.inserted", True)
+    refusal = (r"^an interactive STEM scan of 4096 x 4096 pixels with HAADF, ADF, BF, ABF would take about "
+               r".* and [5-9]\.\d GiB; one call may take 10 min and 4 GiB")
+    with pytest.raises(ValueError, match=refusal):
+        tem.acquire_stem_images(["HAADF", "ADF", "BF", "ABF"], 4096, 25e-9)
+    assert tem.frames_taken == 0
+
+
+def test_a_teams_captures_stop_at_its_disk_quota(tmp_path) -> None:
+    from twin.digital_twin import DigitalTwin
+
+    afm = DigitalTwin.build("graphene", 1).afm
+    afm.files_root, afm.files_quota = tmp_path, 800_000  # bytes
+    afm.start_approach()
+    afm.set("Scan.Points", 64)
+    afm.set("Scan.Lines", 64)
+    afm.start_frame_up()
+    written = afm.capture()  # ~2 x 8 images x 64² x 8 bytes: fits once
+    assert all(__import__("pathlib").Path(p).is_file() for p in written)
+    full = r"^this twin's files take 0\.\d+ MiB of the 0\.76 MiB it may use on the server; a capture needs "
+    with pytest.raises(RuntimeError, match=full + r"0\.5 MiB more"):
+        afm.capture()

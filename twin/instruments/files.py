@@ -63,5 +63,5 @@ def check_quota(root: Path, adding: int, quota: int = QUOTA_BYTES) -> None:
     """Raise RuntimeError if ``adding`` more bytes under ``root`` would pass ``quota``."""
     used = used_bytes(root)
     if used + adding > quota:
-        raise RuntimeError(f"this twin's files take {used / 2**20:.0f} MiB of the {quota / 2**20:.0f} MiB it "
-                           f"may use on the server; a capture needs {adding / 2**20:.1f} MiB more")
+        raise RuntimeError(f"this twin's files take {used / 2**20:.2g} MiB of the {quota / 2**20:.2g} MiB it "
+                           f"may use on the server; a capture needs {adding / 2**20:.2g} MiB more")

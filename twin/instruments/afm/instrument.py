@@ -197,6 +197,7 @@ class AfmInstrument:
         self.spec = Spectroscopy(self.sample, clock, self.hardware.spring_constant,
                                  self.hardware.deflection_sensitivity)
         self.files_root = Path.cwd() / "twin-data"  # this twin's own folder on the server (see files.py)
+        self.files_quota = files.QUOTA_BYTES  # what its files may take there
         self._gallery = "afm-gallery"  # as the client named it: a folder under files_root
         self._file_mask = "afm"
         self._save_lock = threading.Lock()
@@ -476,7 +477,8 @@ class AfmInstrument:
             with self._lock:
                 directory = files.confined(self.files_root, "path", self._gallery)
                 mask = self._file_mask
-            files.check_quota(self.files_root, 2 * sum(image.nbytes for image in images.values()))
+            files.check_quota(self.files_root, 2 * sum(image.nbytes for image in images.values()),
+                              self.files_quota)
             stem = capture.next_free(directory, mask)
             capture.write_gwy(stem.with_suffix(".gwy"), dataset)
             capture.write_netcdf(stem.with_suffix(".nc"), dataset)

@@ -420,7 +420,8 @@ class TemInstrument:
                                   chosen, mode, tilt)  # may refuse: nothing has changed yet
         cost = self.stem.cost(scan, energy, state["optics.convergence_angle"], self.aberrations(state),
                               chosen, method)
-        task = f"a {method} STEM scan of {rows} x {cols} pixels with {', '.join(d.name for d in chosen)}"
+        article, names = "an" if method[0] in "aeiou" else "a", ", ".join(d.name for d in chosen)
+        task = f"{article} {method} STEM scan of {rows} x {cols} pixels with {names}"
         self.limits.check(task, cost, "use a smaller size, fewer detectors"
                           + (" or mode 'interactive'" if method in ("exact", "prism") else ""))
         if self._beam_on_specimen(state):
