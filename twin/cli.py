@@ -46,12 +46,20 @@ def _serve(args: argparse.Namespace) -> int:
                         None if args.memory_limit is None
                         else int(validation.real("--memory-limit", args.memory_limit, 0.1, 65536.0, "GiB")
                                  * 2**30))
+        if (args.scenario or args.instance) and (args.state != "tem" or args.set):
+            raise ValueError("--state and --set start a plain twin; a scenario sets its own starting state")
         instances, key = instances_from(args) or (None, None)
         twin = instances[0].twin if instances else DigitalTwin.build(
             sample=args.sample, seed=args.seed, time_scale=args.time_scale, stem_mode=args.stem_mode,
             holder=args.holder, ground_truth=args.ground_truth == "on",
             tem_frame=_frame("--tem-frame", args.tem_frame), afm_frame=_frame("--afm-frame", args.afm_frame))
-    except (ValueError, TypeError) as error:
+        if not instances:
+            from twin.starting_state import set_up
+
+            changed = set_up(twin, args.state, tuple(args.set))
+            if changed:
+                print(f"starting state {args.state!r}: {', '.join(changed)}", flush=True)
+    except (ValueError, TypeError, RuntimeError) as error:
         raise SystemExit(f"twin serve: {error}") from None
     on_ready = None
     if args.snapshot:
@@ -117,7 +125,8 @@ def _run(args: argparse.Namespace) -> int:
     from twin.server.launcher import ServerProcess
 
     print("starting a twin for this run ...", flush=True)
-    server = ServerProcess.start("--stem-mode", args.stem_mode, seed=args.seed)
+    state = ("--state", args.state, *(option for text in args.set for option in ("--set", text)))
+    server = ServerProcess.start("--stem-mode", args.stem_mode, *state, seed=args.seed)
     try:
         run_script(args.script, args.arguments, server.host, server.port)
     finally:
@@ -160,6 +169,15 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(as_json=args.json)
 
 
+def _add_state_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--state", default="tem", choices=["tem", "stem", "diffraction", "overnight"],
+                         help="start as an operator left the microscope: TEM imaging (default), STEM mode, "
+                              "diffraction, or overnight (beam blanked, valves closed)")
+    command.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                         help="start with this setting (SI, or with a unit: "
+                              "'optics.scan_field_of_view=8 nm'); repeat for more")
+
+
 def parser() -> argparse.ArgumentParser:
     """The ``twin`` command line: serve, run, generate, scenario, mcp, bench."""
     parser = argparse.ArgumentParser(prog="twin", description="Digital-twin TEM + AFM server.")
@@ -186,6 +204,7 @@ def parser() -> argparse.ArgumentParser:
                             "or prism (abTEM PRISM); requests may choose their own (default %(default)s)")
     serve.add_argument("--holder", default="DoubleTilt", choices=["DoubleTilt", "SingleTilt"],
                        help="TEM specimen holder; on SingleTilt beta reads None (default %(default)s)")
+    _add_state_options(serve)
     serve.add_argument("--snapshot", metavar="PNG",
                        help="once ready, image the default view with both instruments and save it here")
     serve.add_argument("--data-dir", default="twin-data", metavar="DIR",
@@ -224,6 +243,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--instance", help="the twin instance (name or token) on a server hosting several")
     run.add_argument("--serve", action="store_true", help="start a twin for the run and stop it afterwards")
     run.add_argument("--seed", type=int, default=0, help="with --serve: the twin's seed")
+    _add_state_options(run)
     run.add_argument("--stem-mode", default="interactive", choices=["interactive", "exact", "prism"],
                      help="with --serve: the twin's STEM physics")
     run.set_defaults(run=_run)

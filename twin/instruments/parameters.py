@@ -138,5 +138,9 @@ class Settings:
         with self._lock:
             return dict(self._values)
 
+    def names(self) -> tuple[str, ...]:
+        """Every setting's name."""
+        return tuple(self._parameters)
+
     def describe(self) -> list[dict[str, Any]]:
         return [p.describe() for p in self._parameters.values()]

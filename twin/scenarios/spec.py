@@ -243,14 +243,14 @@ def parse(name: str, data: Any, source: str = "", path: Path | None = None) -> S
     probe = DigitalTwin.build("graphene", 0)  # checks setting names and values against real instruments
     settings = {inst: dict(values or {}) for inst, values in (data.get("settings") or {}).items()}
     check_keys(f"scenario {name}: settings", settings, INSTRUMENTS)
-    settings = {inst: {n: Draw(f"settings.{inst}.{n}", _kind(probe, inst, n), v).sample(None)
+    settings = {inst: {n: Draw(f"settings.{inst}.{n}", kind_of(probe, inst, n), v).sample(None)
                        for n, v in values.items()} for inst, values in settings.items()}
     for inst, values in settings.items():
         try:
             apply(probe, inst, values)
         except (ValueError, TypeError, RuntimeError) as error:
             raise ValueError(f"scenario {name}: settings.{inst}: {error}") from None
-    draws = {inst: {n: Draw(f"hidden.{inst}.{n}", _kind(probe, inst, n), v)
+    draws = {inst: {n: Draw(f"hidden.{inst}.{n}", kind_of(probe, inst, n), v)
                     for n, v in (values or {}).items()} for inst, values in hidden.items()}
     events = tuple(_event(name, i, e, probe) for i, e in enumerate(data.get("events") or []))
     budgets = {}
@@ -291,7 +291,7 @@ def _parameter(name: str, value: Any) -> Any:
     return value
 
 
-def _kind(twin: DigitalTwin, instrument: str, name: str) -> str:
+def kind_of(twin: DigitalTwin, instrument: str, name: str) -> str:
     """The unit kind of a setting's values (for strings with units in the file)."""
     target = twin.tem if instrument == "tem" else twin.afm
     unit = target.settings.parameter(name).unit
@@ -308,6 +308,6 @@ def _event(name: str, index: int, data: Any, probe: DigitalTwin) -> Event:
     (counter, at), = after.items()
     changes = data.get("set") or {}
     check_keys(f"{where}.set", changes, INSTRUMENTS)
-    draws = {inst: {n: Draw(f"{where}.set.{inst}.{n}", _kind(probe, inst, n), v) for n, v in values.items()}
+    draws = {inst: {n: Draw(f"{where}.set.{inst}.{n}", kind_of(probe, inst, n), v) for n, v in values.items()}
              for inst, values in changes.items()}
     return Event(counter, Draw(f"{where}.after.{counter}", "number", at), draws)

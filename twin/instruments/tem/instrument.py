@@ -183,10 +183,11 @@ class TemInstrument:
 
     # --- settings --------------------------------------------------------------------------------
     def get(self, name: Any) -> Any:
+        """A setting's value. Reads are harmless in either optical mode (a STEM-only setting reads what
+        it was last set to); setting one in the other mode is refused (:meth:`set`)."""
         if name == "optics.defocus":
             with self._focus_lock:
                 return self.settings.get("optics.focus") - self._defocus_reference
-        self._check_mode(name)
         return self.settings.get(name)
 
     def set(self, name: Any, value: Any) -> Any:
