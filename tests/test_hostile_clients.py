@@ -254,7 +254,7 @@ def test_bad_input_is_refused_in_the_instruments_terms(server: ServerProcess) ->
     with pytest.raises(ValueError, match=r"^exposure_time = 1e-30 is out of range; allowed 0\.001 to 100 s$"):
         microscope.acquisition.acquire_camera_image("BM-Ceta", 256, 1e-30)
     assert microscope.detectors.get_camera_detector("BM-Ceta").exposure_time_limits.min == 1e-3
-    with pytest.raises(ValueError, match=r"^dwell_time = 1e-30 is out of range; allowed 2\.5e-08 to 1 s$"):
+    with pytest.raises(ValueError, match=r"^dwell_time = 1e-30 is out of range; allowed 1e-08 to 1 s$"):
         microscope.acquisition.acquire_stem_image("HAADF", 64, 1e-30)
     for nothing in ({}, [], {"x": None}):
         with pytest.raises(ValueError, match="names no axis to move; give a value for at least one of x, y"):

@@ -99,7 +99,7 @@ def test_blanker_and_valves_darken_the_camera(microscope):
 
 def test_detectors_insert_retract_and_describe_themselves(microscope):
     detectors = microscope.detectors
-    assert detectors.scanning_detectors == ["HAADF", "ADF", "ABF", "BF"]
+    assert detectors.scanning_detectors == ["HAADF", "ADF", "ABF", "BF", "BF-S", "DF-S"]
     haadf = detectors.get_scanning_detector(DetectorType.HAADF)
     assert haadf.collection_angle_limits == Limits(80e-3, 200e-3) and not haadf.is_insertable
     with pytest.raises(RuntimeError, match="detector HAADF is not retractable"):
@@ -112,8 +112,9 @@ def test_detectors_insert_retract_and_describe_themselves(microscope):
         microscope.acquisition.acquire_camera_image(CameraType.BM_CETA, 64, 0.1)
     ceta.insert()
     assert ceta.insertion_state == "Inserted"
-    with pytest.raises(ValueError, match="detector = 'DF-S' is not on this microscope"):
-        detectors.get_scanning_detector(DetectorType.DF_S)
+    with pytest.raises(ValueError, match="detector = 'DF4' is not on this microscope"):
+        detectors.get_scanning_detector("DF4")
+    assert detectors.get_scanning_detector(DetectorType.DF_S).collection_angle_limits == Limits(22e-3, 60e-3)
 
 
 def test_camera_length_and_service(microscope):
@@ -159,7 +160,7 @@ def test_stem_images_through_the_client(microscope, stem_mode):
     bf, dark = stem_mode.acquisition.acquire_stem_images_advanced(settings)
     assert [bf.metadata.binary_result.detector, dark.metadata.binary_result.detector] == ["BF", "HAADF"]
     assert bf.data.shape == (16, 32) and bf.data.mean() > 10 * dark.data.mean()
-    with pytest.raises(ValueError, match=r"dwell_time = 0 is out of range; allowed 2\.5e-08 to 1 s"):
+    with pytest.raises(ValueError, match=r"dwell_time = 0 is out of range; allowed 1e-08 to 1 s"):
         stem_mode.acquisition.acquire_stem_image("HAADF", 64, 0)
     with pytest.raises(ValueError, match=r"dwell_time = 0.001 s over 1024 x 1024 pixels takes 1049 s per "
                                          r"frame; allowed at most 600 s"):

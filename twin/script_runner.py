@@ -22,6 +22,9 @@ VENDOR_MODULES = {
     "autoscript_tem_microscope_client.structures": "clients.tem.structures",
     "autoscript_core": "clients.errors",
     "autoscript_core.common": "clients.errors",
+    "autoscript_tem_toolkit": "clients.toolkit",
+    "autoscript_tem_toolkit.vision": "clients.toolkit.vision",
+    "autoscript_tem_toolkit.context_managers": "clients.toolkit.context_managers",
     "nanosurf": "clients.afm",  # classic scripting, 1.x: nanosurf.SPM()
     "nanosurf.com_proxy": "clients.afm",  # 2.x: from nanosurf.com_proxy import SPM
 }

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from clients._remote import Connection, RemoteSetting, open_proxy
+from clients.errors import InvalidState, InvalidValue
 from clients.ground_truth import GroundTruth
-from clients.tem.enumerations import OpticalMode, ProjectorMode
+from clients.tem.enumerations import OpticalMode, OptiStemMethod, ProjectorMode
 from clients.tem.structures import (
     AdornedImage,
     CameraLengthData,
@@ -34,6 +35,8 @@ from clients.tem.structures import (
     RunBeamTiltAutoFocusSettings,
     RunObjectiveAutoStigmatorResults,
     RunObjectiveAutoStigmatorSettings,
+    RunOptiStemResults,
+    RunOptiStemSettings,
     RunStemAutoFocusResults,
     RunStemAutoFocusSettings,
     StagePosition,
@@ -161,6 +164,49 @@ class Blanker(_Node):
         return self._remote.get("optics.beam_blanked")
 
 
+class _Focus(_Node):
+    """One focusing control: ``focus`` and ``defocus`` (m), as ``optics.focus``/``optics.defocus``."""
+
+    focus = RemoteSetting("optics.focus", "Objective focus (m).")
+    defocus = RemoteSetting("optics.defocus", "Objective defocus (m); negative is underfocus.")
+
+
+class _CondenserFocus(_Node):
+    """``focusing.stem.intensity``: probe focus by the condenser, which the twin does not model."""
+
+    def _refuse(self) -> None:
+        raise InvalidState("focusing.stem.intensity is not simulated: the twin focuses the probe with the "
+                           "objective; use optics.focusing.stem.objective (or optics.defocus)")
+
+    @property
+    def focus(self) -> float:
+        self._refuse()
+        return 0.0
+
+    @focus.setter
+    def focus(self, value: float) -> None:
+        self._refuse()
+
+    defocus = focus
+
+
+class _StemFocusing(_Node):
+    def __init__(self, client: TemMicroscopeClient) -> None:
+        super().__init__(client)
+        self.objective = _Focus(client)
+        self.intensity = _CondenserFocus(client)
+
+
+class Focusing(_Node):
+    """``optics.focusing`` (AutoScript 1.18): ``tem.focus/.defocus``, ``stem.objective.focus/.defocus``;
+    the same objective lens in either mode."""
+
+    def __init__(self, client: TemMicroscopeClient) -> None:
+        super().__init__(client)
+        self.tem = _Focus(client)
+        self.stem = _StemFocusing(client)
+
+
 class Optics(_Node):
     optical_mode = _EnumSetting("optics.optical_mode", OpticalMode, "OpticalMode.TEM or .STEM.")
     projector_mode = _EnumSetting("optics.projector_mode", ProjectorMode, "IMAGING or DIFFRACTION.")
@@ -179,7 +225,17 @@ class Optics(_Node):
         self.stigmators = Stigmators(client)
         self.deflectors = Deflectors(client)
         self.blanker = Blanker(client)
+        self.focusing = Focusing(client)
         self._camera_length = CameraLength(client)
+
+    @property
+    def acceleration_voltage(self) -> AccelerationVoltage:
+        """The high tension (V) where AutoScript before 1.21 kept it; the same as ``source``'s."""
+        return self._client.source.acceleration_voltage
+
+    @acceleration_voltage.setter
+    def acceleration_voltage(self, volts: float) -> None:
+        self._client.source.acceleration_voltage = volts
 
     @property
     def camera_length(self) -> CameraLength:
@@ -326,22 +382,29 @@ class Acquisition(_Node):
         if settings.detector_segments is not None:
             raise ValueError(f"detector_segments = {settings.detector_segments!r}: the twin's detectors are "
                              "not segmented; allowed: None")
+        pixels = settings.region is not None and _plain(settings.region.coordinate_system) == "Pixels"
         replies = self._remote.acquire_stem_images(
-            [_plain(d) for d in settings.detector_types], _plain(settings.size), settings.dwell_time,
-            _rectangle(settings.region), settings.mode,
+            [_plain(d) for d in settings.detector_types], FULL_FRAME if pixels else _plain(settings.size),
+            settings.dwell_time, _rectangle(settings.region), settings.mode,
         )
         return [AdornedImage(r["data"], r["metadata"]) for r in replies]
 
 
+FULL_FRAME = 4096  # pixels of the scan generator's full frame: what a PIXELS region counts in
+
+
 def _rectangle(region: Region | None) -> list[float] | None:
+    """A region as (left, top, width, height) fractions of the scan field."""
     if region is None:
         return None
-    if _plain(region.coordinate_system) != "Relative":
-        raise ValueError(
-            f"region coordinate system = {region.coordinate_system!r} is not allowed; allowed: 'Relative'"
-        )
+    system = _plain(region.coordinate_system)
+    if system not in ("Relative", "Pixels"):
+        raise InvalidValue(f"region coordinate system = {region.coordinate_system!r} is not allowed; "
+                           "allowed: 'Relative', 'Pixels'")
     r = region.rectangle
-    return [r.left, r.top, r.width, r.height]
+    left, top, width, height = (r.left, r.top, r.width, r.height) if not isinstance(r, (list, tuple)) else r
+    scale = FULL_FRAME if system == "Pixels" else 1
+    return [left / scale, top / scale, width / scale, height / scale]
 
 
 class AutoFunctions(_Node):
@@ -360,6 +423,18 @@ class AutoFunctions(_Node):
             settings.reset_beam_blanker_afterwards,
         )
         return RunStemAutoFocusResults(reply["defocus"], Point(*reply["astigmatism"]))
+
+    def run_opti_stem(self, settings: RunOptiStemSettings) -> RunOptiStemResults:
+        """OptiSTEM: ``C1`` focuses, ``C1_A1`` focuses and stigmates (a through-focus series of HAADF
+        scans, as the STEM autofocus takes); ``B2_A2`` would correct axial coma and three-fold
+        astigmatism, which the twin's column does not have: it refines focus only and reports both zero."""
+        method = _plain(settings.method)
+        allowed = [m.value for m in OptiStemMethod]
+        if method not in allowed:
+            raise InvalidValue(f"method = {settings.method!r} is not allowed; allowed: {', '.join(allowed)}")
+        found = self.run_stem_auto_focus(RunStemAutoFocusSettings(
+            "HAADF", settings.size, settings.dwell_time, auto_stigmate=method == "C1A1"))
+        return RunOptiStemResults(found.defocus, found.astigmatism, Point(0.0, 0.0), Point(0.0, 0.0))
 
     def run_beam_tilt_auto_focus(self, settings: RunBeamTiltAutoFocusSettings) -> RunBeamTiltAutoFocusResults:
         reply = self._remote.run_auto_function("beam_tilt_auto_focus", {
@@ -502,10 +577,30 @@ class _System(_Node):
         return self._client._describe()["system"]["serial_number"]
 
 
+class _Versioned:
+    def __init__(self, version: str) -> None:
+        self.version = version
+
+
+class _AutoScript(_Node):
+    """``service.autoscript``: the server's and this client's versions (the twin's own)."""
+
+    @property
+    def server(self) -> _Versioned:
+        return _Versioned(self._client._describe()["system"]["version"])
+
+    @property
+    def client(self) -> _Versioned:
+        from twin import __version__
+
+        return _Versioned(__version__)
+
+
 class Service(_Node):
     def __init__(self, client: TemMicroscopeClient) -> None:
         super().__init__(client)
         self.system = _System(client)
+        self.autoscript = _AutoScript(client)
 
 
 class TemTwin(GroundTruth):

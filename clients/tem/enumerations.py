@@ -54,7 +54,14 @@ class ImageSize(IntEnum):
 
 
 class RegionCoordinateSystem(_StrEnum):
-    RELATIVE = "Relative"
+    RELATIVE = "Relative"  # fractions 0..1 of the scan field
+    PIXELS = "Pixels"  # pixels of the scan generator's full 4096-pixel frame
+
+
+class OptiStemMethod(_StrEnum):
+    C1 = "C1"
+    C1_A1 = "C1A1"
+    B2_A2 = "B2A2"
 
 
 class StageHolderType(_StrEnum):

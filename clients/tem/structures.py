@@ -13,11 +13,19 @@ import tifffile
 import xarray as xr
 
 
+def _combined(first: float | None, second: float | None, sign: float) -> float | None:
+    """``first + sign * second`` where an axis left out (None) of one side counts as no change."""
+    if first is None:
+        return None if second is None else sign * second
+    return first if second is None else first + sign * second
+
+
 @dataclass
 class StagePosition:
     """Stage coordinates: x, y, z in m; a (alpha), b (beta) tilts in rad. ``None`` = leave/unknown.
 
-    Indexable (``pos[0]`` is x) and convertible with ``np.array(pos)``.
+    Indexable (``pos[0]`` is x), convertible with ``np.array(pos)``, and added or subtracted axis by
+    axis (``p0 + StagePosition(x=1e-6)`` moves x only: an axis left out counts as no change).
     """
 
     x: float | None = None
@@ -35,16 +43,55 @@ class StagePosition:
     def __len__(self) -> int:
         return 5
 
+    def __add__(self, other: Any) -> StagePosition:
+        if not isinstance(other, StagePosition):
+            return NotImplemented
+        return StagePosition(*(_combined(p, q, 1.0) for p, q in zip(self, other, strict=True)))
+
+    def __sub__(self, other: Any) -> StagePosition:
+        if not isinstance(other, StagePosition):
+            return NotImplemented
+        return StagePosition(*(_combined(p, q, -1.0) for p, q in zip(self, other, strict=True)))
+
 
 @dataclass
 class Point:
-    """A 2-D value such as a beam shift (m) or a stigmator setting."""
+    """A 2-D value such as a beam shift (m) or a stigmator setting; unpacks as ``x, y`` and adds to or
+    subtracts another Point or a pair (``shift + (dx, dy)``)."""
 
     x: float = 0.0
     y: float = 0.0
 
     def __iter__(self) -> Iterator[float]:
         return iter((self.x, self.y))
+
+    def __getitem__(self, index: int) -> float:
+        return (self.x, self.y)[index]
+
+    def __len__(self) -> int:
+        return 2
+
+    @staticmethod
+    def _pair(other: Any) -> tuple[float, float] | None:
+        if isinstance(other, Point):
+            return other.x, other.y
+        if isinstance(other, (tuple, list, np.ndarray)) and len(other) == 2:
+            return float(other[0]), float(other[1])
+        return None
+
+    def __add__(self, other: Any) -> Point:
+        pair = self._pair(other)
+        return NotImplemented if pair is None else Point(self.x + pair[0], self.y + pair[1])
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Any) -> Point:
+        pair = self._pair(other)
+        return NotImplemented if pair is None else Point(self.x - pair[0], self.y - pair[1])
+
+    def __rsub__(self, other: Any) -> Point:
+        pair = self._pair(other)
+        return NotImplemented if pair is None else Point(pair[0] - self.x, pair[1] - self.y)
 
 
 @dataclass(frozen=True)
@@ -148,6 +195,25 @@ class RunObjectiveAutoStigmatorSettings:
     size: int = 512
     exposure_time: float = 1.0
     maximum_iterations: int = 3
+
+
+@dataclass
+class RunOptiStemSettings:
+    """OptiSTEM: ``method`` (an OptiStemMethod), the scans' dwell time (s), size and the spatial-frequency
+    cutoff (pixels) of its sharpness measure."""
+
+    method: Any = "C1A1"
+    dwell_time: float = 2e-6
+    cutoff_in_pixels: int = 5
+    size: int = 512
+
+
+@dataclass(frozen=True)
+class RunOptiStemResults:
+    defocus: float
+    astigmatism: Point
+    coma: Point
+    three_fold_astigmatism: Point
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,8 @@ class TemHardware:
         ScanningDetector("ADF", 35e-3, 80e-3),
         ScanningDetector("ABF", 11e-3, 22e-3),
         ScanningDetector("BF", 0.0, 11e-3),
+        ScanningDetector("BF-S", 0.0, 11e-3),  # the segmented bright-field detector, read as a whole
+        ScanningDetector("DF-S", 22e-3, 60e-3),  # the segmented dark-field detector, read as a whole
     )
     holder: str = "DoubleTilt"
     stem_mode: str = "interactive"  # the server's default STEM physics

@@ -44,7 +44,7 @@ _STREAM_DAMAGE = 0x444D47  # random stream tag for knock-on damage
 _NEGLIGIBLE_DISPLACEMENTS = 1e-9  # per atom: below this an exposure damages nothing
 _MOST_SAMPLED_HITS = 100_000  # knock-ons one low-magnification exposure may record
 _LONGEST_FRAME = 600.0  # s: the longest STEM frame a scan may take
-SHORTEST_DWELL = 25e-9  # s: the scan generator's fastest pixel
+SHORTEST_DWELL = 10e-9  # s: the scan generator's fastest pixel
 _AUTO_FUNCTION_SETTINGS = ("optics.focus", "optics.objective_stigmator", "optics.beam_tilt",
                            "optics.beam_blanked")  # what an auto function may change
 
