@@ -150,6 +150,29 @@ class Deflectors(_Node):
     beam_shift = _PointSetting("optics.beam_shift", "Beam shift (m): moves the beam, or the STEM scan.")
     image_shift = _PointSetting("optics.image_shift", "Image shift (m): moves the imaged area.")
     beam_tilt = _PointSetting("optics.beam_tilt", "Beam tilt (rad): tilts the illumination.")
+    _NAMES = {"BeamShift": "beam_shift", "ImageShift": "image_shift", "BeamTilt": "beam_tilt"}
+
+    def get_available_deflectors(self) -> list[str]:
+        """The deflectors the twin's column has (by the names ``get_deflector_value`` takes)."""
+        return list(self._NAMES)
+
+    def get_deflector_value(self, name: str) -> Point:
+        if name not in self._NAMES:
+            raise InvalidValue(f"deflector = {name!r} is not on this microscope; allowed: "
+                               f"{', '.join(self._NAMES)}")
+        return getattr(self, self._NAMES[name])
+
+
+class Monochromator(_Node):
+    """``optics.monochromator``: its ``focus`` acts as the gun lens, scaling the beam current."""
+
+    focus = RemoteSetting("optics.monochromator_focus", "Gun-lens focus; the current falls as it rises.")
+
+
+class BeamStopper(_Node):
+    @property
+    def insertion_state(self) -> str:
+        return "Retracted"  # the twin's column has a beam stopper that is never in the way
 
 
 class Blanker(_Node):
@@ -226,7 +249,23 @@ class Optics(_Node):
         self.deflectors = Deflectors(client)
         self.blanker = Blanker(client)
         self.focusing = Focusing(client)
+        self.monochromator = Monochromator(client)
+        self.beam_stopper = BeamStopper(client)
         self._camera_length = CameraLength(client)
+
+    # the column's fixed configuration: a plain high-tension, non-EFTEM, two-condenser column
+    is_accelerator_on = True
+    is_eftem_on = False
+    objective_lens_mode = "HM"
+
+    @property
+    def probe_mode(self) -> str:
+        """Nanoprobe in STEM (a focused probe), microprobe in TEM (a parallel beam)."""
+        return "Nanoprobe" if self.optical_mode == OpticalMode.STEM else "Microprobe"
+
+    @property
+    def illumination_mode(self) -> str:
+        return "Probe" if self.optical_mode == OpticalMode.STEM else "Parallel"
 
     @property
     def acceleration_voltage(self) -> AccelerationVoltage:
@@ -550,7 +589,7 @@ class ColumnValves(_Node):
 
     @property
     def state(self) -> str:
-        return "Open" if self._remote.get("vacuum.column_valves_open") else "Closed"
+        return "Opened" if self._remote.get("vacuum.column_valves_open") else "Closed"
 
 
 class Vacuum(_Node):

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import numpy as np
 import tifffile
@@ -264,9 +265,35 @@ class Metadata(Mapping):
     def __repr__(self) -> str:
         return f"Metadata({self._data!r})"
 
+    def __dir__(self) -> list[str]:
+        return sorted(set(self._data) | set(super().__dir__()))
+
+    @property
+    def metadata_as_xml(self) -> str:
+        """The metadata as XML under ``<Metadata>``, fields named in CamelCase
+        (``Metadata/Optics/AccelerationVoltage``, in SI units)."""
+        root = ElementTree.Element("Metadata")
+        _to_xml(root, self._data)
+        return ElementTree.tostring(root, encoding="unicode")
+
     def to_dict(self) -> dict[str, Any]:
         """A plain nested dict (a copy)."""
         return _plain(self._data)
+
+
+def _camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in str(name).split("_")) or "Item"
+
+
+def _to_xml(parent: ElementTree.Element, value: Any) -> None:
+    """``value`` (a nested mapping) as child elements of ``parent``; lists repeat their element."""
+    for key, item in value.items():
+        for entry in item if isinstance(item, list) and item and isinstance(item[0], Mapping) else [item]:
+            child = ElementTree.SubElement(parent, _camel(key))
+            if isinstance(entry, Mapping):
+                _to_xml(child, entry)
+            else:
+                child.text = " ".join(map(str, entry)) if isinstance(entry, (list, tuple)) else str(entry)
 
 
 def _plain(value: Any) -> Any:

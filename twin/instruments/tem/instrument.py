@@ -45,6 +45,7 @@ _NEGLIGIBLE_DISPLACEMENTS = 1e-9  # per atom: below this an exposure damages not
 _MOST_SAMPLED_HITS = 100_000  # knock-ons one low-magnification exposure may record
 _LONGEST_FRAME = 600.0  # s: the longest STEM frame a scan may take
 SHORTEST_DWELL = 10e-9  # s: the scan generator's fastest pixel
+GUN_LENS_SCALE = 50.0  # monochromator focus units per e-fold of beam current
 _AUTO_FUNCTION_SETTINGS = ("optics.focus", "optics.objective_stigmator", "optics.beam_tilt",
                            "optics.beam_blanked")  # what an auto function may change
 
@@ -68,6 +69,7 @@ def _settings(hardware: TemHardware) -> Settings:
         Vector("optics.beam_tilt", "rad", -0.05, 0.05, (0.0, 0.0), "tilts the illumination"),
         Vector("optics.paused_scan_beam_position", "", 0.0, 1.0, (0.5, 0.5), "parked probe, scan fraction"),
         Flag("optics.beam_blanked", False, "beam blanker"),
+        Real("optics.monochromator_focus", "", -200.0, 200.0, 0.0, "gun lens: the current falls as it rises"),
         Real("source.acceleration_voltage", "V", 60e3, 300e3, 80e3, "high tension"),
         Flag("vacuum.column_valves_open", True, "column valves"),
         Flag("detectors.screen_inserted", False, "fluorescent screen (blocks the detectors below)"),
@@ -241,8 +243,11 @@ class TemInstrument:
         )
 
     def beam_current(self, state: State) -> float:
-        """The beam current (A): the spot size's nominal one times the gun's emission."""
-        return self.hardware.beam_current(state["optics.spot_size_index"]) * state["twin.emission"]
+        """The beam current (A): the spot size's nominal one times the gun's emission, scaled by the
+        gun lens (``optics.monochromator_focus`` f: a factor exp(-f / 50), smooth and monotonic, as
+        operators calibrate it against the screen current)."""
+        gun_lens = np.exp(-state["optics.monochromator_focus"] / GUN_LENS_SCALE)
+        return self.hardware.beam_current(state["optics.spot_size_index"]) * state["twin.emission"] * gun_lens
 
     def beam_reaches(self, state: State, detector: str) -> bool:
         """Whether electrons arrive at ``detector``: beam unblanked, valves open, screen out, inserted."""

@@ -1,0 +1,36 @@
+# Rehearses: pycroscopy/pyAutoMic TEM/stemOrchestrator/notebooks/beam_movements/write_name.py (writing
+# letters with the parked probe: unblank, STEM mode, a small field of view, the probe stepped along each
+# stroke and held there, a large HAADF afterwards saved and plotted, disconnect in finally). Written for
+# the twin; only API names and values follow the source.
+# twin run: --serve --state tem
+import time
+
+import autoscript_tem_toolkit.vision as vision_toolkit
+from autoscript_tem_microscope_client import TemMicroscopeClient
+from autoscript_tem_microscope_client.enumerations import DetectorType, ImageSize, OpticalMode
+
+STROKES = {"T": [((0.40, 0.70), (0.60, 0.70)), ((0.50, 0.70), (0.50, 0.40))]}
+STEP, DWELL = 0.02, 0.005  # fraction of the field per step, seconds held at each point
+
+microscope = TemMicroscopeClient()
+microscope.connect("10.46.217.241", 9095)
+try:
+    microscope.optics.blanker.unblank()
+    microscope.optics.optical_mode = OpticalMode.STEM
+    microscope.optics.scan_field_of_view = 16.4e-9
+    microscope.optics.blanker.unblank()
+    for (x0, y0), (x1, y1) in STROKES["T"]:
+        steps = max(1, int(max(abs(x1 - x0), abs(y1 - y0)) / STEP))
+        for k in range(steps + 1):
+            x = min(max(x0 + (x1 - x0) * k / steps, 0.0), 1.0)
+            y = min(max(y0 + (y1 - y0) * k / steps, 0.0), 1.0)
+            microscope.optics.paused_scan_beam_position = [x, y]
+            time.sleep(DWELL)
+    acquisition = microscope.acquisition
+    image = acquisition.acquire_stem_image(DetectorType.HAADF, ImageSize.PRESET_2048, dwell_time=1e-6)
+    image.save(f"written_{int(time.time())}.tiff")
+    vision_toolkit.plot_image(image)
+    assert image.data.shape == (2048, 2048)
+finally:
+    microscope.disconnect()
+print("rehearsal complete")
