@@ -61,3 +61,33 @@ def test_the_specimen_drifts_at_the_hardware_rate() -> None:
     stage = Stage(hardware, clock, seed=5)
     clock.advance(60.0)
     assert np.hypot(*stage.specimen_offset(errors=False)) == pytest.approx(60.0 * hardware.drift_rate)
+
+
+def test_a_jog_moves_with_instrument_time_and_each_frame_sees_its_own_tilt() -> None:
+    """A continuous-tilt series: alpha turns at 1.5 deg/s; camera frames of 0.5 s each are taken at tilts
+    1.5 deg/s x 0.5 s apart (the stage reading at each frame's start), and a move waits for the stop."""
+    from twin.digital_twin import DigitalTwin
+
+    tem = DigitalTwin.build("graphene", 3).tem
+    tem.set("optics.magnification", 285_000.0)
+    rate = np.radians(1.5)  # rad/s
+    tem.stage.start_jogging({"a": rate})
+    assert tem.stage.is_moving
+    tilts, times = [], []
+    for _ in range(4):
+        times.append(tem.clock.now())
+        metadata = tem.acquire_camera_image("BM-Ceta", 256, 0.5)["metadata"]
+        tilts.append(metadata["stage_settings"]["stage_position"]["a"])
+    assert np.allclose(np.diff(tilts), rate * 0.5, rtol=1e-9)
+    assert np.allclose(tilts, rate * (np.array(times) - times[0]), atol=1e-12)
+    with pytest.raises(RuntimeError, match="the stage is jogging; stop_jogging"):
+        tem.move_stage({"x": 1e-6})
+    tem.stage.stop_jogging()
+    stopped = tem.stage.position()["a"]
+    tem.acquire_camera_image("BM-Ceta", 256, 0.5)
+    assert tem.stage.position()["a"] == stopped and not tem.stage.is_moving
+    tem.stage.start_jogging({"a": 0.087})  # the fastest: it reaches the limit and stops there
+    tem.clock.advance(60.0)
+    assert tem.stage.position()["a"] == pytest.approx(tem.stage.limits("a")[1]) and not tem.stage.is_moving
+    with pytest.raises(ValueError, match=r"velocity a = 1\.0 is out of range; allowed -0\.087 to 0\.087 rad/s"):
+        tem.stage.start_jogging({"a": 1.0})

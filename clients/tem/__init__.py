@@ -376,6 +376,14 @@ class Stage(_Node):
     def relative_move_safe(self, position: Any) -> None:
         self._remote.move_stage(_axes(position), True, True)
 
+    def start_jogging(self, velocity: Any) -> None:
+        """Move continuously at ``velocity`` (a StageVelocity: m/s for x, y, z; rad/s for a, b) until
+        :meth:`stop_jogging`; ``position`` and every image follow the jog in instrument time."""
+        self._remote.start_jogging(_axes(velocity))
+
+    def stop_jogging(self) -> None:
+        self._remote.stop_jogging()
+
     def get_axis_limits(self, axis: str) -> Limits:
         return Limits(*self._remote.stage_limits(axis))
 

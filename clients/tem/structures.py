@@ -56,6 +56,11 @@ class StagePosition:
 
 
 @dataclass
+class StageVelocity(StagePosition):
+    """Stage speeds: x, y, z in m/s; a, b in rad/s (``None``: that axis does not move)."""
+
+
+@dataclass
 class Point:
     """A 2-D value such as a beam shift (m) or a stigmator setting; unpacks as ``x, y`` and adds to or
     subtracts another Point or a pair (``shift + (dx, dy)``)."""

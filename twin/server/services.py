@@ -105,6 +105,13 @@ class TemService:
     def stage_is_moving(self) -> bool:
         return self._tem.stage.is_moving
 
+    def start_jogging(self, velocity: Any) -> None:
+        """Move the stage continuously at ``velocity`` (axis -> m/s or rad/s) until stop_jogging()."""
+        self._tem.stage.start_jogging(velocity)
+
+    def stop_jogging(self) -> None:
+        self._tem.stage.stop_jogging()
+
     def field_of_view(self) -> float:
         return self._tem.field_of_view()
 

@@ -4,6 +4,8 @@ Each x/y move lands with a seeded random error (in proportion for short jogs), a
 direction loses up to its backlash, and the specimen drifts slowly over instrument time.
 ``position()`` reports the commanded encoder values, as the instrument does; ``specimen_offset()`` is
 the ground truth the images are made from. Moves take ``distance / speed`` of instrument time.
+Jogging moves axes at a constant speed from a start in instrument time until stopped or an axis reaches
+its limit: every reading (and so every image) sees the position at its own time.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Stage:
         self._last_direction = np.zeros(2)
         self._moves = 0
         self._moving_until = 0.0  # wall clock
+        self._jog: tuple[float, dict[str, float]] | None = None  # started (instrument s), velocity per axis
         angle = np.random.default_rng([seed, _STREAM_DRIFT]).uniform(0, 2 * np.pi)
         self._drift_velocity = hardware.drift_rate * np.array([np.cos(angle), np.sin(angle)])
         self._lock = threading.Lock()
@@ -47,9 +50,48 @@ class Stage:
         return self._drift_velocity.copy()
 
     def position(self) -> dict[str, float | None]:
-        """The encoders' reading: the commanded position."""
+        """The encoders' reading: the commanded position (while jogging, where the jog has got to)."""
         with self._lock:
+            return self._now()
+
+    def _now(self) -> dict[str, float | None]:
+        """The commanded position now (under the lock): a jog moves it with instrument time."""
+        if self._jog is None:
             return dict(self._commanded)
+        started, velocity = self._jog
+        elapsed = self.clock.now() - started
+        position = dict(self._commanded)
+        for axis, speed in velocity.items():
+            lo, hi = self.limits(axis)
+            position[axis] = float(np.clip(self._commanded[axis] + speed * elapsed, lo, hi))
+        return position
+
+    def start_jogging(self, velocity: Any) -> None:
+        """Move the axes in ``velocity`` (a mapping: m/s for x, y, z; rad/s for a, b) continuously, from
+        now until :meth:`stop_jogging` (an axis stops at its limit)."""
+        if not isinstance(velocity, dict) or all(v is None for v in velocity.values()):
+            raise ValueError(f"velocity = {brief(velocity)}: give a speed for at least one of "
+                             f"{', '.join(self.axes)} (StageVelocity(a=0.026) turns alpha at 1.5 deg/s)")
+        speeds = dict(zip(STAGE_AXES, self.hardware.stage_speeds, strict=True))
+        checked = {}
+        for axis, value in velocity.items():
+            axis = validation.one_of("stage axis", axis, self.axes)
+            if value is not None:
+                unit = "rad/s" if axis in "ab" else "m/s"
+                checked[axis] = validation.real(f"velocity {axis}", value, -speeds[axis], speeds[axis], unit)
+        with self._lock:
+            self._commanded = self._now()
+            self._jog = (self.clock.now(), checked)
+
+    def stop_jogging(self) -> None:
+        """Stop a jog where it has got to (nothing happens if the stage is not jogging)."""
+        with self._lock:
+            self._commanded = self._now()
+            self._jog = None
+
+    @property
+    def jogging(self) -> bool:
+        return self._jog is not None
 
     def limits(self, axis: Any) -> tuple[float, float]:
         axis = validation.one_of("axis", axis, self.axes)
@@ -61,6 +103,11 @@ class Stage:
 
     @property
     def is_moving(self) -> bool:
+        """A move still under way (in wall time), or a jog whose axes have not all reached a limit."""
+        with self._lock:
+            if self._jog is not None:
+                now, velocity = self._now(), self._jog[1]
+                return any(self.limits(a)[0] < now[a] < self.limits(a)[1] for a, v in velocity.items() if v)
         return self.clock.wall() < self._moving_until
 
     def specimen_offset(self, errors: bool = True, drift: bool = True) -> np.ndarray:
@@ -72,7 +119,7 @@ class Stage:
         """The encoders' reading and the specimen offset (see :meth:`specimen_offset`) at one moment:
         an acquisition reports where it was taken from a single reading, whatever moves meanwhile."""
         with self._lock:
-            position = dict(self._commanded)
+            position = self._now()
             offset = self._error.copy() if errors else np.zeros(2)
             if drift:
                 offset -= self._drift_velocity * self.clock.now()
@@ -91,6 +138,8 @@ class Stage:
                              f"least one of {', '.join(self.axes)}")
         relative = validation.flag("relative", relative)
         with self._lock:
+            if self._jog is not None:
+                raise RuntimeError("the stage is jogging; stop_jogging() before a move")
             new = dict(self._commanded)
             for axis, value in target.items():
                 axis = validation.one_of("stage axis", axis, self.axes)
