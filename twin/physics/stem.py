@@ -308,3 +308,22 @@ def exact_annular_scan(
     if progress is not None:
         progress(1.0)
     return np.asarray(signal, dtype=np.float64).reshape(grid.size, grid.size)
+
+
+def convergent_beam_exit_wave(
+    atoms: Atoms, grid: tem.SimulationGrid, energy: float, convergence_angle: float, aberrations: Aberrations,
+    position: tuple[float, float],
+) -> np.ndarray:
+    """Exit wave (complex64, ``[y, x]`` on the grid's points) of the probe parked at ``position`` (m,
+    from the cell's corner) after abTEM multislice through ``atoms`` (positioned as for
+    :func:`twin.physics.tem.simulation_cell`); normalised so that ``sum |psi|² = grid.n²`` (the
+    plane-wave convention of :func:`twin.physics.tem.exit_wave`, one electron per grid cell)."""
+    projected = tem.potential(tem.simulation_cell(atoms, grid), grid)
+    probe = abtem.Probe(semiangle_cutoff=convergence_angle * 1e3, energy=energy, soft=False,
+                        C10=aberrations.C10 / ANGSTROM, C12=aberrations.C12 / ANGSTROM,
+                        phi12=aberrations.phi12, C30=aberrations.C30 / ANGSTROM)
+    # abTEM's grid point i sits half a pixel into the cell (see simulation_cell)
+    where = np.array([[position[0] - grid.step / 2, position[1] - grid.step / 2]]) / ANGSTROM
+    waves = probe.multislice(projected, scan=abtem.CustomScan(where), lazy=False)
+    wave = np.ascontiguousarray(np.asarray(waves.array).reshape(grid.n, grid.n).T)
+    return (wave * (grid.n / np.sqrt(np.sum(np.abs(wave) ** 2)))).astype(np.complex64)

@@ -23,14 +23,16 @@ from twin.instruments.clock import Clock
 from twin.instruments.parameters import Choice, Flag, Integer, Real, Settings, Vector
 from twin.instruments.tem import autofunctions
 from twin.instruments.tem.hardware import CAMERA_LENGTHS, NOMINAL_MAGNIFICATIONS, Camera, TemHardware
-from twin.instruments.tem.imaging import HrtemSimulator
+from twin.instruments.tem.imaging import DiffractionGeometry, HrtemSimulator, atoms_in_view
 from twin.instruments.tem.scanning import MODES, Scan, StemSimulator
 from twin.instruments.tem.stage import Stage
 from twin.instruments.usage import Usage
 from twin.instruments.work import Cost, Job, Limits, duration, fft_seconds_per_unit, fft_units
+from twin.physics import stem as stem_physics
 from twin.physics.ctf import Aberrations, electron_wavelength
 from twin.physics.damage import cross_sections, displaced, largest_cross_section
 from twin.physics.detectors import UINT16_MAX, camera_counts, psf_sigma, shot_noise
+from twin.physics.tem import SimulationGrid
 from twin.sample import Sample, Window
 from twin.sample.frames import FramedSample, InstrumentFrame
 from twin.validation import brief
@@ -292,14 +294,16 @@ class TemInstrument:
         state = self.settings.snapshot()
         if not state[f"detectors.{cam.name}.inserted"]:
             raise RuntimeError(f"camera {cam.name} is retracted; insert() it first")
-        if state["optics.optical_mode"] != "Tem":
-            raise RuntimeError("camera acquisitions need optics.optical_mode 'Tem' here; it is 'Stem'")
         stage, offset = self.stage_reading(state)  # one reading: what the image shows is what it reports
-        if state["optics.projector_mode"] == "Imaging":
+        if state["optics.optical_mode"] == "Stem":
+            plan = self._convergent_beam_plan(state, stage, offset, cam, size)
+        elif state["optics.projector_mode"] == "Imaging":
             plan = self._imaging_plan(state, stage, offset, cam, size)  # may refuse: nothing has changed yet
         else:
             plan = self._diffraction_plan(state, stage, offset, cam, size)
-        task = f"a {size} x {size} {cam.name} {'image' if plan.pixel_unit == 'm' else 'diffraction pattern'}"
+        kind = {"m": "image", "1/m": "diffraction pattern"}[plan.pixel_unit]
+        kind = f"convergent-beam {kind}" if "probe_position" in plan.twin else kind
+        task = f"a {size} x {size} {cam.name} {kind}"
         self.limits.check(task, plan.cost, "use a smaller size or a lower magnification")
         beam_on = self.beam_reaches(state, cam.name)
         dose = self._dose_per_area(state, exposure, plan.beam_diameter)
@@ -381,6 +385,49 @@ class TemInstrument:
             optics={"camera_length": camera_length, "pixel_angle": pixel_angle},
             twin={"diffracting_area_centre": {"x": centre[0], "y": centre[1]},
                   "selected_area_width": geometry.area_points * geometry.sampling},
+            cost=_multislice_cost(geometry.points**2, self.stem.slices()),
+        )
+
+    def parked_probe(self, state: State, stage: State, offset: np.ndarray) -> np.ndarray:
+        """Where the parked probe sits (m, sample frame): ``optics.paused_scan_beam_position`` as fractions
+        of the scan field (x to the right, y down from the top, as on the image), turned by the scan
+        rotation, around the scan's centre (the beam shift moves it)."""
+        centre = self.view_centre(state, stage, offset, "optics.beam_shift")
+        fov, (px, py) = state["optics.scan_field_of_view"], state["optics.paused_scan_beam_position"]
+        scan = Scan((float(centre[0]), float(centre[1])), fov, state["optics.scan_rotation"], 16)
+        x, y = scan.to_sample(np.array((px - 0.5) * fov), np.array((0.5 - py) * fov))
+        return np.array([float(x), float(y)])
+
+    def _convergent_beam_plan(self, state: State, stage: State, offset: np.ndarray, cam: Camera,
+                              size: int) -> CameraPlan:
+        """STEM with a camera: the probe parked (:meth:`parked_probe`), its convergent-beam pattern
+        through the sample on the camera at the camera length (abTEM multislice of the probe)."""
+        camera_length = state["optics.camera_length"]
+        pixel_angle = cam.pitch * (cam.pixels // size) / camera_length
+        energy, alpha = state["source.acceleration_voltage"], state["optics.convergence_angle"]
+        aberrations = self.aberrations(state)
+        probe = self.parked_probe(state, stage, offset)
+        reach = stem_physics.probe_reach(energy, alpha, aberrations)
+        cell = 2 * reach + 2e-9  # m: the probe and its tails, periodic
+        planned = DiffractionGeometry.plan(size, pixel_angle, electron_wavelength(energy), cell, cell)
+        geometry = DiffractionGeometry(size, planned.binning, planned.points, planned.points,
+                                       planned.sampling)
+        side = geometry.points * geometry.sampling
+        grid = SimulationGrid(size=geometry.points, pad=0, sampling=geometry.sampling)
+        window = Window.around(probe[0], probe[1], side, side)
+        tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
+
+        def electrons(dose: float) -> np.ndarray:
+            atoms = atoms_in_view(self.sample, window, tilt)
+            wave = stem_physics.convergent_beam_exit_wave(atoms, grid, energy, alpha, aberrations,
+                                                          (side / 2, side / 2))
+            return geometry.pattern(wave) * dose * np.pi * (2 * reach) ** 2 / 4  # every electron lands
+
+        return CameraPlan(
+            electrons=electrons, beam_centre=probe, beam_diameter=2 * reach, method="multislice",
+            pixel_size=pixel_angle / electron_wavelength(energy), pixel_unit="1/m",
+            optics={"camera_length": camera_length, "pixel_angle": pixel_angle, "convergence_angle": alpha},
+            twin={"probe_position": {"x": probe[0], "y": probe[1]}, "simulated_area_width": side},
             cost=_multislice_cost(geometry.points**2, self.stem.slices()),
         )
 

@@ -1,0 +1,75 @@
+"""The camera in STEM mode: the parked probe's convergent-beam pattern (abTEM multislice of the probe),
+checked against geometry: the direct disc's radius is the convergence angle, graphene's first Bragg
+discs sit at lambda / d(100), and a 4D-STEM raster through the client sees a pattern per position."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from twin.digital_twin import DigitalTwin
+from twin.physics.ctf import electron_wavelength
+
+GRAPHENE_D100 = 2.46e-10 * np.sqrt(3) / 2  # m: lattice constant 2.46 Å
+
+
+def pattern(camera_length: float, alpha: float, size: int, energy: float = 80e3) -> tuple[np.ndarray, float]:
+    """The noise-free pattern (fraction of the beam per pixel) and the camera's pixel angle (rad)."""
+    tem = DigitalTwin.build("graphene", 4).tem
+    for name, value in (("optics.optical_mode", "Stem"), ("optics.convergence_angle", alpha),
+                        ("optics.camera_length", camera_length), ("source.acceleration_voltage", energy)):
+        tem.set(name, value)
+    state = tem.settings.snapshot()
+    stage, offset = tem.stage_reading(state)
+    plan = tem._convergent_beam_plan(state, stage, offset, tem.hardware.camera("BM-Ceta"), size)
+    return plan.electrons(1.0) / (np.pi * plan.beam_diameter**2 / 4), plan.optics["pixel_angle"]
+
+
+@pytest.mark.parametrize(("alpha", "energy"), [(8e-3, 80e3), (20e-3, 300e3)])
+def test_the_direct_disc_has_the_convergence_angle_as_its_radius(alpha, energy) -> None:
+    frame, pixel_angle = pattern(1.15, alpha, 512, energy)
+    centre = frame.shape[0] // 2
+    rows, columns = np.indices(frame.shape)
+    r = np.hypot(rows - centre, columns - centre)
+    level = frame[centre - 2 : centre + 3, centre - 2 : centre + 3].mean()
+    disc = (frame > level / 2) & (r < 1.5 * alpha / pixel_angle)
+    assert np.sqrt(disc.sum() / np.pi) == pytest.approx(alpha / pixel_angle, rel=0.01)
+    assert frame.sum() == pytest.approx(1.0, abs=0.02)  # thin sample: every electron on the camera
+
+
+def test_graphene_s_first_bragg_discs_sit_at_lambda_over_d100() -> None:
+    frame, pixel_angle = pattern(0.46, 6e-3, 512)
+    centre = frame.shape[0] // 2
+    rows, columns = np.indices(frame.shape)
+    r = np.hypot(rows - centre, columns - centre)
+    expected = electron_wavelength(80e3) / GRAPHENE_D100 / pixel_angle  # pixels
+    ring = (r > 0.6 * expected) & (r < 1.4 * expected)
+    weights = frame * ring
+    radius = (weights * r).sum() / weights.sum()  # the discs' mean distance from the direct beam
+    assert radius == pytest.approx(expected, rel=0.02)
+    labels, count = ndimage.label(ring & (frame > 0.5 * frame[ring].max()))
+    assert count == 6  # six discs ...
+    centroids = np.array(ndimage.center_of_mass(frame, labels, range(1, count + 1))) - centre
+    angles = np.sort(np.degrees(np.arctan2(centroids[:, 0], centroids[:, 1])) % 360)
+    assert np.diff(angles) == pytest.approx([60.0] * 5, abs=1.0)  # ... 60° apart
+
+
+def test_a_4d_stem_raster_through_the_client_gives_a_pattern_per_parked_position(microscope) -> None:
+    microscope.optics.optical_mode = "Stem"
+    microscope.optics.scan_field_of_view = 2e-9
+    microscope.optics.camera_length = 0.115  # m: the 30 mrad disc about 8 pixels across at 128²
+    frames, places = [], []
+    for y in (0.25, 0.75):
+        for x in (0.25, 0.75):
+            microscope.optics.paused_scan_beam_position = [x, y]
+            frame = microscope.acquisition.acquire_camera_image("BM-Ceta", 128, 0.01)
+            frames.append(frame.data.astype(float))
+            places.append(frame.metadata.twin.probe_position)
+    centre = np.array([frames[0].shape[0] // 2] * 2)
+    assert all(f[tuple(centre)] > 10 * np.median(f) for f in frames)  # the direct disc on the optic axis
+    assert not np.allclose(frames[0], frames[3])  # other atoms under the probe
+    steps = np.diff([[p["x"], p["y"]] for p in places], axis=0)
+    assert steps[0] == pytest.approx([1e-9, 0.0], abs=1e-12)  # x to the right, half the field
+    assert steps[1] == pytest.approx([-1e-9, -1e-9], abs=1e-12)  # y down the image
+    microscope.optics.optical_mode = "Tem"
