@@ -26,6 +26,7 @@ from clients.ground_truth import GroundTruth
 from clients.tem.enumerations import OpticalMode, OptiStemMethod, ProjectorMode
 from clients.tem.structures import (
     AdornedImage,
+    CameraAcquisitionSettings,
     CameraLengthData,
     Limits,
     MagnificationData,
@@ -414,6 +415,17 @@ class Acquisition(_Node):
     def acquire_camera_image(self, camera_detector: Any, size: Any, exposure_time: float) -> AdornedImage:
         """A camera image of ``size``² pixels exposed for ``exposure_time`` s."""
         reply = self._remote.acquire_camera_image(_plain(camera_detector), _plain(size), exposure_time)
+        return AdornedImage(reply["data"], reply["metadata"])
+
+    def acquire_camera_image_advanced(self, settings: CameraAcquisitionSettings) -> AdornedImage:
+        """A camera image as ``settings`` say: a readout area of the sensor, ``frame_combining`` frames of
+        ``exposure_time`` summed (the twin takes them as one exposure of the summed time)."""
+        frames = settings.frame_combining
+        if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= 1000:
+            raise InvalidValue(f"frame_combining = {frames!r} is out of range; allowed 1 to 1000")
+        reply = self._remote.acquire_camera_image(_plain(settings.camera_detector), _plain(settings.size),
+                                                  settings.exposure_time * frames,
+                                                  _plain(settings.fixed_readout_area))
         return AdornedImage(reply["data"], reply["metadata"])
 
     def acquire_stem_image(self, scanning_detector: Any, size: Any, dwell_time: float,

@@ -58,6 +58,12 @@ class RegionCoordinateSystem(_StrEnum):
     PIXELS = "Pixels"  # pixels of the scan generator's full 4096-pixel frame
 
 
+class FixedReadoutArea(_StrEnum):
+    FULL = "Full"
+    HALF = "Half"
+    QUARTER = "Quarter"
+
+
 class OptiStemMethod(_StrEnum):
     C1 = "C1"
     C1_A1 = "C1A1"

@@ -168,6 +168,20 @@ class StemAcquisitionSettings:
 
 
 @dataclass
+class CameraAcquisitionSettings:
+    """Settings for ``acquire_camera_image_advanced``: the camera, size, exposure (s), the sensor's
+    readout area ("Full", "Half", "Quarter": the central part at the same pixel pitch) and how many
+    frames are summed into the image."""
+
+    camera_detector: Any = "BM-Ceta"
+    size: int = 1024
+    exposure_time: float = 1.0
+    fixed_readout_area: Any = "Full"
+    frame_combining: int = 1
+    electron_counting: bool = False
+
+
+@dataclass
 class RunStemAutoFocusSettings:
     """STEM autofocus: a through-focus series of scans with ``scanning_detector``."""
 

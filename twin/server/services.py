@@ -122,8 +122,10 @@ class TemService:
     def screen_current(self) -> float:
         return self._tem.screen_current()
 
-    def acquire_camera_image(self, camera: Any, size: Any, exposure_time: Any) -> dict[str, Any]:
-        return public_image(self._twin, self._tem.acquire_camera_image(camera, size, exposure_time))
+    def acquire_camera_image(self, camera: Any, size: Any, exposure_time: Any,
+                             readout_area: Any = "Full") -> dict[str, Any]:
+        return public_image(self._twin, self._tem.acquire_camera_image(camera, size, exposure_time,
+                                                                       readout_area))
 
     def run_auto_function(self, name: Any, arguments: Any, reset_blanker: Any = False) -> dict[str, Any]:
         return self._tem.run_auto_function(name, arguments, reset_blanker)

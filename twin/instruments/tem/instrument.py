@@ -8,6 +8,7 @@ column's own astigmatism) and the acquisitions, which snapshot the state and han
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import threading
 from collections.abc import Callable, Iterator
@@ -48,6 +49,7 @@ _MOST_SAMPLED_HITS = 100_000  # knock-ons one low-magnification exposure may rec
 _LONGEST_FRAME = 600.0  # s: the longest STEM frame a scan may take
 SHORTEST_DWELL = 10e-9  # s: the scan generator's fastest pixel
 GUN_LENS_SCALE = 50.0  # monochromator focus units per e-fold of beam current
+READOUT_AREAS = {"Full": 1, "Half": 2, "Quarter": 4}  # the camera's fixed readout areas: sensor width over it
 _AUTO_FUNCTION_SETTINGS = ("optics.focus", "optics.objective_stigmator", "optics.beam_tilt",
                            "optics.beam_blanked")  # what an auto function may change
 
@@ -233,12 +235,15 @@ class TemInstrument:
             raise RuntimeError(f"detector {detector} is not retractable")
 
     # --- derived optics ----------------------------------------------------------------------
-    def aberrations(self, state: State) -> Aberrations:
-        """The objective's aberrations now: focus, stigmator plus the column's own astigmatism, Cs."""
+    def aberrations(self, state: State, stage: State | None = None) -> Aberrations:
+        """The objective's aberrations: focus, stigmator plus the column's own astigmatism, Cs. The
+        specimen's height counts as defocus: raising it by dz (stage z, toward the lens) underfocuses by
+        dz (``stage``: the reading to use; the stage now by default)."""
+        height = (stage if stage is not None else self.stage.position())["z"] or 0.0
         intrinsic = np.array(state["twin.objective_astigmatism"])
         a = intrinsic + self.hardware.stigmator_strength * np.array(state["optics.objective_stigmator"])
         return Aberrations(
-            C10=state["optics.focus"] - state["twin.focus_offset"],
+            C10=state["optics.focus"] - state["twin.focus_offset"] - height,
             C12=float(np.hypot(*a)),
             phi12=float(np.arctan2(a[1], a[0]) / 2),
             C30=self.hardware.spherical_aberration,
@@ -283,11 +288,16 @@ class TemInstrument:
         return self.beam_current(state) if on and state["detectors.screen_inserted"] else 0.0
 
     # --- camera --------------------------------------------------------------------------------
-    def acquire_camera_image(self, camera: Any, size: Any, exposure_time: Any) -> dict[str, Any]:
-        """A camera frame: ``{"data": uint16 [y, x], "metadata": {...}}`` of the image, or in
-        diffraction mode of the far field of the illuminated area."""
+    def acquire_camera_image(self, camera: Any, size: Any, exposure_time: Any,
+                             readout_area: Any = "Full") -> dict[str, Any]:
+        """A camera frame: ``{"data": uint16 [y, x], "metadata": {...}}`` of the image, in diffraction
+        mode of the far field of the illuminated area, in STEM mode of the parked probe's convergent-beam
+        pattern. ``readout_area``: the whole sensor ("Full") or its central "Half" or "Quarter" (a
+        smaller field at the same pixel pitch)."""
         names = [c.name for c in self.hardware.cameras]
         cam = self.hardware.camera(validation.one_of("camera", camera, names))
+        area = validation.one_of("readout_area", readout_area, tuple(READOUT_AREAS))
+        cam = dataclasses.replace(cam, pixels=cam.pixels // READOUT_AREAS[area])
         size = validation.integer("size", size, min(cam.sizes), cam.pixels)
         validation.one_of("size", size, cam.sizes)
         exposure = validation.real("exposure_time", exposure_time, *cam.exposure_limits, "s")
@@ -330,6 +340,7 @@ class TemInstrument:
             "detector": cam.name,
             "bit_depth": 16,
             "counts_per_electron": cam.counts_per_electron,
+            "readout_area": area,
         }
         metadata["acquisition"]["exposure_time"] = exposure
         metadata["optics"] |= plan.optics | {"dose_per_area": dose if beam_on else 0.0}
@@ -343,7 +354,8 @@ class TemInstrument:
         fov = cam.width / (nominal * self.hardware.post_magnification)
         centre = self.view_centre(state, stage, offset, "optics.image_shift")
         view = self.hrtem.view(
-            (centre[0], centre[1]), fov, size, state["source.acceleration_voltage"], self.aberrations(state),
+            (centre[0], centre[1]), fov, size, state["source.acceleration_voltage"],
+            self.aberrations(state, stage),
             (stage["a"] or 0.0, stage["b"] or 0.0), cam.sizes, f"magnification {nominal:g}",
             tuple(state["optics.beam_tilt"]),
         )
@@ -405,7 +417,7 @@ class TemInstrument:
         camera_length = state["optics.camera_length"]
         pixel_angle = cam.pitch * (cam.pixels // size) / camera_length
         energy, alpha = state["source.acceleration_voltage"], state["optics.convergence_angle"]
-        aberrations = self.aberrations(state)
+        aberrations = self.aberrations(state, stage)
         probe = self.parked_probe(state, stage, offset)
         reach = stem_physics.probe_reach(energy, alpha, aberrations)
         cell = 2 * reach + 2e-9  # m: the probe and its tails, periodic
@@ -469,9 +481,10 @@ class TemInstrument:
         energy = state["source.acceleration_voltage"]
         beam_on = self._beam_on_specimen(state) and not state["detectors.screen_inserted"]
         tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
-        method = self.stem.method(scan, energy, state["optics.convergence_angle"], self.aberrations(state),
+        aberrations = self.aberrations(state, stage)
+        method = self.stem.method(scan, energy, state["optics.convergence_angle"], aberrations,
                                   chosen, mode, tilt)  # may refuse: nothing has changed yet
-        cost = self.stem.cost(scan, energy, state["optics.convergence_angle"], self.aberrations(state),
+        cost = self.stem.cost(scan, energy, state["optics.convergence_angle"], aberrations,
                               chosen, method)
         article, names = "an" if method[0] in "aeiou" else "a", ", ".join(d.name for d in chosen)
         task = f"{article} {method} STEM scan of {rows} x {cols} pixels with {names}"
@@ -485,7 +498,7 @@ class TemInstrument:
             frame_index = self._frames  # counted only once the frame exists
             if beam_on:
                 signals = self.stem.signals(scan, energy, state["optics.convergence_angle"],
-                                            self.aberrations(state), chosen, method, tilt, job.step)
+                                            aberrations, chosen, method, tilt, job.step)
                 if state["twin.drift"]:
                     signals = {k: self._drifted(v, scan, frame_time) for k, v in signals.items()}
             else:
@@ -628,7 +641,7 @@ class TemInstrument:
 
     def _metadata(self, state: State, stage: State, frame_index: int,
                   started: datetime, finished: datetime, method: str) -> dict[str, Any]:
-        aberrations = self.aberrations(state)
+        aberrations = self.aberrations(state, stage)
         energy = state["source.acceleration_voltage"]
         coherence = self.hardware.coherence(energy)
         return {
