@@ -151,7 +151,9 @@ class Deflectors(_Node):
     beam_shift = _PointSetting("optics.beam_shift", "Beam shift (m): moves the beam, or the STEM scan.")
     image_shift = _PointSetting("optics.image_shift", "Image shift (m): moves the imaged area.")
     beam_tilt = _PointSetting("optics.beam_tilt", "Beam tilt (rad): tilts the illumination.")
-    _NAMES = {"BeamShift": "beam_shift", "ImageShift": "image_shift", "BeamTilt": "beam_tilt"}
+    image_tilt = _PointSetting("optics.image_tilt", "Diffraction shift (rad): moves the pattern.")
+    _NAMES = {"BeamShift": "beam_shift", "ImageShift": "image_shift", "BeamTilt": "beam_tilt",
+              "ImageTilt": "image_tilt"}
 
     def get_available_deflectors(self) -> list[str]:
         """The deflectors the twin's column has (by the names ``get_deflector_value`` takes)."""

@@ -71,6 +71,7 @@ def _settings(hardware: TemHardware) -> Settings:
         Vector("optics.beam_shift", "m", -1e-6, 1e-6, (0.0, 0.0), "moves the beam / the scan"),
         Vector("optics.image_shift", "m", -1e-6, 1e-6, (0.0, 0.0), "moves the imaged area"),
         Vector("optics.beam_tilt", "rad", -0.05, 0.05, (0.0, 0.0), "tilts the illumination"),
+        Vector("optics.image_tilt", "rad", -0.1, 0.1, (0.0, 0.0), "diffraction shift: moves the pattern"),
         Vector("optics.paused_scan_beam_position", "", 0.0, 1.0, (0.5, 0.5), "parked probe, scan fraction"),
         Flag("optics.beam_blanked", False, "beam blanker"),
         Real("optics.monochromator_focus", "", -200.0, 200.0, 0.0, "gun lens: the current falls as it rises"),
@@ -103,6 +104,14 @@ class CameraPlan:
     optics: dict[str, Any]
     twin: dict[str, Any]
     cost: Cost = Cost(0.0, 0)
+
+
+def moved_on_camera(pattern: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
+    """``pattern`` (rows along y) moved by ``shift`` = (x, y) camera pixels; what leaves the camera is
+    lost, nothing wraps around (bilinear for a fraction of a pixel)."""
+    if shift == (0.0, 0.0):
+        return pattern
+    return ndimage.shift(pattern, (shift[1], shift[0]), order=1, mode="constant", cval=0.0)
 
 
 def _multislice_cost(points: int, slices: int) -> Cost:
@@ -387,8 +396,11 @@ class TemInstrument:
         tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
         geometry = self.hrtem.diffraction_geometry(size, pixel_angle, energy)
 
+        shift = self._pattern_shift(state, pixel_angle)
+
         def electrons(dose: float) -> np.ndarray:
             pattern, _ = self.hrtem.diffraction_pattern(tuple(centre), size, pixel_angle, energy, tilt)
+            pattern = moved_on_camera(pattern, shift)
             return pattern * dose * np.pi * diameter**2 / 4  # every electron through the illuminated disk
 
         return CameraPlan(
@@ -399,6 +411,13 @@ class TemInstrument:
                   "selected_area_width": geometry.area_points * geometry.sampling},
             cost=_multislice_cost(geometry.points**2, self.stem.slices()),
         )
+
+    @staticmethod
+    def _pattern_shift(state: State, pixel_angle: float) -> tuple[float, float]:
+        """How far (camera pixels, x and y) the beam tilt and the diffraction shift (image tilt) move a
+        pattern: by their angles over the camera's pixel angle."""
+        x, y = np.add(state["optics.beam_tilt"], state["optics.image_tilt"]) / pixel_angle
+        return float(x), float(y)
 
     def parked_probe(self, state: State, stage: State, offset: np.ndarray) -> np.ndarray:
         """Where the parked probe sits (m, sample frame): ``optics.paused_scan_beam_position`` as fractions
@@ -428,12 +447,14 @@ class TemInstrument:
         grid = SimulationGrid(size=geometry.points, pad=0, sampling=geometry.sampling)
         window = Window.around(probe[0], probe[1], side, side)
         tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
+        shift = self._pattern_shift(state, pixel_angle)
 
         def electrons(dose: float) -> np.ndarray:
             atoms = atoms_in_view(self.sample, window, tilt)
             wave = stem_physics.convergent_beam_exit_wave(atoms, grid, energy, alpha, aberrations,
                                                           (side / 2, side / 2))
-            return geometry.pattern(wave) * dose * np.pi * (2 * reach) ** 2 / 4  # every electron lands
+            pattern = moved_on_camera(geometry.pattern(wave), shift)
+            return pattern * dose * np.pi * (2 * reach) ** 2 / 4  # every electron lands
 
         return CameraPlan(
             electrons=electrons, beam_centre=probe, beam_diameter=2 * reach, method="multislice",
