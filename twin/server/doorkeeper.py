@@ -124,11 +124,6 @@ class Doorkeeper:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pool, name)
 
-    def held(self, address: str) -> int:
-        """Connections ``address`` holds now."""
-        with self._lock:
-            return self._held[address]
-
     def process(self, job: Any) -> None:
         """Give ``job`` (one accepted connection) a worker, or a reason and the door."""
         address = source_address(job.caddr)

@@ -89,10 +89,6 @@ class Stage:
             self._commanded = self._now()
             self._jog = None
 
-    @property
-    def jogging(self) -> bool:
-        return self._jog is not None
-
     def limits(self, axis: Any) -> tuple[float, float]:
         axis = validation.one_of("axis", axis, self.axes)
         return self.hardware.stage_limits[STAGE_AXES.index(axis)]
