@@ -24,10 +24,13 @@ from clients._remote import Connection, RemoteSetting, open_proxy
 from clients.errors import InvalidState, InvalidValue
 from clients.ground_truth import GroundTruth
 from clients.tem.enumerations import OpticalMode, OptiStemMethod, ProjectorMode
+from clients.tem.spectra import AdornedSpectrum, SpectrumImage
 from clients.tem.structures import (
     AdornedImage,
     CameraAcquisitionSettings,
     CameraLengthData,
+    EdsAcquisitionSettings,
+    EdsSpectrumImageSettings,
     Limits,
     MagnificationData,
     Point,
@@ -551,6 +554,26 @@ class CameraDetector(_Detector):
         return Limits(*self._entry["exposure_time_limits"])
 
 
+class EdsDetector(_Detector):
+    """An EDS detector: its read-outs (channel counts, dispersions in eV per channel, shaping times in s)."""
+
+    @property
+    def bin_counts(self) -> list[int]:
+        return list(self._entry["bin_counts"])
+
+    @property
+    def dispersions(self) -> list[float]:
+        return list(self._entry["dispersions"])
+
+    @property
+    def shaping_times(self) -> list[float]:
+        return list(self._entry["shaping_times"])
+
+    @property
+    def exposure_time_limits(self) -> Limits:
+        return Limits(*self._entry["exposure_time_limits"])
+
+
 class ScanningDetector(_Detector):
     @property
     def collection_angle_limits(self) -> Limits:
@@ -593,6 +616,13 @@ class Detectors(_Node):
     def get_scanning_detector(self, detector_type: Any) -> ScanningDetector:
         return ScanningDetector(self._client, self._find("scanning_detectors", detector_type))
 
+    @property
+    def eds_detectors(self) -> list[str]:
+        return [d["name"] for d in self._client._describe()["eds_detectors"]]
+
+    def get_eds_detector(self, detector_type: Any) -> EdsDetector:
+        return EdsDetector(self._client, self._find("eds_detectors", detector_type))
+
     def _find(self, kind: str, name: Any) -> Mapping[str, Any]:
         entries = self._client._describe()[kind]
         for entry in entries:
@@ -600,6 +630,55 @@ class Detectors(_Node):
                 return entry
         known = ", ".join(repr(e["name"]) for e in entries)
         raise ValueError(f"detector = {_plain(name)!r} is not on this microscope; allowed: {known}")
+
+
+class Eds(_Node):
+    """EDS acquisitions: a spectrum where the beam is (the parked probe in STEM, the illuminated area in
+    TEM) and spectrum images along a STEM scan."""
+
+    def acquire_spectrum(self, settings: EdsAcquisitionSettings) -> AdornedSpectrum:
+        """A spectrum as ``settings`` say; ``data`` is the detector segments' spectra one after another."""
+        _require(settings, ("eds_detector", "dispersion", "shaping_time", "exposure_time"))
+        if settings.detector_segments is not None:
+            raise InvalidValue(f"detector_segments = {settings.detector_segments!r}: the twin reads every "
+                               "segment; allowed: None")
+        reply = self._remote.acquire_eds_spectrum(_plain(settings.eds_detector), settings.dispersion,
+                                                  settings.shaping_time, settings.exposure_time,
+                                                  _plain(settings.exposure_time_type))
+        return AdornedSpectrum(reply["data"], reply["metadata"])
+
+    def acquire_spectrum_image(self, settings: EdsSpectrumImageSettings) -> SpectrumImage:
+        """A spectrum image as ``settings`` say, with the images of ``settings.scanning_detectors``."""
+        _require(settings, ("eds_detector", "dispersion", "shaping_time", "dwell_time"))
+        if settings.detector_segments is not None:
+            raise InvalidValue(f"detector_segments = {settings.detector_segments!r}: the twin reads every "
+                               "segment; allowed: None")
+        pixels = settings.region is not None and _plain(settings.region.coordinate_system) == "Pixels"
+        reply = self._remote.acquire_eds_spectrum_image(
+            _plain(settings.eds_detector), settings.dispersion, settings.shaping_time, settings.dwell_time,
+            FULL_FRAME if pixels else _plain(settings.size), [_plain(d) for d in settings.scanning_detectors],
+            _rectangle(settings.region), settings.mode,
+        )
+        images = [AdornedImage(r["data"], r["metadata"]) for r in reply["images"]]
+        return SpectrumImage(reply["pixel"], reply["channel"], reply["shape"], reply["metadata"], images)
+
+
+def _require(settings: Any, fields: Sequence[str]) -> None:
+    for name in fields:
+        if getattr(settings, name) is None:
+            raise InvalidValue(f"{type(settings).__name__}.{name} is not set; set it before acquiring")
+
+
+class Analysis(_Node):
+    """Analytical acquisitions: ``eds`` (and the older ``acquire_eds_spectrum``)."""
+
+    def __init__(self, client: TemMicroscopeClient) -> None:
+        super().__init__(client)
+        self.eds = Eds(client)
+
+    def acquire_eds_spectrum(self, settings: EdsAcquisitionSettings) -> AdornedSpectrum:
+        """The place of :meth:`Eds.acquire_spectrum` in AutoScript releases before ``analysis.eds``."""
+        return self.eds.acquire_spectrum(settings)
 
 
 class ColumnValves(_Node):
@@ -711,6 +790,7 @@ class TemMicroscopeClient:
         self.vacuum = Vacuum(self)
         self.service = Service(self)
         self.auto_functions = AutoFunctions(self)
+        self.analysis = Analysis(self)
         self.twin = TemTwin(self)
 
     def connect(self, host: str | None = None, port: int | None = None, instance: str | None = None) -> None:

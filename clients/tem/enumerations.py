@@ -73,3 +73,17 @@ class OptiStemMethod(_StrEnum):
 class StageHolderType(_StrEnum):
     SINGLE_TILT = "SingleTilt"
     DOUBLE_TILT = "DoubleTilt"
+
+
+class EdsDetectorType(_StrEnum):
+    SUPER_X = "SuperX"
+    ULTRA_X = "UltraX"
+
+
+class ExposureTimeType(_StrEnum):
+    LIVE_TIME = "LiveTime"  # counting time: the acquisition lasts longer by the dead time
+    REAL_TIME = "RealTime"  # clock time
+
+
+class SpectrumEncoding(_StrEnum):
+    UINT32 = "UInt32"

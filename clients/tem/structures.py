@@ -168,6 +168,37 @@ class StemAcquisitionSettings:
 
 
 @dataclass
+class EdsAcquisitionSettings:
+    """Settings for an EDS spectrum (``analysis.eds.acquire_spectrum``), made empty and then filled in
+    as scripts do: the detector's name, ``dispersion`` (eV per channel) and ``shaping_time`` (s) among
+    those the detector offers, ``exposure_time`` (s) of live or real time (``exposure_time_type``)."""
+
+    eds_detector: Any = None
+    dispersion: float | None = None
+    shaping_time: float | None = None
+    exposure_time: float | None = None
+    exposure_time_type: Any = "LiveTime"
+    detector_segments: list[Any] | None = None
+
+
+@dataclass
+class EdsSpectrumImageSettings:
+    """Settings for an EDS spectrum image (``analysis.eds.acquire_spectrum_image``): the read-out as for a
+    spectrum, a STEM scan of ``size`` pixels (or ``region``) at ``dwell_time`` s per pixel (real time),
+    and the scanning detectors imaging at the same time. ``mode`` as in :class:`StemAcquisitionSettings`."""
+
+    eds_detector: Any = None
+    dispersion: float | None = None
+    shaping_time: float | None = None
+    dwell_time: float | None = None
+    size: int = 256
+    scanning_detectors: list[Any] = field(default_factory=list)
+    region: Region | None = None
+    detector_segments: list[Any] | None = None
+    mode: str | None = None
+
+
+@dataclass
 class CameraAcquisitionSettings:
     """Settings for ``acquire_camera_image_advanced``: the camera, size, exposure (s), the sensor's
     readout area ("Full", "Half", "Quarter": the central part at the same pixel pitch) and how many

@@ -91,9 +91,10 @@ def add_scale_bar(image: Any) -> Any:
 
 
 def plot_spectrum(spectrum: Any, title: str = "") -> Path | None:
-    """A spectrum's counts against energy (keV) where its metadata says how."""
+    """A spectrum's counts against energy (keV) where its metadata says how (detector segments summed)."""
     plt = _pyplot()
-    counts = np.asarray(getattr(spectrum, "data", spectrum), dtype=float)
+    counts = np.asarray(getattr(spectrum, "segments", getattr(spectrum, "data", spectrum)), dtype=float)
+    counts = counts.sum(axis=0) if counts.ndim == 2 else counts
     energies = getattr(spectrum, "energies", None)
     figure, axis = plt.subplots(figsize=(8, 3))
     if energies is not None:
@@ -108,6 +109,13 @@ def plot_spectrum(spectrum: Any, title: str = "") -> Path | None:
 
 
 def plot_spectra(spectra: Any, title: str = "") -> Path | None:
-    """A spectrum image: the sum spectrum."""
+    """A spectrum image: the sum spectrum, against energy where the spectrum image says how."""
+    if hasattr(spectra, "spectrum") and hasattr(spectra, "energies"):
+        return plot_spectrum(_Summed(spectra.spectrum, spectra.energies), title)
     data = np.asarray(getattr(spectra, "data", spectra), dtype=float)
     return plot_spectrum(data.reshape(-1, data.shape[-1]).sum(axis=0), title)
+
+
+class _Summed:
+    def __init__(self, data: np.ndarray, energies: np.ndarray) -> None:
+        self.data, self.energies = data, energies

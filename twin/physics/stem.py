@@ -104,12 +104,29 @@ def incoherent_annular_image(
     """Fraction of the beam (float64, ``shape = (ny, nx)``) scattered into the annular detector
     ``inner..outer`` (rad) at each probe position of the scan window: incoherent imaging of a thin
     sample, ``sum_i sigma_i P(r - r_i)`` with :func:`annular_cross_section` and the normalised
-    :func:`probe_intensity`.
+    :func:`probe_intensity` (see :func:`probe_weighted_sum`)."""
+    sigma = annular_cross_section(np.asarray(numbers), energy, inner, outer)
+    return probe_weighted_sum(positions, sigma, origin, step, shape, energy, convergence_angle, aberrations)
+
+
+def probe_weighted_sum(
+    positions: np.ndarray,
+    weights: np.ndarray,
+    origin: tuple[float, float],
+    step: float,
+    shape: tuple[int, int],
+    energy: float,
+    convergence_angle: float,
+    aberrations: Aberrations,
+) -> np.ndarray:
+    """``sum_i w_i P(r - r_i)`` (float64, ``shape = (ny, nx)``; ``w`` times 1/m²) at each probe position
+    ``r`` of the scan window: how much of the probe's intensity falls on the atoms, each counted with
+    its weight ``w_i`` (a cross-section gives the fraction of electrons it scatters).
 
     ``positions`` (N, 2) or (N, 3) in m, in the frame of ``origin``; heights are ignored (thin
     sample, no depth of focus). Atoms within :func:`probe_reach` of the window contribute; the
     internal grid is padded by that much, so atoms farther out are dropped and none wraps around
-    into the window (beyond the probe's ~1 % tail). The cross-sections are spread onto that grid,
+    into the window (beyond the probe's ~1 % tail). The weights are spread onto that grid,
     of spacing ``h = step / m`` no coarser than ``lambda / (8 alpha)`` (the probe's band
     ``2 alpha / lambda`` reaches half its Nyquist frequency), with a Gaussian kernel whose transform
     is divided out again: like a non-uniform FFT, sub-pixel positions are exact to ~1e-5 of the
@@ -128,12 +145,12 @@ def incoherent_annular_image(
     v = (xy[:, 1] - origin[1] - step / 2) / h + pad
     keep = (u > _SPREAD_HALF) & (u < size_x - _SPREAD_HALF - 1)
     keep &= (v > _SPREAD_HALF) & (v < size_y - _SPREAD_HALF - 1)
-    sigma = annular_cross_section(np.asarray(numbers)[keep], energy, inner, outer)
+    w = np.asarray(weights, dtype=np.float64)[keep]
     ix, wx = _spread(u[keep])
     iy, wy = _spread(v[keep])
     flat = (iy[:, :, None] * size_x + ix[:, None, :]).ravel()
-    weights = (sigma[:, None, None] * wy[:, :, None] * wx[:, None, :]).ravel()
-    density = np.bincount(flat, weights, minlength=size_y * size_x).reshape(size_y, size_x)
+    spread = (w[:, None, None] * wy[:, :, None] * wx[:, None, :]).ravel()
+    density = np.bincount(flat, spread, minlength=size_y * size_x).reshape(size_y, size_x)
 
     probe = probe_intensity((size_y, size_x), h, energy, convergence_angle, aberrations)
     fy = np.fft.fftfreq(size_y)[:, None]

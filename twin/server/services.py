@@ -135,6 +135,18 @@ class TemService:
         images = self._tem.acquire_stem_images(detectors, size, dwell_time, region, mode)
         return [public_image(self._twin, image) for image in images]
 
+    def acquire_eds_spectrum(self, detector: Any, dispersion: Any, shaping_time: Any, exposure_time: Any,
+                             exposure_time_type: Any = "LiveTime") -> dict[str, Any]:
+        return public_image(self._twin, self._tem.eds.acquire_spectrum(detector, dispersion, shaping_time,
+                                                                       exposure_time, exposure_time_type))
+
+    def acquire_eds_spectrum_image(self, detector: Any, dispersion: Any, shaping_time: Any, dwell_time: Any,
+                                   size: Any, scanning_detectors: Any = (), region: Any = None,
+                                   mode: Any = None) -> dict[str, Any]:
+        result = public_image(self._twin, self._tem.eds.acquire_spectrum_image(
+            detector, dispersion, shaping_time, dwell_time, size, scanning_detectors, region, mode))
+        return {**result, "images": [public_image(self._twin, image) for image in result["images"]]}
+
 
 @expose
 @checked_calls("afm")

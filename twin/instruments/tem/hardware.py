@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin.physics.ctf import Coherence
+from twin.physics.xray import MN_K_ALPHA, resolution
 
 # Nominal magnifications of the imaging (SA/Mh) range; the camera sees nominal × post-magnification.
 NOMINAL_MAGNIFICATIONS = (
@@ -58,6 +59,36 @@ class ScanningDetector:
 
 
 @dataclass(frozen=True)
+class EdsDetector:
+    """An energy-dispersive X-ray detector of ``segments`` silicon drift detectors sharing
+    ``solid_angle`` (sr) around the specimen: ``thickness`` and ``dead_layer`` of silicon (m), the
+    ``resolution`` (eV FWHM) at Mn K-alpha with the longest shaping time (the datasheet's figure; shorter
+    shaping times add electronic noise as ``1/sqrt(shaping time)``), a dead time of ``dead_time_factor``
+    shaping times per event, and the read-outs it offers: channel counts, dispersions (eV per channel),
+    shaping times (s)."""
+
+    name: str = "SuperX"
+    segments: int = 4
+    solid_angle: float = 0.7
+    thickness: float = 450e-6
+    dead_layer: float = 30e-9
+    resolution: float = 130.0  # eV FWHM at Mn K-alpha (5898.75 eV)
+    dead_time_factor: float = 2.0
+    bin_counts: tuple[int, ...] = (4096,)
+    dispersions: tuple[float, ...] = (1.25, 2.5, 5.0)
+    shaping_times: tuple[float, ...] = (1e-6, 2e-6, 3e-6)
+    offset_energy: float = -100.0  # eV: the energy of channel 0
+    retractable: bool = True
+    exposure_limits: tuple[float, float] = (1e-3, 3600.0)  # s
+
+    def noise_at(self, shaping_time: float) -> float:
+        """The electronics' noise (eV FWHM) at ``shaping_time`` (s): what the resolution at Mn K-alpha
+        leaves beyond silicon's Fano statistics, growing as ``1/sqrt(shaping time)``."""
+        fano = float(resolution(MN_K_ALPHA, 0.0))
+        return float(np.sqrt(self.resolution**2 - fano**2) * np.sqrt(max(self.shaping_times) / shaping_time))
+
+
+@dataclass(frozen=True)
 class TemHardware:
     """The column, its detectors and its stage (SI units)."""
 
@@ -88,6 +119,7 @@ class TemHardware:
         ScanningDetector("BF-S", 0.0, 11e-3),  # the segmented bright-field detector, read as a whole
         ScanningDetector("DF-S", 22e-3, 60e-3),  # the segmented dark-field detector, read as a whole
     )
+    eds_detectors: tuple[EdsDetector, ...] = (EdsDetector(),)
     holder: str = "DoubleTilt"
     stem_mode: str = "interactive"  # the server's default STEM physics
     stage_limits: tuple[tuple[float, float], ...] = (
@@ -113,3 +145,6 @@ class TemHardware:
 
     def detector(self, name: str) -> ScanningDetector:
         return next(d for d in self.scanning_detectors if d.name == name)
+
+    def eds_detector(self, name: str) -> EdsDetector:
+        return next(d for d in self.eds_detectors if d.name == name)

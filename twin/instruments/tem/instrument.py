@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy import constants, ndimage
@@ -26,6 +26,7 @@ from twin.instruments.tem import autofunctions
 from twin.instruments.tem.hardware import CAMERA_LENGTHS, NOMINAL_MAGNIFICATIONS, Camera, TemHardware
 from twin.instruments.tem.imaging import DiffractionGeometry, HrtemSimulator, atoms_in_view
 from twin.instruments.tem.scanning import MODES, Scan, StemSimulator
+from twin.instruments.tem.spectroscopy import EdsSpectrometer
 from twin.instruments.tem.stage import Stage
 from twin.instruments.usage import Usage
 from twin.instruments.work import Cost, Job, Limits, duration, fft_seconds_per_unit, fft_units
@@ -39,6 +40,17 @@ from twin.sample.frames import FramedSample, InstrumentFrame
 from twin.validation import brief
 
 State = dict[str, Any]  # a snapshot of settings, or of the stage
+
+
+class ScanRecorder(Protocol):
+    """Something recording along a STEM scan besides the scanning detectors (a spectrometer)."""
+
+    name: str
+
+    def __call__(self, scan: Scan, state: State, stage: State, offset: np.ndarray, dwell_time: float,
+                 frame_index: int, beam_on: bool) -> Any: ...
+
+
 STEM_ONLY = ("optics.scan_field_of_view", "optics.scan_rotation", "optics.paused_scan_beam_position")
 TEM_ONLY = ("optics.magnification",)
 SERIAL_NUMBER = "TWIN-0001"  # the same on every twin: nothing about an episode can be read from it
@@ -79,6 +91,8 @@ def _settings(hardware: TemHardware) -> Settings:
         Flag("vacuum.column_valves_open", True, "column valves"),
         Flag("detectors.screen_inserted", False, "fluorescent screen (blocks the detectors below)"),
         *(Flag(f"detectors.{c.name}.inserted", True, f"{c.name} camera") for c in hardware.cameras),
+        *(Flag(f"detectors.{d.name}.inserted", True, f"{d.name} EDS detector")
+          for d in hardware.eds_detectors),
         *(Flag(f"detectors.{d.name}.inserted", True, f"{d.name} detector")
           for d in hardware.scanning_detectors),
         Real("twin.focus_offset", "m", -1e-3, 1e-3, 0.0, "focus at which the specimen is in focus (C10 = 0)"),
@@ -158,6 +172,7 @@ class TemInstrument:
         self.stage = Stage(self.hardware, clock, seed)
         self.hrtem = HrtemSimulator(self.sample, self.hardware)
         self.stem = StemSimulator(self.sample, self.hardware, self.hrtem)
+        self.eds = EdsSpectrometer(self)
         self._defocus_reference = 0.0
         self._focus_lock = threading.Lock()  # focus and its defocus reference change together
         self._acquire_lock = threading.Lock()
@@ -236,10 +251,9 @@ class TemInstrument:
             )
 
     def _check_retractable(self, detector: str, value: Any) -> None:
-        names = [c.name for c in self.hardware.cameras] + [d.name for d in self.hardware.scanning_detectors]
-        validation.one_of("detector", detector, names)
-        cameras = {c.name: c for c in self.hardware.cameras}
-        unit = cameras.get(detector) or self.hardware.detector(detector)
+        units = {u.name: u for u in (*self.hardware.cameras, *self.hardware.scanning_detectors,
+                                     *self.hardware.eds_detectors)}
+        unit = units[validation.one_of("detector", detector, list(units))]
         if not unit.retractable and not validation.flag(f"detectors.{detector}.inserted", value):
             raise RuntimeError(f"detector {detector} is not retractable")
 
@@ -470,13 +484,26 @@ class TemInstrument:
     ) -> list[dict[str, Any]]:
         """One scan read out by every detector in ``detectors``: a list of
         ``{"data": uint16 [rows, columns], "metadata": {...}}`` in the order given."""
+        return self.stem_scan(detectors, size, dwell_time, region, mode)[0]
+
+    def _detector_list(self, detectors: Any, allow_empty: bool) -> list[Any]:
         names = [d.name for d in self.hardware.scanning_detectors]
         if isinstance(detectors, str):
             detectors = [detectors]
-        if not isinstance(detectors, (list, tuple)) or not detectors:
+        if not isinstance(detectors, (list, tuple)) or not (detectors or allow_empty):
             raise TypeError(f"detectors must be a detector name or a list of them, got {brief(detectors)}; "
                             f"allowed: {', '.join(map(repr, names))}")
-        chosen = [self.hardware.detector(validation.one_of("detector", d, names)) for d in detectors]
+        return [self.hardware.detector(validation.one_of("detector", d, names)) for d in detectors]
+
+    def stem_scan(
+        self, detectors: Any, size: Any, dwell_time: Any, region: Any = None, mode: Any = None,
+        during: ScanRecorder | None = None,
+    ) -> tuple[list[dict[str, Any]], Any]:
+        """One scan read out by every detector in ``detectors`` (perhaps none) and by ``during``, a
+        recorder called once the signals exist and before the beam damages the sample (a spectrometer:
+        it gets the scan, the settings, the stage reading and specimen offset, the dwell time, the frame
+        index and whether the beam reaches the specimen). Returns the images and what ``during`` returned."""
+        chosen = self._detector_list(detectors, allow_empty=during is not None)
         size = validation.integer("size", size, 16, 4096)
         dwell = validation.real("dwell_time", dwell_time, SHORTEST_DWELL, 1.0, "s")
         rectangle = _region(region)
@@ -508,6 +535,7 @@ class TemInstrument:
         cost = self.stem.cost(scan, energy, state["optics.convergence_angle"], aberrations,
                               chosen, method)
         article, names = "an" if method[0] in "aeiou" else "a", ", ".join(d.name for d in chosen)
+        names = ", ".join(filter(None, (names, during and during.name)))
         task = f"{article} {method} STEM scan of {rows} x {cols} pixels with {names}"
         self.limits.check(task, cost, "use a smaller size, fewer detectors"
                           + (" or mode 'interactive'" if method in ("exact", "prism") else ""))
@@ -532,6 +560,8 @@ class TemInstrument:
                 noise = rng.standard_normal(counts.shape, dtype=np.float32)
                 counts += noise * np.float32(detector.read_noise)
                 data[detector.name] = np.clip(np.rint(counts), 0, UINT16_MAX).astype(np.uint16)
+            recorded = None if during is None else during(scan, state, stage, offset, dwell, frame_index,
+                                                          beam_on)
             knocked_out = 0
             if self._beam_on_specimen(state):
                 corner = tuple(c[0] - scan.step / 2 for c in scan.scan_coordinates())
@@ -564,7 +594,7 @@ class TemInstrument:
                 "specimen_offset": offset.tolist(),
             }
             images.append({"data": data[detector.name], "metadata": metadata})
-        return images
+        return images, recorded
 
     def _drifted(self, signal: np.ndarray, scan: Scan, frame_time: float) -> np.ndarray:
         """The signal as scanned line by line while the specimen drifts (rows in time order)."""
@@ -763,6 +793,11 @@ class TemInstrument:
             "dwell_time_limits": [SHORTEST_DWELL, 1.0],
             "scanning_detectors": [{"name": d.name, "inner": d.inner, "outer": d.outer,
                                     "retractable": d.retractable} for d in self.hardware.scanning_detectors],
+            "eds_detectors": [{"name": d.name, "retractable": d.retractable, "segments": d.segments,
+                               "solid_angle": d.solid_angle, "bin_counts": list(d.bin_counts),
+                               "dispersions": list(d.dispersions), "shaping_times": list(d.shaping_times),
+                               "exposure_time_limits": list(d.exposure_limits)}
+                              for d in self.hardware.eds_detectors],
             "magnifications": [
                 {"nominal": m, "calibrated": m * self.hardware.post_magnification,
                  "field_of_view": self.field_of_view(m)}
