@@ -21,6 +21,8 @@ import numpy as np
 TEM_SIZE = 1024
 STEM_SIZE = 256
 EXACT_SIZE, EXACT_FOV = 16, 1.5e-9  # exact mode: 256 probe positions over 1.5 nm
+EDS_SI_SIZE, EDS_SI_DWELL = 128, 1e-4  # an EDS spectrum image with HAADF: 128² pixels, 0.1 ms each
+RASTER_SIDE, RASTER_FRAME = 8, 256  # 4D-STEM: 8 x 8 parked positions, a 256² camera frame at each
 AFM_SIZES = (256, 512, 1024)
 DATASET_ITEMS = 40
 ECHO_SHAPES = ((1024, 1024), (2048, 2048))  # float32: 4 and 16 MiB each way
@@ -261,6 +263,7 @@ def measure() -> dict[str, Any]:
             "direct_abtem_per_position_s": direct_stem,
             "ratio_exact_to_direct": exact / direct_stem,
         }
+        figures["analytical"] = analytical_figures(microscope)
         microscope.disconnect()
 
         # AFM: fresh frames with tip and z-loop at new places 40 nm apart, read back as arrays
@@ -311,6 +314,38 @@ def measure() -> dict[str, Any]:
     figures["episodes"] = episode_figures()
     figures["datasets"] = dataset_figures()
     return figures
+
+
+def analytical_figures(microscope: Any) -> dict[str, float]:
+    """EDS (a parked-probe spectrum, a spectrum image with HAADF) and a 4D-STEM raster of camera frames
+    at parked probe positions, through the client on the running server (STEM mode, 8 nm field)."""
+    from clients.tem.structures import EdsAcquisitionSettings, EdsSpectrumImageSettings
+
+    microscope.optics.scan_field_of_view = 8e-9
+    spectrum = EdsAcquisitionSettings(eds_detector="SuperX", dispersion=5.0, shaping_time=3e-6,
+                                      exposure_time=1.0)
+    eds = microscope.analysis.eds
+    eds.acquire_spectrum(spectrum)
+    spectrum_s = _median_time(lambda: eds.acquire_spectrum(spectrum))
+    image_settings = EdsSpectrumImageSettings(eds_detector="SuperX", dispersion=5.0, shaping_time=3e-6,
+                                              dwell_time=EDS_SI_DWELL, size=EDS_SI_SIZE,
+                                              scanning_detectors=["HAADF"])
+    started = time.perf_counter()
+    spectrum_image = eds.acquire_spectrum_image(image_settings)
+    image_s = time.perf_counter() - started
+    camera = microscope.acquisition.acquire_camera_image
+    microscope.optics.camera_length = 0.115
+    camera("BM-Ceta", RASTER_FRAME, 0.01)
+    started = time.perf_counter()
+    for row in range(RASTER_SIDE):
+        for column in range(RASTER_SIDE):
+            microscope.optics.paused_scan_beam_position = [(column + 0.5) / RASTER_SIDE,
+                                                           (row + 0.5) / RASTER_SIDE]
+            camera("BM-Ceta", RASTER_FRAME, 0.01)
+    raster_s = time.perf_counter() - started
+    return {"eds_spectrum_s": spectrum_s, "eds_spectrum_image_s": image_s,
+            "eds_spectrum_image_counts": float(len(spectrum_image.pixel)),
+            "raster_4d_s": raster_s, "raster_4d_per_frame_s": raster_s / RASTER_SIDE**2}
 
 
 def episode_figures(calls: int = 400) -> dict[str, float]:
@@ -406,7 +441,7 @@ def dataset_figures(items: int = DATASET_ITEMS) -> dict[str, float]:
 def report(f: dict[str, Any]) -> str:
     """The figures as a table, with the targets of the foundation issue."""
     s, tem, afm, t, m = f["startup"], f["tem_1024"], f["afm_256"], f["transport"], f["machine"]
-    st, d, e = f["stem"], f["datasets"], f["episodes"]
+    st, d, e, a = f["stem"], f["datasets"], f["episodes"], f["analytical"]
     return "\n".join([
         f"twin bench: {m['cpus']} CPUs, Python {m['python']}, abTEM {m['abtem']}, Pyro5 {m['pyro5']}",
         "start-up",
@@ -428,6 +463,12 @@ def report(f: dict[str, Any]) -> str:
         f"  exact mode, per probe position               {st['exact_per_position_s'] * 1e3:7.2f} ms",
         f"  abTEM's own probe scan, same cell, per pos.  {st['direct_abtem_per_position_s'] * 1e3:7.2f} ms"
         f"   (exact = {st['ratio_exact_to_direct']:.2f} x; target <= 1)",
+        "Analytical STEM over Pyro5 (8 nm field)",
+        f"  EDS spectrum, parked probe, 1 s live time    {a['eds_spectrum_s']:7.3f} s",
+        f"{f'  EDS spectrum image {EDS_SI_SIZE}² + HAADF':<47}{a['eds_spectrum_image_s']:7.3f} s"
+        f"   ({a['eds_spectrum_image_counts']:.0f} counts)",
+        f"{f'  4D-STEM raster {RASTER_SIDE}x{RASTER_SIDE}, {RASTER_FRAME}² CBED frames':<47}"
+        f"{a['raster_4d_s']:7.2f} s   ({a['raster_4d_per_frame_s']:.3f} s a frame)",
         f"AFM 256² frame, tip + z-loop, time off         {afm['frame_s']:7.3f} s   (target <= 0.1 s)",
         f"AFM 512² frame                                 {f['afm_512']['frame_s']:7.3f} s",
         f"AFM 1024² frame                                {f['afm_1024']['frame_s']:7.3f} s   (<= 1.5 s)",

@@ -27,6 +27,7 @@ from clients.tem.enumerations import OpticalMode, OptiStemMethod, ProjectorMode
 from clients.tem.spectra import AdornedSpectrum, SpectrumImage
 from clients.tem.structures import (
     AdornedImage,
+    Aperture,
     CameraAcquisitionSettings,
     CameraLengthData,
     EdsAcquisitionSettings,
@@ -181,6 +182,112 @@ class BeamStopper(_Node):
         return "Retracted"  # the twin's column has a beam stopper that is never in the way
 
 
+class ApertureMechanism(_Node):
+    """One motorised aperture mechanism: list its ``apertures``, select one (``aperture = ...``, which
+    inserts the mechanism), insert/retract it, enable/disable it. ``position`` is the selected
+    aperture's alignment preset (m); the twin's apertures stay centred on the axis whatever it reads."""
+
+    def __init__(self, client: TemMicroscopeClient, entry: Mapping[str, Any]) -> None:
+        super().__init__(client)
+        self._entry = entry
+        self.name = entry["name"]
+        self._prefix = f"apertures.{self.name}"
+
+    @property
+    def apertures(self) -> list[Aperture]:
+        return [Aperture(a["name"], "Circular", a["diameter"]) for a in self._entry["apertures"]]
+
+    @property
+    def aperture(self) -> Aperture | None:
+        """The selected aperture, None while the mechanism is retracted."""
+        if not self._remote.get(f"{self._prefix}.inserted"):
+            return None
+        name = self._remote.get(f"{self._prefix}.aperture")
+        return next(a for a in self.apertures if a.name == name)
+
+    @aperture.setter
+    def aperture(self, aperture: Aperture | str) -> None:
+        self._remote.set(f"{self._prefix}.aperture", getattr(aperture, "name", aperture))
+
+    @property
+    def insertion_state(self) -> str:
+        self._require_enabled()
+        return "Inserted" if self._remote.get(f"{self._prefix}.inserted") else "Retracted"
+
+    @property
+    def is_enabled(self) -> bool:
+        return self._remote.get(f"{self._prefix}.enabled")
+
+    @property
+    def is_retractable(self) -> bool:
+        return bool(self._entry["retractable"])
+
+    def enable(self) -> None:
+        self._remote.set(f"{self._prefix}.enabled", True)
+
+    def disable(self) -> None:
+        self._remote.set(f"{self._prefix}.enabled", False)
+
+    def insert(self) -> None:
+        self._remote.set(f"{self._prefix}.inserted", True)
+
+    def retract(self) -> None:
+        self._remote.set(f"{self._prefix}.inserted", False)
+
+    @property
+    def position(self) -> Point | None:
+        self._require_enabled()
+        if not self._remote.get(f"{self._prefix}.inserted"):
+            return None
+        return Point(*self._remote.get(f"{self._prefix}.position"))
+
+    @position.setter
+    def position(self, value: Any) -> None:
+        self._remote.set(f"{self._prefix}.position", [float(v) for v in value])
+
+    def reset_positions(self) -> None:
+        self._remote.set(f"{self._prefix}.position", [0.0, 0.0])
+
+    def _require_enabled(self) -> None:
+        if not self.is_enabled:
+            raise InvalidState(f"aperture mechanism {self.name} is disabled; enable() it first")
+
+
+class ApertureMechanisms(_Node):
+    """``optics.aperture_mechanisms``: the motorised apertures this column has."""
+
+    def get_available(self) -> list[str]:
+        return [m["name"] for m in self._client._describe()["aperture_mechanisms"]]
+
+    def get_mechanism(self, mechanism_type: Any) -> ApertureMechanism:
+        entries = self._client._describe()["aperture_mechanisms"]
+        for entry in entries:
+            if entry["name"] == _plain(mechanism_type):
+                return ApertureMechanism(self._client, entry)
+        raise InvalidValue(f"aperture mechanism = {_plain(mechanism_type)!r} is not on this microscope; "
+                           f"allowed: {', '.join(repr(e['name']) for e in entries)}")
+
+    @property
+    def C1(self) -> ApertureMechanism:
+        return self.get_mechanism("C1")
+
+    @property
+    def C2(self) -> ApertureMechanism:
+        return self.get_mechanism("C2")
+
+    @property
+    def C3(self) -> ApertureMechanism:
+        return self.get_mechanism("C3")
+
+    @property
+    def objective(self) -> ApertureMechanism:
+        return self.get_mechanism("Objective")
+
+    @property
+    def SA(self) -> ApertureMechanism:
+        return self.get_mechanism("SA")
+
+
 class Blanker(_Node):
     def blank(self) -> None:
         self._remote.set("optics.beam_blanked", True)
@@ -245,6 +352,8 @@ class Optics(_Node):
     scan_rotation = RemoteSetting("optics.scan_rotation", "STEM scan rotation (rad).")
     spot_size_index = RemoteSetting("optics.spot_size_index", "Spot size (1 = most current).")
     convergence_angle = RemoteSetting("optics.convergence_angle", "STEM probe semi-angle (rad).")
+    intensity = RemoteSetting("optics.intensity", "C2 lens excitation (0..1): the TEM beam's crossover at "
+                                                  "0.45, spread wider away from it.")
     paused_scan_beam_position = _PointSetting("optics.paused_scan_beam_position",
                                               "Parked STEM probe, as fractions (0..1) of the scan area.")
 
@@ -257,6 +366,7 @@ class Optics(_Node):
         self.focusing = Focusing(client)
         self.monochromator = Monochromator(client)
         self.beam_stopper = BeamStopper(client)
+        self.aperture_mechanisms = ApertureMechanisms(client)
         self._camera_length = CameraLength(client)
 
     # the column's fixed configuration: a plain high-tension, non-EFTEM, two-condenser column
@@ -342,10 +452,28 @@ class AccelerationVoltage(_Node):
         return f"AccelerationVoltage(value={self.value!r})"
 
 
+class FieldEmissionGun(_Node):
+    """``source.field_emission_gun``: a cold FEG whose emission falls after each flash."""
+
+    @property
+    def is_flashing_advised(self) -> bool:
+        return self._remote.gun()["is_flashing_advised"]
+
+    @property
+    def emission(self) -> float:
+        """The emission relative to just after a flash (twin extra)."""
+        return self._remote.gun()["emission"]
+
+    def flash(self) -> None:
+        """Flash the tip: the emission is back to full (a few seconds of instrument time)."""
+        self._remote.flash_gun()
+
+
 class Source(_Node):
     def __init__(self, client: TemMicroscopeClient) -> None:
         super().__init__(client)
         self._acceleration_voltage = AccelerationVoltage(client)
+        self.field_emission_gun = FieldEmissionGun(client)
 
     @property
     def acceleration_voltage(self) -> AccelerationVoltage:
@@ -410,10 +538,26 @@ def _axes(position: Any) -> dict[str, Any]:
     raise TypeError(f"position must be a StagePosition, list or tuple, got {position!r}")
 
 
+class PiezoStage(_Node):
+    """``specimen.piezo_stage``: the twin's holders have no piezo stage. It reads as disabled and never
+    moving; everything that would move it says so."""
+
+    is_enabled = False
+    is_moving = False
+
+    def _refuse(self, *_: Any) -> None:
+        raise InvalidState("the twin's specimen holder has no piezo stage; use specimen.stage (its "
+                           "start_jogging moves continuously)")
+
+    enable = disable = start_jogging = stop = stop_jogging = _refuse
+    absolute_move = relative_move = _refuse
+
+
 class Specimen(_Node):
     def __init__(self, client: TemMicroscopeClient) -> None:
         super().__init__(client)
         self.stage = Stage(client)
+        self.piezo_stage = PiezoStage(client)
 
 
 class Acquisition(_Node):

@@ -87,3 +87,12 @@ class ExposureTimeType(_StrEnum):
 
 class SpectrumEncoding(_StrEnum):
     UINT32 = "UInt32"
+
+
+class ApertureMechanismType(_StrEnum):
+    C1 = "C1"
+    C2 = "C2"
+    C3 = "C3"
+    OBJECTIVE = "Objective"
+    SA = "SA"
+    TRANSFER_LENS = "TransferLens"

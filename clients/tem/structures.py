@@ -132,6 +132,15 @@ class CameraLengthData:
 
 
 @dataclass(frozen=True)
+class Aperture:
+    """One aperture of a mechanism: its unique ``name``, ``type`` and ``diameter`` (m, circular ones)."""
+
+    name: str
+    type: str = "Circular"
+    diameter: float | None = None
+
+
+@dataclass(frozen=True)
 class Rectangle:
     """A rectangle (left, top, width, height); relative regions use fractions 0..1, top from the top."""
 

@@ -1,7 +1,7 @@
 # Rehearses: pycroscopy/asyncroscopy asyncroscopy/instruments/electron_microscope/auto_script.py (the
-# status snapshot a Tango device publishes, and the screen-current calibration against the gun lens:
-# screen in, a sweep of monochromator focus with a settling pause, a polynomial fit, the focus for a
-# target current). Written for the twin; only API names and values follow the source.
+# status snapshot a Tango device publishes, apertures included, and the screen-current calibration
+# against the gun lens: screen in, a sweep of monochromator focus with a settling pause, a polynomial
+# fit, the focus for a target current). Written for the twin; only API names and values follow the source.
 # twin run: --serve --state stem
 import time
 
@@ -22,6 +22,16 @@ status = {
 }
 if status["optical_mode"] == "Stem":
     status["scan_rotation"], status["fov"] = optics.scan_rotation, optics.scan_field_of_view
+apertures = {}
+for kind in optics.aperture_mechanisms.get_available():
+    mechanism = optics.aperture_mechanisms.get_mechanism(kind)
+    if not mechanism.is_enabled:
+        apertures[kind] = "Disabled"
+    elif mechanism.insertion_state == "Retracted":
+        apertures[kind] = "Retracted"
+    else:
+        apertures[kind] = mechanism.aperture.name
+status["apertures"] = apertures
 status["deflectors"] = {name: [optics.deflectors.get_deflector_value(name).x,
                                optics.deflectors.get_deflector_value(name).y]
                         for name in optics.deflectors.get_available_deflectors()}

@@ -122,6 +122,13 @@ class TemService:
     def screen_current(self) -> float:
         return self._tem.screen_current()
 
+    def gun(self) -> dict[str, Any]:
+        """The gun: its emission (relative to just after a flash) and whether a flash is due."""
+        return {"emission": self._tem.emission(), "is_flashing_advised": self._tem.is_flashing_advised()}
+
+    def flash_gun(self) -> None:
+        self._tem.flash()
+
     def acquire_camera_image(self, camera: Any, size: Any, exposure_time: Any,
                              readout_area: Any = "Full") -> dict[str, Any]:
         return public_image(self._twin, self._tem.acquire_camera_image(camera, size, exposure_time,

@@ -59,6 +59,20 @@ class ScanningDetector:
 
 
 @dataclass(frozen=True)
+class ApertureMechanism:
+    """A motorised aperture strip: its ``apertures`` (name, diameter in m), which one is in at start
+    (``None``: retracted) and whether it can be retracted."""
+
+    name: str
+    apertures: tuple[tuple[str, float], ...]
+    default: str | None
+    retractable: bool = True
+
+    def diameter(self, aperture: str) -> float:
+        return dict(self.apertures)[aperture]
+
+
+@dataclass(frozen=True)
 class EdsDetector:
     """An energy-dispersive X-ray detector of ``segments`` silicon drift detectors sharing
     ``solid_angle`` (sr) around the specimen: ``thickness`` and ``dead_layer`` of silicon (m), the
@@ -120,6 +134,21 @@ class TemHardware:
         ScanningDetector("DF-S", 22e-3, 60e-3),  # the segmented dark-field detector, read as a whole
     )
     eds_detectors: tuple[EdsDetector, ...] = (EdsDetector(),)
+    aperture_mechanisms: tuple[ApertureMechanism, ...] = (
+        ApertureMechanism("C2", (("150", 150e-6), ("70", 70e-6), ("50", 50e-6), ("30", 30e-6)), "50",
+                          retractable=False),
+        ApertureMechanism("Objective", (("100", 100e-6), ("70", 70e-6), ("40", 40e-6), ("10", 10e-6)), None),
+        ApertureMechanism("SA", (("800", 800e-6), ("200", 200e-6), ("40", 40e-6), ("10", 10e-6)), None),
+    )
+    reference_c2: float = 50e-6  # m: the C2 aperture the spot sizes' currents are quoted for
+    convergence_per_c2: float = 30e-3 / 50e-6  # rad per m of C2 diameter: the largest probe semi-angle
+    objective_focal_length: float = 1.7e-3  # m: an objective aperture of diameter d stops angles > d / 2f
+    sa_magnification: float = 55.0  # the SA plane's magnification: an SA aperture d selects d / 55
+    crossover_intensity: float = 0.45  # optics.intensity that focuses the TEM beam to its crossover
+    default_intensity: float = 0.6  # ... and that spreads it just over the camera's field of view
+    crossover_diameter: float = 10e-9  # m: the TEM beam at crossover
+    emission_lifetime: float = 75 * 3600.0  # s: a cold FEG's emission falls by 1/e in this after a flash
+    flash_advised_after: float = 8 * 3600.0  # s after a flash
     holder: str = "DoubleTilt"
     stem_mode: str = "interactive"  # the server's default STEM physics
     stage_limits: tuple[tuple[float, float], ...] = (
@@ -145,6 +174,9 @@ class TemHardware:
 
     def detector(self, name: str) -> ScanningDetector:
         return next(d for d in self.scanning_detectors if d.name == name)
+
+    def aperture_mechanism(self, name: str) -> ApertureMechanism:
+        return next(m for m in self.aperture_mechanisms if m.name == name)
 
     def eds_detector(self, name: str) -> EdsDetector:
         return next(d for d in self.eds_detectors if d.name == name)

@@ -22,6 +22,7 @@ from twin.physics.ctf import (
     delocalization,
     electron_wavelength,
     information_limit,
+    spatial_frequencies,
     transfer_function,
 )
 from twin.physics.tem import SimulationGrid
@@ -45,6 +46,7 @@ class View:
     coherence: Coherence
     tilt: tuple[float, float] = (0.0, 0.0)  # alpha, beta (rad) about the window's centre
     beam_tilt: tuple[float, float] = (0.0, 0.0)  # illumination angle (rad), x and y
+    aperture: float | None = None  # rad: the objective aperture stops scattering beyond this
 
     @property
     def method(self) -> str:
@@ -114,7 +116,7 @@ class HrtemSimulator:
     def view(
         self, centre: tuple[float, float], field_of_view: float, size: int, energy: float,
         aberrations: Aberrations, tilt: tuple[float, float] = (0.0, 0.0), sizes: tuple[int, ...] = (),
-        label: str = "", beam_tilt: tuple[float, float] = (0.0, 0.0),
+        label: str = "", beam_tilt: tuple[float, float] = (0.0, 0.0), aperture: float | None = None,
     ) -> View:
         """Plan a ``size``² image of the square ``field_of_view`` (m) centred on ``centre`` (m);
         refuses views beyond the simulation limit, naming the ``sizes`` that would work."""
@@ -130,7 +132,7 @@ class HrtemSimulator:
                 f"{', '.join(map(str, sorted(usable))) or 'none'}, or a higher magnification"
             )
         window = Window.around(centre[0], centre[1], fov, fov)
-        return View(window, fov, size, grid, energy, aberrations, coherence, tilt, beam_tilt)
+        return View(window, fov, size, grid, energy, aberrations, coherence, tilt, beam_tilt, aperture)
 
     def grid_for(
         self, fov: float, size: int, energy: float, aberrations: Aberrations, coherence: Coherence
@@ -182,11 +184,16 @@ class HrtemSimulator:
 
         def kernel() -> np.ndarray:
             shape = (grid.n, grid.n)
-            return transfer_function(shape, grid.step, view.energy, view.aberrations, view.coherence)
+            lens = transfer_function(shape, grid.step, view.energy, view.aberrations, view.coherence)
+            if view.aperture is not None:  # the objective aperture in the back focal plane
+                kx, ky = spatial_frequencies(shape, grid.step)
+                lens *= np.hypot(kx, ky) * electron_wavelength(view.energy) <= view.aperture
+            return lens
 
         wave_key = (id(self.sample), self.sample.version, ix, iy, grid, view.energy, view.tilt)
         spectrum = self.exit_waves.get_or_compute(wave_key, exit_wave)
-        lens = self.kernels.get_or_compute((grid, view.energy, view.aberrations, view.coherence), kernel)
+        lens_key = (grid, view.energy, view.aberrations, view.coherence, view.aperture)
+        lens = self.kernels.get_or_compute(lens_key, kernel)
         if view.beam_tilt != (0.0, 0.0):  # tilted illumination of a thin specimen: the spectrum moves
             spectrum = tem_physics.tilted_illumination(spectrum, grid, view.energy, view.beam_tilt)
         moved = tem_physics.translation(grid.n, grid.step, padded.x_min - x0, padded.y_min - y0)
@@ -206,14 +213,17 @@ class HrtemSimulator:
                 "magnification or a smaller size"
             )
 
-    def diffraction_geometry(self, size: int, pixel_angle: float, energy: float) -> DiffractionGeometry:
-        """How the pattern on ``size``² camera pixels of ``pixel_angle`` (rad) is simulated."""
+    def diffraction_geometry(self, size: int, pixel_angle: float, energy: float,
+                             selected: float | None = None) -> DiffractionGeometry:
+        """How the pattern on ``size``² camera pixels of ``pixel_angle`` (rad) is simulated; an SA
+        aperture selecting ``selected`` (m) narrows the diffracting area to it, when it is smaller."""
         smallest, largest = self.hardware.diffraction_area
+        largest = largest if selected is None else max(smallest, min(largest, selected))
         return DiffractionGeometry.plan(size, pixel_angle, electron_wavelength(energy), smallest, largest)
 
     def diffraction_pattern(
         self, centre: tuple[float, float], size: int, pixel_angle: float, energy: float,
-        tilt: tuple[float, float] = (0.0, 0.0),
+        tilt: tuple[float, float] = (0.0, 0.0), selected: float | None = None,
     ) -> tuple[np.ndarray, Window]:
         """The far field of the exit wave on ``size``² camera pixels of ``pixel_angle`` (rad) each,
         as the fraction of the beam landing on each pixel (direct beam in the centre pixel).
@@ -221,7 +231,7 @@ class HrtemSimulator:
         The area that diffracts is selected as by a square selected-area aperture (see
         :class:`DiffractionGeometry`). Returns the pattern and the selected area (m, sample frame).
         """
-        geometry = self.diffraction_geometry(size, pixel_angle, energy)
+        geometry = self.diffraction_geometry(size, pixel_angle, energy, selected)
         side = geometry.area_points * geometry.sampling
         area = Window.around(centre[0], centre[1], side, side)
         grid = SimulationGrid(size=geometry.area_points, pad=0, sampling=geometry.sampling)

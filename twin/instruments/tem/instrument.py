@@ -22,7 +22,7 @@ from scipy import constants, ndimage
 from twin import __version__, validation
 from twin.instruments.clock import Clock
 from twin.instruments.parameters import Choice, Flag, Integer, Real, Settings, Vector
-from twin.instruments.tem import autofunctions
+from twin.instruments.tem import apertures, autofunctions
 from twin.instruments.tem.hardware import CAMERA_LENGTHS, NOMINAL_MAGNIFICATIONS, Camera, TemHardware
 from twin.instruments.tem.imaging import DiffractionGeometry, HrtemSimulator, atoms_in_view
 from twin.instruments.tem.scanning import MODES, Scan, StemSimulator
@@ -61,6 +61,7 @@ _MOST_SAMPLED_HITS = 100_000  # knock-ons one low-magnification exposure may rec
 _LONGEST_FRAME = 600.0  # s: the longest STEM frame a scan may take
 SHORTEST_DWELL = 10e-9  # s: the scan generator's fastest pixel
 GUN_LENS_SCALE = 50.0  # monochromator focus units per e-fold of beam current
+FLASH_SECONDS = 5.0  # s of instrument time a gun flash takes
 READOUT_AREAS = {"Full": 1, "Half": 2, "Quarter": 4}  # the camera's fixed readout areas: sensor width over it
 _AUTO_FUNCTION_SETTINGS = ("optics.focus", "optics.objective_stigmator", "optics.beam_tilt",
                            "optics.beam_blanked")  # what an auto function may change
@@ -101,6 +102,9 @@ def _settings(hardware: TemHardware) -> Settings:
         Flag("twin.stage_errors", True, "stage positioning error and backlash"),
         Flag("twin.drift", True, "specimen drift"),
         Choice("twin.stem_mode", MODES, hardware.stem_mode, "STEM physics: interactive, exact or prism"),
+        Real("optics.intensity", "", 0.0, 1.0, hardware.default_intensity,
+             "C2 lens excitation: the TEM beam's crossover at 0.45, spread wider away from it"),
+        *apertures.settings(hardware),
     ])
 
 
@@ -126,6 +130,26 @@ def moved_on_camera(pattern: np.ndarray, shift: tuple[float, float]) -> np.ndarr
     if shift == (0.0, 0.0):
         return pattern
     return ndimage.shift(pattern, (shift[1], shift[0]), order=1, mode="constant", cval=0.0)
+
+
+def objective_stop(pattern: np.ndarray, pixel_angle: float, cutoff: float | None) -> np.ndarray:
+    """``pattern`` (direct beam on the centre pixel) with every pixel beyond the objective aperture's
+    ``cutoff`` angle (rad) dark; unchanged without an aperture."""
+    if cutoff is None:
+        return pattern
+    rows, columns = np.indices(pattern.shape)
+    centre = pattern.shape[0] // 2
+    return np.where(np.hypot(rows - centre, columns - centre) * pixel_angle <= cutoff, pattern, 0.0)
+
+
+def _disk(window: Window, size: int, centre: np.ndarray, diameter: float) -> np.ndarray:
+    """1 for the pixels of a ``size``² image of ``window`` inside the disk of ``diameter`` (m) around
+    ``centre`` (m), 0 outside."""
+    pixel = window.width / size
+    x = window.x_min + (np.arange(size) + 0.5) * pixel
+    y = window.y_min + (np.arange(size) + 0.5) * pixel
+    inside = (x[None, :] - centre[0]) ** 2 + (y[:, None] - centre[1]) ** 2 <= diameter**2 / 4
+    return inside.astype(np.float64)
 
 
 def _multislice_cost(points: int, slices: int) -> Cost:
@@ -174,6 +198,7 @@ class TemInstrument:
         self.stem = StemSimulator(self.sample, self.hardware, self.hrtem)
         self.eds = EdsSpectrometer(self)
         self._defocus_reference = 0.0
+        self._flashed_at = clock.now()  # the gun was flashed as the twin started
         self._focus_lock = threading.Lock()  # focus and its defocus reference change together
         self._acquire_lock = threading.Lock()
         self._job: Job | None = None
@@ -231,7 +256,20 @@ class TemInstrument:
         self._check_mode(name)
         if isinstance(name, str) and name.startswith("detectors.") and name.endswith(".inserted"):
             self._check_retractable(name.split(".")[1], value)
-        return self.settings.set(name, value)
+        also: dict[str, Any] = {}
+        if isinstance(name, str) and name.startswith("apertures.") and name in self.settings.names():
+            also = apertures.check(self.settings.snapshot(), self.hardware, name, value)
+        if name == "optics.convergence_angle":
+            widest = apertures.largest_convergence(self.settings.snapshot(), self.hardware)
+            parameter = self.settings.parameter(name)
+            angle = validation.real(name, value, parameter.lo, parameter.hi, "rad")
+            if angle > widest:
+                raise ValueError(f"{name} = {angle!r} rad: the C2 aperture in the beam allows at most "
+                                 f"{widest:.4g} rad; select a larger one")
+        result = self.settings.set(name, value)
+        for other, changed in also.items():
+            self.settings.set(other, changed)
+        return result
 
     def reset_defocus(self) -> None:
         """Make the current focus read as zero defocus (the focus itself does not change)."""
@@ -273,11 +311,33 @@ class TemInstrument:
         )
 
     def beam_current(self, state: State) -> float:
-        """The beam current (A): the spot size's nominal one times the gun's emission, scaled by the
-        gun lens (``optics.monochromator_focus`` f: a factor exp(-f / 50), smooth and monotonic, as
-        operators calibrate it against the screen current)."""
+        """The beam current (A): the spot size's nominal one times the gun's emission (falling since
+        the last flash, see :meth:`emission`), scaled by the gun lens (``optics.monochromator_focus`` f:
+        a factor exp(-f / 50), smooth and monotonic, as operators calibrate it against the screen
+        current) and by the C2 aperture's area."""
         gun_lens = np.exp(-state["optics.monochromator_focus"] / GUN_LENS_SCALE)
-        return self.hardware.beam_current(state["optics.spot_size_index"]) * state["twin.emission"] * gun_lens
+        emission = state.get("gun.emission", self.emission())
+        return (self.hardware.beam_current(state["optics.spot_size_index"]) * state["twin.emission"]
+                * emission * gun_lens * apertures.current_factor(state, self.hardware))
+
+    def snapshot(self) -> State:
+        """The settings at this moment, with the gun's emission then (an acquisition's beam current)."""
+        return {**self.settings.snapshot(), "gun.emission": self.emission()}
+
+    def emission(self) -> float:
+        """The cold field-emission gun's emission relative to just after a flash: it falls as
+        ``exp(-t / lifetime)`` with the instrument time since (adsorbed gas on the tip)."""
+        return float(np.exp(-(self.clock.now() - self._flashed_at) / self.hardware.emission_lifetime))
+
+    def is_flashing_advised(self) -> bool:
+        return self.clock.now() - self._flashed_at > self.hardware.flash_advised_after
+
+    def flash(self) -> None:
+        """Flash the gun's tip: the emission is back to its full value (the beam is off for a few
+        seconds of instrument time)."""
+        with self._acquire_lock:
+            self.clock.advance(FLASH_SECONDS)
+            self._flashed_at = self.clock.now()
 
     def beam_reaches(self, state: State, detector: str) -> bool:
         """Whether electrons arrive at ``detector``: beam unblanked, valves open, screen out, inserted."""
@@ -306,7 +366,7 @@ class TemInstrument:
 
     def screen_current(self) -> float:
         """What the screen's electrometer reads (A): the beam current when the beam reaches it."""
-        state = self.settings.snapshot()
+        state = self.snapshot()
         on = not state["optics.beam_blanked"] and state["vacuum.column_valves_open"]
         return self.beam_current(state) if on and state["detectors.screen_inserted"] else 0.0
 
@@ -324,7 +384,7 @@ class TemInstrument:
         size = validation.integer("size", size, min(cam.sizes), cam.pixels)
         validation.one_of("size", size, cam.sizes)
         exposure = validation.real("exposure_time", exposure_time, *cam.exposure_limits, "s")
-        state = self.settings.snapshot()
+        state = self.snapshot()
         if not state[f"detectors.{cam.name}.inserted"]:
             raise RuntimeError(f"camera {cam.name} is retracted; insert() it first")
         stage, offset = self.stage_reading(state)  # one reading: what the image shows is what it reports
@@ -380,17 +440,22 @@ class TemInstrument:
             (centre[0], centre[1]), fov, size, state["source.acceleration_voltage"],
             self.aberrations(state, stage),
             (stage["a"] or 0.0, stage["b"] or 0.0), cam.sizes, f"magnification {nominal:g}",
-            tuple(state["optics.beam_tilt"]),
+            tuple(state["optics.beam_tilt"]), apertures.objective_cutoff(state, self.hardware),
         )
         beam = centre - np.array(state["optics.image_shift"]) + np.array(state["optics.beam_shift"])
         pixel = fov / size
 
+        selected = apertures.selected_area(state, self.hardware)
+
         def electrons(dose: float) -> np.ndarray:
-            illuminated = self._illumination(view.window, size, beam)
+            illuminated = self._illumination(state, view.window, size, beam)
+            if selected is not None:  # the SA aperture sits in an image plane: dark outside its disk
+                illuminated = illuminated * _disk(view.window, size, centre, selected)
             return self.hrtem.intensity(view) * illuminated * dose * pixel**2
 
         return CameraPlan(
-            electrons=electrons, beam_centre=beam, beam_diameter=self._beam_diameter(fov), method=view.method,
+            electrons=electrons, beam_centre=beam, beam_diameter=self._beam_diameter(state, fov),
+            method=view.method,
             pixel_size=pixel, pixel_unit="m",
             optics={"magnification": nominal, "field_of_view": fov},
             twin={"window": view.window.as_dict(), "padding": view.grid.padding if view.grid else 0.0,
@@ -406,16 +471,19 @@ class TemInstrument:
         pixel_angle = cam.pitch * (cam.pixels // size) / camera_length
         energy = state["source.acceleration_voltage"]
         centre = self.view_centre(state, stage, offset, "optics.beam_shift")
-        diameter = self._beam_diameter(self.field_of_view(state["optics.magnification"]))
+        diameter = self._beam_diameter(state, self.field_of_view(state["optics.magnification"]))
         tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
-        geometry = self.hrtem.diffraction_geometry(size, pixel_angle, energy)
-
+        selected = apertures.selected_area(state, self.hardware)
+        geometry = self.hrtem.diffraction_geometry(size, pixel_angle, energy, selected)
         shift = self._pattern_shift(state, pixel_angle)
+        cutoff = apertures.objective_cutoff(state, self.hardware)
+        through = 1.0 if selected is None else min(1.0, (selected / diameter) ** 2)  # of the disk's electrons
 
         def electrons(dose: float) -> np.ndarray:
-            pattern, _ = self.hrtem.diffraction_pattern(tuple(centre), size, pixel_angle, energy, tilt)
-            pattern = moved_on_camera(pattern, shift)
-            return pattern * dose * np.pi * diameter**2 / 4  # every electron through the illuminated disk
+            pattern, _ = self.hrtem.diffraction_pattern(tuple(centre), size, pixel_angle, energy, tilt,
+                                                        selected)
+            pattern = moved_on_camera(objective_stop(pattern, pixel_angle, cutoff), shift)
+            return pattern * dose * through * np.pi * diameter**2 / 4  # the electrons through the SA disk
 
         return CameraPlan(
             electrons=electrons, beam_centre=centre, beam_diameter=diameter, method="multislice",
@@ -462,12 +530,13 @@ class TemInstrument:
         window = Window.around(probe[0], probe[1], side, side)
         tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
         shift = self._pattern_shift(state, pixel_angle)
+        cutoff = apertures.objective_cutoff(state, self.hardware)
 
         def electrons(dose: float) -> np.ndarray:
             atoms = atoms_in_view(self.sample, window, tilt)
             wave = stem_physics.convergent_beam_exit_wave(atoms, grid, energy, alpha, aberrations,
                                                           (side / 2, side / 2))
-            pattern = moved_on_camera(geometry.pattern(wave), shift)
+            pattern = moved_on_camera(objective_stop(geometry.pattern(wave), pixel_angle, cutoff), shift)
             return pattern * dose * np.pi * (2 * reach) ** 2 / 4  # every electron lands
 
         return CameraPlan(
@@ -507,10 +576,14 @@ class TemInstrument:
         size = validation.integer("size", size, 16, 4096)
         dwell = validation.real("dwell_time", dwell_time, SHORTEST_DWELL, 1.0, "s")
         rectangle = _region(region)
-        state = self.settings.snapshot()
+        state = self.snapshot()
         mode = state["twin.stem_mode"] if mode is None else validation.one_of("mode", mode, MODES)
         if state["optics.optical_mode"] != "Stem":
             raise RuntimeError("STEM acquisitions need optics.optical_mode 'Stem'; it is 'Tem'")
+        cutoff = apertures.objective_cutoff(state, self.hardware)
+        if cutoff is not None:  # the objective aperture stops what scatters beyond it before the detectors
+            chosen = [dataclasses.replace(d, inner=min(d.inner, cutoff), outer=min(d.outer, cutoff))
+                      for d in chosen]
         for detector in chosen:
             if not state[f"detectors.{detector.name}.inserted"]:
                 raise RuntimeError(f"detector {detector.name} is retracted; insert() it first")
@@ -669,18 +742,24 @@ class TemInstrument:
         own = cross_sections(atoms.numbers, self.sample.crystal.name, energy)
         return self.sample.remove_atoms(atoms[rng.random(len(atoms)) < own / sigma])
 
-    def _beam_diameter(self, fov: float) -> float:
-        """The condenser spreads the beam just over the camera's field of view."""
-        return max(self.hardware.min_beam_diameter, np.sqrt(2.0) * fov)
+    def _beam_diameter(self, state: State, fov: float) -> float:
+        """The TEM beam's diameter (m): at the default ``optics.intensity`` the condenser spreads it just
+        over the camera's field of view ``fov`` (never below ``min_beam_diameter``), following the
+        magnification; the diameter grows in proportion to the intensity's distance from crossover,
+        down to the crossover's own size."""
+        hardware = self.hardware
+        spread = abs(state["optics.intensity"] - hardware.crossover_intensity) / abs(
+            hardware.default_intensity - hardware.crossover_intensity)
+        return max(hardware.crossover_diameter, max(hardware.min_beam_diameter, np.sqrt(2.0) * fov) * spread)
 
     def _dose_per_area(self, state: State, exposure: float, beam_diameter: float) -> float:
         """Electrons per m² in ``exposure`` s inside an illuminated disk of ``beam_diameter`` (m)."""
         return self.beam_current(state) * exposure / constants.e / (np.pi * beam_diameter**2 / 4.0)
 
-    def _illumination(self, window: Window, size: int, beam: np.ndarray) -> np.ndarray | float:
+    def _illumination(self, state: State, window: Window, size: int, beam: np.ndarray) -> np.ndarray | float:
         """1 inside the illuminated disk centred on ``beam`` (m), 0 outside, per pixel (just 1 when the
         disk covers the whole window)."""
-        radius = self._beam_diameter(window.width) / 2
+        radius = self._beam_diameter(state, window.width) / 2
         corners = np.array([[window.x_min, window.y_min], [window.x_max, window.y_max],
                             [window.x_min, window.y_max], [window.x_max, window.y_min]])
         if np.hypot(*(corners - beam).T).max() <= radius:
@@ -718,6 +797,12 @@ class TemInstrument:
                 "focal_spread": coherence.focal_spread,
                 "illumination_semiangle": coherence.angular_spread,
                 "beam_blanked": state["optics.beam_blanked"],
+                "beam_tilt": dict(zip("xy", state["optics.beam_tilt"], strict=True)),
+                "intensity": state["optics.intensity"],
+                "c2_lens_intensity": state["optics.intensity"],
+                "apertures": {m.name: (state[f"apertures.{m.name}.aperture"]
+                                       if state[f"apertures.{m.name}.inserted"] else None)
+                              for m in self.hardware.aperture_mechanisms},
             },
             "stage_settings": {"stage_position": stage},
             "vacuum": {"column_valves_open": state["vacuum.column_valves_open"]},
@@ -804,6 +889,9 @@ class TemInstrument:
                 for m in NOMINAL_MAGNIFICATIONS
             ],
             "camera_lengths": list(CAMERA_LENGTHS),
+            "aperture_mechanisms": [{"name": m.name, "retractable": m.retractable,
+                                     "apertures": [{"name": n, "diameter": d} for n, d in m.apertures]}
+                                    for m in self.hardware.aperture_mechanisms],
             "system": {"name": "Digital twin TEM/STEM", "version": __version__,
                        "serial_number": SERIAL_NUMBER},
         }

@@ -121,7 +121,7 @@ class EdsSpectrometer:
         readout = self.readout(detector, dispersion, shaping_time)
         exposure = validation.real("exposure_time", exposure_time, *readout.detector.exposure_limits, "s")
         kind = validation.one_of("exposure_time_type", exposure_time_type, EXPOSURE_TIME_TYPES)
-        state = tem.settings.snapshot()
+        state = tem.snapshot()
         self._check_inserted(state, readout)
         stage, offset = tem.stage_reading(state)
         energy = state["source.acceleration_voltage"]
@@ -133,7 +133,7 @@ class EdsSpectrometer:
             diameter = 0.0
         else:
             centre = tem.view_centre(state, stage, offset, "optics.beam_shift")
-            diameter = tem._beam_diameter(tem.field_of_view(state["optics.magnification"]))
+            diameter = tem._beam_diameter(state, tem.field_of_view(state["optics.magnification"]))
             atoms, density = self._under_broad_beam(centre, diameter)
         per_electron = self._expected(atoms.numbers, density, readout, energy)  # counts per electron
         electrons_per_second = tem.beam_current(state) / constants.e if beam_on else 0.0
@@ -231,7 +231,7 @@ class EdsSpectrometer:
         column``) and channel, all segments summed. ``dwell_time`` is real time per pixel."""
         tem = self.tem
         readout = self.readout(detector, dispersion, shaping_time)
-        state = tem.settings.snapshot()
+        state = tem.snapshot()
         self._check_inserted(state, readout)
         recorder = _SpectrumImageRecorder(self, readout)
         self._check_events(state, readout, size, dwell_time, region)
