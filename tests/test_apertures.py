@@ -183,3 +183,7 @@ def test_the_aperture_mechanisms_through_the_client(microscope) -> None:
         microscope.specimen.piezo_stage.start_jogging(None)
     assert microscope.specimen.piezo_stage.is_enabled is False
     assert 0 <= microscope.optics.intensity <= 1
+    from clients.tem.structures import RunAutoComaCorrectionSettings
+
+    with pytest.raises(InvalidState, match="aberration corrector"):
+        microscope.auto_functions.run_auto_coma_correction(RunAutoComaCorrectionSettings())

@@ -126,7 +126,8 @@ def _run(args: argparse.Namespace) -> int:
 
     print("starting a twin for this run ...", flush=True)
     state = ("--state", args.state, *(option for text in args.set for option in ("--set", text)))
-    server = ServerProcess.start("--stem-mode", args.stem_mode, *state, seed=args.seed)
+    server = ServerProcess.start("--stem-mode", args.stem_mode, "--time-scale", str(args.time_scale), *state,
+                                 seed=args.seed)
     try:
         run_script(args.script, args.arguments, server.host, server.port)
     finally:
@@ -246,6 +247,10 @@ def parser() -> argparse.ArgumentParser:
     _add_state_options(run)
     run.add_argument("--stem-mode", default="interactive", choices=["interactive", "exact", "prism"],
                      help="with --serve: the twin's STEM physics")
+    run.add_argument("--time-scale", type=float, default=0.0,
+                     help="with --serve: wall-clock seconds per instrument second (0, the default: "
+                          "instant; 1: as slow as the instrument; 0.01: a hundred times faster, and a "
+                          "script's own pauses count as instrument time, as a parked probe's dwell does)")
     run.set_defaults(run=_run)
 
     generate = commands.add_parser(

@@ -36,6 +36,7 @@ from clients.tem.structures import (
     MagnificationData,
     Point,
     Region,
+    RunAutoComaCorrectionSettings,
     RunBeamTiltAutoFocusResults,
     RunBeamTiltAutoFocusSettings,
     RunObjectiveAutoStigmatorResults,
@@ -643,6 +644,12 @@ class AutoFunctions(_Node):
         found = self.run_stem_auto_focus(RunStemAutoFocusSettings(
             "HAADF", settings.size, settings.dwell_time, auto_stigmate=method == "C1A1"))
         return RunOptiStemResults(found.defocus, found.astigmatism, Point(0.0, 0.0), Point(0.0, 0.0))
+
+    def run_auto_coma_correction(self, settings: RunAutoComaCorrectionSettings) -> None:
+        """Needs the probe corrector's tableau and correction hardware, which the twin does not simulate
+        (its column has no axial coma: only a residual Cs)."""
+        raise InvalidState("auto coma correction needs an aberration corrector, which the twin does not "
+                           "simulate; its column has no coma to correct (residual Cs only)")
 
     def run_beam_tilt_auto_focus(self, settings: RunBeamTiltAutoFocusSettings) -> RunBeamTiltAutoFocusResults:
         reply = self._remote.run_auto_function("beam_tilt_auto_focus", {

@@ -268,6 +268,19 @@ class RunOptiStemSettings:
     size: int = 512
 
 
+@dataclass
+class RunAutoComaCorrectionSettings:
+    """Settings of the probe corrector's automatic coma correction (a tableau of beam-tilted camera
+    images): the camera, image size, exposure (s), iterations and the tableau's tile size. The twin can
+    hold them; running the correction needs a corrector it does not simulate."""
+
+    camera_detector: Any = "BM-Ceta"
+    size: int = 1024
+    exposure_time: float = 1.0
+    maximum_iterations: int = 5
+    tile_size: int = 1024
+
+
 @dataclass(frozen=True)
 class RunOptiStemResults:
     defocus: float

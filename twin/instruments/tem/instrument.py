@@ -56,6 +56,7 @@ TEM_ONLY = ("optics.magnification",)
 SERIAL_NUMBER = "TWIN-0001"  # the same on every twin: nothing about an episode can be read from it
 _STREAM_CAMERA = 0x43414D  # random stream tag for camera noise
 _STREAM_DAMAGE = 0x444D47  # random stream tag for knock-on damage
+_STREAM_PARKED = 0x50524B  # random stream tag for knock-ons under the parked probe between acquisitions
 _NEGLIGIBLE_DISPLACEMENTS = 1e-9  # per atom: below this an exposure damages nothing
 _MOST_SAMPLED_HITS = 100_000  # knock-ons one low-magnification exposure may record
 _LONGEST_FRAME = 600.0  # s: the longest STEM frame a scan may take
@@ -199,6 +200,8 @@ class TemInstrument:
         self.eds = EdsSpectrometer(self)
         self._defocus_reference = 0.0
         self._flashed_at = clock.now()  # the gun was flashed as the twin started
+        self._parked_since = clock.now()  # the parked probe's dose is settled up to this time
+        self._parked_doses = 0
         self._focus_lock = threading.Lock()  # focus and its defocus reference change together
         self._acquire_lock = threading.Lock()
         self._job: Job | None = None
@@ -217,6 +220,7 @@ class TemInstrument:
                      if running is not None else "another acquisition")
             raise RuntimeError(f"the microscope is busy with {doing}; try again when it is done")
         try:
+            self._settle_parked_beam()
             with self.limits.held(cost):
                 self._job = Job(task, cost)
                 try:
@@ -224,7 +228,37 @@ class TemInstrument:
                 finally:
                     self._job = None
         finally:
+            self._parked_since = self.clock.now()  # the acquisition counted its own electrons
             self._acquire_lock.release()
+
+    def settle_parked_beam(self) -> int:
+        """Deposit the electrons a parked, unblanked STEM probe gave the specimen since the last
+        command (with a running clock, ``--time-scale`` > 0, a probe held still writes into the sample
+        as on the instrument). Returns the atoms knocked out. An acquisition running now accounts for
+        its own electrons; nothing happens then."""
+        if not self._acquire_lock.acquire(blocking=False):
+            return 0
+        try:
+            return self._settle_parked_beam()
+        finally:
+            self._acquire_lock.release()
+
+    def _settle_parked_beam(self) -> int:
+        now = self.clock.now()
+        elapsed, self._parked_since = now - self._parked_since, now
+        state = self.snapshot()
+        if elapsed <= 0 or state["optics.optical_mode"] != "Stem" or not self._beam_on_specimen(state):
+            return 0
+        if self.stage.is_moving:  # jogging: the probe sweeps over the specimen, its dose spread thin
+            return 0
+        stage, offset = self.stage_reading(state)
+        atoms, density = self.eds.under_probe(state, stage, self.parked_probe(state, stage, offset))
+        electrons = self.beam_current(state) * elapsed / constants.e
+        self._parked_doses += 1
+        rng = np.random.default_rng([self.seed, _STREAM_PARKED, self._parked_doses])
+        hit = displaced(atoms.numbers, electrons * density, state["source.acceleration_voltage"],
+                        self.sample.crystal.name, rng)
+        return self.sample.remove_atoms(atoms[hit])
 
     def progress(self) -> dict[str, Any] | None:
         """The acquisition running now (task, fraction done, seconds so far and left), or None."""
@@ -246,6 +280,7 @@ class TemInstrument:
         return self.settings.get(name)
 
     def set(self, name: Any, value: Any) -> Any:
+        self.settle_parked_beam()  # what the probe gave where it was, before anything moves it
         if name == "optics.defocus":
             lo, hi = self.settings.parameter("optics.focus").lo, self.settings.parameter("optics.focus").hi
             with self._focus_lock:
@@ -336,8 +371,9 @@ class TemInstrument:
         """Flash the gun's tip: the emission is back to its full value (the beam is off for a few
         seconds of instrument time)."""
         with self._acquire_lock:
+            self._settle_parked_beam()
             self.clock.advance(FLASH_SECONDS)
-            self._flashed_at = self.clock.now()
+            self._flashed_at = self._parked_since = self.clock.now()  # no beam while it flashes
 
     def beam_reaches(self, state: State, detector: str) -> bool:
         """Whether electrons arrive at ``detector``: beam unblanked, valves open, screen out, inserted."""
@@ -362,7 +398,12 @@ class TemInstrument:
 
     # --- stage, screen -----------------------------------------------------------------------
     def move_stage(self, target: Any, relative: bool = False, safe: bool = False) -> dict[str, Any]:
-        return self.stage.move(target, relative, safe)
+        """Move the stage; the probe sweeps over the specimen meanwhile (its dose spread thin, not
+        counted)."""
+        self.settle_parked_beam()
+        moved = self.stage.move(target, relative, safe)
+        self._parked_since = self.clock.now()
+        return moved
 
     def screen_current(self) -> float:
         """What the screen's electrometer reads (A): the beam current when the beam reaches it."""

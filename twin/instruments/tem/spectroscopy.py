@@ -129,7 +129,7 @@ class EdsSpectrometer:
         stem_mode = state["optics.optical_mode"] == "Stem"
         if stem_mode:
             centre = tem.parked_probe(state, stage, offset)
-            atoms, density = self._under_probe(state, stage, centre)
+            atoms, density = self.under_probe(state, stage, centre)
             diameter = 0.0
         else:
             centre = tem.view_centre(state, stage, offset, "optics.beam_shift")
@@ -190,7 +190,7 @@ class EdsSpectrometer:
                              "atoms_per_nm2_under_beam": _areal_densities(atoms.numbers, density)}
         return {"data": counts.reshape(-1), "metadata": metadata}
 
-    def _under_probe(self, state: State, stage: State, centre: np.ndarray) -> tuple[Any, np.ndarray]:
+    def under_probe(self, state: State, stage: State, centre: np.ndarray) -> tuple[Any, np.ndarray]:
         """The atoms within the parked probe's reach and the probe's intensity on each (1/m²)."""
         energy, alpha = state["source.acceleration_voltage"], state["optics.convergence_angle"]
         aberrations = self.tem.aberrations(state, stage)
