@@ -43,8 +43,6 @@ def test_time_scale_one_runs_at_the_instruments_pace():
     spm = SPM(HOST, server.port)
     try:
         app = spm.application
-        with pytest.raises(RuntimeError, match="not approached"):
-            app.Scan.StartFrameUp()
         app.Approach.StartApproach()
         assert app.Approach.Status == spm.ApproachStatus.Approaching and app.Approach.IsMoving
         while app.Approach.IsMoving:

@@ -23,7 +23,7 @@ import xarray as xr
 
 from clients._remote import Connection, RemoteSetting
 from clients.ground_truth import GroundTruth
-from twin.instruments import afm as vocabulary
+from twin.instruments.afm import vocabulary
 from twin.server import wire
 
 __all__ = ["SPM", "Spm", "C3000", "CX", "CoreAFM", "Easyscan2", "Naio", "USPM", "MobileS", "SPM_S"]
@@ -158,8 +158,56 @@ class Approach(_Node):
 
 
 class Stage(_Node):
-    """``application.Stage``: the motorised sample stage (axis 0 = x, 1 = y; metres). Moves are
-    transactions, refused while the tip is approached."""
+    """``application.Stage``: the motorised sample stage (axis 0 = x, 1 = y; metres from each axis's
+    zero). Moves are transactions, refused while the tip is approached or the stage is locked; they take
+    instrument time at ``SetSpeedPercent`` of the full speed."""
+
+    HasInstance = True
+
+    @property
+    def IsReferenced(self) -> bool:  # noqa: N802
+        return self._remote.stage_is_referenced()
+
+    def ReferenceSearch(self) -> None:  # noqa: N802
+        """Find the reference marks: the stage travels to its centre, which becomes zero on both axes."""
+        self._remote.stage_reference_search()
+
+    def Stop(self) -> None:  # noqa: N802
+        """Stop a move where it has got to."""
+        self._remote.stage_stop()
+
+    def GetAxisName(self, axis: int) -> str:  # noqa: N802
+        return {0: "X", 1: "Y"}[self._axis(axis)]
+
+    def GetAxisUnit(self, axis: int) -> str:  # noqa: N802
+        self._axis(axis)
+        return "m"
+
+    def GetAxisRange(self, axis: int) -> float:  # noqa: N802
+        """The axis's full travel (m); it moves ± half of it around the reference."""
+        self._axis(axis)
+        return self._spm._describe()["stage_range"]
+
+    def GetCurrentAxisZeroPosition(self, axis: int) -> float:  # noqa: N802
+        """Where (m from the reference) the axis reads zero."""
+        return self._remote.stage_axis_zero(axis)
+
+    def SetAxisZero(self, axis: int) -> None:  # noqa: N802
+        """Make the present position of ``axis`` read as zero."""
+        self._remote.stage_set_axis_zero(axis)
+
+    def SetSpeedPercent(self, percent: float) -> None:  # noqa: N802
+        self._remote.stage_set_speed_percent(percent)
+
+    @property
+    def GetSpeedPercent(self) -> float:  # noqa: N802 - read without parentheses, as on the vendor's object
+        return self._remote.stage_speed_percent()
+
+    @staticmethod
+    def _axis(axis: int) -> int:
+        if axis not in (0, 1) or isinstance(axis, bool):
+            raise ValueError(f"axis = {axis!r} is not a stage axis; allowed: 0 (X), 1 (Y)")
+        return axis
 
     def ClearMoveTransaction(self) -> None:  # noqa: N802
         self._remote.clear_move_transaction()
@@ -174,14 +222,15 @@ class Stage(_Node):
         return self._remote.axis_position(axis)
 
     def Lock(self) -> None:  # noqa: N802
-        """Accepted for the vendor's sequence; the twin's stage holds still by itself."""
+        """Clamp the stage: moves are refused until :meth:`Unlock`."""
+        self._remote.stage_set_locked(True)
 
     def Unlock(self) -> None:  # noqa: N802
-        """Accepted for the vendor's sequence; moves are refused only while the tip is approached."""
+        self._remote.stage_set_locked(False)
 
     @property
     def GetState(self) -> int:  # noqa: N802 - read without parentheses, as on the vendor's object
-        """An ``SPM.StageState`` value: Idle 2 or Moving 3."""
+        """An ``SPM.StageState`` value: IdleUnreferenced 1, Idle 2 or Moving 3."""
         return self._remote.stage_state()
 
 
@@ -195,6 +244,24 @@ class Spec(_Node):
     BwdModulationTime = RemoteSetting("Spec.BwdModulationTime", "Time of the backward curve (s).")
     FwdModDataPoints = RemoteSetting("Spec.FwdModDataPoints", "Points of the forward curve.")
     BwdModDataPoints = RemoteSetting("Spec.BwdModDataPoints", "Points of the backward curve.")
+    ModuleLevel = RemoteSetting("Spec.ModuleLevel", "An SPM.SpecModuleLevel value.")
+    ModulatedOutput = RemoteSetting("Spec.ModulatedOutput", "An SPM.SpecModulatedOutput value (ZAxis).")
+    ActiveZController = RemoteSetting("Spec.ActiveZController", "Keep the z-loop on during the curves.")
+    EnableRelative = RemoteSetting("Spec.EnableRelative", "Modulate relative to the present z.")
+    RepetitionMode = RemoteSetting("Spec.RepetitionMode", "An SPM.SpecRepetitionMode value.")
+    Repetition = RemoteSetting("Spec.Repetition", "Curves per position (or passes over the list).")
+    SpecEndMode = RemoteSetting("Spec.SpecEndMode", "An SPM.SpecEndMode value.")
+    StartOffset = RemoteSetting("Spec.StartOffset", "Lift before each curve, away from the surface (m).")
+    StartOffsetMoveSpeed = RemoteSetting("Spec.StartOffsetMoveSpeed", "Speed of the start offset (m/s).")
+    XYMoveSpeed = RemoteSetting("Spec.XYMoveSpeed", "Tip speed between positions (m/s).")
+    FwdModulationMode = RemoteSetting("Spec.FwdModulationMode", "An SPM.SpecModulationMode value.")
+    BwdModulationMode = RemoteSetting("Spec.BwdModulationMode", "An SPM.SpecModulationMode value.")
+    FwdPauseMode = RemoteSetting("Spec.FwdPauseMode", "An SPM.SpecPauseMode value.")
+    BwdPauseMode = RemoteSetting("Spec.BwdPauseMode", "An SPM.SpecPauseMode value.")
+    FwdPauseDataPoints = RemoteSetting("Spec.FwdPauseDataPoints", "Points recorded in the forward pause.")
+    BwdPauseDataPoints = RemoteSetting("Spec.BwdPauseDataPoints", "Points recorded in the backward pause.")
+    FwdPauseTime = RemoteSetting("Spec.FwdPauseTime", "Pause after the forward curve (s).")
+    BwdPauseTime = RemoteSetting("Spec.BwdPauseTime", "Pause after the backward curve (s).")
 
     def ClearPositionList(self) -> None:  # noqa: N802
         self._remote.spec_clear_positions()
@@ -203,11 +270,22 @@ class Spec(_Node):
         self._remote.spec_add_position(x, y, z)
 
     def Start(self) -> None:  # noqa: N802
+        """Measure every listed position (an empty list: where the tip is, the frame's centre)."""
         self._remote.spec_start()
 
     @property
     def IsMeasuring(self) -> bool:  # noqa: N802
         return self._remote.spec_is_measuring()
+
+    @property
+    def IsMoving(self) -> bool:  # noqa: N802
+        """Whether the tip is travelling between positions."""
+        return self._remote.spec_is_moving()
+
+    @property
+    def Currentline(self) -> int:  # noqa: N802
+        """Curves measured so far (lines ``0 .. Currentline - 1`` can be read)."""
+        return self._remote.spec_current_line()
 
     def GetLine2(self, group: int, channel: int, line: int, filter: int = 0,  # noqa: N802, A002
                  conversion: int = 1) -> list[float] | list[int]:
@@ -293,6 +371,19 @@ class SPM:
     OperatingMode = vocabulary.OperatingMode
     StageState = vocabulary.StageState
     CantileverGUID = vocabulary.CantileverGUID
+    SpecModuleLevel = vocabulary.SpecModuleLevel
+    SpecGroupNo = vocabulary.SpecGroupNo
+    SpecChannel = vocabulary.SpecChannel
+    SpecModulatedOutput = vocabulary.SpecModulatedOutput
+    SpecRepetitionMode = vocabulary.SpecRepetitionMode
+    SpecEndMode = vocabulary.SpecEndMode
+    SpecModulationMode = vocabulary.SpecModulationMode
+    SpecPauseMode = vocabulary.SpecPauseMode
+    SystemZAxisIdleMode = vocabulary.SystemZAxisIdleMode
+    VideoSource = vocabulary.VideoSource
+    ExcitationMode = vocabulary.ExcitationMode
+    CantileverProperty = vocabulary.CantileverProperty
+    SystemMotorID = vocabulary.SystemMotorID
 
     def __init__(self, host: str | None = None, port: int | None = None, instance: str | None = None) -> None:
         """Connect to the twin at ``host:port``; ``instance``: your twin's name or token on a server
@@ -317,6 +408,11 @@ class SPM:
 
     def is_scripting_enabled(self) -> bool:
         return self.is_connected()
+
+    def _describe(self) -> dict[str, Any]:
+        if getattr(self, "_description", None) is None:
+            self._description = self._remote.describe()
+        return self._description
 
     def close(self) -> None:
         if self._connection is not None:

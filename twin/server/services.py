@@ -203,6 +203,12 @@ class AfmService:
     def spec_is_measuring(self) -> bool:
         return self._afm.spec.is_measuring()
 
+    def spec_is_moving(self) -> bool:
+        return self._afm.spec.is_moving()
+
+    def spec_current_line(self) -> int:
+        return self._afm.spec.current_line()
+
     def spec_get_line(self, group: Any, channel: Any, line: Any, data_filter: Any = 0,
                       conversion: Any = 1) -> list[float] | list[int]:
         return self._afm.spec.get_line(group, channel, line, data_filter, conversion)
@@ -242,6 +248,30 @@ class AfmService:
 
     def axis_position(self, axis: Any) -> float:
         return self._afm.motion.axis_position(axis)
+
+    def stage_stop(self) -> None:
+        self._afm.motion.stop_stage()
+
+    def stage_reference_search(self) -> None:
+        self._afm.motion.reference_search()
+
+    def stage_is_referenced(self) -> bool:
+        return self._afm.motion.is_referenced()
+
+    def stage_set_axis_zero(self, axis: Any) -> None:
+        self._afm.motion.set_axis_zero(axis)
+
+    def stage_axis_zero(self, axis: Any) -> float:
+        return self._afm.motion.axis_zero(axis)
+
+    def stage_set_speed_percent(self, percent: Any) -> None:
+        self._afm.motion.set_speed_percent(percent)
+
+    def stage_speed_percent(self) -> float:
+        return self._afm.motion.speed_percent()
+
+    def stage_set_locked(self, locked: Any) -> None:
+        self._afm.motion.set_locked(validation.flag("locked", locked))
 
     def stop(self) -> None:
         self._afm.stop()

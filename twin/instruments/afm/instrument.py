@@ -63,6 +63,7 @@ from twin.validation import brief
 
 ANGSTROM = 1e-10
 _STREAM_SCAN = 0x53434E  # random stream tag for scan noise
+FREE_AIR = "free air"  # the simulation of a frame scanned with the tip withdrawn
 _STREAM_DRIFT = 0x445246  # random stream tag for the drift direction
 _STREAM_TIP = 0x544950  # random stream tag for tip changes
 _MOST_LOOP_SAMPLES_PER_PIXEL = 9  # z-loop samples along a line per pixel (finer only to see atoms)
@@ -168,6 +169,23 @@ class AfmInstrument:
                 Real("Spec.BwdModulationTime", "s", 1e-3, 100.0, 0.5, "time of the backward curve"),
                 Integer("Spec.FwdModDataPoints", 16, 8192, 256, "points of the forward curve"),
                 Integer("Spec.BwdModDataPoints", 16, 8192, 256, "points of the backward curve"),
+                Choice("Spec.ModuleLevel", (0, 1), 0, "SpecModuleLevel: Standard 0, Advanced 1"),
+                Choice("Spec.ModulatedOutput", (0, 1, 2, 3), 0, "SpecModulatedOutput: ZAxis 0 is simulated"),
+                Flag("Spec.ActiveZController", False, "keep the z-loop on during the curves"),
+                Flag("Spec.EnableRelative", True, "modulation relative to the present z"),
+                Choice("Spec.RepetitionMode", (0, 1), 1, "SpecRepetitionMode: List 0, Position 1"),
+                Integer("Spec.Repetition", 1, 10_000, 1, "curves per position (or passes over the list)"),
+                Choice("Spec.SpecEndMode", (0, 1), 0, "SpecEndMode: KeepLastZPos 0, Approached 1"),
+                Real("Spec.StartOffset", "m", -1e-6, 1e-6, 0.0, "lift before each curve"),
+                Real("Spec.StartOffsetMoveSpeed", "m/s", 1e-9, 1e-3, 10e-6, "speed of the start offset move"),
+                Real("Spec.XYMoveSpeed", "m/s", 1e-9, 1e-3, 100e-6, "tip speed between positions"),
+                *(parameter for direction in ("Fwd", "Bwd") for parameter in (
+                    Choice(f"Spec.{direction}ModulationMode", (0, 1), 0, "SpecModulationMode: FixedLength 0"),
+                    Choice(f"Spec.{direction}PauseMode", (0, 1), 0,
+                           "SpecPauseMode: KeepLastZPos 0, ZControllerActive 1"),
+                    Integer(f"Spec.{direction}PauseDataPoints", 0, 8192, 0, "points recorded in the pause"),
+                    Real(f"Spec.{direction}PauseTime", "s", 0.0, 100.0, 0.0, "pause after the curve"),
+                )),
                 Real("ZController.SetPoint", "%", -10.0, 100.0, 70.0,
                      "setpoint: % of free amplitude (dynamic, 0 to 100) or volts of deflection (static, "
                      "-10 to 10)"),
@@ -290,11 +308,6 @@ class AfmInstrument:
                     f"allowed {validation.allowed_range(-half, half, 'm')} (CenterPos{axis.upper()} "
                     f"± Image{'Width' if axis == 'x' else 'Height'}/2)"
                 )
-        if not self.motion.approached():
-            raise RuntimeError(
-                "the tip is not approached (Approach.Status is not ApproachDone); "
-                "call Approach.StartApproach() and wait for it first"
-            )
         with self._scan_lock:
             self._scan_and_show(state, downward, continuous)
 
@@ -304,7 +317,8 @@ class AfmInstrument:
         self.usage.charge(lines=state["Scan.Lines"],
                           scanned_area=state["Scan.ImageWidth"] * state["Scan.ImageHeight"])
         frame = self._scan(state, self.scan_window(state), downward, started)
-        frame.metadata["tip"]["after"] = self._wear(state, frame)
+        in_air = frame.metadata["twin"]["simulation"] == FREE_AIR
+        frame.metadata["tip"]["after"] = self._tip_record(state) if in_air else self._wear(state, frame)
         frame.metadata["acquisition"]["continuous"] = continuous
         with self._lock:
             self._frame = frame
@@ -420,20 +434,16 @@ class AfmInstrument:
         """Force-distance curves at every listed position (scanner coordinates, like CenterPos)."""
         if self.is_scanning():
             raise RuntimeError("cannot run spectroscopy while scanning; call Scan.Stop() first")
-        if not self.motion.approached():
-            raise RuntimeError("the tip is not approached; call Approach.StartApproach() and wait for it "
-                               "first")
         state = self.settings.snapshot()
-        if abs(state["Spec.BwdModulationRange"]) != state["Spec.FwdModulationRange"]:
-            raise ValueError(f"Spec.BwdModulationRange = {state['Spec.BwdModulationRange']!r} must be "
-                             f"-Spec.FwdModulationRange = {-state['Spec.FwdModulationRange']!r} here")
         tip = self.tip(state)
 
         def height(x: float, y: float) -> float:  # the contact point: the apex touching the surface
             apex, _, _ = self.topography(Window.around(x, y, 1e-9, 1e-9), 3, 3, tip)
             return float(apex[1, 1])
 
-        self.spec.start(state, tip.radius, height, self.motion.stage_position())
+        here = (state["Scan.CenterPosX"], state["Scan.CenterPosY"])  # idle, the tip rests at the frame centre
+        self.spec.start(state, tip.radius, height, self.motion.stage_position(), here,
+                        self.motion.approached())
 
     # --- saving ---------------------------------------------------------------------------------
     def set_gallery(self, path: Any) -> str:
@@ -526,11 +536,13 @@ class AfmInstrument:
         x, y = _rotate(u, v, np.radians(state["Scan.Rotation"]))
         x = x + window_centre(window)[0] - drift[:, :1]
         y = y + window_centre(window)[1] - drift[:, 1:]
+        dynamic = state["OperatingMode.OperatingMode"] not in STATIC_MODES
+        if not self.motion.approached():  # withdrawn: the loop extends the piezo fully and finds nothing
+            return self._free_air_frame(state, window, downward, started_at, step, tip, dynamic)
         reach = Window(float(x.min()), float(y.min()), float(x.max()), float(y.max()))
         surface = self.apex_map(reach, step, tip, min(window.width / points, window.height / lines))
         heights = surface.sample(x, y)  # (lines, samples): the apex height the tip must follow
         materials = MaterialMap.over(self.sample, reach, tip.radius)
-        dynamic = state["OperatingMode.OperatingMode"] not in STATIC_MODES
         if dynamic and state["ZController.TipVoltage"] != 0.0:  # the bias's attraction lifts the tip
             potential = materials.sample(x, y, ("contact_potential",))["contact_potential"]
             heights = heights + electrostatic_lift(state["ZController.TipVoltage"], potential, tip.radius,
@@ -572,6 +584,56 @@ class AfmInstrument:
                 data[ScanChannel.Phase, group] = 0.0
         self._frames += 1
         self.clock.pass_time(lines * line_time)
+        return self._assemble_frame(state, window, data, frame_index, started, started_at, downward, tip, {
+            "simulation": surface.method,
+            "internal_sampling": surface.step,
+            "feedback": "ideal" if state["twin.ideal_feedback"] else "pid",
+            "feedback_stable": feedback.is_stable(),
+            "drift_offset": {"first_line": drift[0].tolist(), "last_line": drift[-1].tolist()},
+            "tip_speed": speed,
+        })
+
+    def _free_air_frame(self, state: dict[str, Any], window: Window, downward: bool,
+                        started_at: tuple[float, float] | None, step: float, tip: Tip, dynamic: bool
+                        ) -> Frame:
+        """A frame with the tip withdrawn, as the controller scans it: the z-loop extends the piezo to
+        its limit and stays there; the lever swings freely (full amplitude, the free phase) or hangs
+        undeflected (static modes). Only noise varies; the tip does not wear."""
+        points, lines, line_time = state["Scan.Points"], state["Scan.Lines"], state["Scan.Scantime"]
+        hw, frame_index = self.hardware, self._frames
+        started = self.clock.now() if started_at is None else started_at[0]
+        rng = np.random.default_rng([self.seed, _STREAM_SCAN, frame_index])
+
+        def noise(rms: float) -> np.ndarray:
+            return gaussian_noise((lines, points), rms, rng)
+
+        data = np.zeros((len(CHANNELS), 2, lines, points), dtype=np.float32)
+        free = np.full((lines, points), 100.0)
+        for group in (ScanGroupID.Forward, ScanGroupID.Backward):
+            data[ScanChannel.Topography, group] = -hw.z_range / 2 + noise(state["twin.z_noise"])
+            free_input = 100.0 if dynamic else 0.0  # full amplitude, or no deflection
+            data[ScanChannel.Deflection_or_ZCtrlIn, group] = free_input + noise(hw.input_noise)
+            if dynamic:
+                zero = np.zeros((lines, points))
+                phase = self._phase(free, zero, zero, tip.radius)
+                data[ScanChannel.Phase, group] = phase + noise(hw.phase_noise)
+            else:
+                data[ScanChannel.LateralForce, group] = noise(hw.lateral_noise)
+        self._frames += 1
+        self.clock.pass_time(lines * line_time)
+        overscan = state["Scan.Overscan"] / 100 * window.width
+        return self._assemble_frame(state, window, data, frame_index, started, started_at, downward, tip, {
+            "simulation": FREE_AIR, "internal_sampling": step,
+            "feedback": "at its limit: the tip is withdrawn", "feedback_stable": True,
+            "drift_offset": {"first_line": [0.0, 0.0], "last_line": [0.0, 0.0]},
+            "tip_speed": 2 * (window.width + 2 * overscan) / line_time,
+        })
+
+    def _assemble_frame(self, state: dict[str, Any], window: Window, data: np.ndarray, frame_index: int,
+                        started: float, started_at: tuple[float, float] | None, downward: bool, tip: Tip,
+                        record: dict[str, Any]) -> Frame:
+        """A scanned frame with its coordinates and metadata (``record``: the simulation's own part)."""
+        points, lines = state["Scan.Points"], state["Scan.Lines"]
         xc = window.x_min + (np.arange(points) + 0.5) * window.width / points
         yc = window.y_min + (np.arange(lines) + 0.5) * window.height / lines
         yc = yc[::-1] if downward else yc
@@ -596,19 +658,14 @@ class AfmInstrument:
                 "sample_version": self.sample.version,
                 "seed": self.seed,
                 "frame": self.sample.frame_record,
-                "simulation": surface.method,
-                "internal_sampling": surface.step,
                 "z_noise": state["twin.z_noise"],
                 "line_offset": state["twin.line_offset"],
-                "feedback": "ideal" if state["twin.ideal_feedback"] else "pid",
-                "feedback_stable": feedback.is_stable(),
                 "drift_velocity": list(state["twin.drift_velocity"]),
-                "drift_offset": {"first_line": drift[0].tolist(), "last_line": drift[-1].tolist()},
-                "tip_speed": speed,
+                **record,
             },
         }
-        return Frame(data, xc, yc, line_time, self.clock.wall() if started_at is None else started_at[1],
-                     metadata)
+        return Frame(data, xc, yc, state["Scan.Scantime"],
+                     self.clock.wall() if started_at is None else started_at[1], metadata)
 
     def _line_samples(self, window: Window, points: int, lines: int, overscan: float, tip_radius: float
                       ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -648,6 +705,11 @@ class AfmInstrument:
                                                    PRISTINE.a0))
             return hw.spring_constant * hw.deflection_sensitivity * setpoint + attraction
         return hw.tapping_force * (1.0 - setpoint / 100.0)
+
+    def _tip_record(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The tip as it is, untouched (a frame in free air)."""
+        return {"radius": state["twin.tip_radius"], "second_apex": list(state["twin.second_apex"]),
+                "events": [], "path": 0.0, "load": 0.0}
 
     def _wear(self, state: dict[str, Any], frame: Frame) -> dict[str, Any]:
         """What the frame did to the tip: wear with the path and load, a broken apex when the load or
@@ -766,5 +828,7 @@ class AfmInstrument:
                 "channels": [{"number": number, "name": name, "unit": unit}
                              for number, (name, unit) in CHANNELS.items()],
                 "operating_modes": {name: getattr(OperatingMode, name) for name in vars(OperatingMode)
-                                    if not name.startswith("_")}}
+                                    if not name.startswith("_")},
+                "stage_range": self.hardware.stage_range, "scanner_range": self.hardware.scanner_range,
+                "z_range": self.hardware.z_range}
 

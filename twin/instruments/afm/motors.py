@@ -26,9 +26,14 @@ class CoarseMotion:
         self._lock = threading.Lock()
         self._motor: tuple[str, float, float] | None = None  # (kind, wall start, duration)
         self._stopped_status = ApproachStatus.Standby
-        self._stage = {"x": 0.0, "y": 0.0}
+        self._stage = {"x": 0.0, "y": 0.0}  # m, absolute (from the reference mark at the centre)
+        self._stage_from = dict(self._stage)  # where the move under way started
         self._stage_move: tuple[float, float] | None = None  # (wall start, duration)
         self._transaction: list[tuple[str, float, bool]] = []
+        self._zero = {"x": 0.0, "y": 0.0}  # m: the absolute position each axis reads as zero
+        self._speed_percent = 100.0
+        self._locked = False
+        self._referenced = True  # the operator referenced the stage when the instrument was started
 
     # --- approach motor ------------------------------------------------------------------------
     def start_approach(self, busy: str | None = None) -> None:
@@ -101,30 +106,94 @@ class CoarseMotion:
             self._transaction.append((AXES[axis], value, relative))
 
     def commit_move_transaction(self) -> None:
-        """Move every axis of the transaction at once; refused while the tip is near the surface."""
+        """Move every axis of the transaction at once (absolute values count from each axis's zero);
+        refused while the tip is near the surface, the stage is locked or still moving."""
         with self._lock:
             if self._status() in (ApproachStatus.ApproachDone, ApproachStatus.Approaching):
                 raise RuntimeError("cannot move the stage while the tip is approached; "
                                    "call Approach.StartWithdraw() or StartRetract() first")
+            if self._locked:
+                raise RuntimeError("the stage is locked; call Stage.Unlock() first")
             if self._stage_moving():
                 raise RuntimeError("the stage is still moving; wait for Stage.GetState to be Idle")
             target = dict(self._stage)
             for axis, value, relative in self._transaction:
-                target[axis] = target[axis] + value if relative else value
+                target[axis] = target[axis] + value if relative else self._zero[axis] + value
             limit = self.hardware.stage_range / 2
             for axis, value in target.items():
                 if not -limit <= value <= limit:
-                    raise ValueError(f"the move takes stage axis {axis} to {value:.6g} m; allowed "
-                                     f"{validation.allowed_range(-limit, limit, 'm')}")
-            distance = max(abs(target[a] - self._stage[a]) for a in target)
-            self._stage = target
-            self._stage_move = (self.clock.wall(), distance / self.hardware.stage_speed)
+                    raise ValueError(f"the move takes stage axis {axis} to {value - self._zero[axis]:.6g} m "
+                                     f"from its zero; allowed {limit - self._zero[axis]:.6g} m at most "
+                                     f"either way ({validation.allowed_range(-limit, limit, 'm')} absolute)")
+            self._move_to(target)
             self._transaction = []
-            self.clock.pass_time(distance / self.hardware.stage_speed)
+
+    def _move_to(self, target: dict[str, float]) -> None:
+        distance = max(abs(target[a] - self._stage[a]) for a in target)
+        duration = distance / (self.hardware.stage_speed * self._speed_percent / 100)
+        self._stage_from, self._stage = dict(self._stage), target
+        self._stage_move = (self.clock.wall(), duration)
+        self.clock.pass_time(duration)
+
+    def stop_stage(self) -> None:
+        """Stop a stage move where it has got to."""
+        with self._lock:
+            if not self._stage_moving():
+                return
+            started, duration = self._stage_move
+            fraction = min(1.0, self.clock.elapsed(started) / duration)
+            self._stage = {a: self._stage_from[a] + fraction * (self._stage[a] - self._stage_from[a])
+                           for a in self._stage}
+            self._stage_move = None
+
+    def reference_search(self) -> None:
+        """Find the reference marks: the stage travels to its centre, which becomes absolute zero."""
+        with self._lock:
+            if self._status() in (ApproachStatus.ApproachDone, ApproachStatus.Approaching):
+                raise RuntimeError("cannot search the stage's reference while the tip is approached; "
+                                   "withdraw it first")
+            if self._locked:
+                raise RuntimeError("the stage is locked; call Stage.Unlock() first")
+            self._move_to({"x": 0.0, "y": 0.0})
+            self._zero = {"x": 0.0, "y": 0.0}
+            self._referenced = True
+
+    def set_axis_zero(self, axis: Any) -> None:
+        """Make the present position of ``axis`` read as zero."""
+        name = AXES[validation.one_of("axis", axis, tuple(AXES))]
+        with self._lock:
+            self._zero[name] = self._stage[name]
+
+    def axis_zero(self, axis: Any) -> float:
+        """The absolute position (m) at which ``axis`` reads zero."""
+        name = AXES[validation.one_of("axis", axis, tuple(AXES))]
+        with self._lock:
+            return self._zero[name]
+
+    def set_speed_percent(self, percent: Any) -> None:
+        value = validation.real("percent", percent, 0.0, 100.0, "%")
+        if value == 0.0:
+            raise ValueError("percent = 0 would never move the stage; allowed: more than 0 up to 100 %")
+        with self._lock:
+            self._speed_percent = value
+
+    def speed_percent(self) -> float:
+        with self._lock:
+            return self._speed_percent
+
+    def set_locked(self, locked: bool) -> None:
+        with self._lock:
+            self._locked = bool(locked)
+
+    def is_referenced(self) -> bool:
+        with self._lock:
+            return self._referenced
 
     def stage_state(self) -> int:
         with self._lock:
-            return StageState.Moving if self._stage_moving() else StageState.Idle
+            if self._stage_moving():
+                return StageState.Moving
+            return StageState.Idle if self._referenced else StageState.IdleUnreferenced
 
     def _stage_moving(self) -> bool:
         if self._stage_move is None:
@@ -133,10 +202,10 @@ class CoarseMotion:
         return self.clock.elapsed(started) < duration
 
     def axis_position(self, axis: Any) -> float:
-        """Where stage ``axis`` (0 = x, 1 = y) is (m), once any move has ended."""
+        """Where stage ``axis`` (0 = x, 1 = y) is (m from its zero), once any move has ended."""
         axis = validation.one_of("axis", axis, tuple(AXES))
         with self._lock:
-            return self._stage[AXES[axis]]
+            return self._stage[AXES[axis]] - self._zero[AXES[axis]]
 
     def stage_position(self) -> tuple[float, float]:
         with self._lock:

@@ -85,6 +85,81 @@ class StageState:
     Moving = 3
 
 
+# --- spectroscopy (``application.Spec``), numbered as the vendor numbers them ---------------------
+class SpecModuleLevel:
+    Standard = 0
+    Standart = 0  # the spelling of the vendor's 1.0-1.2 packages, which its notebooks still use
+    Advanced = 1
+
+
+class SpecGroupNo:
+    Forward = 0
+    Backward = 1
+    ForwardPause = 2
+    BackwardPause = 3
+
+
+class SpecChannel:
+    Deflection_or_ZCtrlIn = 0
+    Topography = 1
+
+
+class SpecModulatedOutput:
+    ZAxis = 0
+    TipVoltage = 1
+    UserOut1 = 2
+    UserOut2 = 3
+
+
+class SpecRepetitionMode:
+    List = 0  # the whole list, again and again
+    Position = 1  # every position ``Repetition`` times before the next
+
+
+class SpecEndMode:
+    KeepLastZPos = 0
+    Approached = 1
+
+
+class SpecModulationMode:
+    FixedLength = 0
+    StopByValue = 1
+
+
+class SpecPauseMode:
+    KeepLastZPos = 0
+    ZControllerActive = 1
+
+
+# --- the rest of the instrument --------------------------------------------------------------------
+class SystemZAxisIdleMode:
+    """Values of ``System.SystemStateIdleZAxisMode``: what z does while the AFM is idle."""
+
+    ZControllerActive = 0
+    RetractTip = 1
+    KeepLastPos = 2
+    AbsolutePos = 3
+
+
+class VideoSource:
+    SideView = 0
+    TopView = 1
+
+
+class ExcitationMode:
+    PiezoElectric = 0
+    PhotoThermal = 1
+
+
+class CantileverProperty:
+    LeverLength, LeverWidth, SpringConst, AirResonanceFrq, AirQFactor = range(5)
+    LiquidResonanceFrq, LiquidQFactor = 5, 6
+
+
+class SystemMotorID:
+    Approach, FootA, FootB, FootC, Focus = range(5)
+
+
 def channel_unit(channel: int, mode: int) -> str:
     """The unit of scan ``channel`` in operating ``mode``."""
     if channel == ScanChannel.Deflection_or_ZCtrlIn:
