@@ -56,6 +56,28 @@ class _Node:
         object.__setattr__(self, name if name.startswith("_") else self._member(name), value)
 
 
+class _CallableStr(str):
+    def __call__(self) -> str:
+        return str(self)
+
+
+class _CallableInt(int):
+    def __call__(self) -> int:
+        return int(self)
+
+
+class _CallableFloat(float):
+    def __call__(self) -> float:
+        return float(self)
+
+
+def _getter(value: Any) -> Any:
+    """A value read through a no-argument getter, which scripts both read (``stage.GetState``, as late
+    binding allows) and call (``stage.GetState()``)."""
+    kind = {str: _CallableStr, int: _CallableInt, float: _CallableFloat}.get(type(value))
+    return value if kind is None else kind(value)
+
+
 class Scan(_Node):
     """``application.Scan``: frame geometry, timing, start/stop and line read-out."""
 
@@ -132,8 +154,13 @@ class Approach(_Node):
     """``application.Approach``: the approach motor."""
 
     WithdrawSteps = RemoteSetting("Approach.WithdrawSteps", "Motor steps of StartWithdraw().")
+    ApproachSpeed = RemoteSetting("Approach.ApproachSpeed", "Approach motor speed (%; 50 % takes 3 s).")
 
     def StartApproach(self) -> None:  # noqa: N802
+        self._remote.start_approach()
+
+    def Start(self) -> None:  # noqa: N802
+        """Start the approach (the name an overview of the vendor's uses)."""
         self._remote.start_approach()
 
     def StartWithdraw(self) -> None:  # noqa: N802
@@ -200,8 +227,8 @@ class Stage(_Node):
         self._remote.stage_set_speed_percent(percent)
 
     @property
-    def GetSpeedPercent(self) -> float:  # noqa: N802 - read without parentheses, as on the vendor's object
-        return self._remote.stage_speed_percent()
+    def GetSpeedPercent(self) -> float:  # noqa: N802 - read without parentheses, or called
+        return _getter(float(self._remote.stage_speed_percent()))
 
     @staticmethod
     def _axis(axis: int) -> int:
@@ -229,9 +256,9 @@ class Stage(_Node):
         self._remote.stage_set_locked(False)
 
     @property
-    def GetState(self) -> int:  # noqa: N802 - read without parentheses, as on the vendor's object
+    def GetState(self) -> int:  # noqa: N802 - read without parentheses, or called
         """An ``SPM.StageState`` value: IdleUnreferenced 1, Idle 2 or Moving 3."""
-        return self._remote.stage_state()
+        return _getter(self._remote.stage_state())
 
 
 class Spec(_Node):
@@ -303,6 +330,38 @@ class ScanHead(_Node):
         object.__setattr__(self, "CantileverByGUID", vocabulary.CantileverGUID.Dyn190Al)
 
 
+class Video(_Node):
+    """``application.Video``: the optical cameras (``VideoSource`` 0: side view, 1: top view). The twin
+    draws the sample from above at 1.5 µm per pixel with the cantilever over it, or the lever from the
+    side; ``SaveFrame`` writes it on the server, under this twin's folder."""
+
+    VideoSource = RemoteSetting("Video.VideoSource", "An SPM.VideoSource value: SideView 0, TopView 1.")
+
+    def SaveFrame(self, path: str) -> bool:  # noqa: N802
+        """Save the camera's picture as ``path`` (.jpg, .png, .bmp, .tif); True when written."""
+        return self._remote.save_video_frame(path, self.VideoSource)
+
+
+class System(_Node):
+    """``application.System``: the z-axis's idle mode and the motors."""
+
+    SystemStateIdleZAxisMode = RemoteSetting(
+        "System.SystemStateIdleZAxisMode",
+        "An SPM.SystemZAxisIdleMode value: what z does while idle (a scan or curve engages the loop).")
+
+    def MotorStop(self) -> None:  # noqa: N802
+        """Stop every motor: the approach motor and the stage."""
+        self._remote.stop_motors()
+
+    MotorCustomSpeedFactor = RemoteSetting("System.MotorCustomSpeedFactor", "Motor speed factor (0.01..1).")
+
+    def GetMotorPosition(self, motor: int) -> float:  # noqa: N802
+        raise ValueError(f"motor = {motor!r}: single motors' positions are not simulated; the stage's axes "
+                         "read through Stage.GetAxisPosition")
+
+    MotorSetPosZero = GetMotorPosition
+
+
 class Application(_Node):
     """``spm.application``: the root of the instrument's object tree."""
 
@@ -315,21 +374,28 @@ class Application(_Node):
         print(message)
 
     def SetGalleryHistoryFilenameMask(self, mask: str) -> None:  # noqa: N802
-        """Captured files are named ``<mask>NNNN.gwy`` / ``.nc``."""
+        """Captured files are named ``<mask>NNNN.gwy`` / ``.nc``, or with the number where the mask says
+        ``[INDEX]``."""
         self._remote.set_file_mask(mask)
+
+    def SetGalleryHistoryFilenameIndex(self, index: int) -> None:  # noqa: N802
+        """The number the next captured file gets (the first free one from it)."""
+        self._remote.set_file_index(index)
 
     def SetGalleryHistoryDirectoryPath(self, path: str) -> None:  # noqa: N802
         """Where captured frames are saved (a directory on the server's machine)."""
         self._remote.set_gallery(path)
 
-    def GetGalleryHistoryDirectoryPath(self) -> str:  # noqa: N802
-        return self._remote.gallery()
+    @property
+    def GetGalleryHistoryDirectoryPath(self) -> str:  # noqa: N802 - read without parentheses, or called
+        """The gallery folder as named (the files live on the server, under this twin's folder)."""
+        return _getter(self._remote.gallery())
 
     def __init__(self, spm: SPM) -> None:
         super().__init__(spm)
         for name, node in (("Scan", Scan), ("ZController", ZController), ("Approach", Approach),
                            ("OperatingMode", OperatingModeNode), ("Stage", Stage), ("Spec", Spec),
-                           ("ScanHead", ScanHead)):
+                           ("ScanHead", ScanHead), ("Video", Video), ("System", System)):
             object.__setattr__(self, name, node(spm))
 
 

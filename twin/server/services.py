@@ -219,6 +219,16 @@ class AfmService:
     def set_file_mask(self, mask: Any) -> str:
         return self._afm.set_file_mask(mask)
 
+    def set_file_index(self, index: Any) -> int:
+        return self._afm.set_file_index(index)
+
+    def save_video_frame(self, path: Any, source: Any) -> bool:
+        return self._afm.save_video_frame(path, source)
+
+    def stop_motors(self) -> None:
+        self._afm.motion.stop()
+        self._afm.motion.stop_stage()
+
     def set_gallery(self, path: Any) -> str:
         return self._afm.set_gallery(path)
 

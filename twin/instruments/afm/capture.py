@@ -93,10 +93,18 @@ def write_netcdf(path: Path, frame: xr.Dataset) -> None:
     frame.to_netcdf(path, engine="scipy")
 
 
-def next_free(directory: Path, stem: str) -> Path:
-    """``directory/stem NNNN`` (no suffix) whose ``.gwy`` and ``.nc`` do not exist yet."""
+INDEX = "[INDEX]"  # where a gallery mask wants the file's number
+
+
+def next_free(directory: Path, mask: str, first: int = 0) -> tuple[Path, int]:
+    """The first ``directory/name`` (no suffix) from index ``first`` on whose ``.gwy`` and ``.nc`` do not
+    exist yet, and its index: the mask with its ``[INDEX]`` replaced by the number (4 digits), or the
+    number after the mask when it has none."""
     directory.mkdir(parents=True, exist_ok=True)
-    index = 0
-    while (directory / f"{stem}{index:04d}.gwy").exists() or (directory / f"{stem}{index:04d}.nc").exists():
+    index = first
+    while True:
+        number = f"{index:04d}"
+        name = mask.replace(INDEX, number) if INDEX in mask else f"{mask}{number}"
+        if not (directory / f"{name}.gwy").exists() and not (directory / f"{name}.nc").exists():
+            return directory / name, index
         index += 1
-    return directory / f"{stem}{index:04d}"

@@ -12,6 +12,7 @@ class AfmHardware:
     scanner_range: float = 100e-6  # full xy range; the frame must fit in ±range/2
     z_range: float = 2e-6  # full z range, sets the binary conversions' least significant bit
     approach_duration: float = 3.0  # s
+    standby_gap: float = 100e-6  # m between tip and sample when not approached (what the side camera shows)
     motor_step_time: float = 2e-3  # s per approach-motor step (withdraw)
     stage_range: float = 2e-3  # m, full travel of the sample stage in x and y (the shared sample's span)
     stage_speed: float = 1e-3  # m/s

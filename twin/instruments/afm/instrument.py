@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from twin import validation
 from twin.instruments import files
-from twin.instruments.afm import capture, readout
+from twin.instruments.afm import capture, readout, video
 from twin.instruments.afm.hardware import AfmHardware
 from twin.instruments.afm.materials import PRISTINE, MaterialMap
 from twin.instruments.afm.motors import CoarseMotion
@@ -35,6 +35,7 @@ from twin.instruments.afm.vocabulary import (
     OperatingMode,
     ScanChannel,
     ScanGroupID,
+    VideoSource,
     channel_unit,
 )
 from twin.instruments.clock import Clock
@@ -163,6 +164,11 @@ class AfmInstrument:
                        "StaticAFM 2, DynamicAFM 3, PhaseContrast 4, LateralForce 9"),
                 Real("OperatingMode.VibratingAmpl", "V", 0.0, 10.0, 0.5, "cantilever drive amplitude"),
                 Integer("Approach.WithdrawSteps", 1, 100_000, 100, "motor steps of StartWithdraw()"),
+                Real("Approach.ApproachSpeed", "%", 0.1, 100.0, 50.0, "approach motor speed"),
+                Choice("Video.VideoSource", (0, 1), 1, "optical camera: SideView 0, TopView 1"),
+                Choice("System.SystemStateIdleZAxisMode", (0, 1, 2, 3), 0,
+                       "z while idle: ZControllerActive 0, RetractTip 1, KeepLastPos 2, AbsolutePos 3"),
+                Real("System.MotorCustomSpeedFactor", "", 0.01, 1.0, 1.0, "motor speed factor"),
                 Real("Spec.FwdModulationRange", "m", 1e-9, 1e-6, 30e-9, "base travel of a force curve"),
                 Real("Spec.BwdModulationRange", "m", -1e-6, -1e-9, -30e-9, "travel back (negative)"),
                 Real("Spec.FwdModulationTime", "s", 1e-3, 100.0, 0.5, "time of the forward curve"),
@@ -218,6 +224,7 @@ class AfmInstrument:
         self.files_quota = files.QUOTA_BYTES  # what its files may take there
         self._gallery = "afm-gallery"  # as the client named it: a folder under files_root
         self._file_mask = "afm"
+        self._file_index = 0  # the number the next capture's name starts trying from
         self._save_lock = threading.Lock()
         self._frame: Frame | None = None
         self._frames = 0
@@ -264,7 +271,11 @@ class AfmInstrument:
 
     # --- approach and stage (the coarse motors) -------------------------------------------------
     def start_approach(self) -> None:
-        self.motion.start_approach("scanning" if self.is_scanning() else None)
+        """Approach at ``Approach.ApproachSpeed`` (% of the motor's; 50 % takes the nominal time) times
+        ``System.MotorCustomSpeedFactor``."""
+        settings = self.settings
+        speed = settings.get("Approach.ApproachSpeed") / 50.0 * settings.get("System.MotorCustomSpeedFactor")
+        self.motion.start_approach("scanning" if self.is_scanning() else None, speed)
 
     def start_withdraw(self) -> None:
         self.motion.start_withdraw(self.settings.get("Approach.WithdrawSteps"), self._busy())
@@ -459,11 +470,40 @@ class AfmInstrument:
             return self._gallery
 
     def set_file_mask(self, mask: Any) -> str:
-        """The start of captured files' names (a number follows)."""
+        """Captured files' names: the mask with ``[INDEX]`` replaced by a number, or followed by one."""
         mask = files.file_name_start("mask", mask)
         with self._lock:
             self._file_mask = mask
             return self._file_mask
+
+    def save_video_frame(self, path: Any, source: Any) -> bool:
+        """Save the optical camera's picture (``source`` 0: side view, 1: top view) as ``path`` under
+        this twin's folder (the suffix chooses the format: .jpg, .png, .bmp, .tif); True when written."""
+        source = validation.one_of("VideoSource", source, (VideoSource.SideView, VideoSource.TopView))
+        if not isinstance(path, str) or not path.strip():
+            raise ValueError(f"path = {brief(path)}: give a file name such as 'topimage.jpg'")
+        *folder, name = files.relative_parts("path", path)
+        suffix = Path(name).suffix.lower()
+        if suffix not in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"):
+            raise ValueError(f"path = {path!r}: allowed suffixes .jpg, .png, .bmp, .tif")
+        target = self.files_root.joinpath(*folder, name)
+        files.check_quota(self.files_root, 640 * 480 * 3, self.files_quota)
+        if source == VideoSource.TopView:
+            stage = self.motion.stage_position()
+            state = self.settings.snapshot()
+            picture = video.top_view(self.sample, (stage[0] + state["Scan.CenterPosX"],
+                                                   stage[1] + state["Scan.CenterPosY"]))
+        else:
+            picture = video.side_view(0.0 if self.motion.approached() else self.hardware.standby_gap)
+        video.save(target, picture)
+        return True
+
+    def set_file_index(self, index: Any) -> int:
+        """The number the next captured file gets (or the first free one after it)."""
+        index = validation.integer("index", index, 0, 999_999)
+        with self._lock:
+            self._file_index = index
+        return index
 
     def capture(self) -> list[str]:
         """Save the current (or last) frame, every channel and trace, lines scanned so far, as a
@@ -489,7 +529,11 @@ class AfmInstrument:
                 mask = self._file_mask
             files.check_quota(self.files_root, 2 * sum(image.nbytes for image in images.values()),
                               self.files_quota)
-            stem = capture.next_free(directory, mask)
+            with self._lock:
+                first = self._file_index
+            stem, index = capture.next_free(directory, mask, first)
+            with self._lock:
+                self._file_index = index + 1
             capture.write_gwy(stem.with_suffix(".gwy"), dataset)
             capture.write_netcdf(stem.with_suffix(".nc"), dataset)
         return [str(stem.with_suffix(".gwy")), str(stem.with_suffix(".nc"))]

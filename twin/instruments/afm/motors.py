@@ -36,15 +36,16 @@ class CoarseMotion:
         self._referenced = True  # the operator referenced the stage when the instrument was started
 
     # --- approach motor ------------------------------------------------------------------------
-    def start_approach(self, busy: str | None = None) -> None:
-        """Approach the surface (``busy`` names what forbids it, if anything)."""
+    def start_approach(self, busy: str | None = None, speed: float = 1.0) -> None:
+        """Approach the surface (``busy`` names what forbids it, if anything) at ``speed`` relative to
+        the nominal one."""
         with self._lock:
             if busy:
                 raise RuntimeError(f"cannot approach while {busy}")
             if self._stage_moving():
                 raise RuntimeError("cannot approach while the stage moves; wait for Stage.GetState to be "
                                    "Idle")
-            self._motor = ("approach", self.clock.wall(), self.hardware.approach_duration)
+            self._motor = ("approach", self.clock.wall(), self.hardware.approach_duration / speed)
 
     def start_withdraw(self, steps: int, busy: str | None = None) -> None:
         """Withdraw the tip by ``steps`` motor steps."""
