@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SCRIPT = textwrap.dedent('''
     # written for the instrument: vendor imports only, the lab's address
     import sys
@@ -101,3 +103,51 @@ def test_a_nanosurf_script_runs_unchanged_against_the_twin(server, server_files,
     assert "lines 32 points 32" in result.stdout
     gallery = server_files / "Users" / "lab" / "Documents" / "gallery"  # under the server's own folder
     assert sorted(p.name for p in gallery.iterdir()) == ["Sample-0000.gwy", "Sample-0000.nc"]
+
+
+@pytest.fixture
+def no_vendor_modules():
+    """Forget every ``nanosurf`` module before and after (a test may install a stand-in package)."""
+    def forget() -> None:
+        for name in [n for n in sys.modules if n == "nanosurf" or n.startswith("nanosurf.")]:
+            del sys.modules[name]
+
+    forget()
+    yield
+    forget()
+
+
+def test_without_the_vendor_package_the_twin_provides_the_demos_helpers(no_vendor_modules) -> None:
+    from twin.script_runner import installed, vendor_modules
+
+    assert installed("nanosurf") is None  # the test environment has no vendor package
+    with vendor_modules():
+        import nanosurf
+        from nanosurf.datatypes.sci_stream import SciStream
+
+        assert nanosurf.sci_val.convert.to_string(1.234e-6, "m") == "1.23 µm"
+        assert nanosurf.sci_val.from_str("0.1mm").value() == pytest.approx(1e-4)
+        stream = SciStream(([0.0, 1.0, 2.0], [5.0, 6.0, 7.0]), x_unit="Hz", x_name="Frequency")
+        assert stream.get_stream_unit() == "Hz" and list(stream.get_channel(0).value) == [5.0, 6.0, 7.0]
+        assert len(nanosurf.SciChannel([1, 2], unit="V")) == 2
+    assert "nanosurf" not in sys.modules
+
+
+def test_an_installed_vendor_package_keeps_its_helpers_and_loses_only_its_connection(
+        no_vendor_modules, tmp_path, monkeypatch) -> None:
+    """A stand-in for the vendor's package (its real connection needs Windows): its own helpers stay,
+    ``SPM`` and ``nanosurf.com_proxy`` are the twin's for the run, and everything is as before after."""
+    package = tmp_path / "nanosurf"
+    package.mkdir()
+    (package / "__init__.py").write_text("marker = 'vendor'\ndef helper():\n    return 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from clients.afm import SPM
+    from twin.script_runner import vendor_modules
+
+    with vendor_modules():
+        import nanosurf
+        from nanosurf.com_proxy import SPM as proxied
+
+        assert nanosurf.marker == "vendor" and nanosurf.helper() == 42
+        assert nanosurf.SPM is SPM and proxied is SPM
+    assert not hasattr(sys.modules["nanosurf"], "SPM") and "nanosurf.com_proxy" not in sys.modules

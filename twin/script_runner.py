@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import runpy
 import sys
 import types
@@ -27,7 +28,14 @@ VENDOR_MODULES = {
     "autoscript_tem_toolkit.context_managers": "clients.toolkit.context_managers",
     "nanosurf": "clients.afm",  # classic scripting, 1.x: nanosurf.SPM()
     "nanosurf.com_proxy": "clients.afm",  # 2.x: from nanosurf.com_proxy import SPM
+    "nanosurf.datatypes": "clients.afm.datatypes",  # the demos' helpers, for machines without the package
+    "nanosurf.datatypes.sci_channel": "clients.afm.datatypes",
+    "nanosurf.datatypes.sci_stream": "clients.afm.datatypes",
 }
+# Vendor packages whose own helpers stay when they are installed: only their connections are replaced
+# (the modules listed, and the connection classes on the package itself).
+KEPT_WHEN_INSTALLED = {"nanosurf": ("nanosurf.com_proxy",)}
+HELPERS_AT_TOP = {"nanosurf": ("SciChannel", "SciStream", "sci_val")}  # the 1.x packages' top-level helpers
 
 
 def _alias(name: str, target: types.ModuleType) -> types.ModuleType:
@@ -39,12 +47,48 @@ def _alias(name: str, target: types.ModuleType) -> types.ModuleType:
     return module
 
 
+def installed(package: str) -> types.ModuleType | None:
+    """The vendor's own ``package`` when it is installed and imports here, else None."""
+    if importlib.util.find_spec(package) is None:
+        return None
+    try:
+        return importlib.import_module(package)
+    except Exception:  # installed for another platform (its controller interface needs Windows): unusable
+        return None
+
+
 @contextlib.contextmanager
 def vendor_modules() -> Iterator[None]:
-    """Within this block the vendor's module names import this project's clients."""
-    saved = {name: sys.modules.get(name) for name in VENDOR_MODULES}
+    """Within this block the vendor's module names import this project's clients. An installed vendor
+    package whose helpers are worth keeping stays itself: only its connection modules and classes are
+    the twin's."""
+    replaced: dict[str, str] = {}
+    patched: list[tuple[types.ModuleType, str, object]] = []  # (module, attribute, what it was)
+    for package, connections in KEPT_WHEN_INSTALLED.items():
+        real = installed(package)
+        if real is None:
+            continue
+        client = importlib.import_module(VENDOR_MODULES[package])
+        for name in connections:
+            replaced[name] = VENDOR_MODULES[name]
+            patched.append((real, name.rsplit(".", 1)[1], getattr(real, name.rsplit(".", 1)[1], _MISSING)))
+        for name in getattr(client, "__all__", ()):
+            patched.append((real, name, getattr(real, name, _MISSING)))
+            setattr(real, name, getattr(client, name))
+    kept = {p for p in KEPT_WHEN_INSTALLED if installed(p) is not None}
     for name, target in VENDOR_MODULES.items():
-        sys.modules[name] = _alias(name, importlib.import_module(target))
+        if name not in replaced and name.split(".")[0] not in kept:
+            replaced[name] = target
+    saved = {name: sys.modules.get(name) for name in replaced}
+    for name, target in replaced.items():
+        module = _alias(name, importlib.import_module(target))
+        if name in HELPERS_AT_TOP:
+            module.__dict__.update({h: getattr(importlib.import_module("clients.afm.datatypes"), h)
+                                    for h in HELPERS_AT_TOP[name]})
+        sys.modules[name] = module
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules and parent.split(".")[0] in kept:
+            setattr(sys.modules[parent], child, module)
     try:
         yield
     finally:
@@ -53,6 +97,14 @@ def vendor_modules() -> Iterator[None]:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = previous
+        for module, attribute, previous in reversed(patched):
+            if previous is _MISSING:
+                module.__dict__.pop(attribute, None)
+            else:
+                setattr(module, attribute, previous)
+
+
+_MISSING = object()
 
 
 def run_script(path: str, arguments: list[str], host: str, port: int) -> None:

@@ -26,7 +26,8 @@ scan.StartFrameUp()
 
 
 def decoded(text):
-    return np.array([float(v) for v in text.replace(",", ".").split(";")])
+    values = np.array([float(v) for v in text.replace(",", ".").split(";")])
+    return nsf.SciChannel(values, unit="m" if channel == 1 else "V")  # the demo's wrapper
 
 
 next_line, lines = 0, []
@@ -41,7 +42,7 @@ while next_line < points:
     next_line += 1
 scan.Stop()
 print("Scan ended at line", scan.Currentline)
-assert len(lines) == points and all(len(f) == points for f, _ in lines)
+assert len(lines) == points and all(len(f) == points and f.unit == "V" for f, _ in lines)
 scan.StartFrameUp()  # the 1.2.0 demo waits on Currentline alone: it must reach every line by itself
 for line in range(points):
     while line > scan.Currentline - 1:

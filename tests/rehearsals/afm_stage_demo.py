@@ -23,8 +23,8 @@ state = stage.GetState
 names = {spm.StageState.IdleUnreferenced: "idle, unreferenced", spm.StageState.Idle: "idle",
          spm.StageState.Moving: "moving"}
 print("state:", names.get(state, "unknown"))
-for axis in (AXIS_X, AXIS_Y):
-    print(f"{stage.GetAxisPosition(axis):.3e} {stage.GetAxisUnit(axis)}")
+for axis in (AXIS_X, AXIS_Y):  # 1.14.1 writes lengths with the package's SI-prefix helper
+    print(nsf.sci_val.convert.to_string(stage.GetAxisPosition(axis), stage.GetAxisUnit(axis)))
 print("speed:", stage.GetSpeedPercent, "%")
 for axis in (AXIS_X, AXIS_Y):
     travel = stage.GetAxisRange(axis)
