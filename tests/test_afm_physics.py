@@ -108,3 +108,19 @@ def test_vacancies_made_by_the_tem_beam_show_in_the_afm_topography():
         if 2 <= row < 126 and 2 <= col < 126:
             around = np.s_[row - 1:row + 2, col - 1:col + 2]
             assert after[around].min() < before[around].min()
+
+
+def test_the_driven_lever_peaks_at_its_resonance_over_a_width_f0_over_q() -> None:
+    """A damped harmonic oscillator: amplitude maximum at f0 sqrt(1 - 1/(2Q²)), Q times the static
+    response there, half-power width f0/Q, phase -90 deg at f0 (textbook)."""
+    from twin.physics.afm import driven_response
+
+    f0, q = 190e3, 400.0
+    f = np.linspace(f0 - 5e3, f0 + 5e3, 200_001)
+    response = driven_response(f, f0, q)
+    amplitude = np.abs(response)
+    assert f[np.argmax(amplitude)] == pytest.approx(f0 * np.sqrt(1 - 1 / (2 * q**2)), abs=0.1)
+    assert amplitude.max() == pytest.approx(q, rel=1e-5)
+    half_power = f[amplitude**2 >= amplitude.max() ** 2 / 2]
+    assert half_power[-1] - half_power[0] == pytest.approx(f0 / q, rel=1e-3)
+    assert np.degrees(np.angle(driven_response(np.array([f0]), f0, q)))[0] == pytest.approx(-90.0)

@@ -131,6 +131,7 @@ def test_gallery_numbers_video_and_system_through_the_client(spm, server_files) 
     app.Approach.StartApproach()
     scan = app.Scan
     scan.Points = scan.Lines = 16
+    scan.AutoCapture = False  # whatever an earlier script on the shared server left
     scan.StartFrameUp()
     paths = scan.StartCapture()
     assert [p.rsplit("/", 1)[-1] for p in paths] == ["run_0007_topo.gwy", "run_0007_topo.nc"]
@@ -150,3 +151,30 @@ def test_gallery_numbers_video_and_system_through_the_client(spm, server_files) 
     stage = app.Stage
     assert stage.GetAxisName(1) == "Y" and stage.GetAxisUnit(0) == "m" and stage.GetAxisRange(0) == 2e-3
     assert stage.GetState == spm.StageState.Idle == stage.GetState()
+
+
+@pytest.mark.parametrize(("resonance", "quality"), [(190e3, 400.0), (72e3, 150.0)])
+def test_a_frequency_sweep_shows_the_resonance_and_q_that_were_set(spm, resonance, quality) -> None:
+    """Through Studio's ``probe.frequency_sweep``: the amplitude peaks at the set resonance (to the step),
+    its half-power width is f0/Q (the set Q within 5 %), and the phase passes -90 deg there."""
+    from clients.afm import Studio
+
+    spm.twin._afm.set("twin.resonance_frequency", resonance)
+    spm.twin._afm.set("twin.quality_factor", quality)
+    try:
+        spm.application.Approach.StartWithdraw()  # a sweep measures the free lever
+        session = Studio("127.0.0.1", spm._connected.port).select_measurement_session()
+        sweep = session.workflow.probe.frequency_sweep
+        width = resonance / quality
+        sweep.sweep_frequency_lower_bound = resonance - 10 * width
+        sweep.sweep_frequency_upper_bound = resonance + 10 * width
+        sweep.sweep_frequency_step = width / 50
+        sweep.run()
+        assert sweep.new_excitation_frequency == pytest.approx(resonance, abs=sweep.sweep_frequency_step)
+        power = sweep.amplitude**2
+        band = sweep.frequencies[power >= power.max() / 2]
+        assert (band[-1] - band[0]) == pytest.approx(width, rel=0.05)
+        assert np.interp(resonance, sweep.frequencies, sweep.phase) == pytest.approx(-90.0, abs=2.0)
+    finally:
+        spm.twin._afm.set("twin.resonance_frequency", 190e3)
+        spm.twin._afm.set("twin.quality_factor", 400.0)

@@ -28,13 +28,14 @@ VENDOR_MODULES = {
     "autoscript_tem_toolkit.context_managers": "clients.toolkit.context_managers",
     "nanosurf": "clients.afm",  # classic scripting, 1.x: nanosurf.SPM()
     "nanosurf.com_proxy": "clients.afm",  # 2.x: from nanosurf.com_proxy import SPM
+    "nanosurf.studio": "clients.afm.studio",  # 2.x: from nanosurf.studio import Studio
     "nanosurf.datatypes": "clients.afm.datatypes",  # the demos' helpers, for machines without the package
     "nanosurf.datatypes.sci_channel": "clients.afm.datatypes",
     "nanosurf.datatypes.sci_stream": "clients.afm.datatypes",
 }
 # Vendor packages whose own helpers stay when they are installed: only their connections are replaced
 # (the modules listed, and the connection classes on the package itself).
-KEPT_WHEN_INSTALLED = {"nanosurf": ("nanosurf.com_proxy",)}
+KEPT_WHEN_INSTALLED = {"nanosurf": ("nanosurf.com_proxy", "nanosurf.studio")}
 HELPERS_AT_TOP = {"nanosurf": ("SciChannel", "SciStream", "sci_val")}  # the 1.x packages' top-level helpers
 
 

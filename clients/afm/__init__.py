@@ -26,7 +26,8 @@ from clients.ground_truth import GroundTruth
 from twin.instruments.afm import vocabulary
 from twin.server import wire
 
-__all__ = ["SPM", "Spm", "C3000", "CX", "CoreAFM", "Easyscan2", "Naio", "USPM", "MobileS", "SPM_S"]
+__all__ = ["SPM", "Spm", "C3000", "CX", "CoreAFM", "Easyscan2", "Naio", "USPM", "MobileS", "SPM_S", "Studio",
+           "StudioScriptError"]
 
 
 class _Node:
@@ -505,3 +506,5 @@ class SPM:
 
 # The vendor's connection classes by controller; every one reaches the twin's AFM.
 Spm = C3000 = CX = CoreAFM = Easyscan2 = Naio = USPM = MobileS = SPM_S = SPM
+
+from clients.afm.studio import Studio, StudioScriptError  # noqa: E402 - the Studio interface builds on SPM

@@ -292,6 +292,15 @@ def tapping_phase(amplitude: np.ndarray, free_amplitude: float, dissipation: np.
     return 180.0 - np.degrees(np.arcsin(np.clip(sine, -1.0, 1.0)))
 
 
+def driven_response(frequency: np.ndarray, resonance: float, quality_factor: float) -> np.ndarray:
+    """The cantilever's response to a drive at ``frequency`` (Hz), relative to its static response
+    (complex; a damped harmonic oscillator of ``resonance`` frequency (Hz) and ``quality_factor``):
+    ``1 / (1 - (f/f0)² + i f / (f0 Q))``, so the amplitude peaks near ``f0`` at ``Q`` times the static
+    one, over a width ``f0 / Q``, and the phase lags 90 deg at ``f0`` (returned with a negative angle)."""
+    ratio = np.asarray(frequency, dtype=np.float64) / resonance
+    return 1.0 / (1.0 - ratio**2 + 1j * ratio / quality_factor)
+
+
 def lateral_force(load: float, adhesion: np.ndarray, friction: np.ndarray, slope: np.ndarray,
                   direction: int) -> np.ndarray:
     """Lateral force (N) on a tip sliding in contact: friction ``mu (L + F_ad)`` against the motion

@@ -222,6 +222,9 @@ class AfmService:
     def set_file_index(self, index: Any) -> int:
         return self._afm.set_file_index(index)
 
+    def frequency_sweep(self, lower: Any, upper: Any, step: Any, drive: Any) -> dict[str, Any]:
+        return self._afm.frequency_sweep(lower, upper, step, drive)
+
     def save_video_frame(self, path: Any, source: Any) -> bool:
         return self._afm.save_video_frame(path, source)
 

@@ -34,6 +34,8 @@ class AfmHardware:
     integral_unit: float = 1.0  # IGain 1 = this integral gain (1/s)
     derivative_unit: float = 1e-8  # DGain 1 = this derivative time (s)
     quality_factor: float = 400.0  # of the dynamic-mode cantilever's resonance
+    resonance_frequency: float = 190e3  # Hz, the dynamic-mode cantilever's free resonance
+    sweep_noise: float = 1e-4  # V RMS on a frequency sweep's amplitude
     tapping_spring_constant: float = 40.0  # N/m, the dynamic-mode cantilever's
     phase_noise: float = 0.02  # deg RMS on the phase channel
     lateral_sensitivity: float = 2e-9  # N of lateral force per volt of lateral deflection

@@ -46,6 +46,7 @@ from twin.physics.afm import (
     Contact,
     Feedback,
     Tip,
+    driven_response,
     electrostatic_force,
     electrostatic_lift,
     lateral_force,
@@ -64,6 +65,9 @@ from twin.validation import brief
 
 ANGSTROM = 1e-10
 _STREAM_SCAN = 0x53434E  # random stream tag for scan noise
+_STREAM_SWEEP = 0x535750  # random stream tag for frequency sweeps
+_MOST_SWEEP_POINTS = 100_000
+_SWEEP_POINT_TIME = 0.01  # s of instrument time per frequency (the lock-in's settling)
 FREE_AIR = "free air"  # the simulation of a frame scanned with the tip withdrawn
 _STREAM_DRIFT = 0x445246  # random stream tag for the drift direction
 _STREAM_TIP = 0x544950  # random stream tag for tip changes
@@ -213,6 +217,10 @@ class AfmInstrument:
                 Flag("twin.ideal_feedback", False, "the tip follows the surface exactly (no z-loop)"),
                 Real("twin.loop_gain", "", 0.01, 1e4, 1.0,
                      "what the z-loop multiplies PGain, IGain, DGain by (z piezo and detector sensitivity)"),
+                Real("twin.resonance_frequency", "Hz", 1e3, 5e6, self.hardware.resonance_frequency,
+                     "the dynamic-mode cantilever's free resonance"),
+                Real("twin.quality_factor", "", 1.0, 1e5, self.hardware.quality_factor,
+                     "the free cantilever's quality factor (frequency sweeps)"),
             ]
         )
         self._lock = threading.Lock()
@@ -230,6 +238,7 @@ class AfmInstrument:
         self._frames = 0
         self._continuous = False  # Scan.Start(): frames follow each other, up and down, until Stop()
         self._offset_steps: list[tuple[float, float, float]] = []  # (time, dx, dy): piezo creep
+        self.sweeps = 0
 
     # --- settings --------------------------------------------------------------------------------
     def set(self, name: Any, value: Any) -> Any:
@@ -455,6 +464,38 @@ class AfmInstrument:
         here = (state["Scan.CenterPosX"], state["Scan.CenterPosY"])  # idle, the tip rests at the frame centre
         self.spec.start(state, tip.radius, height, self.motion.stage_position(), here,
                         self.motion.approached())
+
+    # --- the free cantilever ----------------------------------------------------------------------
+    def frequency_sweep(self, lower: Any, upper: Any, step: Any, drive: Any) -> dict[str, Any]:
+        """Drive the free cantilever from ``lower`` to ``upper`` (Hz) in ``step`` s, with ``drive`` V,
+        and read its oscillation through the lock-in: amplitude (V on the detector) and phase (deg,
+        lagging) per frequency, as a damped harmonic oscillator of the lever's resonance and Q (the
+        drive that gives the free amplitude at resonance is ``OperatingMode.VibratingAmpl``). Takes
+        10 ms of instrument time a point; refused with the tip on the surface."""
+        lower = validation.real("lower", lower, 1.0, 10e6, "Hz")
+        upper = validation.real("upper", upper, lower, 10e6, "Hz")
+        step = validation.real("step", step, 1e-3, upper - lower if upper > lower else 1e6, "Hz")
+        drive = validation.real("drive", drive, 0.0, 10.0, "V")
+        points = int((upper - lower) / step) + 1
+        if points > _MOST_SWEEP_POINTS:
+            finest = (upper - lower) / (_MOST_SWEEP_POINTS - 1)
+            raise ValueError(f"step = {step!r} Hz from {lower:g} to {upper:g} Hz makes {points} points; "
+                             f"allowed at most {_MOST_SWEEP_POINTS} (step >= {finest:.3g} Hz)")
+        if self.motion.approached():
+            raise RuntimeError("a frequency sweep measures the free cantilever; withdraw the tip first "
+                               "(Approach.StartWithdraw)")
+        state, hw = self.settings.snapshot(), self.hardware
+        frequency = lower + step * np.arange(points)
+        quality = state["twin.quality_factor"]
+        response = driven_response(frequency, state["twin.resonance_frequency"], quality)
+        per_volt = hw.free_amplitude / (quality * max(state["OperatingMode.VibratingAmpl"], 1e-6))  # m/V
+        rng = np.random.default_rng([self.seed, _STREAM_SWEEP, self.sweeps])
+        amplitude = np.abs(response) * per_volt * drive / hw.deflection_sensitivity  # V on the detector
+        amplitude += gaussian_noise(frequency.shape, hw.sweep_noise, rng)
+        phase = np.degrees(np.angle(response)) + gaussian_noise(frequency.shape, hw.phase_noise, rng)
+        self.sweeps += 1
+        self.clock.pass_time(points * _SWEEP_POINT_TIME)
+        return {"frequency": frequency, "amplitude": np.abs(amplitude), "phase": phase}
 
     # --- saving ---------------------------------------------------------------------------------
     def set_gallery(self, path: Any) -> str:
