@@ -44,6 +44,16 @@ class _Node:
     def _app(self) -> Any:
         return self._spm.application
 
+    def __getattr__(self, name: str) -> Any:
+        """``<property>_min`` and ``<property>_max``: the range of a mapped property, as Studio offers."""
+        stem, _, bound = name.rpartition("_")
+        mapped = getattr(type(self), stem, None)
+        if bound in ("min", "max") and isinstance(mapped, _Mapped):
+            entry = next(s for s in self._spm._describe()["settings"] if s["name"] == mapped.setting)
+            limits = sorted(mapped.from_twin(entry[k]) for k in ("min", "max"))
+            return limits[0] if bound == "min" else limits[1]
+        raise AttributeError(f"{type(self).__name__} has no {name!r}")
+
 
 def _done(message: str) -> dict[str, Any]:
     return {"message": message, "result": True}
@@ -215,9 +225,36 @@ class Data(_Node):
 
 
 class ZControl(_Node):
-    setpoint = _Mapped("ZController.SetPoint", unit="%")
+    """The z-loop: ``setpoint`` in the mode's unit (% of the free amplitude in dynamic modes, V of
+    deflection in static ones: ``setpoint_unit``), gains, and a gain finder."""
+
+    setpoint = _Mapped("ZController.SetPoint")
     p_gain = _Mapped("ZController.PGain")
     i_gain = _Mapped("ZController.IGain")
+
+    @property
+    def setpoint_unit(self) -> str:
+        static = self._app.OperatingMode.OperatingMode in vocabulary.STATIC_MODES
+        return "V" if static else "%"
+
+    @setpoint_unit.setter
+    def setpoint_unit(self, unit: str) -> None:
+        if unit != self.setpoint_unit:
+            raise ValueError(f"setpoint_unit = {unit!r} does not fit the operating mode; allowed: "
+                             f"{self.setpoint_unit!r} (load the static or dynamic mode first)")
+
+    @property
+    def setpoint_units(self) -> list[str]:
+        return [self.setpoint_unit]
+
+    @property
+    def gain_finder(self) -> Any:
+        return _Action(lambda: _done("gains kept: the twin's z-loop is stable at its present gains"))
+
+
+class _Action:
+    def __init__(self, action: Any) -> None:
+        self.run = action
 
 
 class _Mode(_Node):
