@@ -135,6 +135,7 @@ def test_gallery_numbers_video_and_system_through_the_client(spm, server_files) 
     scan.StartFrameUp()
     paths = scan.StartCapture()
     assert [p.rsplit("/", 1)[-1] for p in paths] == ["run_0007_topo.gwy", "run_0007_topo.nc"]
+    app.SetGalleryHistoryFilenameIndex(0)  # as the next script on the shared server expects
     assert app.GetGalleryHistoryDirectoryPath == "numbered" == app.GetGalleryHistoryDirectoryPath()
     app.Video.VideoSource = spm.VideoSource.TopView
     assert app.Video.SaveFrame("camera/top.png") is True

@@ -232,7 +232,7 @@ class AfmInstrument:
         self.files_quota = files.QUOTA_BYTES  # what its files may take there
         self._gallery = "afm-gallery"  # as the client named it: a folder under files_root
         self._file_mask = "afm"
-        self._file_index = 0  # the number the next capture's name starts trying from
+        self._file_index = 0  # captures take the first free number from this one
         self._save_lock = threading.Lock()
         self._frame: Frame | None = None
         self._frames = 0
@@ -540,7 +540,7 @@ class AfmInstrument:
         return True
 
     def set_file_index(self, index: Any) -> int:
-        """The number the next captured file gets (or the first free one after it)."""
+        """The number captured files start from: each takes the first free number from it."""
         index = validation.integer("index", index, 0, 999_999)
         with self._lock:
             self._file_index = index
@@ -572,9 +572,7 @@ class AfmInstrument:
                               self.files_quota)
             with self._lock:
                 first = self._file_index
-            stem, index = capture.next_free(directory, mask, first)
-            with self._lock:
-                self._file_index = index + 1
+            stem, _ = capture.next_free(directory, mask, first)
             capture.write_gwy(stem.with_suffix(".gwy"), dataset)
             capture.write_netcdf(stem.with_suffix(".nc"), dataset)
         return [str(stem.with_suffix(".gwy")), str(stem.with_suffix(".nc"))]
