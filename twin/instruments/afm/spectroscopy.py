@@ -127,7 +127,7 @@ class Spectroscopy:
         n, span = settings["Spec.FwdModDataPoints"], settings["Spec.FwdModulationRange"]
         lift = settings["Spec.StartOffset"]
         z = np.linspace(span / 2, -span / 2, n) + lift  # base height over the contact point, approaching
-        curves, by_position = [], {}
+        by_position = {}
         for index in sorted(set(lines)):
             px, py = positions[index]
             by_position[index] = self._curves(px + offset[0], py + offset[1], z, settings, tip_radius,

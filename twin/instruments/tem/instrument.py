@@ -25,7 +25,7 @@ from twin.instruments.parameters import Choice, Flag, Integer, Real, Settings, V
 from twin.instruments.tem import apertures, autofunctions
 from twin.instruments.tem.hardware import CAMERA_LENGTHS, NOMINAL_MAGNIFICATIONS, Camera, TemHardware
 from twin.instruments.tem.imaging import DiffractionGeometry, HrtemSimulator, atoms_in_view
-from twin.instruments.tem.scanning import MODES, Scan, StemSimulator
+from twin.instruments.tem.scanning import MODES, SHORTEST_DWELL, Scan, StemSimulator, scan_region
 from twin.instruments.tem.spectroscopy import EdsSpectrometer
 from twin.instruments.tem.stage import Stage
 from twin.instruments.usage import Usage
@@ -60,7 +60,6 @@ _STREAM_PARKED = 0x50524B  # random stream tag for knock-ons under the parked pr
 _NEGLIGIBLE_DISPLACEMENTS = 1e-9  # per atom: below this an exposure damages nothing
 _MOST_SAMPLED_HITS = 100_000  # knock-ons one low-magnification exposure may record
 _LONGEST_FRAME = 600.0  # s: the longest STEM frame a scan may take
-SHORTEST_DWELL = 10e-9  # s: the scan generator's fastest pixel
 GUN_LENS_SCALE = 50.0  # monochromator focus units per e-fold of beam current
 FLASH_SECONDS = 5.0  # s of instrument time a gun flash takes
 READOUT_AREAS = {"Full": 1, "Half": 2, "Quarter": 4}  # the camera's fixed readout areas: sensor width over it
@@ -157,23 +156,6 @@ def _multislice_cost(points: int, slices: int) -> Cost:
     """A multislice of one plane wave on a grid of ``points`` through ``slices`` slices, then a lens:
     two FFTs a slice and a few more, a potential slice and a few waves held at once."""
     return Cost((2 * slices + 6) * fft_units(points) * fft_seconds_per_unit(), (4 * slices + 80) * points)
-
-
-def _region(region: Any) -> tuple[float, float, float, float]:
-    """A relative scan region (left, top, width, height) in 0..1; ``None`` is the whole field."""
-    if region is None:
-        return (0.0, 0.0, 1.0, 1.0)
-    if isinstance(region, dict):
-        region = [region.get(k) for k in ("left", "top", "width", "height")]
-    if not isinstance(region, (list, tuple)) or len(region) != 4:
-        raise TypeError(
-            f"region must be (left, top, width, height) as fractions of the scan field, got {brief(region)}"
-        )
-    left = validation.real("region left", region[0], 0.0, 1.0)
-    top = validation.real("region top", region[1], 0.0, 1.0)
-    width = validation.positive("region width", region[2], 0.0, 1.0 - left)
-    height = validation.positive("region height", region[3], 0.0, 1.0 - top)
-    return (left, top, width, height)
 
 
 def _inside(uv: tuple[np.ndarray, np.ndarray], corner: tuple[float, float], extent: tuple[float, float]):
@@ -616,7 +598,7 @@ class TemInstrument:
         chosen = self._detector_list(detectors, allow_empty=during is not None)
         size = validation.integer("size", size, 16, 4096)
         dwell = validation.real("dwell_time", dwell_time, SHORTEST_DWELL, 1.0, "s")
-        rectangle = _region(region)
+        rectangle = scan_region(region)
         state = self.snapshot()
         mode = state["twin.stem_mode"] if mode is None else validation.one_of("mode", mode, MODES)
         if state["optics.optical_mode"] != "Stem":

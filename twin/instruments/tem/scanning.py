@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 
+from twin import validation
 from twin.instruments.tem.hardware import ScanningDetector, TemHardware
 from twin.instruments.tem.imaging import HrtemSimulator, atoms_in_view
 from twin.instruments.work import Cost, fft_seconds_per_unit, fft_units
@@ -31,11 +33,33 @@ from twin.physics import tem as tem_physics
 from twin.physics.ctf import Aberrations, electron_wavelength
 from twin.physics.tem import SimulationGrid
 from twin.sample import Sample, Window
+from twin.validation import brief
 
 ANGSTROM = 1e-10
 MODES = ("interactive", "exact", "prism")
 PRISM_INTERPOLATION = 4
 _WAVE_BATCH_BYTES = 64 * 2**20  # exact mode's probe waves at a time (see stem.exact_annular_scan)
+
+
+SHORTEST_DWELL = 10e-9  # s: the scan generator's fastest pixel
+
+
+def scan_region(region: Any) -> tuple[float, float, float, float]:
+    """A relative scan region (left, top, width, height) in 0..1; ``None`` is the whole field."""
+    if region is None:
+        return (0.0, 0.0, 1.0, 1.0)
+    if isinstance(region, dict):
+        region = [region.get(k) for k in ("left", "top", "width", "height")]
+    if not isinstance(region, (list, tuple)) or len(region) != 4:
+        raise TypeError(
+            f"region must be (left, top, width, height) as fractions of the scan field, got {brief(region)}"
+        )
+    left = validation.real("region left", region[0], 0.0, 1.0)
+    top = validation.real("region top", region[1], 0.0, 1.0)
+    width = validation.positive("region width", region[2], 0.0, 1.0 - left)
+    height = validation.positive("region height", region[3], 0.0, 1.0 - top)
+    return (left, top, width, height)
+
 
 
 @dataclass(frozen=True)

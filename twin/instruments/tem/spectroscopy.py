@@ -21,7 +21,7 @@ from scipy import constants, ndimage
 from twin import validation
 from twin.instruments.tem.hardware import EdsDetector
 from twin.instruments.tem.imaging import atoms_in_view
-from twin.instruments.tem.scanning import Scan
+from twin.instruments.tem.scanning import SHORTEST_DWELL, Scan, scan_region
 from twin.instruments.work import Cost
 from twin.physics import stem as stem_physics
 from twin.physics import xray
@@ -245,10 +245,9 @@ class EdsSpectrometer:
         """Refuse, before anything happens, a spectrum image that would hold more than :data:`MOST_EVENTS`
         counts (estimated from the sample's mean composition)."""
         size = validation.integer("size", size, 16, 4096)
-        dwell = validation.real("dwell_time", dwell_time, 1e-8, 1.0, "s")
-        pixels = size * size
-        if region is not None and isinstance(region, (list, tuple)) and len(region) == 4:
-            pixels = max(1, int(pixels * float(region[2]) * float(region[3])))
+        dwell = validation.real("dwell_time", dwell_time, SHORTEST_DWELL, 1.0, "s")
+        _, _, width, height = scan_region(region)
+        pixels = max(1, int(size * size * width * height))
         energy = state["source.acceleration_voltage"]
         centre = (0.0, 0.0)
         atoms, density = self._under_broad_beam(np.array(centre), BROAD_BEAM_SIDE * 0.2)
