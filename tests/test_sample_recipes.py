@@ -117,7 +117,7 @@ def test_flakes_hold_atoms_only_inside_and_the_afm_sees_the_support_outside():
     assert sample.layers[0].flakes[0].contains(x, y).all()
     full = sample.atom_density() * window.width * window.height
     assert len(atoms) == pytest.approx(full * (2 - 1 / np.sqrt(3)) / 4, rel=0.03)
-    assert sample.surface_height(np.array([3e-6]), np.array([-3e-6]))[0] == sample.support_height
+    assert sample.surface_height(np.array([3e-6]), np.array([-3e-6]))[0] == sample.floor_height
 
 
 def test_extended_features_remove_and_add_the_atoms_they_describe():
@@ -290,7 +290,7 @@ def test_a_holey_carbon_film_has_its_density_and_its_holes():
     edge = film.hole_diameter / 2 * 1e-10  # m
     heights = sample.surface_height(np.array([edge - 20 * NM, edge + 20 * NM]), np.zeros(2))
     assert heights[0] == pytest.approx(heights[1], abs=1e-10)  # graphene on top either way ...
-    assert sample.support_height == pytest.approx((film.top - film.thickness) * 1e-10)  # ... the floor deep
+    assert sample.floor_height == pytest.approx((film.top - film.thickness) * 1e-10)  # ... the floor deep
 
 
 @pytest.mark.slow

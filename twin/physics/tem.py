@@ -149,6 +149,35 @@ def exit_wave(atoms: Atoms, grid: SimulationGrid, energy: float) -> np.ndarray:
     return np.ascontiguousarray(waves.array.T)
 
 
+def refocus_distance(atoms: Atoms, reference: float) -> float:
+    """How far (m) downstream of the specimen's ``reference`` plane (Å, sample frame) the exit wave of
+    :func:`exit_wave` describes the specimen, so that the lens can find zero defocus at that plane.
+
+    The beam runs along +z through a box from ``margin`` below the lowest atom to ``margin`` above the
+    highest, sliced evenly (as abTEM slices it). Each slice transmits at its entrance, then propagates
+    its whole thickness, so an atom acts as if it sat at its slice's entrance, ``delta`` below its true
+    height; the wave leaves the box at ``exit``. Undoing ``exit - reference + mean(delta)`` (weights:
+    atomic numbers) puts the specimen back at its true heights, seen from the reference plane.
+    """
+    if len(atoms) == 0:
+        return 0.0
+    z = atoms.positions[:, 2]
+    entrance = z.min() - _Z_MARGIN / ANGSTROM
+    thickness = np.ptp(z) + 2 * _Z_MARGIN / ANGSTROM
+    step = thickness / slice_count(atoms)
+    delta = z - (entrance + np.floor((z - entrance) / step) * step)
+    weights = atoms.numbers.astype(float)
+    return float((entrance + thickness - reference + np.average(delta, weights=weights)) * ANGSTROM)
+
+
+def free_propagation(grid: SimulationGrid, energy: float, distance: float) -> np.ndarray:
+    """Multiplier (complex64, ``n``², FFT order) of a wave's spectrum for free flight over ``distance``
+    (m) along the beam: ``exp(-i pi lambda distance k²)``, the same as a defocus ``C10 = distance``."""
+    k = np.fft.fftfreq(grid.n, grid.step)
+    phase = -np.pi * electron_wavelength(energy) * distance * (k[:, None] ** 2 + k[None, :] ** 2)
+    return np.exp(1j * phase).astype(np.complex64)
+
+
 def spectrum(wave: np.ndarray) -> np.ndarray:
     """Fourier transform of a wave (what the lens acts on); cache this, not the wave."""
     return scipy.fft.fft2(wave, workers=-1)

@@ -68,7 +68,8 @@ BUILT_IN: dict[str, dict[str, Any]] = {
         ],
     },
     "graphene-features": {
-        "description": "Graphene flakes (hexagons of 0.5–2 µm across the stage centre) with vacancies, "
+        "description": "Graphene flakes (hexagons 4 µm and 1 µm corner to corner, the larger on the stage "
+                       "centre, the smaller 3.2 µm away) with vacancies, "
                        "multivacancies, Stone-Wales defects, pores, Si dopants, Pt adatoms, hydrocarbon "
                        "contamination and wrinkles",
         "ripples": _RIPPLES,

@@ -103,6 +103,14 @@ class Crystal2D:
         return i[inside], j[inside], b[inside], positions[inside]
 
 
+def reciprocal_vectors(crystal: Crystal2D, rotation: float) -> np.ndarray:
+    """Reciprocal vectors (rows, 1/Å without 2 pi) ``b1``, ``b2`` and ``b1 ± b2`` (the shorter for a
+    hexagonal cell: ``+`` for gamma = 60°) of the crystal turned by ``rotation``; ``g . r`` is a
+    lattice point's fractional coordinate along each."""
+    b1, b2 = (_rotation(rotation) @ np.linalg.inv(crystal.cell)).T
+    return np.array([b1, b2, b1 + b2 if crystal.gamma < 90.0 else b1 - b2])
+
+
 def _rotation(angle: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     return np.array([[c, -s], [s, c]])

@@ -116,8 +116,8 @@ class LayerRecipe:
 
 @dataclass(frozen=True)
 class SampleRecipe:
-    """A whole specimen: layers on a support whose top is at ``support_height`` (m; flat, or a holey
-    carbon film ``film_thickness`` thick with holes of ``hole_diameter`` every ``hole_pitch``), rippled
+    """A whole specimen: layers on a support whose top atomic plane is at ``support_height`` (m; flat, or a
+    holey carbon film ``film_thickness`` thick with holes of ``hole_diameter`` every ``hole_pitch``), rippled
     with ``ripple_rms`` (m) over ``ripple_wavelength`` (m, a range), the first layer turned by
     ``rotation`` (rad; None: drawn from the seed)."""
 

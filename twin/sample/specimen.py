@@ -2,8 +2,13 @@
 defects, features, flakes and ripples, on a support.
 
 Public coordinates are metres in the *sample frame* (x, y in the plane, z up, the first layer's mean
-plane at z = 0). Atoms are handed out as ``ase.Atoms`` in ångström, relative to the window corner.
-Nothing is stored per area: the atoms of any window are rebuilt from the seed on demand.
+plane at z = 0). Every support is placed by its top atomic plane (``support_height``): the flat support
+is a clean, atomically flat crystalline surface (graphite- or hBN-like, carbon's van der Waals radius),
+so a layer one interlayer distance above it measures that distance high in the AFM, as on a clean
+crystalline substrate (graphene on graphite or hBN: ~3.35 Å); adsorbate-covered oxide supports that
+make monolayers read 0.4–1 nm are not modelled. Atoms are handed out as ``ase.Atoms`` in ångström,
+relative to the window corner. Nothing is stored per area: the atoms of any window are rebuilt from the
+seed on demand.
 """
 
 from __future__ import annotations
@@ -30,10 +35,12 @@ from twin.sample.history import KnockOuts
 from twin.sample.lattice import Crystal2D
 from twin.sample.regions import Flake, covered
 from twin.sample.ripples import DisplacementField, RippleField
+from twin.sample.stacking import Registry, registry
 from twin.sample.support import HoleyCarbon
 
 ANGSTROM = 1e-10
 _BOUNDARY_MARGIN = 3.0  # Å beyond a window where grain boundaries are settled, so every window agrees
+SUPPORT_VDW_RADIUS = float(vdw_radii[atomic_numbers["C"]])  # Å: the flat support's surface above its atoms
 
 
 @dataclass(frozen=True)
@@ -157,9 +164,13 @@ class Sample:
         self.ripples = ripples
         self.film = film  # a holey carbon film under the layers, or None (a flat support)
         self.grain_boundaries = grain_boundaries  # segments (m) where grains of a sheet meet
-        # where no atom is, the AFM meets the support: the flat one, or the film's bottom in its holes
-        self.support_height = support_height if film is None else (film.top - film.thickness) * ANGSTROM
+        self.support_height = support_height  # the support's top atomic plane (m), of either kind
+        # where no atom of the layers or the film is, the AFM meets the floor: the flat support's van der
+        # Waals surface, or the film's bottom in its holes (the tip never reaches that deep)
+        self.floor_height = (support_height + SUPPORT_VDW_RADIUS * ANGSTROM if film is None
+                             else (film.top - film.thickness) * ANGSTROM)
         self.recipe = recipe  # what it was built from (a SampleRecipe), for metadata and datasets
+        self.registries = tuple(_registries(layers))
         self.fields = tuple(DefectField(layer.crystal, layer.defect_specs, seed, layer.rotation, layer=k,
                                         shift=layer.shift) for k, layer in enumerate(layers))
         self.knocked_out = KnockOuts()
@@ -232,6 +243,7 @@ class Sample:
         x0, y0, x1, y1 = x0 - layer.reach, y0 - layer.reach, x1 + layer.reach, y1 + layer.reach
         i, j, b, positions = layer.crystal.sites_in_window(x0 - sx, y0 - sy, x1 - sx, y1 - sy, layer.rotation)
         positions = positions + [sx, sy, layer.z]
+        positions[:, 2] += self.stacking_lift(k, positions[:, 0], positions[:, 1])
         numbers = np.array([atomic_numbers[a.symbol] for a in layer.crystal.basis])[b]
         keep = np.ones(len(b), dtype=bool)
         lookup = _SiteIndex(i, j, b, len(layer.crystal.basis))
@@ -293,6 +305,15 @@ class Sample:
         if layer.flakes:
             keep &= covered(layer.flakes, positions[:, 0] * ANGSTROM, positions[:, 1] * ANGSTROM)
         return numbers[keep], positions[keep], sites[keep]
+
+    def stacking_lift(self, k: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """How far (Å) layer ``k`` stands above its nominal height at ``x``, ``y`` (Å): the moiré
+        corrugation of each like pair of layers beneath it and of its own (see :mod:`stacking`)."""
+        lift = np.zeros(np.shape(x))
+        for pair in self.registries[1 : k + 1]:
+            if pair is not None:
+                lift = lift + pair.lift(x, y)
+        return lift
 
     @property
     def sheets(self) -> bool:
@@ -369,7 +390,8 @@ class Sample:
             layer = self.layers[k]
             if b >= len(layer.crystal.basis):
                 continue  # an added atom (adsorbate, contamination) the beam removed: not a vacancy
-            z = layer.z + layer.crystal.basis[b].z + float(self.ripples.height(x, y))
+            z = (layer.z + layer.crystal.basis[b].z + float(self.ripples.height(x, y))
+                 + float(self.stacking_lift(k, x, y)))
             found.append(Defect("vacancy", None, symbol, x * ANGSTROM, y * ANGSTROM, z * ANGSTROM,
                                 origin="beam damage", layer=k))
         return found
@@ -382,7 +404,7 @@ class Sample:
                                                    layer.rotation)[0, :2] + layer.shift
             x, y = (x + partner[0]) / 2, (y + partner[1]) / 2
         x, y = (float(v) for v in layer.displaced(x, y))
-        base = layer.z + float(self.ripples.height(x, y))
+        base = layer.z + float(self.ripples.height(x, y)) + float(self.stacking_lift(k, x, y))
         z = base + layer.crystal.basis[d.b].z + spec.z_offset
         if spec.kind in ("adsorbate", "contamination", "wrinkle"):
             z = base + max(a.z for a in layer.crystal.basis) + spec.height
@@ -409,18 +431,19 @@ class Sample:
 
     def surface_height(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Continuum top surface (m) at ``x``, ``y`` (m): ripples plus the top atoms' vdW radius, or
-        the support where no layer lies.
+        the support's surface (the film's, or the floor) where no layer lies.
 
         Used where pixels are far coarser than the lattice and single atoms are irrelevant.
         """
         x, y = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
-        height = np.full(x.shape, self.support_height)
+        height = np.full(x.shape, self.floor_height)
         ripples = self.ripples.height(x / ANGSTROM, y / ANGSTROM)
         if self.film is not None:
             film = ~self.film.in_hole(x / ANGSTROM, y / ANGSTROM)
             height = np.where(film, (self.film.top + vdw_radii[atomic_numbers["C"]]) * ANGSTROM, height)
-        for layer in self.layers:
+        for k, layer in enumerate(self.layers):
             top = layer.z + max(a.z + vdw_radii[atomic_numbers[a.symbol]] for a in layer.crystal.basis)
+            top = top + self.stacking_lift(k, x / ANGSTROM, y / ANGSTROM)
             here = covered(layer.flakes, x, y)
             height = np.where(here, np.maximum(height, (ripples + top) * ANGSTROM), height)
         return height
@@ -434,6 +457,12 @@ class Sample:
         if self.film is not None:
             added.add("C")
         return sorted({s for layer in self.layers for s in layer.crystal.species} | added)
+
+    @property
+    def mean_plane(self) -> float:
+        """Height (Å) of the layers' mean plane: where the TEM's zero defocus lies (with the stage at
+        eucentric height), as a microscopist focuses on the specimen."""
+        return float(np.mean([layer.z for layer in self._distinct_layers()]))
 
     @property
     def lattice_spacing(self) -> float:
@@ -460,6 +489,7 @@ class Sample:
             "version": self.version,
             "ripple_rms": self.ripples.rms * ANGSTROM,
             "support_height": self.support_height,
+            "floor_height": self.floor_height,
             "support": "flat" if self.film is None else {
                 "kind": "holey carbon", "top": self.film.top * ANGSTROM,
                 "thickness": self.film.thickness * ANGSTROM,
@@ -469,6 +499,17 @@ class Sample:
                 for s in self.defect_specs
             ],
         }
+
+
+def _registries(layers: tuple[Layer, ...]) -> list[Registry | None]:
+    """For each layer, its registry on the layer beneath (``None`` for the first, for grains of
+    polycrystalline sheets and for unlike lattices)."""
+    found: list[Registry | None] = [None]
+    for lower, upper in zip(layers, layers[1:], strict=False):
+        single = lower.sheet < 0 and upper.sheet < 0
+        found.append(registry(lower.crystal, lower.rotation, lower.shift, upper.crystal, upper.rotation,
+                              upper.shift) if single else None)
+    return found
 
 
 class _SiteIndex:

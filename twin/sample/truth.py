@@ -113,7 +113,7 @@ def height_map(sample: Sample, window: Window, shape: tuple[int, int], frame: In
     positions = atoms.positions * ANGSTROM + np.array([window.x_min, window.y_min, 0.0])
     radii = vdw_radii[atoms.numbers] * ANGSTROM
     origin = (window.x_min, window.y_min)
-    surface = vdw_height_map(positions, radii, origin, step, grid, sample.support_height)
+    surface = vdw_height_map(positions, radii, origin, step, grid, sample.floor_height)
     if grid == (rows, columns):
         return surface
     x, y = pixel_centres(window, shape)

@@ -893,7 +893,7 @@ class AfmInstrument:
             positions = atoms.positions * ANGSTROM + np.array([padded.x_min, padded.y_min, 0.0])
             radii = vdw_radii[atoms.numbers] * ANGSTROM
             surface = vdw_height_map(
-                positions, radii, (padded.x_min, padded.y_min), step, shape, self.sample.support_height
+                positions, radii, (padded.x_min, padded.y_min), step, shape, self.sample.floor_height
             )
             method = "atoms"
         else:  # single atoms are far below a pixel: the smooth surface is what the tip sees

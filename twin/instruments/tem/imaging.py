@@ -180,7 +180,9 @@ class HrtemSimulator:
         def exit_wave() -> np.ndarray:
             atoms = self.atoms(anchor, view.tilt)
             self._check_depth(atoms, grid, view)
-            return tem_physics.spectrum(tem_physics.exit_wave(atoms, grid, view.energy))
+            wave = tem_physics.spectrum(tem_physics.exit_wave(atoms, grid, view.energy))
+            back = -tem_physics.refocus_distance(atoms, self.sample.mean_plane)  # zero defocus: the specimen
+            return wave * tem_physics.free_propagation(grid, view.energy, back)
 
         def kernel() -> np.ndarray:
             shape = (grid.n, grid.n)
