@@ -15,9 +15,10 @@ def test_bench_json_reports_every_figure():
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
-    assert set(figures) == {"machine", "startup", "tem_1024", "stem", "analytical", "afm_256", "afm_512",
-                            "afm_1024", "datasets", "transport", "episodes"}
-    numbers = [v for section in ("startup", "tem_1024", "stem", "analytical", "afm_256", "afm_512",
+    assert set(figures) == {"machine", "startup", "tem_1024", "tem_low_magnification", "stem", "analytical",
+                            "afm_256", "afm_512", "afm_1024", "datasets", "transport", "episodes"}
+    numbers = [v for section in ("startup", "tem_1024", "tem_low_magnification", "stem", "analytical",
+                                "afm_256", "afm_512",
                                 "afm_1024", "datasets", "transport", "episodes")
                for v in figures[section].values()]
     assert all(isinstance(v, (int, float)) and v >= 0 for v in numbers)

@@ -198,6 +198,8 @@ def test_a_cached_exit_wave_moved_in_fourier_space_equals_a_fresh_one():
         assert simulator.exit_waves.hits == hits + 1
         atoms = instrument.sample.atoms_in_window(moved.window.grown(grid.padding))
         spectrum = tem.spectrum(tem.exit_wave(atoms, grid, energy))
+        back = -tem.refocus_distance(atoms, instrument.sample.mean_plane)
+        spectrum *= tem.free_propagation(grid, energy, back)
         direct = tem.hrtem_intensity(spectrum, _lens(grid, aberrations, moved.coherence), grid)
         assert np.abs(via_cache - direct).mean() < tolerance * direct.std()
 

@@ -15,11 +15,13 @@ length ``size``, in a direction drawn from the seed).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from twin.sample.lattice import Crystal2D
 
+_CACHED_CELLS = 16384  # cells of generated features kept per layer (a few MB): views move, cells repeat
 _INDEX_OFFSET = 1 << 40  # keeps negative cell indices non-negative for the seed sequence
 KINDS = ("vacancy", "substitution", "multivacancy", "stone-wales", "pore", "adsorbate", "contamination",
          "wrinkle")
@@ -121,6 +123,7 @@ class DefectField:
         self.layer = layer
         self.shift = np.asarray(shift, dtype=float)  # Å: the layer's lattice origin in the plane
         self.reach = max((spec.reach for spec in specs), default=0.0)
+        self._cell = lru_cache(maxsize=_CACHED_CELLS)(self._generate_cell)  # thread-safe, per field
 
     def in_window(self, x0: float, y0: float, x1: float, y1: float) -> list[SiteDefect]:
         """Features whose anchor lies in ``[x0, x1) × [y0, y1)`` (Å)."""
@@ -132,7 +135,7 @@ class DefectField:
                 )
         return found
 
-    def _cell(self, cx: int, cy: int) -> list[SiteDefect]:
+    def _generate_cell(self, cx: int, cy: int) -> list[SiteDefect]:
         size = self.cell_size
         taken: set[tuple[int, int, int]] = set()
         defects: list[SiteDefect] = []

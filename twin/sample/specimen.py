@@ -369,10 +369,10 @@ class Sample:
             r = layer.reach
             if not layer.touches(x0 - r, y0 - r, x1 + r, y1 + r):
                 continue
-            for d in field.in_window(*layer.clip(x0 - r, y0 - r, x1 + r, y1 + r)):
-                if (k, d.i, d.j, d.b) in emptied and d.spec.kind == "substitution":
-                    continue  # a dopant the beam removed: now a vacancy, listed below
-                defect = self._defect(k, d)
+            sites = [d for d in field.in_window(*layer.clip(x0 - r, y0 - r, x1 + r, y1 + r))
+                     if not ((k, d.i, d.j, d.b) in emptied and d.spec.kind == "substitution")]
+            # (a dopant the beam removed is now a vacancy, listed below)
+            for defect in self._defects(k, sites):
                 if not (window.x_min <= defect.x < window.x_max and window.y_min <= defect.y < window.y_max):
                     continue
                 if layer.flakes and not covered(layer.flakes, defect.x, defect.y):
@@ -396,21 +396,32 @@ class Sample:
                                 origin="beam damage", layer=k))
         return found
 
-    def _defect(self, k: int, d: SiteDefect) -> Defect:
-        layer, spec = self.layers[k], d.spec
-        x, y = d.x, d.y
-        if spec.kind == "stone-wales":  # at the middle of the turned bond
-            partner = layer.crystal.site_positions(np.array([d.i]), np.array([d.j]), np.array([1 - d.b]),
-                                                   layer.rotation)[0, :2] + layer.shift
-            x, y = (x + partner[0]) / 2, (y + partner[1]) / 2
-        x, y = (float(v) for v in layer.displaced(x, y))
-        base = layer.z + float(self.ripples.height(x, y)) + float(self.stacking_lift(k, x, y))
-        z = base + layer.crystal.basis[d.b].z + spec.z_offset
-        if spec.kind in ("adsorbate", "contamination", "wrinkle"):
-            z = base + max(a.z for a in layer.crystal.basis) + spec.height
-        size = d.size * ANGSTROM if spec.kind in ("pore", "contamination", "wrinkle") else d.size
-        return Defect(kind=spec.kind, species=spec.species, host=layer.crystal.basis[d.b].symbol,
-                      x=x * ANGSTROM, y=y * ANGSTROM, z=z * ANGSTROM, size=size, layer=k)
+    def _defects(self, k: int, sites: list[SiteDefect]) -> list[Defect]:
+        """Ground-truth records of layer ``k``'s generated features ``sites`` (heights in one pass)."""
+        if not sites:
+            return []
+        layer = self.layers[k]
+        xy = np.empty((len(sites), 2))
+        for n, d in enumerate(sites):
+            xy[n] = d.x, d.y
+            if d.spec.kind == "stone-wales":  # at the middle of the turned bond
+                partner = layer.crystal.site_positions(np.array([d.i]), np.array([d.j]), np.array([1 - d.b]),
+                                                       layer.rotation)[0, :2] + layer.shift
+                xy[n] = (d.x + partner[0]) / 2, (d.y + partner[1]) / 2
+        x, y = layer.displaced(xy[:, 0], xy[:, 1])
+        base = layer.z + self.ripples.height(x, y) + self.stacking_lift(k, x, y)
+        top = max(a.z for a in layer.crystal.basis)
+        found = []
+        for n, d in enumerate(sites):
+            spec = d.spec
+            z = base[n] + layer.crystal.basis[d.b].z + spec.z_offset
+            if spec.kind in ("adsorbate", "contamination", "wrinkle"):
+                z = base[n] + top + spec.height
+            size = d.size * ANGSTROM if spec.kind in ("pore", "contamination", "wrinkle") else d.size
+            found.append(Defect(kind=spec.kind, species=spec.species, host=layer.crystal.basis[d.b].symbol,
+                                x=float(x[n]) * ANGSTROM, y=float(y[n]) * ANGSTROM, z=float(z) * ANGSTROM,
+                                size=size, layer=k))
+        return found
 
     def remove_atoms(self, atoms: Atoms) -> int:
         """Empty the sites of ``atoms`` (as returned by :meth:`atoms_in_window`); returns how many were

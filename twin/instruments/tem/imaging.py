@@ -1,5 +1,10 @@
 """HRTEM imaging of the shared sample: which atoms, on which grid, through which lens.
 
+A camera pixel finer than half the lattice's first-order spacing gets an abTEM multislice of the atoms
+in view; a coarser one (low and medium magnification) images the specimen's projected mass instead
+(:mod:`twin.physics.projected_mass`): the crystal's unresolvable lattice averages out, while the film's
+Thon rings, holes, flakes, pores and contamination keep their contrast.
+
 Exit waves are cached per (sample version, window, grid, energy, tilt), so a focus series, a
 stigmator sweep or a repeated exposure only re-applies the lens; lens kernels are cached too. Both
 caches are bounded in bytes.
@@ -15,6 +20,7 @@ from ase import Atoms
 
 from twin.instruments.cache import ArrayCache
 from twin.instruments.tem.hardware import TemHardware
+from twin.physics import projected_mass
 from twin.physics import tem as tem_physics
 from twin.physics.ctf import (
     Aberrations,
@@ -27,6 +33,7 @@ from twin.physics.ctf import (
 )
 from twin.physics.tem import SimulationGrid
 from twin.sample import Sample, Window
+from twin.sample.coarse import CoarseGrid, areal_densities
 
 ANGSTROM = 1e-10
 _TILT_MARGIN = 2e-9  # m of extra sample fetched around a tilted view (its height range projects in)
@@ -35,22 +42,24 @@ _TILT_MARGIN = 2e-9  # m of extra sample fetched around a tilted view (its heigh
 @dataclass(frozen=True)
 class View:
     """What one camera acquisition images and how: the window (m, sample frame), the image size,
-    the simulation grid (``None`` when the crystal images as a uniform film), optics and tilt."""
+    the simulation grid, optics and tilt; ``continuum`` when the pixels cannot resolve the lattice and
+    the specimen images through its projected mass."""
 
     window: Window
     field_of_view: float  # exact, as set by the optics (window.width may differ in the last bit)
     size: int
-    grid: SimulationGrid | None
+    grid: SimulationGrid
     energy: float
     aberrations: Aberrations
     coherence: Coherence
     tilt: tuple[float, float] = (0.0, 0.0)  # alpha, beta (rad) about the window's centre
     beam_tilt: tuple[float, float] = (0.0, 0.0)  # illumination angle (rad), x and y
     aperture: float | None = None  # rad: the objective aperture stops scattering beyond this
+    continuum: bool = False
 
     @property
     def method(self) -> str:
-        return "continuum" if self.grid is None else "multislice"
+        return "continuum" if self.continuum else "multislice"
 
 
 @dataclass(frozen=True)
@@ -132,26 +141,28 @@ class HrtemSimulator:
                 f"{', '.join(map(str, sorted(usable))) or 'none'}, or a higher magnification"
             )
         window = Window.around(centre[0], centre[1], fov, fov)
-        return View(window, fov, size, grid, energy, aberrations, coherence, tilt, beam_tilt, aperture)
+        return View(window, fov, size, grid, energy, aberrations, coherence, tilt, beam_tilt, aperture,
+                    self.continuum(fov / size))
+
+    def continuum(self, pixel: float) -> bool:
+        """Whether camera pixels of ``pixel`` (m) leave the lattice beyond Nyquist (projected mass)."""
+        return pixel >= self.sample.lattice_spacing / 2
 
     def grid_for(
         self, fov: float, size: int, energy: float, aberrations: Aberrations, coherence: Coherence
-    ) -> SimulationGrid | None:
-        """The simulation grid for ``size``² camera pixels over ``fov`` (m), or ``None`` when the
-        lattice lies beyond the camera's Nyquist frequency and the crystal images as a uniform film."""
+    ) -> SimulationGrid:
+        """The simulation grid for ``size``² camera pixels over ``fov`` (m): padded against the lens's
+        delocalisation; oversampled where the multislice's band would cut recorded frequencies."""
         pixel = fov / size
-        if pixel >= self.sample.lattice_spacing / 2:
-            return None
-        oversampling = tem_physics.oversampling_for(pixel, information_limit(energy, coherence))
+        oversampling = 1 if self.continuum(pixel) else tem_physics.oversampling_for(
+            pixel, information_limit(energy, coherence))
         spread = delocalization(energy, aberrations, coherence, pixel / oversampling)
         return tem_physics.simulation_grid(fov, size, tem_physics.padding_for(spread), oversampling)
 
-    def _beyond_limits(self, fov: float, grid: SimulationGrid | None, tilt: tuple[float, float]) -> str:
-        """Why the multislice of this view is more than the twin simulates ('' when it is not)."""
-        if grid is None:
-            return ""
+    def _beyond_limits(self, fov: float, grid: SimulationGrid, tilt: tuple[float, float]) -> str:
+        """Why the simulation of this view is more than the twin simulates ('' when it is not)."""
         atoms, limit = self.atoms_in_view(fov, grid, tilt), self.hardware.multislice_atom_limit
-        if atoms > limit:
+        if atoms > limit and not self.continuum(grid.sampling):
             return f"resolves the lattice over {atoms:.3g} atoms, more than the twin simulates ({limit:.3g})"
         if grid.n > self.hardware.grid_point_limit:
             return (f"needs a simulation grid of {grid.n}² points ({grid.padding:.3g} m of padding for "
@@ -166,18 +177,23 @@ class HrtemSimulator:
 
     def intensity(self, view: View) -> np.ndarray:
         """Noise-free image (float32, ``size``², vacuum = 1) of ``view``."""
-        if view.grid is None:
-            return np.ones((view.size, view.size), dtype=np.float32)
         grid = view.grid
         padded = view.window.grown(grid.padding)
         # Cache the exit wave of a window snapped to a coarse lattice and move the rest exactly in
         # Fourier space: drift and small stage errors then re-use it (the padding absorbs the move).
-        anchor_step = max(grid.padding / 4, grid.step)
+        # Projected-mass views snap to their own pixels, so the same place gives the same film.
+        anchor_step = grid.step if view.continuum else max(grid.padding / 4, grid.step)
         ix, iy = (int(np.rint(v / anchor_step)) for v in (padded.x_min, padded.y_min))
         x0, y0, side = ix * anchor_step, iy * anchor_step, grid.n * grid.step
         anchor = Window(x0, y0, x0 + side, y0 + side)
 
         def exit_wave() -> np.ndarray:
+            if view.continuum:
+                coarse = CoarseGrid(ix, iy, grid.step / ANGSTROM, (grid.n, grid.n))
+                stretch = 1.0 / (np.cos(view.tilt[0]) * np.cos(view.tilt[1]))
+                wave = projected_mass.transmission(areal_densities(self.sample, coarse), coarse.step,
+                                                   view.energy, view.aperture, stretch)
+                return tem_physics.spectrum(wave)
             atoms = self.atoms(anchor, view.tilt)
             self._check_depth(atoms, grid, view)
             wave = tem_physics.spectrum(tem_physics.exit_wave(atoms, grid, view.energy))
@@ -192,7 +208,8 @@ class HrtemSimulator:
                 lens *= np.hypot(kx, ky) * electron_wavelength(view.energy) <= view.aperture
             return lens
 
-        wave_key = (id(self.sample), self.sample.version, ix, iy, grid, view.energy, view.tilt)
+        wave_key = (id(self.sample), self.sample.version, ix, iy, grid, view.energy, view.tilt,
+                    view.aperture if view.continuum else None)
         spectrum = self.exit_waves.get_or_compute(wave_key, exit_wave)
         lens_key = (grid, view.energy, view.aberrations, view.coherence, view.aperture)
         lens = self.kernels.get_or_compute(lens_key, kernel)

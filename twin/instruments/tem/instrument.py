@@ -481,10 +481,9 @@ class TemInstrument:
             method=view.method,
             pixel_size=pixel, pixel_unit="m",
             optics={"magnification": nominal, "field_of_view": fov},
-            twin={"window": view.window.as_dict(), "padding": view.grid.padding if view.grid else 0.0,
-                  "oversampling": view.grid.oversampling if view.grid else 1},
-            cost=Cost(0.0, 8 * size * size) if view.grid is None
-            else _multislice_cost(view.grid.n**2, self.stem.slices()),
+            twin={"window": view.window.as_dict(), "padding": view.grid.padding,
+                  "oversampling": view.grid.oversampling},
+            cost=_multislice_cost(view.grid.n**2, 1 if view.continuum else self.stem.slices()),
         )
 
     def _diffraction_plan(self, state: State, stage: State, offset: np.ndarray, cam: Camera,

@@ -8,7 +8,8 @@ Two ways to compute a frame, chosen per server and per request:
 - ``exact``: abTEM multislice of every probe position (``prism``: abTEM's PRISM, interpolation 4).
 
 Scans whose step cannot resolve the lattice and whose area holds more atoms than the twin simulates
-(micrometre fields of view) see the crystal as a uniform film (``continuum``).
+(micrometre fields of view) see the specimen's projected mass (``continuum``): the crystal as a uniform
+film, the support film, its holes, flakes and contamination by what they scatter.
 
 Signals are fractions of the beam reaching each detector at each probe position, on the scan grid
 (``[row, column]``, rows along the scan's +v axis, columns along +u, pixel centres).
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
+from scipy import ndimage
 
 from twin import validation
 from twin.instruments.tem.hardware import ScanningDetector, TemHardware
@@ -33,6 +35,7 @@ from twin.physics import tem as tem_physics
 from twin.physics.ctf import Aberrations, electron_wavelength
 from twin.physics.tem import SimulationGrid
 from twin.sample import Sample, Window
+from twin.sample.coarse import CoarseGrid, areal_densities
 from twin.validation import brief
 
 ANGSTROM = 1e-10
@@ -228,8 +231,8 @@ class StemSimulator:
         """The fraction of the beam each detector collects at each probe position of ``scan``
         (``mode`` as returned by :meth:`method``); ``progress(fraction)`` is told how far it is."""
         if mode == "continuum":
-            return {d.name: np.full(scan.shape, self._continuum(d, energy, convergence_angle, tilt))
-                    for d in detectors}
+            densities = self._densities_at_probes(scan, tilt)
+            return {d.name: self._continuum(d, energy, convergence_angle, densities) for d in detectors}
         reach = stem.probe_reach(energy, convergence_angle, aberrations)
         atoms = atoms_in_view(self.sample, scan.bounding_window(reach), tilt)
         window = atoms.info["window"]
@@ -254,21 +257,39 @@ class StemSimulator:
             step(1.0)
         return signals
 
-    def _continuum(self, detector: ScanningDetector, energy: float, convergence_angle: float,
-                   tilt: tuple[float, float]) -> float:
-        """Signal of a uniform film of the crystal (pixels far coarser than its lattice): incoherent
-        scattering into the detector's angles, plus for a detector inside the probe's cone the part of
-        the unscattered cone it collects (the beam scattered out of the cone is lost)."""
-        numbers = np.array([atomic_numbers[a.symbol] for a in self.sample.crystal.basis])
-        per_area = self.sample.atom_density() / len(numbers) / (np.cos(tilt[0]) * np.cos(tilt[1]))
+    def _densities_at_probes(self, scan: Scan, tilt: tuple[float, float]) -> dict[str, np.ndarray]:
+        """Atoms per m² of each element (projected along the beam) under each probe position: the
+        specimen's projected mass on a grid of the scan's step, read where the probe sits."""
+        area, step = scan.bounding_window(0.0), scan.step
+        ix0, iy0 = int(np.floor(area.x_min / step)), int(np.floor(area.y_min / step))
+        shape = (int(np.ceil(area.y_max / step)) - iy0 + 1, int(np.ceil(area.x_max / step)) - ix0 + 1)
+        densities = areal_densities(self.sample, CoarseGrid(ix0, iy0, step / ANGSTROM, shape))
+        u, v = scan.scan_coordinates()
+        x, y = scan.to_sample(u[None, :], v[:, None])
+        at = (y / step - iy0 - 0.5, x / step - ix0 - 0.5)  # fractional pixel indices (row, column)
+        stretch = 1.0 / (np.cos(tilt[0]) * np.cos(tilt[1]))
+        return {symbol: ndimage.map_coordinates(density, at, order=1, mode="nearest") * stretch / ANGSTROM**2
+                for symbol, density in densities.items()}
+
+    @staticmethod
+    def _continuum(detector: ScanningDetector, energy: float, convergence_angle: float,
+                   densities: dict[str, np.ndarray]) -> np.ndarray:
+        """Signals where the step is far coarser than the lattice, from the atoms per m² under each probe:
+        incoherent scattering into the detector's angles, plus for a detector inside the probe's cone the
+        part of the unscattered cone it collects (the beam scattered out of the cone is lost)."""
         alpha = convergence_angle
         inner, outer = max(detector.inner, alpha), max(detector.outer, alpha)
-        scattered_in = per_area * stem.annular_cross_section(numbers, energy, inner, outer).sum()
+        scattered_in = scattered_out = 0.0
+        for symbol, density in densities.items():
+            z = np.array([atomic_numbers[symbol]])
+            into, out_of = (float(stem.annular_cross_section(z, energy, lo, hi)[0])
+                            for lo, hi in ((inner, outer), (alpha, 1.0)))
+            scattered_in = scattered_in + density * into
+            scattered_out = scattered_out + density * out_of
         if detector.inner >= alpha:
-            return float(scattered_in)
+            return np.asarray(scattered_in, dtype=float)
         cone = (min(detector.outer, alpha) ** 2 - detector.inner**2) / alpha**2
-        scattered_out = per_area * stem.annular_cross_section(numbers, energy, alpha, 1.0).sum()
-        return float(cone * (1.0 - scattered_out) + scattered_in)
+        return np.asarray(cone * (1.0 - scattered_out) + scattered_in, dtype=float)
 
     def _dark_field(self, scan: Scan, u: np.ndarray, v: np.ndarray, atoms: Atoms, energy: float,
                     convergence_angle: float, aberrations: Aberrations,
