@@ -160,3 +160,35 @@ def test_the_counting_camera_through_the_instrument():
     assert counts.var() / counts.mean() == pytest.approx(1.0, abs=0.05)
     instrument.set("optics.beam_blanked", True)
     assert not instrument.acquire_camera_image("BM-Falcon", 256, 0.1)["data"].any()
+
+
+def test_a_script_converts_counts_to_electrons_with_the_metadata(microscope):
+    """Through the client, as a beamtime script would: electrons per pixel = (counts - offset) /
+    counts_per_electron agrees with the dose the metadata reports on the Ceta; on the Falcon (chosen
+    with get_camera_detector(CameraType.BM_FALCON)) it falls short by the coincidence loss of the
+    dose rate per sensor pixel, m = n / (1 + n tau)."""
+    from clients.tem.enumerations import CameraType
+
+    falcon = microscope.detectors.get_camera_detector(CameraType.BM_FALCON)
+    assert falcon.name == "BM-Falcon" and falcon.exposure_time_limits.min == 4e-3
+    assert "BM-Falcon" in microscope.detectors.camera_detectors
+    optics = microscope.optics
+    magnification, spot = optics.magnification.value, optics.spot_size_index
+    optics.magnification.value = 20_000.0  # a uniform film
+    optics.spot_size_index = 9  # a few e per sensor pixel per second on the Falcon
+    size, exposure = 512, 1.0
+    try:
+        for camera in (CameraType.BM_CETA, CameraType.BM_FALCON):
+            image = microscope.acquisition.acquire_camera_image(camera, size, exposure)
+            result = image.metadata.binary_result
+            electrons = (image.data.astype(float).mean() - result.offset) / result.counts_per_electron
+            dose = image.metadata.optics.dose_per_area * result.pixel_size.x**2
+            expected = 1.0
+            if result.camera_type == "counting":
+                rate = dose / exposure / (FALCON.pixels // size) ** 2
+                expected = float(counted_fraction(rate, FALCON.counts_per_electron, FALCON.dead_time)
+                                 / FALCON.counts_per_electron)
+                assert 0.8 < expected < 0.95, rate
+            assert electrons / dose == pytest.approx(expected, rel=0.01), camera
+    finally:
+        optics.magnification.value, optics.spot_size_index = magnification, spot
