@@ -86,7 +86,7 @@ def test_magnification_sets_the_field_of_view(microscope):
 
 
 def test_camera_detectors_list(microscope):
-    assert microscope.detectors.camera_detectors == ["BM-Ceta", "Flucam"]
+    assert microscope.detectors.camera_detectors == ["BM-Ceta", "Flucam", "BM-Falcon"]
 
 
 def test_stage_accepts_numpy_positions(microscope):

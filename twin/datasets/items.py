@@ -81,6 +81,8 @@ def make_item(config: DatasetConfig, index: int) -> dict[str, Any]:
             **conditions,
             "tem_x_min": tem_window.x_min, "tem_y_min": tem_window.y_min,
             "tem_pixel": tem_window.width / config.tem.size,
+            "tem_counts_per_electron": image["metadata"]["binary_result"]["counts_per_electron"],
+            "tem_offset": image["metadata"]["binary_result"]["offset"],
             "afm_x_min": afm_window.x_min, "afm_y_min": afm_window.y_min,
             "afm_pixel": afm_window.width / config.afm.size,
             "dose": image["metadata"]["optics"]["dose_per_area"],

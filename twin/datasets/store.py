@@ -36,6 +36,8 @@ CONDITIONS = {  # per-item imaging conditions and where each image lies (SI)
     "tem_x_min": ("float64", "m", "left edge of the TEM image (pixel centres at x_min + (c + 1/2) pixel)"),
     "tem_y_min": ("float64", "m", "bottom edge of the TEM image (rows run along +y)"),
     "tem_pixel": ("float64", "m", "TEM pixel size"),
+    "tem_counts_per_electron": ("float64", "", "TEM camera gain: electrons = (counts - offset) / gain"),
+    "tem_offset": ("float64", "", "TEM camera dark level (counts of a pixel no electron reached)"),
     "afm_x_min": ("float64", "m", "left edge of the AFM frame"),
     "afm_y_min": ("float64", "m", "bottom edge of the AFM frame"),
     "afm_pixel": ("float64", "m", "AFM pixel size"),

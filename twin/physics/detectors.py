@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -11,9 +12,47 @@ UINT16_MAX = np.iinfo(np.uint16).max
 
 
 def psf_sigma(sensor_sigma: float, binning: int) -> float:
-    """Width (read-out pixels) of the scintillator's Gaussian point spread, ``sensor_sigma`` sensor
-    pixels wide, on a frame read out with ``binning``: binning makes the blur relatively smaller."""
+    """Width (read-out pixels) of a point spread ``sensor_sigma`` sensor pixels wide on a frame read out
+    with ``binning``: binning makes the blur relatively smaller."""
     return sensor_sigma / binning
+
+
+def point_spread(image: np.ndarray, core: float, tail: float = 0.0, tail_fraction: float = 0.0) -> np.ndarray:
+    """``image`` blurred by a scintillator's point spread (widths in pixels): a Gaussian ``core`` carrying
+    ``1 - tail_fraction`` of the light and a wide Gaussian ``tail`` (light and electrons scattered back
+    from the scintillator's support) carrying ``tail_fraction``. A width under a quarter pixel moves no
+    light to a neighbour (weight below e⁻⁸) and is skipped."""
+    blurred = ndimage.gaussian_filter(image, core, mode="nearest") if core >= 0.25 else image
+    if tail_fraction <= 0.0 or tail < 0.25:
+        return blurred
+    extra = np.sqrt(max(tail**2 - core**2, 0.0)) if core >= 0.25 else tail  # core * extra = tail
+    wide = ndimage.gaussian_filter(blurred, extra, mode="nearest") if extra >= 0.25 else blurred
+    return (1.0 - tail_fraction) * blurred + tail_fraction * wide
+
+
+def modulation_transfer(frequency: np.ndarray | float, core: float, tail: float = 0.0,
+                        tail_fraction: float = 0.0) -> np.ndarray:
+    """MTF of :func:`point_spread` along a pixel axis at ``frequency`` (cycles per pixel; Nyquist is
+    0.5): the transform of the discrete kernel the twin applies. The pixel's own aperture is not part of
+    it (the twin samples the image at pixel centres)."""
+    kernel = _kernel(core, tail, tail_fraction)
+    profile = kernel.sum(axis=0)
+    x = np.arange(len(profile)) - len(profile) // 2
+    f = np.asarray(frequency, dtype=float)
+    return np.sum(profile * np.cos(2 * np.pi * np.multiply.outer(f, x)), axis=-1)
+
+
+def gain_draw(electrons: np.ndarray, counts_per_electron: float, gain_variance: float,
+              rng: np.random.Generator) -> np.ndarray:
+    """Counts (float32, before the blur) from ``electrons`` per pixel when each electron's light yield
+    fluctuates: gamma-distributed with mean ``counts_per_electron`` and relative variance
+    ``gain_variance``, so a pixel's sum of N such yields is one gamma draw of shape ``N / gain_variance``.
+    The Swank factor is ``1 / (1 + gain_variance)``; ``gain_variance`` 0 is a noiseless gain."""
+    if gain_variance <= 0.0:
+        return electrons.astype(np.float32) * np.float32(counts_per_electron)
+    shape = np.asarray(electrons, dtype=np.float32) / np.float32(gain_variance)
+    scale = np.float32(counts_per_electron * gain_variance)
+    return _parallel(rng, shape, lambda g, part: g.standard_gamma(part, dtype=np.float32)) * scale
 
 
 def camera_counts(
@@ -22,43 +61,78 @@ def camera_counts(
     counts_per_electron: float,
     read_noise: float,
     rng: np.random.Generator,
+    *,
+    gain_variance: float = 0.0,
+    tail: float = 0.0,
+    tail_fraction: float = 0.0,
+    offset: float = 0.0,
 ) -> np.ndarray:
-    """Recorded uint16 counts from arriving ``electrons`` (already Poisson-distributed) per pixel.
+    """Recorded uint16 counts of an integrating (scintillator) camera from arriving ``electrons``
+    (already Poisson-distributed) per pixel.
 
-    The scintillator spreads each electron's light over a Gaussian of ``sigma`` pixels, blurring
-    signal and shot noise alike (an integrating camera); then conversion to counts, Gaussian read
-    noise, and saturation at 65535. A spread under a quarter pixel moves no light to a neighbour
-    (weight below e⁻⁸) and is skipped.
+    Each electron gives a fluctuating amount of light (:func:`gain_draw`), which the scintillator
+    spreads over the point spread of core ``sigma`` (and ``tail``, pixels: :func:`point_spread`),
+    blurring signal and shot noise alike; then Gaussian read noise (counts) on a dark ``offset``
+    (counts, so the noise is not clipped at zero), rounding, and saturation at 65535.
     """
-    blurred = ndimage.gaussian_filter(electrons, sigma, mode="nearest") if sigma >= 0.25 else electrons
+    yields = gain_draw(electrons, counts_per_electron, gain_variance, rng)
+    light = point_spread(yields, sigma, tail, tail_fraction)
     noise = rng.standard_normal(electrons.shape, dtype=np.float32) * np.float32(read_noise)
-    counts = blurred * np.float32(counts_per_electron) + noise
+    counts = light + noise + np.float32(offset)
     return np.clip(np.rint(counts), 0, UINT16_MAX).astype(np.uint16)
+
+
+def counted_fraction(rate: np.ndarray | float, efficiency: float, dead_time: float) -> np.ndarray:
+    """Mean counts per incident electron of a counting detector at ``rate`` incident electrons per
+    pixel per second: each electron is detected with probability ``efficiency`` and a pixel that has
+    just counted is blind for ``dead_time`` (s), so the counted rate follows the non-paralysable
+    dead-time law ``m = n / (1 + n tau)`` of the detected rate ``n = efficiency x rate``."""
+    detected = efficiency * np.asarray(rate, dtype=float)
+    return efficiency / (1.0 + detected * dead_time)
+
+
+def counting_counts(expected: np.ndarray, exposure: float, binning: int, efficiency: float, dead_time: float,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Recorded uint16 counts of a direct electron detector in counting mode from ``expected`` electrons
+    per read-out pixel (each of ``binning``² sensor pixels) in ``exposure`` (s): every counted electron
+    adds exactly one count, at its pixel (no blur, no read noise, no offset). Counting thins the
+    Poisson arrivals by :func:`counted_fraction`, which leaves them Poisson (variance = mean, a flat
+    noise power spectrum); the sub-Poisson variance of a dead-time counter near saturation is left out."""
+    rate = np.clip(expected, 0.0, None) / (exposure * binning**2)  # per sensor pixel
+    counted = shot_noise(expected * counted_fraction(rate, efficiency, dead_time), rng)
+    return np.clip(counted, 0, UINT16_MAX).astype(np.uint16)
 
 
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shot-noise")
 
 
-def shot_noise(expected: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Poisson-distributed electron numbers (float32) with the given (non-negative) means.
-
-    Large frames are drawn in two halves on two threads (numpy releases the GIL while sampling), each
-    from a child of ``rng``, so the result stays a function of the generator's state.
-    """
-    means = np.clip(expected, 0.0, None)
-    if means.size < 256 * 256 or means.ndim != 2:
-        return rng.poisson(means).astype(np.float32)
-    halves = (means[: len(means) // 2], means[len(means) // 2 :])
+def _parallel(rng: np.random.Generator, values: np.ndarray,
+              draw: Callable[[np.random.Generator, np.ndarray], np.ndarray]) -> np.ndarray:
+    """``draw(generator, values)`` (float32), large frames in two halves on two threads (numpy releases
+    the GIL while sampling), each from a child of ``rng``, so the result stays a function of the
+    generator's state."""
+    if values.size < 256 * 256 or values.ndim != 2:
+        return draw(rng, values).astype(np.float32)
+    halves = (values[: len(values) // 2], values[len(values) // 2 :])
     jobs = zip(rng.spawn(2), halves, strict=True)
-    parts = _POOL.map(lambda job: job[0].poisson(job[1]).astype(np.float32), jobs)
+    parts = _POOL.map(lambda job: draw(*job).astype(np.float32), jobs)
     return np.concatenate(list(parts))
 
 
-def noise_power_ratio(sigma: float) -> float:
-    """Variance / mean of a flat, shot-noise-limited frame after a Gaussian blur of ``sigma`` pixels:
-    the sum of the squared (discrete) blur kernel."""
-    half = int(np.ceil(5 * sigma)) + 1
+def shot_noise(expected: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Poisson-distributed electron numbers (float32) with the given (non-negative) means."""
+    return _parallel(rng, np.clip(expected, 0.0, None), lambda g, means: g.poisson(means))
+
+
+def _kernel(sigma: float, tail: float, tail_fraction: float) -> np.ndarray:
+    """The discrete 2-D kernel of :func:`point_spread`."""
+    half = int(np.ceil(5 * max(sigma, tail if tail_fraction > 0 else 0.0))) + 1
     delta = np.zeros((2 * half + 1, 2 * half + 1))
     delta[half, half] = 1.0
-    kernel = ndimage.gaussian_filter(delta, sigma, mode="constant") if sigma >= 0.25 else delta
-    return float(np.sum(kernel**2))
+    return point_spread(delta, sigma, tail, tail_fraction)
+
+
+def noise_power_ratio(sigma: float, tail: float = 0.0, tail_fraction: float = 0.0) -> float:
+    """Variance / mean of a flat, shot-noise-limited frame after :func:`point_spread` (core ``sigma``,
+    ``tail``, pixels): the sum of the squared (discrete) blur kernel, the noise transfer of the blur."""
+    return float(np.sum(_kernel(sigma, tail, tail_fraction) ** 2))

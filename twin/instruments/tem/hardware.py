@@ -22,18 +22,47 @@ STAGE_AXES = ("x", "y", "z", "a", "b")
 
 @dataclass(frozen=True)
 class Camera:
-    """A pixelated camera: full-frame size, pixel pitch (m), read noise (counts) and the scintillator's
-    Gaussian light spread (sensor pixels; 0.6 gives an MTF of ~0.17 at the full-frame Nyquist frequency),
-    which blurs signal and shot noise alike, as in an integrating camera."""
+    """A pixelated camera: full-frame size, pixel pitch (m) and how it turns electrons into counts.
+
+    An integrating (scintillator + CMOS) camera gives ``counts_per_electron`` on average per electron,
+    each electron's light yield fluctuating with relative variance ``gain_variance`` (gamma-distributed:
+    DQE(0) = 1 / (1 + gain_variance)); the scintillator spreads the light over a Gaussian core of
+    ``psf_sigma`` sensor pixels plus a wide Gaussian tail of ``psf_tail`` pixels carrying
+    ``psf_tail_fraction`` of it, blurring signal and shot noise alike; the read-out adds Gaussian
+    ``read_noise`` (counts) on a dark ``offset`` (counts).
+
+    A ``counting`` camera (a direct electron detector in counting mode) records each detected electron
+    as one count at its pixel: ``counts_per_electron`` is its detection efficiency (the DQE(0) at low
+    dose rate), ``dead_time`` (s) how long a pixel is blind after an event (coincidence loss), no blur,
+    no read noise, no offset.
+    """
 
     name: str
     pixels: int = 4096
     pitch: float = 14e-6
-    counts_per_electron: float = 1.0
-    read_noise: float = 0.5
-    psf_sigma: float = 0.6
+    # Ceta-class 4k scintillator cameras: dose calibrations of 4k scintillator cameras against a Faraday
+    # cup / the screen current report ~10 counts per primary electron at 200-300 kV (facility notes:
+    # 9.9 for a Titan 4k camera, 10.5 for a CCD); one value at every high tension here.
+    counts_per_electron: float = 10.0
+    # Light-yield spread of a scintillator camera (the excess noise of Grob et al., Ultramicroscopy 133
+    # (2013), and the Swank factor): relative variance 0.5 gives DQE(0) = 0.67.
+    gain_variance: float = 0.5
+    read_noise: float = 5.0  # counts rms, 0.5 e: a CMOS read-out
+    offset: float = 100.0  # counts: the dark level (bias), so read noise is never clipped at zero
+    # Gaussian core 0.7 sensor pixels (sampled kernel: MTF 0.18 at Nyquist) plus a 4-pixel tail with 15 %
+    # of the light (the low-frequency drop and long tails of a scintillator): MTF 0.15 at the full-frame
+    # Nyquist frequency, as scintillator CMOS cameras of the Ceta class.
+    psf_sigma: float = 0.7
+    psf_tail: float = 4.0
+    psf_tail_fraction: float = 0.15
+    counting: bool = False
+    dead_time: float = 0.0  # s, counting only
     retractable: bool = True
     exposure_limits: tuple[float, float] = (1e-3, 100.0)  # s: the read-out's shortest frame, the longest
+
+    @property
+    def kind(self) -> str:
+        return "counting" if self.counting else "integrating"
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -123,8 +152,19 @@ class TemHardware:
     damage_atom_limit: int = 2_000_000  # beyond this many atoms in the beam, knock-ons are sampled
     cache_bytes: int = 384 * 2**20  # exit-wave spectra
     kernel_cache_bytes: int = 128 * 2**20  # lens transfer functions
-    cameras: tuple[Camera, ...] = (Camera("BM-Ceta"), Camera("Flucam", pixels=1024, pitch=56e-6,
-                                                              read_noise=2.0, retractable=False))
+    cameras: tuple[Camera, ...] = (
+        Camera("BM-Ceta"),
+        # the screen camera views the phosphor of the small screen: fewer counts per electron
+        Camera("Flucam", pixels=1024, pitch=56e-6, counts_per_electron=3.0, gain_variance=0.8, read_noise=2.0,
+               retractable=False),
+        # A Falcon-4-class direct electron detector in counting mode: ~0.9 counts per primary electron
+        # at low dose rate (the counted-mode sensitivity of direct detectors, and their DQE(0) ~0.9 at
+        # 300 kV); each event blinds ~3 pixels of one 4 ms internal frame (250 frames/s), a dead time of
+        # ~12 ms per pixel: 8 % coincidence loss at 8 e/pixel/s. 4 ms is its shortest exposure.
+        Camera("BM-Falcon", counts_per_electron=0.9, gain_variance=0.0, read_noise=0.0, offset=0.0,
+               psf_sigma=0.0, psf_tail=0.0, psf_tail_fraction=0.0, counting=True, dead_time=12e-3,
+               exposure_limits=(4e-3, 100.0)),
+    )
     scanning_detectors: tuple[ScanningDetector, ...] = (
         ScanningDetector("HAADF", 80e-3, 200e-3, retractable=False),
         ScanningDetector("ADF", 35e-3, 80e-3),

@@ -33,7 +33,7 @@ from twin.instruments.work import Cost, Job, Limits, duration, fft_seconds_per_u
 from twin.physics import stem as stem_physics
 from twin.physics.ctf import Aberrations, electron_wavelength
 from twin.physics.damage import cross_sections, displaced, largest_cross_section
-from twin.physics.detectors import UINT16_MAX, camera_counts, psf_sigma, shot_noise
+from twin.physics.detectors import UINT16_MAX, camera_counts, counting_counts, psf_sigma, shot_noise
 from twin.physics.tem import SimulationGrid
 from twin.sample import Sample, Window
 from twin.sample.frames import FramedSample, InstrumentFrame
@@ -431,9 +431,7 @@ class TemInstrument:
             frame_index = self._frames  # counted only once the frame exists
             expected = plan.electrons(dose) if beam_on else np.zeros((size, size))
             rng = np.random.default_rng([self.seed, _STREAM_CAMERA, frame_index])
-            blur = psf_sigma(cam.psf_sigma, cam.pixels // size)
-            electrons = shot_noise(expected, rng)
-            data = camera_counts(electrons, blur, cam.counts_per_electron, cam.read_noise, rng)
+            data = self._record(cam, expected, exposure, cam.pixels // size, rng)
             knocked_out = self._irradiate_disk(state, plan, dose, frame_index)
             self._frames += 1
             self.clock.advance(exposure)
@@ -446,6 +444,9 @@ class TemInstrument:
             "detector": cam.name,
             "bit_depth": 16,
             "counts_per_electron": cam.counts_per_electron,
+            "offset": cam.offset,  # a dark pixel: electrons = (counts - offset) / counts_per_electron
+            "read_noise": cam.read_noise,
+            "camera_type": cam.kind,
             "readout_area": area,
         }
         metadata["acquisition"]["exposure_time"] = exposure
@@ -453,6 +454,18 @@ class TemInstrument:
         metadata["twin"] |= plan.twin | {"beam_reaches_camera": beam_on, "atoms_knocked_out": knocked_out,
                                          "specimen_offset": offset.tolist()}
         return {"data": data, "metadata": metadata}
+
+    @staticmethod
+    def _record(cam: Camera, expected: np.ndarray, exposure: float, binning: int,
+                rng: np.random.Generator) -> np.ndarray:
+        """The frame ``cam`` records (uint16 counts) of ``expected`` electrons per read-out pixel."""
+        if cam.counting:
+            return counting_counts(expected, exposure, binning, cam.counts_per_electron, cam.dead_time, rng)
+        electrons = shot_noise(expected, rng)
+        return camera_counts(electrons, psf_sigma(cam.psf_sigma, binning), cam.counts_per_electron,
+                             cam.read_noise, rng, gain_variance=cam.gain_variance,
+                             tail=psf_sigma(cam.psf_tail, binning), tail_fraction=cam.psf_tail_fraction,
+                             offset=cam.offset)
 
     def _imaging_plan(self, state: State, stage: State, offset: np.ndarray, cam: Camera,
                       size: int) -> CameraPlan:
