@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from twin.cf import nested_attributes
 from twin.server.launcher import ServerProcess
 
 HOST = "127.0.0.1"
@@ -70,7 +71,8 @@ def test_a_challenge_server_keeps_the_ground_truth_to_itself(secret_server):
         frame = spm.get_frame()
         assert frame.shape == (256, 256)
         hidden = {"frame", "seed", "drift_velocity", "z_noise"}  # its axes, the simulation's state
-        assert not hidden & set(frame.attrs["twin"]) and "tip" not in frame.attrs
-        assert frame.attrs["twin"]["window"]["x_max"] > frame.attrs["twin"]["window"]["x_min"]
+        meta = nested_attributes(frame.attrs)
+        assert not hidden & set(meta["twin"]) and "tip" not in meta
+        assert frame.attrs["twin.window.x_max"] > frame.attrs["twin.window.x_min"]
     finally:
         spm.close()

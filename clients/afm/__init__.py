@@ -23,6 +23,7 @@ import xarray as xr
 
 from clients._remote import Connection, RemoteSetting
 from clients.ground_truth import GroundTruth
+from twin.cf import cf_units, flat_attributes, spatial_coordinate, variable_name
 from twin.instruments.afm import vocabulary
 from twin.server import wire
 
@@ -492,15 +493,18 @@ class SPM:
         """The last frame of one trace and channel with coordinates ``x``, ``y`` (m, sample frame).
 
         Lines not scanned yet are NaN; rows are lines (y increasing), columns points (x increasing).
+        The metadata are flat attributes (``twin.window.x_min``, ``acquisition.frame_index``; see
+        :func:`twin.cf.flat_attributes`), so ``to_netcdf`` and ``to_zarr`` take the frame as it is.
         """
         reply = self._remote.get_frame(group, channel)
         meta = reply["metadata"]
         return xr.DataArray(
             reply["data"],
             dims=("y", "x"),
-            coords={"x": ("x", reply["x"], {"units": "m"}), "y": ("y", reply["y"], {"units": "m"})},
-            name=meta["channel"]["name"],
-            attrs={"units": meta["channel"]["unit"], **meta},
+            coords={"x": spatial_coordinate("x", reply["x"]), "y": spatial_coordinate("y", reply["y"])},
+            name=variable_name(meta["channel"]["name"]),
+            attrs={"long_name": meta["channel"]["name"], "units": cf_units(meta["channel"]["unit"]),
+                   **flat_attributes(meta)},
         )
 
 

@@ -13,6 +13,8 @@ import numpy as np
 import tifffile
 import xarray as xr
 
+from twin.cf import ROWS_IN_FILES, flat_attributes, frequency_coordinate, spatial_coordinate
+
 
 def _combined(first: float | None, second: float | None, sign: float) -> float | None:
     """``first + sign * second`` where an axis left out (None) of one side counts as no change."""
@@ -394,49 +396,56 @@ class AdornedImage:
         return int(self.metadata.binary_result.bit_depth)
 
     def save(self, path: str | Path) -> Path:
-        """Write the image as a TIFF (``.tiff`` is added when ``path`` has no suffix) with its metadata
-        as JSON in the image description and the pixel size as the TIFF resolution. Returns the path."""
+        """Write the image as an ImageJ TIFF (``.tiff`` is added when ``path`` has no suffix), north up
+        (row 0 at the top, as viewers show it), calibrated in ImageJ's way (pixels per micron and the unit
+        "micron", or per 1/micron for a diffraction pattern), which ImageJ/Fiji, tifffile and
+        HyperSpy/RosettaSciIO read as the pixel size; the metadata as JSON in ImageJ's ``Info``
+        property, with the row order it was written in. Returns the path."""
         path = Path(path)
         if not path.suffix:
             path = path.with_suffix(".tiff")
         result = self.metadata.binary_result
-        in_metres = result.get("pixel_size_unit", "m") == "m"
-        per_cm = (0.01 / result.pixel_size.x, 0.01 / result.pixel_size.y) if in_metres else None
+        reciprocal = result.get("pixel_size_unit", "m") == "1/m"
+        micron = 1e-6
+        per_unit = ((1 / (result.pixel_size.x * micron), 1 / (result.pixel_size.y * micron)) if reciprocal
+                    else (micron / result.pixel_size.x, micron / result.pixel_size.y))
+        metadata = self.metadata.to_dict() | {"rows": ROWS_IN_FILES}
+        data = self.data
+        if data.dtype not in (np.uint8, np.uint16, np.float32):  # what ImageJ reads
+            data = data.astype(np.float32)
         tifffile.imwrite(
-            path, self.data, description=json.dumps(self.metadata.to_dict()), metadata=None,
-            resolution=per_cm, resolutionunit="CENTIMETER" if per_cm else None,
+            path, np.ascontiguousarray(data[::-1]), imagej=True, resolution=per_unit,
+            metadata={"unit": "1/micron" if reciprocal else "micron", "Info": json.dumps(metadata)},
         )
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> AdornedImage:
-        """Read an image written by :meth:`save`."""
+        """Read an image written by :meth:`save` (rows back along +y, as :attr:`data` keeps them)."""
         with tifffile.TiffFile(path) as tiff:
-            page = tiff.pages[0]
-            return cls(page.asarray(), json.loads(page.description))
+            metadata = json.loads(tiff.imagej_metadata["Info"])
+            data = tiff.pages[0].asarray()
+        if metadata.pop("rows", None) == ROWS_IN_FILES:
+            data = data[::-1]
+        return cls(np.ascontiguousarray(data), metadata)
 
     def to_xarray(self) -> xr.DataArray:
-        """The image with pixel-centre coordinates ``x``, ``y`` (m, sample frame) and its metadata; a
+        """The image with pixel-centre coordinates ``x``, ``y`` (m, sample frame; rows along +y) and its
+        metadata as flat attributes (``optics.defocus``, ``twin.window.x_min``; see
+        :func:`twin.cf.flat_attributes`), so that ``to_netcdf`` and ``to_zarr`` take it as it is; a
         diffraction pattern gets spatial frequencies ``kx``, ``ky`` (1/m, direct beam at 0) instead."""
         pixel = self.metadata.binary_result.pixel_size
+        attrs = {"long_name": "detector counts", "units": "count", **flat_attributes(self.metadata.to_dict())}
         if self.metadata.binary_result.get("pixel_size_unit", "m") == "1/m":
             kx = (np.arange(self.width) - self.width // 2) * pixel.x
             ky = (np.arange(self.height) - self.height // 2) * pixel.y
-            return xr.DataArray(
-                self.data, dims=("ky", "kx"),
-                coords={"kx": ("kx", kx, {"units": "1/m"}), "ky": ("ky", ky, {"units": "1/m"})},
-                name="counts", attrs=self.metadata.to_dict(),
-            )
+            coords = {"kx": frequency_coordinate("kx", kx), "ky": frequency_coordinate("ky", ky)}
+            return xr.DataArray(self.data, dims=("ky", "kx"), name="counts", attrs=attrs, coords=coords)
         window = self.metadata.twin.window
         x = window.x_min + (np.arange(self.width) + 0.5) * pixel.x
         y = window.y_min + (np.arange(self.height) + 0.5) * pixel.y
-        return xr.DataArray(
-            self.data,
-            dims=("y", "x"),
-            coords={"x": ("x", x, {"units": "m"}), "y": ("y", y, {"units": "m"})},
-            name="counts",
-            attrs=self.metadata.to_dict(),
-        )
+        return xr.DataArray(self.data, dims=("y", "x"), name="counts", attrs=attrs,
+                            coords={"x": spatial_coordinate("x", x), "y": spatial_coordinate("y", y)})
 
     def __repr__(self) -> str:
         return f"AdornedImage({self.width}x{self.height}, {self.data.dtype})"

@@ -45,7 +45,7 @@ def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
             spm.application.Scan.StartFrameUp()
             frame = spm.get_frame(spm.ScanGroupID.Forward, spm.ScanChannel.Topography)
             fractions.append(raised_fraction(frame.values))
-            indices.append(frame.attrs["acquisition"]["frame_index"])
+            indices.append(frame.attrs["acquisition.frame_index"])
         first = step(np.log(np.maximum(fractions, FLOOR)))
         return challenge.submit({"frame_index": int(indices[first])})
     finally:

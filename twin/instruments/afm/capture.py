@@ -2,7 +2,10 @@
 
 The ``.gwy`` writer follows Gwyddion's documented serialisation: the magic ``GWYP``, then one
 ``GwyContainer`` whose components are typed, little-endian, with NUL-terminated names; each image
-is a ``GwyDataField`` under ``/N/data`` with its title under ``/N/data/title``.
+is a ``GwyDataField`` under ``/N/data`` with its title under ``/N/data/title`` and, when lines are
+missing (a capture mid-frame), a mask under ``/N/mask`` (1 where nothing was scanned). Gwyddion's rows
+run from the top down, so files open north up. The NetCDF file follows CF-1.10: coordinates with their
+axes, each channel with a ``long_name`` and udunits units, lines not scanned as NaN (the fill value).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from twin.cf import CONVENTIONS, ROWS_IN_ARRAYS, cf_units, flat_attributes, spatial_coordinate, variable_name
 
 MAGIC = b"GWYP"
 
@@ -58,39 +63,53 @@ def _data_field(data: np.ndarray, width: float, height: float, x0: float, y0: fl
     ])
 
 
-def write_gwy(path: Path, frame: xr.Dataset) -> None:
-    """Every image of ``frame`` (see :func:`frame_dataset`) as one channel of a ``.gwy`` file.
-
-    Gwyddion's rows run from the top of the image down, so rows are flipped when y increases."""
+def write_gwy(path: Path, frame: xr.Dataset, metadata: dict[str, Any]) -> None:
+    """Every image of ``frame`` (see :func:`frame_dataset`) as one channel of a ``.gwy`` file, titled
+    with its ``long_name``, north up; lines not scanned (NaN) are masked and hold the channel's mean, so
+    the colour scale stays that of the data. ``metadata`` goes in as JSON under ``/meta/twin``."""
     x, y = frame.x.values, frame.y.values
     px, py = abs(x[1] - x[0]) if len(x) > 1 else 1.0, abs(y[1] - y[0]) if len(y) > 1 else 1.0
     components = []
-    for index, (name, image) in enumerate(frame.data_vars.items()):
+    for index, image in enumerate(frame.data_vars.values()):
         data = image.values.astype(np.float64)
         if len(y) > 1 and y[1] > y[0]:
-            data = data[::-1]
-        field = _data_field(np.nan_to_num(data), len(x) * px, len(y) * py, float(x.min() - px / 2),
-                            float(y.min() - py / 2), image.attrs.get("units", ""))
-        components.append(_component(f"/{index}/data", "o", field))
-        components.append(_component(f"/{index}/data/title", "s", str(name)))
-    components.append(_component("/meta/twin", "s", frame.attrs.get("metadata", "{}")))
+            data = data[::-1]  # top row first
+        missing = ~np.isfinite(data)
+        fill = float(np.mean(data[~missing])) if (~missing).any() else 0.0
+        origin = (float(x.min() - px / 2), float(y.min() - py / 2))
+        unit = image.attrs.get("units", "")
+        components.append(_component(f"/{index}/data", "o", _data_field(
+            np.where(missing, fill, data), len(x) * px, len(y) * py, *origin, unit)))
+        title = str(image.attrs.get("long_name", image.name))
+        components.append(_component(f"/{index}/data/title", "s", title))
+        if missing.any():
+            components.append(_component(f"/{index}/mask", "o", _data_field(
+                missing.astype(np.float64), len(x) * px, len(y) * py, *origin, "")))
+    components.append(_component("/meta/twin", "s", json.dumps(metadata, default=float)))
     path.write_bytes(MAGIC + _object("GwyContainer", components))
 
 
 def frame_dataset(images: dict[str, np.ndarray], units: dict[str, str], x: np.ndarray, y: np.ndarray,
                   metadata: dict[str, Any]) -> xr.Dataset:
-    """One frame's images (``name -> [y, x]``) with pixel-centre coordinates (m) and the metadata
-    (as JSON text, which every format keeps)."""
+    """One frame's images (``name -> [y, x]``, rows along +y) as CF variables (names without spaces,
+    the name as ``long_name``, udunits units) with pixel-centre coordinates (m) and the metadata as
+    flat global attributes."""
     return xr.Dataset(
-        {name: (("y", "x"), data, {"units": units[name]}) for name, data in images.items()},
-        coords={"x": ("x", x, {"units": "m"}), "y": ("y", y, {"units": "m"})},
-        attrs={"metadata": json.dumps(metadata, default=float)},
+        {variable_name(name): (("y", "x"), data, {"long_name": name, "units": cf_units(units[name])})
+         for name, data in images.items()},
+        coords={"x": spatial_coordinate("x", x), "y": spatial_coordinate("y", y)},
+        attrs={"Conventions": CONVENTIONS, "title": "AFM frame (microscope twin)",
+               "source": "microscope-twin simulated AFM", "rows": ROWS_IN_ARRAYS,
+               **flat_attributes(metadata)},
     )
 
 
 def write_netcdf(path: Path, frame: xr.Dataset) -> None:
-    """``frame`` as a NetCDF (classic) file."""
-    frame.to_netcdf(path, engine="scipy")
+    """``frame`` as a NetCDF (classic) file: lines not scanned are NaN, the channels' fill value;
+    coordinates have none (CF)."""
+    encoding = {name: {"_FillValue": np.nan} for name in frame.data_vars}
+    encoding |= {name: {"_FillValue": None} for name in frame.coords}
+    frame.to_netcdf(path, engine="scipy", encoding=encoding)
 
 
 INDEX = "[INDEX]"  # where a gallery mask wants the file's number

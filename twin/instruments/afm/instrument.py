@@ -573,7 +573,7 @@ class AfmInstrument:
             with self._lock:
                 first = self._file_index
             stem, _ = capture.next_free(directory, mask, first)
-            capture.write_gwy(stem.with_suffix(".gwy"), dataset)
+            capture.write_gwy(stem.with_suffix(".gwy"), dataset, metadata)
             capture.write_netcdf(stem.with_suffix(".nc"), dataset)
         return [str(stem.with_suffix(".gwy")), str(stem.with_suffix(".nc"))]
 
