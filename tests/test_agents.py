@@ -18,7 +18,7 @@ HOST = "127.0.0.1"
 def server(tmp_path_factory):
     journals = tmp_path_factory.mktemp("journals")
     process = ServerProcess.start("--instance", "llm=tem-autofocus:5", "--instance", "rl=tem-autofocus:6",
-                                  "--journal-dir", str(journals))
+                                  "--instance", "pid=afm-pid-tuning:7", "--journal-dir", str(journals))
     yield process
     assert process.stop() == 0
 
@@ -105,12 +105,15 @@ def test_an_mcp_client_lists_the_tools_and_drives_the_instruments(server, tmp_pa
 
 
 def test_the_gym_environment_plays_the_autofocus_challenge_in_process_and_remotely(server) -> None:
+    import gymnasium
     from gymnasium.utils.env_checker import check_env
 
     from twin.agents.gym_env import AutofocusEnv
 
-    env = AutofocusEnv(max_steps=4, size=32)
-    check_env(env, skip_render_check=True)
+    env = gymnasium.make("MicroscopeTwin/Autofocus-v0", max_steps=4, size=32, render_mode="rgb_array")
+    assert isinstance(env.unwrapped, AutofocusEnv)
+    check_env(env.unwrapped)  # with the render check: rgb_array in every declared mode
+    env = env.unwrapped
     first, info = env.reset(seed=3)
     again, _ = AutofocusEnv(max_steps=4, size=32).reset(seed=3)
     np.testing.assert_array_equal(first, again)  # the seed draws the hidden state and the noise
@@ -119,6 +122,8 @@ def test_the_gym_environment_plays_the_autofocus_challenge_in_process_and_remote
     assert np.isfinite(reward) and not terminated and not truncated
     *_, terminated, _, info = env.step(np.array([0.0, 0.0, 0.0, 1.0]))  # stop: the column is scored
     assert terminated and 0.0 <= info["score"] <= 1.0
+    picture = env.render()
+    assert picture.shape == (32, 32, 3) and picture.dtype == np.uint8 and picture.max() > picture.min()
 
     remote = AutofocusEnv(server=(HOST, server.port, ["rl"]), max_steps=3, size=32)
     remote.reset()
@@ -134,6 +139,44 @@ def test_the_gym_environment_plays_the_autofocus_challenge_in_process_and_remote
         remote.reset()
     remote.close()
     assert remote._connection is None
+
+
+def test_the_afm_environment_rewards_a_loop_that_follows_the_surface(server) -> None:
+    import gymnasium
+    from gymnasium.utils.env_checker import check_env
+
+    import twin.agents.gym_env  # registers the environments
+
+    env = gymnasium.make("MicroscopeTwin/AfmPidTuning-v0", max_steps=8, lines=4, render_mode="rgb_array")
+    env = env.unwrapped
+    check_env(env)
+    assert env.observation_space.shape == (2, 4, 128)
+    # one episode sweeps the gains (PGain = IGain / 2, DGain = IGain / 10) and keeps the best ...
+    env.reset(seed=11)
+    swept = {}
+    for gain in 10.0 ** np.arange(1, 6):
+        _, swept[gain], *_ = env.step(env.action_for(gain, gain / 2, gain / 10, 0.02))
+    best = max(swept, key=swept.get)
+    *_, terminated, _, good = env.step(env.action_for(best, best / 2, best / 10, 0.02, stop=True))
+    assert terminated and good["IGain"] == pytest.approx(best, rel=1e-3)
+    assert good["Scantime"] == pytest.approx(0.02, rel=1e-3)
+    # ... another on the same instrument leaves the loop too weak to follow
+    env.reset(seed=11)
+    _, weak_reward, terminated, _, weak = env.step(env.action_for(1.0, 1.0, 1.0, 0.02, stop=True))
+    assert swept[best] > weak_reward + 0.3 and weak["share"] > 0.8  # weak: the traces miss half the signal
+    # the challenge's own measure (the forward trace against the ideal one) agrees with the reward
+    assert good["score_details"]["tracking_error"] < 0.5 * weak["score_details"]["tracking_error"]
+    assert good["score"] >= weak["score"]
+    picture = env.render()
+    assert picture.dtype == np.uint8 and picture.shape == (3 * 4, 128, 3)
+
+    remote = twin.agents.gym_env.AfmPidEnv(server=(HOST, server.port, ["pid"]), max_steps=2, lines=4)
+    observation, info = remote.reset()
+    assert observation.shape == (2, 4, 128) and info["share"] > 0
+    *_, terminated, truncated, info = remote.step(remote.action_for(1e3, 500, 100, 0.05, stop=True))
+    assert terminated and 0.0 <= info["score"] <= 1.0
+    remote.close()
+    remote.close()  # closing twice is harmless
 
 
 def test_an_mcp_answer_may_name_npy_files_for_its_arrays(tmp_path) -> None:
