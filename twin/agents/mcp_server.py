@@ -268,8 +268,8 @@ def descriptions(session: Session) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         return session.tem._describe(), session.afm._describe()
     except (ConnectionError, OSError) as error:
-        raise ConnectionError(f"no twin at {session.host}:{session.port} ({error}); start one with "
-                              "`twin serve` first: the tools take their ranges from it") from None
+        raise ConnectionError(f"{error} (the MCP tools take their ranges from the twin: start it first)"
+                              ) from None
 
 
 def build(host: str, port: int, instance: str | None = None, folder: str | Path | None = None) -> MCPServer:
@@ -463,4 +463,8 @@ def build(host: str, port: int, instance: str | None = None, folder: str | Path 
 
 def main(host: str, port: int, instance: str | None, folder: str | None) -> None:
     """Serve the tools over stdio until the client closes them."""
-    build(host, port, instance, folder).run("stdio")
+    try:
+        server = build(host, port, instance, folder)
+    except ConnectionError as error:
+        raise SystemExit(f"twin mcp: {error}") from None
+    server.run("stdio")
