@@ -100,7 +100,9 @@ class ImageSummary(BaseModel):
     finite_pixels: int = Field(description="pixels holding a value (an unfinished AFM frame has NaN)")
     pixel_size_m: float = Field(description="pixel size (m)")
     window_m: Window = Field(description="the image's extent on the sample (m)")
-    npy: str = Field(description="path of an .npy file with the full array (data[row, column])")
+    npy: str = Field(description="path of an .npy file with the full array, data[row, column] with rows "
+                                 "along +y (row 0 at the bottom of the field, as image.data; the PNG view "
+                                 "shows it north up)")
     frame_index: int | None = Field(None, description="the instrument's acquisition counter")
     defocus_m: float | None = Field(None, description="objective defocus at the exposure (m)")
     detector: str | None = Field(None, description="STEM detector")
