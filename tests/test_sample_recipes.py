@@ -45,6 +45,25 @@ layers:
     assert layer.flakes[0].centre == (1e-6, -2e-6) and layer.flakes[0].size == pytest.approx(5e-7)
 
 
+@pytest.mark.parametrize("written, kind, si", [
+    ("0.01 1/nm^2", "density", 1e16), ("0.01 nm-2", "density", 1e16), ("0.01 nm**-2", "density", 1e16),
+    ("3 angstrom", "length", 3e-10), ("1.5 micrometer", "length", 1.5e-6),
+    ("2 degree", "angle", np.radians(2)), ("0.3 kilovolt", "voltage", 300.0), ("2 ms", "time", 2e-3),
+])
+def test_any_unit_expression_of_the_right_kind_is_read(written, kind, si):
+    """Spellings beyond the usual table go through pint (``A`` stays the ångström)."""
+    from twin.sample.units import quantity
+
+    assert quantity("field", written, kind) == pytest.approx(si, rel=1e-12)
+
+
+def test_a_unit_of_the_wrong_kind_is_refused_naming_the_field():
+    from twin.sample.units import quantity
+
+    with pytest.raises(ValueError, match=r"layers\[0\].z = '3 s' is not a length"):
+        quantity("layers[0].z", "3 s", "length")
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("layers: [{material: graphite}]", "layers\\[0\\].material = 'graphite' is not known; allowed: graphene"),
     ("layers: [{material: graphene, twist: 3 parsecs}]", "layers\\[0\\].twist = '3 parsecs' is not a angle"),
