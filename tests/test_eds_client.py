@@ -112,7 +112,8 @@ def test_a_spectrum_image_and_its_haadf_open_in_rosettasciio(microscope, tmp_pat
         read = rsciio.emd.file_reader(str(image.save(tmp_path / "spectrum_image.emd")))
     cube = next(r for r in read if r["data"].ndim == 3)
     haadf = next(r for r in read if r["data"].ndim == 2)
-    assert np.array_equal(cube["data"], image.data)
+    assert np.array_equal(cube["data"], image.data[::-1])  # north up: the file's first row is the top
     assert [a["units"] for a in cube["axes"]] == ["m", "m", "eV"]
     assert cube["axes"][1]["scale"] == pytest.approx(3e-9 / 16)
-    assert np.array_equal(haadf["data"], image.images[0].data)
+    assert cube["axes"][0]["scale"] == pytest.approx(-3e-9 / 16)  # y descends down the rows
+    assert np.array_equal(haadf["data"], image.images[0].data[::-1])

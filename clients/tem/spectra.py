@@ -110,9 +110,11 @@ class SpectrumImage:
         return cube.astype(dtype).reshape(last - first, columns, channels)
 
     def save(self, path: str | Path) -> Path:
-        """Write the cube (y, x, energy with their units) and the simultaneous images as EMD. Returns
-        the path (``.emd`` added when it has no suffix). As the EMD readers expect, the file stores each
-        array with its axes reversed, ``dim1`` the last: ``[channel, column, row]`` and ``[column, row]``."""
+        """Write the cube (y, x, energy with their units) and the simultaneous images as EMD, north up:
+        the file's first row is the field's top (its ``y`` axis descends), as HyperSpy and every viewer
+        show row 0 at the top. Returns the path (``.emd`` added when it has no suffix). As the EMD readers
+        expect, the file stores each array with its axes reversed, ``dim1`` the last:
+        ``[channel, column, row]`` and ``[column, row]``."""
         path = Path(path)
         if not path.suffix:
             path = path.with_suffix(".emd")
@@ -124,10 +126,10 @@ class SpectrumImage:
         with _emd(path, self.metadata, "spectrum_image") as group:
             cube = group.create_dataset("data", shape=self.shape[::-1], dtype=np.uint32, compression="gzip",
                                         chunks=(channels, min(columns, 64), min(rows, _ROWS_PER_BLOCK)))
-            for first in range(0, rows, _ROWS_PER_BLOCK):
+            for first in range(0, rows, _ROWS_PER_BLOCK):  # rows along +y, written top row first
                 last = min(rows, first + _ROWS_PER_BLOCK)
-                cube[:, :, first:last] = self._rows(first, last).transpose(2, 1, 0)
-            y = window.y_min + (np.arange(rows) + 0.5) * step.y
+                cube[:, :, rows - last:rows - first] = self._rows(first, last)[::-1].transpose(2, 1, 0)
+            y = window.y_min + (np.arange(rows)[::-1] + 0.5) * step.y
             x = window.x_min + (np.arange(columns) + 0.5) * step.x
             _axis(group, 1, self.energies, "Energy", "eV")
             _axis(group, 2, x, "x", "m")
@@ -135,7 +137,7 @@ class SpectrumImage:
             for image in self.images:
                 picture = group.parent.create_group(str(image.metadata.binary_result.detector))
                 picture.attrs["emd_group_type"] = 1
-                picture.create_dataset("data", data=np.asarray(image.data).T)
+                picture.create_dataset("data", data=np.asarray(image.data)[::-1].T)
                 _axis(picture, 1, x, "x", "m")
                 _axis(picture, 2, y, "y", "m")
         return path
