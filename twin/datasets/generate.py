@@ -120,7 +120,8 @@ def generate(config: DatasetConfig, out: str | Path, workers: int = 1, scheduler
         store.write_conditions(group, pending)  # whatever finished before an interruption
         _close(client, cluster, futures)
     if netcdf and store.done(group).all():
-        store.to_netcdf(out, Path(out).with_suffix(".nc"))  # NetCDF-4
+        _say(progress, f"writing the NetCDF copy {Path(out).with_suffix('.nc')}")
+        store.to_netcdf(out, Path(out).with_suffix(".nc"), progress=_terminal(progress))  # NetCDF-4
     return Report(written, int(done.sum()), time.perf_counter() - started, workers, tuple(times),
                   cluster_seconds)
 
@@ -128,6 +129,12 @@ def generate(config: DatasetConfig, out: str | Path, workers: int = 1, scheduler
 def _say(stream: TextIO | None, line: str) -> None:
     if stream is not None:
         print(line, file=stream, flush=True)
+
+
+def _terminal(stream: TextIO | None) -> TextIO | None:
+    """``stream`` if it is a terminal (where a progress bar goes), else None."""
+    isatty = getattr(stream, "isatty", None)
+    return stream if isatty is not None and isatty() else None
 
 
 def _has_dashboard(client) -> bool:

@@ -15,9 +15,10 @@ which has no integer types: :func:`open_dataset` gives ``flag_values`` back the 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import dask.array as da
 import numpy as np
@@ -166,14 +167,18 @@ def open_dataset(path: str | Path) -> xr.Dataset:
     return data
 
 
-def to_netcdf(path: str | Path, out: str | Path) -> None:
-    """A NetCDF-4 copy at ``out`` of the Zarr store at ``path``, as CF-compliant as the store."""
+def to_netcdf(path: str | Path, out: str | Path, progress: TextIO | None = None) -> None:
+    """A NetCDF-4 copy at ``out`` of the Zarr store at ``path``, as CF-compliant as the store; a large
+    one takes a while: ``progress``, a terminal, shows Dask's bar of the copy."""
+    from dask.diagnostics import ProgressBar
+
     data = open_dataset(path)
     encoding = {name: {"_FillValue": None} for name in data.coords}
     for variable in data.variables.values():
         variable.encoding.pop("chunks", None)  # Zarr chunks of a single item; h5netcdf picks its own
         variable.encoding.pop("preferred_chunks", None)
-    data.to_netcdf(out, engine="h5netcdf", encoding=encoding)
+    with ProgressBar(minimum=2.0, out=progress) if progress is not None else contextlib.nullcontext():
+        data.to_netcdf(out, engine="h5netcdf", encoding=encoding)
 
 
 def _plain(config: DatasetConfig) -> dict[str, Any]:
