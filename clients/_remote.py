@@ -102,9 +102,10 @@ class _ProgressReporter:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
         self._done = threading.Event()
-        self._printed = False
+        self._thread = None
         if os.environ.get(PROGRESS_VARIABLE, "1") != "0":
-            threading.Thread(target=self._run, name="twin-progress", daemon=True).start()
+            self._thread = threading.Thread(target=self._run, name="twin-progress", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         if self._done.wait(PROGRESS_AFTER_SECONDS):
@@ -114,23 +115,36 @@ class _ProgressReporter:
                                self._connection.instance)
         except ConnectionError:
             return
+        from tqdm import tqdm
+
+        # a bar on a terminal only (a log file or a pipe stays clean), with the server's estimate of the
+        # time left: it knows the work (probes, slices) better than a rate over a few seconds would
+        bar = None
         try:
             while not self._done.is_set():
                 report = proxy.progress()
                 if report:
-                    print(f"\r[twin] {report['task']}: {100 * report['fraction']:.0f} %, about "
-                          f"{_duration(report['seconds_left'])} left   ", end="", file=sys.stderr, flush=True)
-                    self._printed = True
+                    task, left = f"[twin] {report['task']}", f"about {_duration(report['seconds_left'])} left"
+                    if bar is None:
+                        bar = tqdm(total=100, initial=100 * report["fraction"], desc=task, postfix=left,
+                                   file=sys.stderr, disable=None, leave=False,
+                                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}")
+                    bar.set_description(task, refresh=False)
+                    bar.set_postfix_str(left, refresh=False)
+                    bar.n = 100 * report["fraction"]
+                    bar.refresh()
                 self._done.wait(PROGRESS_EVERY_SECONDS)
         except Exception:  # noqa: BLE001 - progress is a courtesy; the call itself reports its end
             pass
         finally:
+            if bar is not None:
+                bar.close()
             proxy._pyroRelease()
 
     def stop(self) -> None:
         self._done.set()
-        if self._printed:
-            print(file=sys.stderr, flush=True)
+        if self._thread is not None:  # the bar cleared before the caller prints on
+            self._thread.join(timeout=2.0)
 
 
 def _duration(seconds: float) -> str:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import io
+import json
+import socket
 import subprocess
 import sys
 
+import cf_xarray  # noqa: F401 - the .cf accessor
 import numpy as np
 import pytest
 import xarray as xr
 import yaml
 
-from twin.datasets import generate, load_config
+from twin.datasets import generate, load_config, store
 from twin.datasets.config import config_from_dict
+from twin.sample import Window
+from twin.sample.recipe import build
+from twin.sample.truth import CLASSES
 
 SMALL = {
     "sample": "graphene-features",
@@ -24,12 +31,25 @@ SMALL = {
 }
 
 
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 @pytest.fixture(scope="module")
 def one_worker(tmp_path_factory):
-    """The reference: every item made by one worker in one run."""
+    """The reference: every item made by one worker in one run (its progress written to a log file)."""
     out = tmp_path_factory.mktemp("datasets") / "one.zarr"
-    report = generate(config_from_dict(SMALL), out, workers=1, netcdf=True, progress=None)
+    log = io.StringIO()
+    report = generate(config_from_dict(SMALL), out, workers=1, netcdf=True, progress=log)
     assert (report.written, report.skipped) == (4, 0)
+    # not a terminal: no progress bar, only the dashboard's address (a free port, not Dask's 8787)
+    assert "\r" not in log.getvalue() and log.getvalue().startswith("Dask dashboard: http://127.0.0.1:")
+    assert ":8787/" not in log.getvalue()
+    assert log.getvalue().splitlines()[1:] == [f"writing the NetCDF copy {out.with_suffix('.nc')}"]
+    assert 0 < report.cluster_seconds < report.startup <= report.seconds and report.steady_rate > report.rate
     return out
 
 
@@ -49,7 +69,9 @@ def test_two_workers_through_the_command_line_write_the_same_dataset(one_worker,
                              "--workers", "2"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "4 items written" in result.stdout and "with 2 workers" in result.stdout
-    assert "4/4 items" in result.stderr  # the progress bar
+    assert "start-up" in result.stdout and "items/s steady" in result.stdout
+    assert "\r" not in result.stderr and "Dask dashboard: http://" in result.stderr  # a pipe: no bar
+    assert "killing" not in result.stderr and "already in use" not in result.stderr, result.stderr
     _same(one_worker, out)
 
 
@@ -57,8 +79,11 @@ def test_two_workers_through_the_command_line_write_the_same_dataset(one_worker,
 def test_an_interrupted_run_resumes_to_the_same_dataset(one_worker, tmp_path):
     out = tmp_path / "resumed.zarr"
     config = config_from_dict(SMALL)
-    first = generate(config, out, workers=1, max_new=2, progress=None)  # stops early, as if killed
+    terminal = _Terminal()
+    first = generate(config, out, workers=1, max_new=2, progress=terminal)  # stops early, as if killed
     assert first.written == 2
+    bar = terminal.getvalue().split("\n", 1)[1]  # after the dashboard's address
+    assert "\r" in bar and "2/2" in bar and "<" in bar  # items done, elapsed < time left
     partial = xr.open_zarr(out)
     assert partial.done.values.tolist() == [True, True, False, False]
     second = generate(config, out, workers=1, progress=None)
@@ -92,6 +117,65 @@ def test_items_pair_tem_and_afm_over_the_same_place_with_their_ground_truth(one_
     netcdf = xr.open_dataset(one_worker.with_suffix(".nc"))
     assert np.array_equal(netcdf.tem_image.values, data.tem_image.values)
     netcdf.close()
+
+
+def _cf_problems(path, monkeypatch) -> list[str]:
+    """What the CF checker (compliance-checker, CF 1.10, every level) finds wrong at ``path``, offline."""
+    from compliance_checker.runner import CheckSuite, ComplianceChecker
+
+    def no_network(*args, **kwargs):
+        raise OSError("the CF check must run offline")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    CheckSuite.load_all_available_checkers()
+    report = path.parent / f"{path.name}.cf.json"
+    # a Zarr store is a directory: the NetCDF file-name rule does not apply to it
+    skip = ["check_filename"] if path.is_dir() else []
+    ComplianceChecker.run_checker(str(path), ["cf:1.10"], 0, "strict", skip_checks=skip,
+                                  output_filename=str(report), output_format="json")
+    results = json.loads(report.read_text())["cf:1.10"]
+    return [message for priority in ("high_priorities", "medium_priorities", "low_priorities")
+            for result in results[priority] for message in result["msgs"]]
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".nc"])
+def test_the_store_and_its_netcdf_copy_are_cf_compliant(one_worker, suffix, monkeypatch):
+    path = one_worker.with_suffix(suffix)
+    assert _cf_problems(path, monkeypatch) == []
+    data = store.open_dataset(path)
+    assert data.attrs["Conventions"] == "CF-1.10"
+    assert data.cf.axes == {"X": ["afm_x_coord", "stem_x_coord", "tem_x_coord"],
+                            "Y": ["afm_y_coord", "stem_y_coord", "tem_y_coord"]}
+    for grid in ("tem", "afm", "stem"):
+        assert data[f"{grid}_image" if grid != "afm" else "afm_height"].cf["X"].name == f"{grid}_x_coord"
+        assert data[f"{grid}_classes"].attrs["flag_values"].dtype == data[f"{grid}_classes"].dtype
+    for name, variable in data.variables.items():
+        assert " " not in name and "long_name" in variable.attrs, name
+        assert "units" in variable.attrs or name.endswith("_classes"), name
+    plain = xr.open_zarr(one_worker) if suffix == ".zarr" else xr.open_dataset(path)  # no helper needed
+    plain.to_netcdf(path.parent / f"again{suffix}.nc")  # what is opened writes out again
+    assert plain.done.dtype == bool and plain.done.all()
+
+
+def test_a_defect_lies_at_the_pixel_the_coordinates_name(one_worker):
+    """Point defects of the item's specimen (ground truth, sample frame) are labelled at the pixels whose
+    coordinates are nearest their positions, on every grid."""
+    data = store.open_dataset(one_worker).load()
+    config = config_from_dict(SMALL)
+    checked = 0
+    for item in range(4):
+        sample = build(config.sample, int(data.sample_seed[item]))
+        for grid in ("tem", "afm", "stem"):
+            x, y = data[f"{grid}_x_coord"][item].values, data[f"{grid}_y_coord"][item].values
+            pixel = float(data[f"{grid}_pixel"][item])
+            assert np.allclose(np.diff(x), pixel) and np.allclose(np.diff(y), pixel)
+            window = Window(x[0] - pixel / 2, y[0] - pixel / 2, x[-1] + pixel / 2, y[-1] + pixel / 2)
+            classes = data[f"{grid}_classes"][item].values
+            found = [classes[np.abs(y - d.y).argmin(), np.abs(x - d.x).argmin()] == CLASSES[d.kind]
+                     for d in sample.defects_in_window(window) if d.kind in ("substitution", "adsorbate")]
+            checked += len(found)
+            assert sum(found) >= 0.9 * len(found), (item, grid)  # a later-painted feature may cover one
+    assert checked >= 5
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -151,7 +151,7 @@ def _generate(args: argparse.Namespace) -> int:
         raise SystemExit(f"twin generate: {error} (--scheduler {args.scheduler!r}, --out {args.out!r})"
                          ) from None
     print(f"{report.written} items written to {args.out} ({report.skipped} were already done) in "
-          f"{report.seconds:.1f} s with {report.workers} workers: {report.rate:.2f} items/s")
+          f"{report.seconds:.1f} s with {report.workers} workers: {report.summary()}")
     return 0
 
 

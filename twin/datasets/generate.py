@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-import xarray as xr
+from tqdm import tqdm
 
 from twin.datasets import store
 from twin.datasets.config import DatasetConfig
@@ -27,19 +27,27 @@ _FLUSH_EVERY = 1.0  # s between writes of finished items' conditions and done ma
 
 @dataclass(frozen=True)
 class Report:
-    """What a run did: items written now, items found done, seconds, workers, and when (s from the
-    start) each item was written."""
+    """What a run did: items written now, items found done, seconds, workers, when (s from the start)
+    each item was written, and how long the cluster took to start (its workers up)."""
 
     written: int
     skipped: int
     seconds: float
     workers: int
     times: tuple[float, ...] = ()
+    cluster_seconds: float = 0.0
 
     @property
     def rate(self) -> float:
         """Items per second over the whole run, cluster start-up included."""
         return self.written / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def startup(self) -> float:
+        """Seconds until every worker had finished its first item: the cluster's start and each worker's
+        warm-up (imports, the first specimen built)."""
+        first = min(self.workers, len(self.times))
+        return self.times[first - 1] if first else self.seconds
 
     @property
     def steady_rate(self) -> float:
@@ -50,12 +58,22 @@ class Report:
             return self.rate
         return (len(self.times) - first) / (self.times[-1] - self.times[first - 1])
 
+    def summary(self) -> str:
+        """One line: the start-up and the steady throughput apart, then the whole run's."""
+        steady = (f"then {self.steady_rate:.2f} items/s steady" if len(self.times) > self.workers
+                  else "too few items for a steady rate")
+        return (f"start-up {self.startup:.1f} s (cluster {self.cluster_seconds:.1f} s, then each worker's "
+                f"first item), {steady}; {self.rate:.2f} items/s overall")
+
 
 def generate(config: DatasetConfig, out: str | Path, workers: int = 1, scheduler: str | None = None,
              netcdf: bool = False, max_new: int | None = None, progress: TextIO | None = sys.stderr
              ) -> Report:
     """Write ``config``'s items to the Zarr store ``out`` (resuming it if it exists), at most ``max_new``
-    new ones; with ``netcdf`` also a NetCDF copy next to it once every item is done."""
+    new ones; with ``netcdf`` also a NetCDF copy next to it once every item is done.
+
+    ``progress``: where the Dask dashboard's address goes and, when it is a terminal, a progress bar
+    with the time left (nothing but the address on a file or a pipe; None for nothing at all)."""
     from dask.distributed import Client, LocalCluster, as_completed
 
     group = store.open_store(out, config)
@@ -68,15 +86,24 @@ def generate(config: DatasetConfig, out: str | Path, workers: int = 1, scheduler
     if scheduler:
         client = Client(scheduler)
     else:
+        # ":0": a free port for the dashboard (8787 is often taken: another run, a notebook, a test)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address="127.0.0.1:0")
         client = Client(cluster)
-    written, times = 0, []
+    written, times, futures, pending = 0, [], [], []  # pending: finished items not yet marked done
+    bar = None
     try:
+        if cluster is not None:
+            client.wait_for_workers(workers)
         workers = len(client.scheduler_info()["workers"]) or workers
+        cluster_seconds = time.perf_counter() - started
+        _say(progress, f"Dask dashboard: {client.dashboard_link}" if _has_dashboard(client)
+             else "Dask dashboard: none (pip install bokeh)")
+        bar = tqdm(total=len(todo), file=progress, disable=None if progress is not None else True,
+                   desc="items", unit="item", smoothing=0.1, mininterval=0.5,
+                   postfix=f"{int(done.sum())} already done" if done.any() else None)
         shared = client.scatter(config, broadcast=True)
         futures = client.map(make_and_store, [shared] * len(todo), todo, [str(out)] * len(todo), pure=False)
-        pending: list[dict] = []  # finished items not yet marked done
         flushed = time.perf_counter()
         for future in as_completed(futures):
             pending.append(future.result())
@@ -86,25 +113,46 @@ def generate(config: DatasetConfig, out: str | Path, workers: int = 1, scheduler
             if time.perf_counter() - flushed > _FLUSH_EVERY or written == len(todo):
                 store.write_conditions(group, pending)
                 pending, flushed = [], time.perf_counter()
-            _show(progress, written, len(todo), int(done.sum()), time.perf_counter() - started)
+            bar.update()
     finally:
+        if bar is not None:
+            bar.close()
         store.write_conditions(group, pending)  # whatever finished before an interruption
+        _close(client, cluster, futures)
+    if netcdf and store.done(group).all():
+        _say(progress, f"writing the NetCDF copy {Path(out).with_suffix('.nc')}")
+        store.to_netcdf(out, Path(out).with_suffix(".nc"), progress=_terminal(progress))  # NetCDF-4
+    return Report(written, int(done.sum()), time.perf_counter() - started, workers, tuple(times),
+                  cluster_seconds)
+
+
+def _say(stream: TextIO | None, line: str) -> None:
+    if stream is not None:
+        print(line, file=stream, flush=True)
+
+
+def _terminal(stream: TextIO | None) -> TextIO | None:
+    """``stream`` if it is a terminal (where a progress bar goes), else None."""
+    isatty = getattr(stream, "isatty", None)
+    return stream if isatty is not None and isatty() else None
+
+
+def _has_dashboard(client) -> bool:
+    """Whether the scheduler serves the dashboard (it needs bokeh)."""
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        return False
+    return bool(client.scheduler_info().get("services", {}).get("dashboard"))
+
+
+def _close(client, cluster, futures) -> None:
+    """Stop the work still queued, then the client and the cluster, each waiting for the other: no
+    worker is left to be killed after a grace time."""
+    try:
+        if futures:
+            client.cancel(futures)
         client.close()
+    finally:
         if cluster is not None:
             cluster.close()
-    if progress is not None:
-        progress.write("\n")
-    if netcdf and store.done(group).all():
-        xr.open_zarr(str(out)).to_netcdf(Path(out).with_suffix(".nc"), engine="h5netcdf")  # NetCDF-4
-    return Report(written, int(done.sum()), time.perf_counter() - started, workers, tuple(times))
-
-
-def _show(stream: TextIO | None, written: int, total: int, skipped: int, seconds: float) -> None:
-    if stream is None:
-        return
-    width = 30
-    filled = int(width * written / max(total, 1))
-    rate = written / seconds if seconds > 0 else 0.0
-    stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {written}/{total} items"
-                 f"{f' ({skipped} already done)' if skipped else ''}, {rate:.2f} items/s")
-    stream.flush()

@@ -54,6 +54,14 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
                             "frame...: fine when no two teams share a seed); by default the score alone")
 
 
+def _say(line: str) -> None:
+    """A line on stdout that does not break a progress bar on stderr."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stdout)
+    sys.stdout.flush()
+
+
 def key_path(args: argparse.Namespace) -> Path:
     """Where the organiser's key of ``twin serve`` is kept."""
     from twin.scenarios.secret import KEY_FILE
@@ -69,13 +77,12 @@ def _carried_on(name: str, scenario: Scenario, seed: int, journal_dir: str, key:
 
     journals = journals_of(journal_dir, scenario.name, seed, name)
     if not journals:
-        print(f"  {name}: no journal of {scenario.name} seed {seed} in {journal_dir}; a new episode",
-              flush=True)
+        _say(f"  {name}: no journal of {scenario.name} seed {seed} in {journal_dir}; a new episode")
         return Instance.playing(name, scenario, seed, journal_dir, key=key)
     done = resume(journals[-1], key_file)
     state = "answered" if done.instance.episode.result is not None else "playing"
     calls = f"{done.calls} call{'' if done.calls == 1 else 's'}"
-    print(f"  {name}: carried on {journals[-1].name} ({calls} made again; {state})", flush=True)
+    _say(f"  {name}: carried on {journals[-1].name} ({calls} made again; {state})")
     return done.instance
 
 
@@ -115,8 +122,14 @@ def instances_from(args: argparse.Namespace) -> tuple[list[Instance], OrganiserK
             loaded[name] = spec.load(name)
         return loaded[name]
 
+    from tqdm import tqdm
+
     instances = []
-    for text in names or [DEFAULT]:
+    # replaying many journals (or building many twins) takes a while: a bar with the time left, on a
+    # terminal only (a log file gets the per-instance lines alone)
+    todo = names or [DEFAULT]
+    for text in tqdm(todo, desc="carrying on journals" if args.resume else "starting instances",
+                     unit="instance", disable=None if len(todo) > 1 else True, file=sys.stderr):
         name, _, plays = text.partition("=")
         which, _, seed = plays.partition(":")
         which = which or args.scenario
@@ -137,7 +150,7 @@ def instances_from(args: argparse.Namespace) -> tuple[list[Instance], OrganiserK
         try:
             instances.append(_carried_on(name, scenario(which), seed, args.journal_dir, key, key_path(args)))
         except ValueError as error:  # one broken journal does not keep every other team waiting
-            print(f"  {name}: NOT SERVED: {error}", flush=True)
+            _say(f"  {name}: NOT SERVED: {error}")
     if not instances:
         raise ValueError("--resume: no instance could be carried on (see above)")
     if args.resume and args.tokens and Path(args.tokens).is_file():
