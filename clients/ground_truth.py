@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 from ase import Atoms
 
+from twin.cf import nested_attributes
 from twin.sample import Defect, Window
 from twin.sample.truth import pixel_centres
 
@@ -90,7 +91,7 @@ class GroundTruth:
         x, y = np.asarray(image.x), np.asarray(image.y)
         px, py = abs(x[1] - x[0]), abs(y[1] - y[0])
         window = (x.min() - px / 2, y.min() - py / 2, x.max() + px / 2, y.max() + py / 2)
-        frame = image.attrs.get("twin", {}).get("frame")
+        frame = nested_attributes(image.attrs).get("twin", {}).get("frame")
         if frame == "hidden":
             raise PermissionError("this image's instrument frame is hidden: ground truth is off")
         truth = self.labels(*window, len(y), len(x), frame)

