@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from twin.constants import ANGSTROM
+
 TEM_SIZE = 1024
 LOW_MAGNIFICATION = 57_000.0  # a navigation magnification: 670 nm on the Ceta
 STEM_SIZE = 256
@@ -122,8 +124,8 @@ def direct_abtem_seconds(sample_name: str, seed: int, centre: tuple[float, float
     energy = 80e3
     coherence = hardware.coherence(energy)
     ctf = abtem.CTF(
-        energy=energy, C10=defocus / 1e-10, C30=hardware.spherical_aberration / 1e-10,
-        focal_spread=coherence.focal_spread / 1e-10, angular_spread=coherence.angular_spread * 1e3,
+        energy=energy, C10=defocus / ANGSTROM, C30=hardware.spherical_aberration / ANGSTROM,
+        focal_spread=coherence.focal_spread / ANGSTROM, angular_spread=coherence.angular_spread * 1e3,
     )
 
     def run(x: float) -> np.ndarray:
@@ -157,15 +159,15 @@ def direct_abtem_stem_seconds(sample_name: str, seed: int, centre: tuple[float, 
     reach = stem.probe_reach(energy, alpha, aberrations)
     atoms = atoms_in_view(instrument.sample, scan.bounding_window(reach))
     window = atoms.info["window"]
-    x = window["x_min"] + atoms.positions[:, 0] * 1e-10
-    u, v = scan.to_scan(x, window["y_min"] + atoms.positions[:, 1] * 1e-10)
+    x = window["x_min"] + atoms.positions[:, 0] * ANGSTROM
+    u, v = scan.to_scan(x, window["y_min"] + atoms.positions[:, 1] * ANGSTROM)
     grid = StemSimulator._grid(scan, reach, stem.exact_oversampling(scan.step, energy, haadf.outer))
     cell = StemSimulator._cell(scan, u, v, atoms, grid)
     centres = (grid.pad + np.arange(size) + 0.5) * grid.sampling - grid.step / 2
     x, y = np.meshgrid(centres, centres)
-    positions = np.column_stack([x.ravel(), y.ravel()]) / 1e-10
-    probe = abtem.Probe(semiangle_cutoff=alpha * 1e3, energy=energy, soft=False, C10=aberrations.C10 / 1e-10,
-                        C30=aberrations.C30 / 1e-10)
+    positions = np.column_stack([x.ravel(), y.ravel()]) / ANGSTROM
+    probe = abtem.Probe(semiangle_cutoff=alpha * 1e3, energy=energy, soft=False,
+                        C10=aberrations.C10 / ANGSTROM, C30=aberrations.C30 / ANGSTROM)
     detector = abtem.AnnularDetector(haadf.inner * 1e3, haadf.outer * 1e3)
 
     def run() -> None:

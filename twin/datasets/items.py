@@ -55,8 +55,8 @@ def make_item(config: DatasetConfig, index: int) -> dict[str, Any]:
                         ("twin.ideal_feedback", config.afm.ideal_feedback),
                         ("Scan.ImageWidth", tem_window.width), ("Scan.ImageHeight", tem_window.height),
                         ("Scan.Points", config.afm.size), ("Scan.Lines", config.afm.size),
-                        ("Scan.CenterPosX", (tem_window.x_min + tem_window.x_max) / 2),
-                        ("Scan.CenterPosY", (tem_window.y_min + tem_window.y_max) / 2)):
+                        ("Scan.CenterPosX", tem_window.centre[0]),
+                        ("Scan.CenterPosY", tem_window.centre[1])):
         afm.set(name, value)
     stem = _stem(twin, config, tem_window, conditions) if config.stem.size else {}
 

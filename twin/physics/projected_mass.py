@@ -19,9 +19,9 @@ from abtem.core.energy import energy2sigma
 from abtem.parametrizations import LobatoParametrization
 from scipy import constants
 
+from twin.constants import ANGSTROM
 from twin.physics.ctf import electron_wavelength
 
-ANGSTROM = 1e-10
 _K_MAX = 12.0  # 1/Å: scattering factors are negligible beyond
 
 

@@ -19,9 +19,9 @@ import scipy.fft
 from ase import Atoms
 from scipy import constants
 
+from twin.constants import ANGSTROM
 from twin.physics import tem
 from twin.physics.ctf import Aberrations, aberration_phase, electron_wavelength, spatial_frequencies
-from twin.physics.tem import ANGSTROM
 
 PROBE_TAIL = 10.0  # probe reach in units of lambda / alpha: an Airy disc holds ~99 % within it
 _SPREAD_WIDTH = 0.95  # Gaussian spreading kernel's standard deviation (internal grid points) ...

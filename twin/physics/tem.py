@@ -15,6 +15,7 @@ import numpy as np
 import scipy.fft
 from ase import Atoms
 
+from twin.constants import ANGSTROM
 from twin.physics.ctf import electron_wavelength
 
 # FFTW plans chosen by estimate, not by timing: a measured plan differs from run to run (and with a
@@ -22,7 +23,6 @@ from twin.physics.ctf import electron_wavelength
 abtem.config.set({"diagnostics.progress_bar": False, "dask.lazy": False, "device": "cpu",
                   "fftw.planning_effort": "FFTW_ESTIMATE"})
 
-ANGSTROM = 1e-10
 SLICE_THICKNESS = 2e-10  # m; thin 2-D crystals need only a few slices
 _Z_MARGIN = 0.5e-10  # m above and below the atoms; the infinite projection needs no more
 PAD_MIN = 1e-9  # m of sample simulated beyond each edge, so periodic wrap-around stays outside

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
+from twin.constants import ANGSTROM
 from twin.sample.frames import FramedSample
 from twin.sample.regions import covered
-from twin.sample.specimen import ANGSTROM, Layer, Sample, Window
+from twin.sample.specimen import Layer, Sample, Window
 
 # The film's projected structure factor at low spatial frequency k (1/Å): measured from its atoms
 # (HoleyCarbon: a lattice gas with a fixed count per 40 Å cell, so long waves are suppressed),

@@ -12,9 +12,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from twin.constants import ANGSTROM
 from twin.sample.specimen import Defect, Sample, Window
-
-ANGSTROM = 1e-10
 
 
 @dataclass(frozen=True)

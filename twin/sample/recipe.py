@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from twin.constants import ANGSTROM
 from twin.sample.defects import KINDS, DefectSpec
 from twin.sample.grains import boundaries as grain_boundaries
 from twin.sample.grains import grain_cells, grain_flake
@@ -39,7 +40,6 @@ from twin.sample.specimen import Layer, Sample
 from twin.sample.support import HoleyCarbon
 from twin.sample.units import check_keys, pair, quantity
 
-ANGSTROM = 1e-10
 _MOST_GRAINS = 2000
 _ROTATION_STREAM = 0x524F54  # random stream tag for the first layer's orientation
 # Rotational period (rad) of each built-in crystal: a random orientation is drawn within it.

@@ -22,6 +22,7 @@ from ase.data import atomic_numbers
 from ase.data.vdw_alvarez import vdw_radii
 from scipy.spatial import cKDTree
 
+from twin.constants import ANGSTROM
 from twin.sample.defects import (
     DefectField,
     DefectSpec,
@@ -38,7 +39,6 @@ from twin.sample.ripples import DisplacementField, RippleField
 from twin.sample.stacking import Registry, registry
 from twin.sample.support import HoleyCarbon
 
-ANGSTROM = 1e-10
 _BOUNDARY_MARGIN = 3.0  # Å beyond a window where grain boundaries are settled, so every window agrees
 SUPPORT_VDW_RADIUS = float(vdw_radii[atomic_numbers["C"]])  # Å: the flat support's surface above its atoms
 
@@ -64,6 +64,11 @@ class Window:
     @property
     def height(self) -> float:
         return self.y_max - self.y_min
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        """The middle of the window ``(x, y)`` (m)."""
+        return (self.x_min + self.x_max) / 2, (self.y_min + self.y_max) / 2
 
     def grown(self, margin: float) -> Window:
         """This window enlarged by ``margin`` (m) on every side."""

@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 from ase.data.vdw_alvarez import vdw_radii
 
+from twin.constants import ANGSTROM
 from twin.physics.afm import vdw_height_map
 from twin.sample.defects import multivacancy_sites, wrinkle_direction
 from twin.sample.frames import FramedSample, InstrumentFrame
 from twin.sample.regions import covered
 from twin.sample.specimen import Defect, Sample, Window
 
-ANGSTROM = 1e-10
 # Class ids of the label masks; instance ids number the defects of ``defects_in_window`` from 1.
 CLASSES = {"support": 0, "crystal": 1, "vacancy": 2, "substitution": 3, "multivacancy": 4, "pore": 5,
            "adsorbate": 6, "contamination": 7, "stone-wales": 8, "wrinkle": 9, "grain-boundary": 10}

@@ -21,6 +21,7 @@ from ase.data.vdw_alvarez import vdw_radii
 from scipy import ndimage
 
 from twin import validation
+from twin.constants import ANGSTROM
 from twin.instruments import files
 from twin.instruments.afm import capture, readout, video
 from twin.instruments.afm.hardware import AfmHardware
@@ -63,7 +64,6 @@ from twin.sample import Sample, Window
 from twin.sample.frames import FramedSample, InstrumentFrame
 from twin.validation import brief
 
-ANGSTROM = 1e-10
 _STREAM_SCAN = 0x53434E  # random stream tag for scan noise
 _STREAM_SWEEP = 0x535750  # random stream tag for frequency sweeps
 _MOST_SWEEP_POINTS = 100_000
@@ -114,10 +114,6 @@ class ApexMap:
         cols = (np.asarray(x) - self.origin[0]) / self.step - 0.5
         rows = (np.asarray(y) - self.origin[1]) / self.step - 0.5
         return ndimage.map_coordinates(self.apex, [rows, cols], order=1, mode="nearest")
-
-
-def window_centre(window: Window) -> tuple[float, float]:
-    return (window.x_min + window.x_max) / 2, (window.y_min + window.y_max) / 2
 
 
 def _rotate(u: np.ndarray, v: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
@@ -617,8 +613,8 @@ class AfmInstrument:
         if downward:  # the first line scanned is the top one
             v = v[::-1]
         x, y = _rotate(u, v, np.radians(state["Scan.Rotation"]))
-        x = x + window_centre(window)[0] - drift[:, :1]
-        y = y + window_centre(window)[1] - drift[:, 1:]
+        x = x + window.centre[0] - drift[:, :1]
+        y = y + window.centre[1] - drift[:, 1:]
         dynamic = state["OperatingMode.OperatingMode"] not in STATIC_MODES
         if not self.motion.approached():  # withdrawn: the loop extends the piezo fully and finds nothing
             return self._free_air_frame(state, window, downward, started_at, step, tip, dynamic)

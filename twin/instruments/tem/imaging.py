@@ -18,6 +18,7 @@ import numpy as np
 import scipy.fft
 from ase import Atoms
 
+from twin.constants import ANGSTROM
 from twin.instruments.cache import ArrayCache
 from twin.instruments.tem.hardware import TemHardware
 from twin.physics import projected_mass
@@ -35,7 +36,6 @@ from twin.physics.tem import SimulationGrid
 from twin.sample import Sample, Window
 from twin.sample.coarse import CoarseGrid, areal_densities
 
-ANGSTROM = 1e-10
 _TILT_MARGIN = 2e-9  # m of extra sample fetched around a tilted view (its height range projects in)
 
 
@@ -271,7 +271,7 @@ def atoms_in_view(sample: Sample, window: Window, tilt: tuple[float, float] = (0
     if tilt == (0.0, 0.0):
         return sample.atoms_in_window(window)
     alpha, beta = tilt
-    cx, cy = (window.x_min + window.x_max) / 2, (window.y_min + window.y_max) / 2
+    cx, cy = window.centre
     wider = Window.around(cx, cy, window.width / np.cos(beta) + 2 * _TILT_MARGIN,
                           window.height / np.cos(alpha) + 2 * _TILT_MARGIN)
     atoms = sample.atoms_in_window(wider)

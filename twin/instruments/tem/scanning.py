@@ -27,6 +27,7 @@ from ase.data import atomic_numbers
 from scipy import ndimage
 
 from twin import validation
+from twin.constants import ANGSTROM
 from twin.instruments.tem.hardware import ScanningDetector, TemHardware
 from twin.instruments.tem.imaging import HrtemSimulator, atoms_in_view
 from twin.instruments.work import Cost, fft_seconds_per_unit, fft_units
@@ -38,7 +39,6 @@ from twin.sample import Sample, Window
 from twin.sample.coarse import CoarseGrid, areal_densities
 from twin.validation import brief
 
-ANGSTROM = 1e-10
 MODES = ("interactive", "exact", "prism")
 PRISM_INTERPOLATION = 4
 _WAVE_BATCH_BYTES = 64 * 2**20  # exact mode's probe waves at a time (see stem.exact_annular_scan)

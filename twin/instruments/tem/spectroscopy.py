@@ -19,6 +19,7 @@ from ase.data import atomic_numbers, chemical_symbols
 from scipy import constants, ndimage
 
 from twin import validation
+from twin.constants import ANGSTROM
 from twin.instruments.tem.hardware import EdsDetector
 from twin.instruments.tem.imaging import atoms_in_view
 from twin.instruments.tem.scanning import SHORTEST_DWELL, Scan, scan_region
@@ -27,7 +28,6 @@ from twin.physics import stem as stem_physics
 from twin.physics import xray
 from twin.physics.ctf import Aberrations, electron_wavelength
 from twin.physics.damage import displaced
-from twin.physics.tem import ANGSTROM
 from twin.sample import Window
 
 if TYPE_CHECKING:

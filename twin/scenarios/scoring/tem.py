@@ -10,6 +10,7 @@ from scipy.spatial import cKDTree
 from scipy.special import ndtr
 
 from twin import validation
+from twin.constants import ANGSTROM
 from twin.physics.ctf import Aberrations, aberration_phase, electron_wavelength
 from twin.physics.detectors import UINT16_MAX
 from twin.physics.stem import annular_cross_section
@@ -104,7 +105,7 @@ def knocked_out(context: Context, area: Window, species: str) -> np.ndarray:
     outer = frame.sample_window(area)
     x0, y0, x1, y1 = (v * 1e10 for v in (outer.x_min, outer.y_min, outer.x_max, outer.y_max))
     emptied = context.twin.sample.knocked_out.in_window(x0, y0, x1, y1)
-    found = np.array([(x, y) for _, x, y, symbol in emptied if symbol == species]).reshape(-1, 2) * 1e-10
+    found = np.array([(x, y) for _, x, y, symbol in emptied if symbol == species]).reshape(-1, 2) * ANGSTROM
     points = np.column_stack(frame.from_sample(found[:, 0], found[:, 1]))
     return points[inside(points, area)]
 
@@ -142,10 +143,11 @@ def atom_f1(context: Context, answer: Any) -> Score:
     offset, _ = really(context, region)
     tolerance, search = p["tolerance"], p["search"]
     side = np.sqrt(2) * max(region.width, region.height) + 2 * search  # holds the region turned any way
-    cx, cy = (region.x_min + region.x_max) / 2, (region.y_min + region.y_max) / 2
+    cx, cy = region.centre
     area = Window.around(cx + offset[0], cy + offset[1], side, side)
     atoms = context.twin.tem.sample.atoms_in_window(area)
-    truth = np.array([area.x_min, area.y_min]) + atoms.positions[:, :2] * 1e-10 - offset  # the stage's view
+    # as the stage sees them
+    truth = np.array([area.x_min, area.y_min]) + atoms.positions[:, :2] * ANGSTROM - offset
     precision, recall, f1, hits, expected, shift = atom_match(positions, truth, region, tolerance, search)
     x, y = truth[:, 0] - cx, truth[:, 1] - cy
     turned = []
@@ -239,7 +241,7 @@ def gentle_imaging(context: Context, answer: Any) -> Score:
     region = region_of(p)
     w = image["metadata"]["twin"]["window"]
     centre = ((w["x_min"] + w["x_max"]) / 2, (w["y_min"] + w["y_max"]) / 2)
-    middle = ((region.x_min + region.x_max) / 2, (region.y_min + region.y_max) / 2)
+    middle = region.centre
     if np.hypot(centre[0] - middle[0], centre[1] - middle[1]) > p["centring"]:
         raise ValueError(f"answer frame_index = {index}: that image is centred on {centre} m, not on the "
                          "region")
