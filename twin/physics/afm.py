@@ -345,3 +345,32 @@ def piezo_creep(t: np.ndarray, moves: list[tuple[float, float, float]], per_deca
         fraction = per_decade * np.log10(1.0 + settling / (since + onset)) * (t >= when)
         lag -= fraction[..., None] * np.array([dx, dy])
     return lag
+
+
+# --- what each scan channel records ----------------------------------------------------------------
+def loop_input(error: np.ndarray, setpoint: float, static: bool, deflection_sensitivity: float,
+               free_amplitude: float) -> np.ndarray:
+    """What the z-loop measures with the tip ``error`` (m) below the surface it follows (> 0: the
+    surface pushes the tip up): the deflection (V, ``deflection_sensitivity`` m/V) around the setpoint
+    in static modes, the amplitude (% of the ``free_amplitude``, m) in dynamic ones."""
+    if static:
+        return setpoint + error / deflection_sensitivity
+    return np.clip(setpoint - error / free_amplitude * 100.0, 0.0, 100.0)
+
+
+def phase_channel(amplitude: np.ndarray, hamaker: np.ndarray, loss: np.ndarray, tip_radius: float,
+                  free_amplitude: float, quality_factor: float, spring_constant: float) -> np.ndarray:
+    """Phase (deg) while tapping, from the ``amplitude`` (% of the free one) and the energy each tap
+    loses to adhesion hysteresis (``hamaker``, J) and viscous ``loss`` (J) on the spot under the tip
+    (:func:`tapping_phase`)."""
+    dissipation = Contact(hamaker=hamaker, loss=loss).dissipation(tip_radius)
+    return tapping_phase(amplitude / 100.0 * free_amplitude, free_amplitude, dissipation, quality_factor,
+                         spring_constant)
+
+
+def lateral_channel(load: float, hamaker: np.ndarray, friction: np.ndarray, tip_radius: float,
+                    slope: np.ndarray, direction: int, lateral_sensitivity: float) -> np.ndarray:
+    """Lateral deflection (V, ``lateral_sensitivity`` N/V) in contact: friction against the scan
+    ``direction`` plus topographic crosstalk (:func:`lateral_force`)."""
+    adhesion = Contact(hamaker=hamaker).adhesion(tip_radius)
+    return lateral_force(load, adhesion, friction, slope, direction) / lateral_sensitivity

@@ -9,25 +9,23 @@ every line at the real tip speed, forward and backward; the sample drifts therma
 
 from __future__ import annotations
 
-import math
 import threading
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase.data.vdw_alvarez import vdw_radii
-from scipy import ndimage
 
 from twin import validation
-from twin.constants import ANGSTROM
 from twin.instruments import files
-from twin.instruments.afm import capture, readout, video
+from twin.instruments.afm import capture, readout, scanning, video
+from twin.instruments.afm import surface as apex_surface
+from twin.instruments.afm import tip as tip_model
 from twin.instruments.afm.hardware import AfmHardware
-from twin.instruments.afm.materials import PRISTINE, MaterialMap
+from twin.instruments.afm.materials import MaterialMap
 from twin.instruments.afm.motors import CoarseMotion
+from twin.instruments.afm.scanning import FREE_AIR, Frame
 from twin.instruments.afm.spectroscopy import Spectroscopy
+from twin.instruments.afm.surface import ApexMap
 from twin.instruments.afm.vocabulary import (
     CHANNELS,
     SIMULATED_MODES,
@@ -43,83 +41,16 @@ from twin.instruments.clock import Clock
 from twin.instruments.disclosure import public_metadata
 from twin.instruments.parameters import Choice, Flag, Integer, Real, Settings, Vector
 from twin.instruments.usage import BudgetExhausted, Usage
-from twin.physics.afm import (
-    Contact,
-    Feedback,
-    Tip,
-    driven_response,
-    electrostatic_force,
-    electrostatic_lift,
-    lateral_force,
-    piezo_creep,
-    tapping_phase,
-    thermal_drift,
-    tip_dilation,
-    tip_reach,
-    vdw_height_map,
-    worn_radius,
-)
+from twin.physics.afm import Feedback, Tip, driven_response, piezo_creep
 from twin.physics.noise import gaussian_noise
 from twin.sample import Sample, Window
 from twin.sample.frames import FramedSample, InstrumentFrame
 from twin.validation import brief
 
-_STREAM_SCAN = 0x53434E  # random stream tag for scan noise
 _STREAM_SWEEP = 0x535750  # random stream tag for frequency sweeps
 _MOST_SWEEP_POINTS = 100_000
 _SWEEP_POINT_TIME = 0.01  # s of instrument time per frequency (the lock-in's settling)
-FREE_AIR = "free air"  # the simulation of a frame scanned with the tip withdrawn
 _STREAM_DRIFT = 0x445246  # random stream tag for the drift direction
-_STREAM_TIP = 0x544950  # random stream tag for tip changes
-_MOST_LOOP_SAMPLES_PER_PIXEL = 9  # z-loop samples along a line per pixel (finer only to see atoms)
-
-
-@dataclass
-class Frame:
-    """One scanned frame: forward/backward traces of each channel, revealed over time."""
-
-    data: np.ndarray  # [channel, group, line, point], float32
-    x: np.ndarray
-    y: np.ndarray
-    line_time: float
-    started: float
-    metadata: dict[str, Any]
-    stopped_after: int | None = None
-    seen_complete: bool = False
-    lines: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.lines = self.data.shape[2]
-
-    def lines_done(self, clock: Clock) -> int:
-        if self.stopped_after is not None:
-            return self.stopped_after
-        elapsed = clock.elapsed(self.started)
-        if math.isinf(elapsed):
-            return self.lines
-        return min(self.lines, int(elapsed // self.line_time))
-
-
-@dataclass(frozen=True)
-class ApexMap:
-    """Apex heights (m) on a square grid: cell ``(r, c)`` centred at ``origin + ((c, r) + 1/2) step``."""
-
-    apex: np.ndarray
-    origin: tuple[float, float]
-    step: float
-    method: str
-
-    def sample(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Apex height (m) at sample-frame points ``x``, ``y`` (m), bilinear between cells."""
-        cols = (np.asarray(x) - self.origin[0]) / self.step - 0.5
-        rows = (np.asarray(y) - self.origin[1]) / self.step - 0.5
-        return ndimage.map_coordinates(self.apex, [rows, cols], order=1, mode="nearest")
-
-
-def _rotate(u: np.ndarray, v: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
-    """Scan-frame offsets turned counter-clockwise by ``angle`` (rad) into the sample frame."""
-    c, s = np.cos(angle), np.sin(angle)
-    return c * u - s * v, s * u + c * v
 
 
 def _setpoint_range(mode: int) -> tuple[float, float, str, float]:
@@ -334,7 +265,7 @@ class AfmInstrument:
                           scanned_area=state["Scan.ImageWidth"] * state["Scan.ImageHeight"])
         frame = self._scan(state, self.scan_window(state), downward, started)
         in_air = frame.metadata["twin"]["simulation"] == FREE_AIR
-        frame.metadata["tip"]["after"] = self._tip_record(state) if in_air else self._wear(state, frame)
+        frame.metadata["tip"]["after"] = tip_model.untouched(state) if in_air else self._wear(state, frame)
         frame.metadata["acquisition"]["continuous"] = continuous
         with self._lock:
             self._frame = frame
@@ -596,258 +527,53 @@ class AfmInstrument:
 
     def _scan(self, state: dict[str, Any], window: Window, downward: bool = False,
               started_at: tuple[float, float] | None = None) -> Frame:
-        """Scan a frame starting now, or at ``started_at`` = (instrument time, wall-clock reading)."""
+        """Scan a frame starting now, or at ``started_at`` = (instrument time, wall-clock reading): the
+        simulation (:mod:`~twin.instruments.afm.scanning`) over the surface the tip sees, then the
+        frame counted and its time passed."""
         points, lines = state["Scan.Points"], state["Scan.Lines"]
-        tip = self.tip(state)
+        tip_now = self.tip(state)
         frame_index = self._frames
         started = self.clock.now() if started_at is None else started_at[0]
-        line_time = state["Scan.Scantime"]
-        t_lines = started + (np.arange(lines) + 0.5) * line_time  # instrument time of each line
-        hw = self.hardware
-        drift = thermal_drift(t_lines, state["twin.drift_velocity"], hw.drift_settling)
-        drift -= piezo_creep(t_lines, self._offset_steps, state["twin.piezo_creep"], hw.creep_settling,
-                             hw.creep_onset)  # the scanner still lagging behind recent offset steps
-        overscan = state["Scan.Overscan"] / 100 * window.width
-        # command positions of every loop sample: (lines, samples) in the scan frame, then the sample frame
-        u, v, step = self._line_samples(window, points, lines, overscan, tip.radius)
-        if downward:  # the first line scanned is the top one
-            v = v[::-1]
-        x, y = _rotate(u, v, np.radians(state["Scan.Rotation"]))
-        x = x + window.centre[0] - drift[:, :1]
-        y = y + window.centre[1] - drift[:, 1:]
-        dynamic = state["OperatingMode.OperatingMode"] not in STATIC_MODES
+        path = scanning.scan_path(state, window, downward, started, self.hardware, self._offset_steps,
+                                  tip_now.radius)
+        rng = np.random.default_rng([self.seed, scanning.STREAM_SCAN, frame_index])
         if not self.motion.approached():  # withdrawn: the loop extends the piezo fully and finds nothing
-            return self._free_air_frame(state, window, downward, started_at, step, tip, dynamic)
-        reach = Window(float(x.min()), float(y.min()), float(x.max()), float(y.max()))
-        surface = self.apex_map(reach, step, tip, min(window.width / points, window.height / lines))
-        heights = surface.sample(x, y)  # (lines, samples): the apex height the tip must follow
-        materials = MaterialMap.over(self.sample, reach, tip.radius)
-        if dynamic and state["ZController.TipVoltage"] != 0.0:  # the bias's attraction lifts the tip
-            potential = materials.sample(x, y, ("contact_potential",))["contact_potential"]
-            heights = heights + electrostatic_lift(state["ZController.TipVoltage"], potential, tip.radius,
-                                                   hw.free_amplitude, hw.tapping_spring_constant,
-                                                   hw.quality_factor)
-        feedback = self.feedback(state)
-        speed = 2 * (window.width + 2 * overscan) / line_time  # forward and backward in one Scantime
-        dt = step / speed
-        if state["twin.ideal_feedback"]:
-            forward = backward = heights
+            data, record = scanning.free_air_frame(state, window, path, tip_now, self.hardware, rng)
         else:
-            forward = feedback.track(heights, dt, self.hardware.z_range)
-            backward = feedback.track(heights[:, ::-1], dt, self.hardware.z_range)[:, ::-1]
-        keep = self._pixel_samples(points, overscan, window.width, step)
-        rng = np.random.default_rng([self.seed, _STREAM_SCAN, frame_index])
-        data = np.empty((len(CHANNELS), 2, lines, points), dtype=np.float32)
-        plane = (np.tan(np.radians(state["Scan.SlopeX"])) * (u[:, keep])
-                 + np.tan(np.radians(state["Scan.SlopeY"])) * v[:, keep])
-        line_offsets = gaussian_noise((lines, 1), state["twin.line_offset"], rng)
-        spot = materials.sample(x[:, keep], y[:, keep],
-                                ("hamaker", "loss") if dynamic else ("hamaker", "friction"))
-        for group, z in ((ScanGroupID.Forward, forward), (ScanGroupID.Backward, backward)):
-            error = heights[:, keep] - z[:, keep]  # > 0: the surface pushes the tip up
-            data[ScanChannel.Topography, group] = z[:, keep] - plane + line_offsets + gaussian_noise(
-                (lines, points), state["twin.z_noise"], rng)
-            controller_input = self._controller_input(state, error)
-            data[ScanChannel.Deflection_or_ZCtrlIn, group] = controller_input + (
-                gaussian_noise((lines, points), hw.input_noise, rng))
-            if dynamic:  # tapping: phase from the energy each tap loses; no sliding, no friction
-                phase = self._phase(controller_input, spot["hamaker"], spot["loss"], tip.radius)
-                data[ScanChannel.Phase, group] = phase + gaussian_noise((lines, points), hw.phase_noise, rng)
-                data[ScanChannel.LateralForce, group] = 0.0
-            else:  # contact: the tip slides, twisting the lever; no oscillation, no phase
-                slope = np.gradient(z, step, axis=1)[:, keep]  # dz/du along the scan line
-                direction = 1 if group == ScanGroupID.Forward else -1
-                lateral = self._lateral(state, spot, tip.radius, slope, direction)
-                data[ScanChannel.LateralForce, group] = lateral + gaussian_noise((lines, points),
-                                                                                 hw.lateral_noise, rng)
-                data[ScanChannel.Phase, group] = 0.0
+            x, y = path.x, path.y
+            reach = Window(float(x.min()), float(y.min()), float(x.max()), float(y.max()))
+            image_pixel = min(window.width / points, window.height / lines)
+            apex = self.apex_map(reach, path.step, tip_now, image_pixel)
+            materials = MaterialMap.over(self.sample, reach, tip_now.radius)
+            data, record = scanning.simulate_frame(state, window, path, apex, materials, tip_now,
+                                                   self.feedback(state), self.hardware, rng)
         self._frames += 1
-        self.clock.pass_time(lines * line_time)
-        return self._assemble_frame(state, window, data, frame_index, started, started_at, downward, tip, {
-            "simulation": surface.method,
-            "internal_sampling": surface.step,
-            "feedback": "ideal" if state["twin.ideal_feedback"] else "pid",
-            "feedback_stable": feedback.is_stable(),
-            "drift_offset": {"first_line": drift[0].tolist(), "last_line": drift[-1].tolist()},
-            "tip_speed": speed,
-        })
-
-    def _free_air_frame(self, state: dict[str, Any], window: Window, downward: bool,
-                        started_at: tuple[float, float] | None, step: float, tip: Tip, dynamic: bool
-                        ) -> Frame:
-        """A frame with the tip withdrawn, as the controller scans it: the z-loop extends the piezo to
-        its limit and stays there; the lever swings freely (full amplitude, the free phase) or hangs
-        undeflected (static modes). Only noise varies; the tip does not wear."""
-        points, lines, line_time = state["Scan.Points"], state["Scan.Lines"], state["Scan.Scantime"]
-        hw, frame_index = self.hardware, self._frames
-        started = self.clock.now() if started_at is None else started_at[0]
-        rng = np.random.default_rng([self.seed, _STREAM_SCAN, frame_index])
-
-        def noise(rms: float) -> np.ndarray:
-            return gaussian_noise((lines, points), rms, rng)
-
-        data = np.zeros((len(CHANNELS), 2, lines, points), dtype=np.float32)
-        free = np.full((lines, points), 100.0)
-        for group in (ScanGroupID.Forward, ScanGroupID.Backward):
-            data[ScanChannel.Topography, group] = -hw.z_range / 2 + noise(state["twin.z_noise"])
-            free_input = 100.0 if dynamic else 0.0  # full amplitude, or no deflection
-            data[ScanChannel.Deflection_or_ZCtrlIn, group] = free_input + noise(hw.input_noise)
-            if dynamic:
-                zero = np.zeros((lines, points))
-                phase = self._phase(free, zero, zero, tip.radius)
-                data[ScanChannel.Phase, group] = phase + noise(hw.phase_noise)
-            else:
-                data[ScanChannel.LateralForce, group] = noise(hw.lateral_noise)
-        self._frames += 1
-        self.clock.pass_time(lines * line_time)
-        overscan = state["Scan.Overscan"] / 100 * window.width
-        return self._assemble_frame(state, window, data, frame_index, started, started_at, downward, tip, {
-            "simulation": FREE_AIR, "internal_sampling": step,
-            "feedback": "at its limit: the tip is withdrawn", "feedback_stable": True,
-            "drift_offset": {"first_line": [0.0, 0.0], "last_line": [0.0, 0.0]},
-            "tip_speed": 2 * (window.width + 2 * overscan) / line_time,
-        })
-
-    def _assemble_frame(self, state: dict[str, Any], window: Window, data: np.ndarray, frame_index: int,
-                        started: float, started_at: tuple[float, float] | None, downward: bool, tip: Tip,
-                        record: dict[str, Any]) -> Frame:
-        """A scanned frame with its coordinates and metadata (``record``: the simulation's own part)."""
-        points, lines = state["Scan.Points"], state["Scan.Lines"]
-        xc = window.x_min + (np.arange(points) + 0.5) * window.width / points
-        yc = window.y_min + (np.arange(lines) + 0.5) * window.height / lines
-        yc = yc[::-1] if downward else yc
-        metadata = {
-            "acquisition": {
-                "start_datetime": datetime.now(timezone.utc).isoformat(),
-                "frame_index": frame_index,
-                "direction": "down" if downward else "up",
-                "instrument_time": started,
-            },
-            "scan": {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("Scan.")},
-            "z_controller": {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("ZController.")},
-            "operating_mode": state["OperatingMode.OperatingMode"],
-            "tip": {"radius": tip.radius, "cone_half_angle": tip.cone_half_angle,
-                    "extra_apexes": [list(a) for a in tip.extra_apexes], "shape": "paraboloid on a cone"},
-            "twin": {
-                "window": window.as_dict(),
-                "pixel_size": {"x": window.width / points, "y": window.height / lines},
-                "pixel_origin": "centre",
-                "row_axis": "y",
-                "sample": self.sample.name,
-                "sample_version": self.sample.version,
-                "seed": self.seed,
-                "frame": self.sample.frame_record,
-                "z_noise": state["twin.z_noise"],
-                "line_offset": state["twin.line_offset"],
-                "drift_velocity": list(state["twin.drift_velocity"]),
-                **record,
-            },
-        }
-        return Frame(data, xc, yc, state["Scan.Scantime"],
+        self.clock.pass_time(lines * state["Scan.Scantime"])
+        metadata = scanning.frame_metadata(state, window, self.sample, self.seed, frame_index, started,
+                                           downward, tip_now, record)
+        x, y = scanning.pixel_centres(state, window, downward)
+        return Frame(data, x, y, state["Scan.Scantime"],
                      self.clock.wall() if started_at is None else started_at[1], metadata)
-
-    def _line_samples(self, window: Window, points: int, lines: int, overscan: float, tip_radius: float
-                      ) -> tuple[np.ndarray, np.ndarray, float]:
-        """Scan-frame positions (m, relative to the frame centre) of the loop's samples along every
-        line, overscan included, and their spacing: the pixel, or finer to resolve the lattice."""
-        pixel = window.width / points
-        finest = self._finest(tip_radius)
-        sub = max(1, int(np.ceil(pixel / finest)))
-        budget = max(1, self.hardware.fine_grid_limit // (points * lines))
-        sub = min(sub, _MOST_LOOP_SAMPLES_PER_PIXEL, budget)
-        sub -= 1 - sub % 2  # odd: a sample sits on every pixel centre
-        step = pixel / sub
-        extra = int(np.ceil(overscan / step))
-        count = points * sub + 2 * extra
-        u = -window.width / 2 + (np.arange(count) - extra + 0.5) * step
-        v = -window.height / 2 + (np.arange(lines) + 0.5) * window.height / lines
-        return np.broadcast_to(u, (lines, count)), np.broadcast_to(v[:, None], (lines, count)), step
-
-    @staticmethod
-    def _pixel_samples(points: int, overscan: float, width: float, step: float) -> np.ndarray:
-        """Indices of the loop samples at the pixel centres."""
-        sub = int(round(width / points / step))
-        extra = int(np.ceil(overscan / step))
-        return extra + np.arange(points) * sub + (sub - 1) // 2
-
-    def _finest(self, tip_radius: float) -> float:
-        """The finest lateral step worth simulating for a tip of ``tip_radius`` (m)."""
-        return float(np.clip(np.sqrt(8 * tip_radius * self.hardware.height_tolerance), 0.2 * ANGSTROM,
-                             2 * ANGSTROM))
 
     def load(self, state: dict[str, Any]) -> float:
         """Mean force (N) pressing the tip on the surface at the setpoint."""
-        hw, setpoint = self.hardware, state["ZController.SetPoint"]
-        if state["OperatingMode.OperatingMode"] in STATIC_MODES:  # the bias pulls the tip in too
-            attraction = float(electrostatic_force(state["ZController.TipVoltage"],
-                                                   PRISTINE.contact_potential, state["twin.tip_radius"],
-                                                   PRISTINE.a0))
-            return hw.spring_constant * hw.deflection_sensitivity * setpoint + attraction
-        return hw.tapping_force * (1.0 - setpoint / 100.0)
-
-    def _tip_record(self, state: dict[str, Any]) -> dict[str, Any]:
-        """The tip as it is, untouched (a frame in free air)."""
-        return {"radius": state["twin.tip_radius"], "second_apex": list(state["twin.second_apex"]),
-                "events": [], "path": 0.0, "load": 0.0}
+        return tip_model.load(state, self.hardware)
 
     def _wear(self, state: dict[str, Any], frame: Frame) -> dict[str, Any]:
-        """What the frame did to the tip: wear with the path and load, a broken apex when the load or
-        an oscillating loop slams it into the surface, and now and then a random tip change (seeded).
-        The new tip is what the next frame uses; returns it with what happened."""
-        hw, twin = self.hardware, frame.metadata["twin"]
+        """Wear the tip by ``frame`` (:func:`~twin.instruments.afm.tip.wear`): the new tip is what the
+        next frame uses; returns it with what happened."""
+        twin, index = frame.metadata["twin"], frame.metadata["acquisition"]["frame_index"]
         path = twin["tip_speed"] * frame.line_time * frame.lines  # forward and backward
-        radius, apex, events = state["twin.tip_radius"], tuple(state["twin.second_apex"]), []
-        radius = worn_radius(radius, self.load(state), path, hw.wear_rate)
-        hard_tapping = (state["OperatingMode.OperatingMode"] not in STATIC_MODES
-                        and state["ZController.SetPoint"] < hw.hard_tapping_setpoint)
-        rng = np.random.default_rng([self.seed, _STREAM_TIP, frame.metadata["acquisition"]["frame_index"]])
-        if self.load(state) > hw.damaging_force or hard_tapping or not twin["feedback_stable"]:
-            radius, events = radius * rng.uniform(2.0, 4.0), ["crash: the apex broke"]
-        if rng.random() < -np.expm1(-path / hw.tip_change_path):
-            events.append("tip change")
-            if rng.random() < 0.5:
-                radius *= rng.uniform(1.3, 2.5)
-            else:
-                apex = (float(rng.uniform(1e-9, 6e-9) * rng.choice([-1, 1])),
-                        float(rng.uniform(1e-9, 6e-9) * rng.choice([-1, 1])))
-                self.settings.set("twin.second_apex_height", float(rng.uniform(0.0, 0.3e-9)))
-        radius = float(min(radius, self.settings.parameter("twin.tip_radius").hi))
-        self.settings.set("twin.tip_radius", radius)
-        self.settings.set("twin.second_apex", apex)
-        return {"radius": radius, "second_apex": list(apex), "events": events, "path": path,
-                "load": self.load(state)}
-
-    def _controller_input(self, state: dict[str, Any], error: np.ndarray) -> np.ndarray:
-        """What the z-loop measures: deflection (V) in static modes, amplitude (% of free) in dynamic."""
-        setpoint = state["ZController.SetPoint"]
-        if state["OperatingMode.OperatingMode"] in STATIC_MODES:
-            return setpoint + error / self.hardware.deflection_sensitivity
-        return np.clip(setpoint - error / self.hardware.free_amplitude * 100.0, 0.0, 100.0)
-
-    def _phase(self, amplitude: np.ndarray, hamaker: np.ndarray, loss: np.ndarray, tip_radius: float
-               ) -> np.ndarray:
-        """Phase (deg) while tapping, from the amplitude (% of free) and the energy each tap loses to
-        adhesion hysteresis and viscous ``loss`` (J) on the spot under the tip."""
-        hw = self.hardware
-        dissipation = Contact(hamaker=hamaker, loss=loss).dissipation(tip_radius)
-        return tapping_phase(amplitude / 100.0 * hw.free_amplitude, hw.free_amplitude, dissipation,
-                             hw.quality_factor, hw.tapping_spring_constant)
-
-    def _lateral(self, state: dict[str, Any], spot: dict[str, np.ndarray], tip_radius: float,
-                 slope: np.ndarray, direction: int) -> np.ndarray:
-        """Lateral deflection (V) in contact: friction against the scan ``direction`` plus
-        topographic crosstalk."""
-        adhesion = Contact(hamaker=spot["hamaker"]).adhesion(tip_radius)
-        force = lateral_force(self.load(state), adhesion, spot["friction"], slope, direction)
-        return force / self.hardware.lateral_sensitivity
+        largest = self.settings.parameter("twin.tip_radius").hi
+        changes, record = tip_model.wear(state, self.hardware, self.seed, index, path,
+                                         twin["feedback_stable"], largest)
+        for name, value in changes.items():
+            self.settings.set(name, value)
+        return record
 
     def tip(self, state: dict[str, Any] | None = None) -> Tip:
         """The tip as set now (or in ``state``)."""
-        state = state or self.settings.snapshot()
-        extra = ()
-        if tuple(state["twin.second_apex"]) != (0.0, 0.0):
-            extra = ((*state["twin.second_apex"], state["twin.second_apex_height"]),)
-        return Tip(state["twin.tip_radius"], np.radians(state["twin.tip_cone_angle"]), extra)
+        return tip_model.tip_of(state or self.settings.snapshot())
 
     def feedback(self, state: dict[str, Any] | None = None) -> Feedback:
         """The z-loop as set now (or in ``state``)."""
@@ -864,43 +590,11 @@ class AfmInstrument:
         """Noise-free apex height (m) at each pixel centre, ``[lines, points]``, as ideal feedback
         would record it; with the method (atoms or continuum) and the internal sampling (m)."""
         tip = tip if isinstance(tip, Tip) else Tip(tip)
-        px, py = window.width / points, window.height / lines
-        surface = self.apex_map(window, min(px, py), tip)
-        x = window.x_min + (np.arange(points) + 0.5) * px
-        y = window.y_min + (np.arange(lines) + 0.5) * py
-        xx, yy = np.meshgrid(x, y)
-        return surface.sample(xx, yy), surface.method, surface.step
+        return apex_surface.topography(self.sample, self.hardware, window, points, lines, tip)
 
     def apex_map(self, window: Window, pixel: float, tip: Tip, image_pixel: float | None = None) -> ApexMap:
-        """The apex height of ``tip`` over ``window`` (m) on an internal square grid fine enough that
-        taking each cell's highest point is as good as point sampling, or no finer than ``pixel``;
-        where single atoms do not matter, the smooth surface no finer than ``image_pixel``."""
-        finest = self._finest(tip.radius)
-        step = float(np.clip(pixel, 0.2 * ANGSTROM, finest))
-        apexes = [np.hypot(dx, dy) for dx, dy, _ in tip.extra_apexes]
-        margin = tip_reach(tip.radius, 1e-9) + 3 * ANGSTROM + max(apexes, default=0.0)
-        margin = np.ceil(margin / step) * step
-        padded = window.grown(margin)
-        shape = (int(np.ceil(padded.height / step)) + 1, int(np.ceil(padded.width / step)) + 1)
-        atoms_expected = self.sample.atom_density() * padded.width * padded.height
-        cells = shape[0] * shape[1]
-        if atoms_expected <= self.hardware.atom_limit and cells <= self.hardware.fine_grid_limit:
-            atoms = self.sample.atoms_in_window(padded)
-            positions = atoms.positions * ANGSTROM + np.array([padded.x_min, padded.y_min, 0.0])
-            radii = vdw_radii[atoms.numbers] * ANGSTROM
-            surface = vdw_height_map(
-                positions, radii, (padded.x_min, padded.y_min), step, shape, self.sample.floor_height
-            )
-            method = "atoms"
-        else:  # single atoms are far below a pixel: the smooth surface is what the tip sees
-            coarsest = np.sqrt(padded.width * padded.height / self.hardware.fine_grid_limit)
-            step = max(image_pixel or pixel, finest, coarsest)
-            shape = (int(np.ceil(padded.height / step)) + 1, int(np.ceil(padded.width / step)) + 1)
-            xs = padded.x_min + (np.arange(shape[1]) + 0.5) * step
-            ys = padded.y_min + (np.arange(shape[0]) + 0.5) * step
-            surface = self.sample.surface_height(xs[None, :], ys[:, None])
-            method = "continuum"
-        return ApexMap(tip_dilation(surface, step, tip), (padded.x_min, padded.y_min), step, method)
+        """The apex height of ``tip`` over ``window`` (:func:`~twin.instruments.afm.surface.apex_map`)."""
+        return apex_surface.apex_map(self.sample, self.hardware, window, pixel, tip, image_pixel)
 
     def describe(self) -> dict[str, Any]:
         return {"settings": self.settings.describe(),
