@@ -14,11 +14,15 @@ excitation (S in MoS2 below ~90 keV) is not included.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
+from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers, chemical_symbols
 from scipy import constants
+
+from twin.constants import ANGSTROM
 
 DISPLACEMENT_ENERGIES: dict[tuple[str, str], float] = {
     # Meyer et al., PRL 108, 196102 (2012): 21.14 eV fits the measured cross-sections
@@ -171,3 +175,48 @@ def largest_cross_section(symbols: Iterable[str], material: str, beam_energy: fl
         return 0.0
     velocity = vibration_velocity(masses, DEBYE_TEMPERATURES.get(material, 1000.0))
     return float(np.max(thermal_cross_section(beam_energy, numbers, masses, thresholds, velocity)))
+
+
+# --- knock-ons of an exposure ------------------------------------------------------------------------
+def displaced_in_area(atoms: Atoms, corner: tuple[float, float], inside: Callable[[Any, Any], Any],
+                      dose: float, beam_energy: float, material: str, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask of ``atoms`` (Å, relative to ``corner`` in m) knocked out by ``dose`` electrons per
+    m² wherever ``inside(x, y)`` holds (m), none elsewhere (:func:`displaced`)."""
+    x = corner[0] + atoms.positions[:, 0] * ANGSTROM
+    y = corner[1] + atoms.positions[:, 1] * ANGSTROM
+    doses = np.where(inside(x, y), dose, 0.0)
+    return displaced(atoms.numbers, doses, beam_energy, material, rng)
+
+
+def sampled_knock_ons(bounds: tuple[float, float, float, float], inside: Callable[[Any, Any], Any],
+                      dose: float, beam_energy: float, material: str, sigma: float, atoms_per_area: float,
+                      reach: float, atoms_around: Callable[[float, float], Atoms], rng: np.random.Generator,
+                      most_hits: int) -> Atoms | None:
+    """The atoms knocked out over an area too large to list its atoms (``bounds`` = x_min, y_min, x_max,
+    y_max in m, holding ``atoms_per_area`` atoms per m²): displacing collisions fall as a Poisson
+    process at the largest species' rate ``sigma dose`` per atom (at most ``most_hits``), each on the
+    atom nearest to it, kept with that atom's own cross-section over the largest (thinning). An atom is
+    then displaced at least once with probability ``1 - exp(-sigma_i dose)``, as when every atom is
+    drawn. ``atoms_around(x, y)`` gives the atoms in the square of side ``2 reach`` (m) around a point
+    (Å, relative to its corner). Returns the atoms (Å, relative to the area's corner), or None."""
+    x_min, y_min, x_max, y_max = bounds
+    hits = rng.poisson(atoms_per_area * (x_max - x_min) * (y_max - y_min) * sigma * dose)
+    hits = min(hits, most_hits)
+    x = rng.uniform(x_min, x_max, hits)
+    y = rng.uniform(y_min, y_max, hits)
+    keep = inside(x, y)
+    chosen = []
+    for px, py in zip(x[keep], y[keep], strict=True):
+        near = atoms_around(px, py)
+        if len(near):
+            nearest = int(np.argmin(np.hypot(*(near.positions[:, :2].T - reach / ANGSTROM))))
+            near = near[[nearest]]
+            near.positions[:, :2] += (np.array([px, py]) - reach - [x_min, y_min]) / ANGSTROM
+            chosen.append(near)
+    if not chosen:
+        return None
+    atoms = chosen[0]
+    for more in chosen[1:]:
+        atoms.extend(more)
+    own = cross_sections(atoms.numbers, material, beam_energy)
+    return atoms[rng.random(len(atoms)) < own / sigma]

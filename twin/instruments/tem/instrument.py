@@ -25,6 +25,7 @@ from twin.instruments.parameters import Choice, Flag, Integer, Real, Settings, V
 from twin.instruments.tem import apertures, autofunctions
 from twin.instruments.tem.hardware import CAMERA_LENGTHS, NOMINAL_MAGNIFICATIONS, Camera, TemHardware
 from twin.instruments.tem.imaging import DiffractionGeometry, HrtemSimulator, atoms_in_view
+from twin.instruments.tem.metadata import Exposure, acquisition_metadata
 from twin.instruments.tem.scanning import MODES, SHORTEST_DWELL, Scan, StemSimulator, scan_region
 from twin.instruments.tem.spectroscopy import EdsSpectrometer
 from twin.instruments.tem.stage import Stage
@@ -32,7 +33,7 @@ from twin.instruments.usage import Usage
 from twin.instruments.work import Cost, Job, Limits, duration, fft_seconds_per_unit, fft_units
 from twin.physics import stem as stem_physics
 from twin.physics.ctf import Aberrations, electron_wavelength
-from twin.physics.damage import cross_sections, displaced, largest_cross_section
+from twin.physics.damage import displaced, displaced_in_area, largest_cross_section, sampled_knock_ons
 from twin.physics.detectors import UINT16_MAX, camera_counts, counting_counts, psf_sigma, shot_noise
 from twin.physics.tem import SimulationGrid
 from twin.sample import Sample, Window
@@ -213,6 +214,23 @@ class TemInstrument:
             self._parked_since = self.clock.now()  # the acquisition counted its own electrons
             self._acquire_lock.release()
 
+    @contextlib.contextmanager
+    def _exposure(self, task: str, cost: Cost, beam_on_specimen: bool, electrons: float,
+                  seconds: float) -> Iterator[Exposure]:
+        """The sequence every acquisition follows: charge the budget ``electrons`` (when the beam is
+        on the specimen), hold the microscope (:meth:`_working`) and give the frame its index; once the
+        body has recorded it, count the frame and pass ``seconds`` of instrument time. A body that
+        raises leaves the frame uncounted and the clock where it was."""
+        if beam_on_specimen:
+            self.usage.charge(electrons=electrons)
+        started = datetime.now(timezone.utc)
+        with self._working(task, cost) as job:
+            exposure = Exposure(self._frames, job, started)  # counted only once the frame exists
+            yield exposure
+            self._frames += 1
+            self.clock.advance(seconds)
+        exposure.finished = datetime.now(timezone.utc)
+
     def settle_parked_beam(self) -> int:
         """Deposit the electrons a parked, unblanked STEM probe gave the specimen since the last
         command (with a running clock, ``--time-scale`` > 0, a probe held still writes into the sample
@@ -287,6 +305,11 @@ class TemInstrument:
         for other, changed in also.items():
             self.settings.set(other, changed)
         return result
+
+    @property
+    def defocus_reference(self) -> float:
+        """The focus (m) that reads as zero defocus (:meth:`reset_defocus`)."""
+        return self._defocus_reference
 
     def reset_defocus(self) -> None:
         """Make the current focus read as zero defocus (the focus itself does not change)."""
@@ -423,20 +446,13 @@ class TemInstrument:
         self.limits.check(task, plan.cost, "use a smaller size or a lower magnification")
         beam_on = self.beam_reaches(state, cam.name)
         dose = self._dose_per_area(state, exposure, plan.beam_diameter)
-        if self._beam_on_specimen(state):
-            self.usage.charge(electrons=self.beam_current(state) * exposure / constants.e)
-
-        started = datetime.now(timezone.utc)
-        with self._working(task, plan.cost):
-            frame_index = self._frames  # counted only once the frame exists
+        electrons = self.beam_current(state) * exposure / constants.e
+        with self._exposure(task, plan.cost, self._beam_on_specimen(state), electrons, exposure) as taken:
             expected = plan.electrons(dose) if beam_on else np.zeros((size, size))
-            rng = np.random.default_rng([self.seed, _STREAM_CAMERA, frame_index])
+            rng = np.random.default_rng([self.seed, _STREAM_CAMERA, taken.frame_index])
             data = self._record(cam, expected, exposure, cam.pixels // size, rng)
-            knocked_out = self._irradiate_disk(state, plan, dose, frame_index)
-            self._frames += 1
-            self.clock.advance(exposure)
-        finished = datetime.now(timezone.utc)
-        metadata = self._metadata(state, stage, frame_index, started, finished, plan.method)
+            knocked_out = self._irradiate_disk(state, plan, dose, taken.frame_index)
+        metadata = self._metadata(state, stage, taken, plan.method)
         metadata["binary_result"] = {
             "pixel_size": {"x": plan.pixel_size, "y": plan.pixel_size},
             "pixel_size_unit": plan.pixel_unit,
@@ -647,12 +663,9 @@ class TemInstrument:
         task = f"{article} {method} STEM scan of {rows} x {cols} pixels with {names}"
         self.limits.check(task, cost, "use a smaller size, fewer detectors"
                           + (" or mode 'interactive'" if method in ("exact", "prism") else ""))
-        if self._beam_on_specimen(state):
-            self.usage.charge(electrons=self.beam_current(state) * frame_time / constants.e)
-
-        started = datetime.now(timezone.utc)
-        with self._working(task, cost) as job:
-            frame_index = self._frames  # counted only once the frame exists
+        charged = self.beam_current(state) * frame_time / constants.e
+        with self._exposure(task, cost, self._beam_on_specimen(state), charged, frame_time) as taken:
+            frame_index, job = taken.frame_index, taken.job
             if beam_on:
                 signals = self.stem.signals(scan, energy, state["optics.convergence_angle"],
                                             aberrations, chosen, method, tilt, job.step)
@@ -678,12 +691,9 @@ class TemInstrument:
                     scan.bounding_window(0.0), lambda x, y: _inside(scan.to_scan(x, y), corner, extent),
                     electrons / scan.step**2, energy, frame_index,
                 )
-            self._frames += 1
-            self.clock.advance(frame_time)
-        finished = datetime.now(timezone.utc)
         images = []
         for detector in chosen:
-            metadata = self._metadata(state, stage, frame_index, started, finished, method)
+            metadata = self._metadata(state, stage, taken, method)
             metadata["binary_result"] = {
                 "pixel_size": {"x": scan.step, "y": scan.step}, "pixel_size_unit": "m",
                 "image_size": {"x": cols, "y": rows}, "detector": detector.name, "bit_depth": 16,
@@ -733,49 +743,30 @@ class TemInstrument:
 
     def _irradiate(self, area: Window, inside: Any, dose: float, energy: float, frame_index: int) -> int:
         """Knock atoms out of the shared sample: ``dose`` electrons per m² wherever ``inside(x, y)``
-        holds within ``area``. Returns how many atoms left; later images of either instrument lack them."""
+        holds within ``area`` (:mod:`twin.physics.damage`; every atom drawn, or over an area too large
+        to list its atoms the collisions sampled). Returns how many atoms left; later images of either
+        instrument lack them."""
         material = self.sample.crystal.name
         sigma = largest_cross_section(self.sample.species, material, energy)
         if sigma * dose < _NEGLIGIBLE_DISPLACEMENTS:
             return 0
         rng = np.random.default_rng([self.seed, _STREAM_DAMAGE, frame_index])
         if self.sample.atom_density() * area.width * area.height > self.hardware.damage_atom_limit:
-            return self._irradiate_sampled(area, inside, dose, energy, sigma, rng)
-        atoms = self.sample.atoms_in_window(area)
-        x = area.x_min + atoms.positions[:, 0] * 1e-10
-        y = area.y_min + atoms.positions[:, 1] * 1e-10
-        doses = np.where(inside(x, y), dose, 0.0)
-        return self.sample.remove_atoms(atoms[displaced(atoms.numbers, doses, energy, material, rng)])
+            reach = self.sample.lattice_spacing
 
-    def _irradiate_sampled(self, area: Window, inside: Any, dose: float, energy: float, sigma: float,
-                           rng: np.random.Generator) -> int:
-        """Knock-on damage over an area too large to list its atoms (low magnification): displacing
-        collisions fall as a Poisson process at the largest species' rate ``sigma dose`` per atom, each
-        on the atom nearest to it, kept with that atom's own cross-section over the largest (thinning).
-        An atom is then displaced at least once with probability ``1 - exp(-sigma_i dose)``, as when
-        every atom is drawn."""
-        hits = rng.poisson(self.sample.atom_density() * area.width * area.height * sigma * dose)
-        hits = min(hits, _MOST_SAMPLED_HITS)
-        x = rng.uniform(area.x_min, area.x_max, hits)
-        y = rng.uniform(area.y_min, area.y_max, hits)
-        keep = inside(x, y)
-        reach = self.sample.lattice_spacing
-        chosen = []
-        for px, py in zip(x[keep], y[keep], strict=True):
-            near = self.sample.atoms_in_window(Window.around(px, py, 2 * reach, 2 * reach))
-            if len(near):
-                nearest = int(np.argmin(np.hypot(*(near.positions[:, :2].T - reach / 1e-10))))
-                near = near[[nearest]]
-                near.positions[:, :2] += (np.array([px, py]) - reach - [area.x_min, area.y_min]) / 1e-10
-                chosen.append(near)
-        if not chosen:
-            return 0
-        atoms = chosen[0]
-        for more in chosen[1:]:
-            atoms.extend(more)
-        atoms.info["window"] = area.as_dict()
-        own = cross_sections(atoms.numbers, self.sample.crystal.name, energy)
-        return self.sample.remove_atoms(atoms[rng.random(len(atoms)) < own / sigma])
+            def atoms_around(x: float, y: float) -> Any:
+                return self.sample.atoms_in_window(Window.around(x, y, 2 * reach, 2 * reach))
+
+            bounds = (area.x_min, area.y_min, area.x_max, area.y_max)
+            hit = sampled_knock_ons(bounds, inside, dose, energy, material, sigma, self.sample.atom_density(),
+                                    reach, atoms_around, rng, _MOST_SAMPLED_HITS)
+            if hit is None:
+                return 0
+            hit.info["window"] = area.as_dict()
+            return self.sample.remove_atoms(hit)
+        atoms = self.sample.atoms_in_window(area)
+        hit = displaced_in_area(atoms, (area.x_min, area.y_min), inside, dose, energy, material, rng)
+        return self.sample.remove_atoms(atoms[hit])
 
     def _beam_diameter(self, state: State, fov: float) -> float:
         """The TEM beam's diameter (m): at the default ``optics.intensity`` the condenser spreads it just
@@ -804,56 +795,9 @@ class TemInstrument:
         y = window.y_min + (np.arange(size) + 0.5) * pixel
         return ((x[None, :] - beam[0]) ** 2 + (y[:, None] - beam[1]) ** 2 <= radius**2).astype(np.float64)
 
-    def _metadata(self, state: State, stage: State, frame_index: int,
-                  started: datetime, finished: datetime, method: str) -> dict[str, Any]:
-        aberrations = self.aberrations(state, stage)
-        energy = state["source.acceleration_voltage"]
-        coherence = self.hardware.coherence(energy)
-        return {
-            "acquisition": {
-                "acquisition_id": f"TEM-{frame_index:06d}",
-                "acquisition_start_date_time": started.isoformat(),
-                "acquisition_date_time": finished.isoformat(),
-                "frame_index": frame_index,
-            },
-            "optics": {
-                "optical_mode": state["optics.optical_mode"],
-                "projector_mode": state["optics.projector_mode"],
-                "defocus": state["optics.focus"] - self._defocus_reference,
-                "focus": state["optics.focus"],
-                "acceleration_voltage": energy,
-                "spot_size_index": state["optics.spot_size_index"],
-                "beam_current": self.beam_current(state),
-                "objective_stigmator": {"x": state["optics.objective_stigmator"][0],
-                                        "y": state["optics.objective_stigmator"][1]},
-                "beam_shift": dict(zip("xy", state["optics.beam_shift"], strict=True)),
-                "image_shift": dict(zip("xy", state["optics.image_shift"], strict=True)),
-                "spherical_aberration": self.hardware.spherical_aberration,
-                "focal_spread": coherence.focal_spread,
-                "illumination_semiangle": coherence.angular_spread,
-                "beam_blanked": state["optics.beam_blanked"],
-                "beam_tilt": dict(zip("xy", state["optics.beam_tilt"], strict=True)),
-                "intensity": state["optics.intensity"],
-                "c2_lens_intensity": state["optics.intensity"],
-                "apertures": {m.name: (state[f"apertures.{m.name}.aperture"]
-                                       if state[f"apertures.{m.name}.inserted"] else None)
-                              for m in self.hardware.aperture_mechanisms},
-            },
-            "stage_settings": {"stage_position": stage},
-            "vacuum": {"column_valves_open": state["vacuum.column_valves_open"]},
-            "twin": {
-                "pixel_origin": "centre",
-                "row_axis": "y",
-                "sample": self.sample.name,
-                "sample_version": self.sample.version,
-                "seed": self.seed,
-                "frame": self.sample.frame_record,
-                "simulation": method,
-                "instrument_time": self.clock.now(),
-                "aberrations": {"C10": aberrations.C10, "C12": aberrations.C12, "phi12": aberrations.phi12,
-                                "C30": aberrations.C30},
-            },
-        }
+    def _metadata(self, state: State, stage: State, exposure: Exposure, method: str) -> dict[str, Any]:
+        """The metadata every acquisition starts from (see :mod:`twin.instruments.tem.metadata`)."""
+        return acquisition_metadata(self, state, stage, exposure, method)
 
     # --- auto functions ----------------------------------------------------------------------------
     def run_auto_function(self, name: Any, arguments: Any, reset_blanker: Any = False) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from twin import validation
 from twin.constants import ANGSTROM
 from twin.instruments.tem.hardware import EdsDetector
 from twin.instruments.tem.imaging import atoms_in_view
+from twin.instruments.tem.metadata import Exposure
 from twin.instruments.tem.scanning import SHORTEST_DWELL, Scan, scan_region
 from twin.instruments.work import Cost
 from twin.physics import stem as stem_physics
@@ -151,11 +152,9 @@ class EdsSpectrometer:
                 f"{LONGEST_REAL_TIME:g} s of real time: lower the beam current or the live time"
             )
         electrons = electrons_per_second * real
-        if beam_on:
-            tem.usage.charge(electrons=electrons)
-        started = datetime.now(timezone.utc)
-        with tem._working(f"an EDS spectrum of {live:.3g} s live time", Cost(0.0, 64 * readout.channels)):
-            frame_index = tem._frames  # counted only once the spectrum exists
+        task = f"an EDS spectrum of {live:.3g} s live time"
+        with tem._exposure(task, Cost(0.0, 64 * readout.channels), beam_on, electrons, real) as taken:
+            frame_index = taken.frame_index
             rng = np.random.default_rng([tem.seed, _STREAM_EDS, frame_index])
             expected = per_electron * electrons_per_second * live / segments
             counts = rng.poisson(np.broadcast_to(expected, (segments, readout.channels))).astype(np.uint32)
@@ -169,10 +168,7 @@ class EdsSpectrometer:
                 knocked_out = tem._irradiate(
                     disk, lambda x, y: (x - centre[0]) ** 2 + (y - centre[1]) ** 2 <= diameter**2 / 4,
                     electrons / (np.pi * diameter**2 / 4), energy, frame_index)
-            tem._frames += 1
-            tem.clock.advance(real)
-        finished = datetime.now(timezone.utc)
-        metadata = tem._metadata(state, stage, frame_index, started, finished, "eds")
+        metadata = tem._metadata(state, stage, taken, "eds")
         detectors = [{"detector_name": f"{readout.detector.name}{k + 1}", "segment": k + 1,
                       **readout.describe(), "live_time": live, "real_time": real,
                       "input_count_rate": float(rate), "dead_time_fraction": 1 - throughput}
@@ -310,7 +306,8 @@ class _SpectrumImageRecorder:
         pixel = np.concatenate(pixels) if pixels else np.zeros(0, np.uint32)
         channel = np.concatenate(channels) if channels else np.zeros(0, np.uint16)
         order = np.argsort(pixel, kind="stable")
-        metadata = tem._metadata(state, stage, frame_index, started, datetime.now(timezone.utc), "eds")
+        recorded = Exposure(frame_index, None, started, datetime.now(timezone.utc))
+        metadata = tem._metadata(state, stage, recorded, "eds")
         metadata["detectors"] = {"analytical_detector": [{
             "detector_name": readout.detector.name, **readout.describe(), "dwell_time": dwell_time,
             "mean_dead_time_fraction": float(1 - throughput.mean()),
