@@ -7,13 +7,20 @@ in the sample frame and each image's metadata records the transform.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
 
 from twin.constants import ANGSTROM
 from twin.sample.specimen import Defect, Sample, Window
+
+if TYPE_CHECKING:
+    from twin.sample.defects import DefectField, DefectSpec
+    from twin.sample.history import KnockOuts
+    from twin.sample.lattice import Crystal2D
+    from twin.sample.specimen import Layer
+    from twin.sample.support import HoleyCarbon
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,16 @@ class InstrumentFrame:
 
 
 class FramedSample:
-    """The shared sample as one instrument sees it: every position in that instrument's frame. Anything
-    not about positions (version, species, lattice spacing, ...) is the sample's own."""
+    """The shared sample as one instrument sees it.
+
+    Positions go through the instrument's frame in :meth:`atoms_in_window`, :meth:`remove_atoms`,
+    :meth:`defects_in_window` and :meth:`surface_height`: windows and points are in the instrument's
+    frame, and so is what comes back. Everything else here is the sample's own and does not depend on
+    the frame: its name and version, the crystal, species and densities, heights (z is the same in every
+    frame), and the layers, film, defect fields and knock-out record, which stay in the *sample's*
+    frame (turn them with :attr:`frame` before comparing them with an instrument's positions). Anything
+    more is on :attr:`sample`, the sample itself.
+    """
 
     def __init__(self, sample: Sample, frame: InstrumentFrame, revealed: bool = True) -> None:
         self.sample = sample
@@ -64,9 +79,71 @@ class FramedSample:
         """The frame as image metadata records it: the transform, or "hidden"."""
         return self.frame.as_dict() if self.revealed else "hidden"
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.sample, name)
+    # --- the sample's own: the same in every frame ---------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.sample.name
 
+    @property
+    def version(self) -> int:
+        """How many times atoms were removed (caches of images key on it)."""
+        return self.sample.version
+
+    @property
+    def crystal(self) -> Crystal2D:
+        """The first layer's crystal (its name sets damage thresholds)."""
+        return self.sample.crystal
+
+    @property
+    def species(self) -> list[str]:
+        return self.sample.species
+
+    @property
+    def lattice_spacing(self) -> float:
+        """First-order lattice spacing (m): the same along every direction of any frame."""
+        return self.sample.lattice_spacing
+
+    def atom_density(self) -> float:
+        """Atoms per m² of the pristine stack and its support."""
+        return self.sample.atom_density()
+
+    @property
+    def mean_plane(self) -> float:
+        """Height (Å) of the layers' mean plane (a height: frames turn and shift in the plane only)."""
+        return self.sample.mean_plane
+
+    @property
+    def floor_height(self) -> float:
+        """Height (m) of the support's surface where no layer lies."""
+        return self.sample.floor_height
+
+    @property
+    def defect_specs(self) -> tuple[DefectSpec, ...]:
+        """The kinds of defects and features the layers hold (densities, not positions)."""
+        return self.sample.defect_specs
+
+    # --- the sample's own, positions in the SAMPLE frame (not this instrument's) ----------------------
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        """The layers, their rotations, shifts and flakes in the sample frame."""
+        return self.sample.layers
+
+    @property
+    def film(self) -> HoleyCarbon | None:
+        """The holey support film (holes in the sample frame), or None."""
+        return self.sample.film
+
+    @property
+    def fields(self) -> tuple[DefectField, ...]:
+        """The layers' defect fields (sample frame)."""
+        return self.sample.fields
+
+    @property
+    def knocked_out(self) -> KnockOuts:
+        """Every atom the beam removed so far (sample frame)."""
+        return self.sample.knocked_out
+
+    # --- positions in the instrument's frame -----------------------------------------------------------
     def atoms_in_window(self, window: Window) -> Atoms:
         """The atoms inside the instrument-frame ``window``, positions in Å relative to its corner."""
         if self.frame.identity:
@@ -108,4 +185,5 @@ class FramedSample:
         return found
 
     def surface_height(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Continuum top surface (m) at instrument-frame points ``x``, ``y`` (m)."""
         return self.sample.surface_height(*self.frame.to_sample(x, y))
