@@ -3,8 +3,44 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import Any
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+from clients.challenge import Challenge
+
+
+class Game(NamedTuple):
+    """What a baseline plays with: the challenge (to submit), the TEM client and the AFM, when asked."""
+
+    challenge: Challenge
+    microscope: Any  # clients.tem.TemMicroscopeClient, connected, or None
+    spm: Any  # clients.afm.SPM or None
+
+
+@contextlib.contextmanager
+def play(host: str, port: int, instance: str | None, tem: bool = False, afm: bool = False) -> Iterator[Game]:
+    """Connect to the challenge of ``instance`` at ``host:port`` and, as asked, its TEM and AFM; close
+    them all when the block ends, however it ends."""
+    challenge = Challenge(host, port, instance)
+    microscope = spm = None
+    try:
+        if tem:
+            from clients.tem import TemMicroscopeClient
+
+            microscope = TemMicroscopeClient()
+            microscope.connect(host, port, instance)
+        if afm:
+            from clients.afm import SPM
+
+            spm = SPM(host, port, instance)
+        yield Game(challenge, microscope, spm)
+    finally:
+        if spm is not None:
+            spm.close()
+        if microscope is not None:
+            microscope.disconnect()
+        challenge.close()
 
 
 def main(run: Callable[[str, int, str | None], dict[str, Any]], description: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from clients.afm import SPM
-from clients.challenge import Challenge
+from scenarios.baselines._common import play
 
 FASTEST, TOLERANCE = 0.02, 0.03e-9  # s, m: the scenario's score parameters
 MAX_GAIN = 100_000.0  # the controller's limit on IGain, PGain and DGain
@@ -83,9 +83,7 @@ def predicted_score(line_time: float, error: float) -> float:
 
 
 def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
-    challenge = Challenge(host, port, instance)
-    spm = SPM(host, port, instance)
-    try:
+    with play(host, port, instance, afm=True) as (challenge, _, spm):
         app = spm.application
         app.Approach.StartApproach()
         app.Scan.Lines, app.Scan.ImageHeight = 16, 12.5e-9  # narrow test frames through the middle
@@ -101,9 +99,6 @@ def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
             predicted[line_time] = predicted_score(line_time, np.sqrt(max(error**2 - noise**2, 0.0)))
         app.Scan.Scantime = max(predicted, key=predicted.get)
         return challenge.submit({})
-    finally:
-        spm.close()
-        challenge.close()
 
 
 if __name__ == "__main__":

@@ -10,17 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from clients.afm import SPM
-from clients.challenge import Challenge
+from scenarios.baselines._common import play
 
 SIZE, PIXELS, BAND, BANDS = 60e-9, 128, 4, 8  # m, grid rows, lines per frame, frames
 
 
 def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
-    challenge = Challenge(host, port, instance)
-    spm = SPM(host, port, instance)
     pixel = SIZE / PIXELS
-    try:
+    with play(host, port, instance, afm=True) as (challenge, _, spm):
         spm.application.Approach.StartApproach()
         scan = spm.application.Scan
         scan.Lines, scan.ImageHeight = BAND, BAND * pixel
@@ -34,9 +31,6 @@ def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
         lines = np.array(lines)
         heights = np.array([np.interp(np.arange(PIXELS), rows, lines[:, j]) for j in range(PIXELS)]).T
         return challenge.submit({"heights": heights})
-    finally:
-        spm.close()
-        challenge.close()
 
 
 if __name__ == "__main__":

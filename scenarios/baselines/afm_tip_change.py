@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from clients.afm import SPM
-from clients.challenge import Challenge
+from scenarios.baselines._common import play
 
 FRAMES = 30
 RAISED = 0.2e-9  # m above the line's median
@@ -36,9 +35,7 @@ def step(values: np.ndarray) -> int:
 
 
 def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
-    challenge = Challenge(host, port, instance)
-    spm = SPM(host, port, instance)
-    try:
+    with play(host, port, instance, afm=True) as (challenge, _, spm):
         spm.application.Approach.StartApproach()
         fractions, indices = [], []
         for _ in range(FRAMES):
@@ -48,9 +45,6 @@ def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
             indices.append(frame.attrs["acquisition.frame_index"])
         first = step(np.log(np.maximum(fractions, FLOOR)))
         return challenge.submit({"frame_index": int(indices[first])})
-    finally:
-        spm.close()
-        challenge.close()
 
 
 if __name__ == "__main__":

@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from clients.afm import SPM
-from clients.challenge import Challenge
+from scenarios.baselines._common import play
 
 GUESSED_RADIUS = 12e-9  # m
 
@@ -26,17 +25,12 @@ def eroded(topography: np.ndarray, pixel: float, radius: float) -> np.ndarray:
 
 
 def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
-    challenge = Challenge(host, port, instance)
-    spm = SPM(host, port, instance)
-    try:
+    with play(host, port, instance, afm=True) as (challenge, _, spm):
         spm.application.Approach.StartApproach()
         spm.application.Scan.StartFrameUp()  # the scenario's 60 nm, 128 x 128 frame on 0, 0
         frame = spm.get_frame(spm.ScanGroupID.Forward, spm.ScanChannel.Topography)
         pixel = float(frame.x[1] - frame.x[0])
         return challenge.submit({"heights": eroded(frame.values, pixel, GUESSED_RADIUS)})
-    finally:
-        spm.close()
-        challenge.close()
 
 
 if __name__ == "__main__":

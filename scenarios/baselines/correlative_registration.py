@@ -14,9 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from clients.afm import SPM
-from clients.challenge import Challenge
-from clients.tem import TemMicroscopeClient
+from scenarios.baselines._common import play
 
 SIZE = 256
 ANGLES = np.radians(np.arange(-22.0, 22.5, 1.0))
@@ -52,11 +50,7 @@ def register(tem_mask: np.ndarray, afm_mask: np.ndarray, x: np.ndarray, y: np.nd
 
 
 def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
-    challenge = Challenge(host, port, instance)
-    microscope = TemMicroscopeClient()
-    microscope.connect(host, port, instance)
-    spm = SPM(host, port, instance)
-    try:
+    with play(host, port, instance, tem=True, afm=True) as (challenge, microscope, spm):
         haadf = microscope.acquisition.acquire_stem_image("HAADF", SIZE, 4e-6)  # the 50 nm field
         pixel = haadf.metadata.binary_result.pixel_size.x
         x, y = centres(haadf.metadata.twin.window, pixel, haadf.data.shape)
@@ -77,10 +71,6 @@ def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
         defect_afm = np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1]])
         return challenge.submit({"rotation": rotation, "offset": offset.tolist(),
                                  "defect_tem": defect_tem.tolist(), "defect_afm": defect_afm.tolist()})
-    finally:
-        spm.close()
-        microscope.disconnect()
-        challenge.close()
 
 
 if __name__ == "__main__":

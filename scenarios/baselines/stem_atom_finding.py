@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from clients.challenge import Challenge
-from clients.tem import TemMicroscopeClient
+from scenarios.baselines._common import play
 
 SIZE, DWELL = 256, 1e-5  # pixels over the 3 nm field of view (0.012 nm each), s
 
@@ -31,17 +30,11 @@ def atom_positions(image: Any, spacing: float = 1.1e-10) -> np.ndarray:
 
 
 def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
-    challenge = Challenge(host, port, instance)
-    microscope = TemMicroscopeClient()
-    microscope.connect(host, port, instance)
-    try:
+    with play(host, port, instance, tem=True) as (challenge, microscope, _):
         image = microscope.acquisition.acquire_stem_image("HAADF", SIZE, DWELL)
         positions = atom_positions(image)
         inside = np.all(np.abs(positions) < 1.5e-9, axis=1)
         return challenge.submit({"positions": positions[inside].tolist()})
-    finally:
-        microscope.disconnect()
-        challenge.close()
 
 
 if __name__ == "__main__":

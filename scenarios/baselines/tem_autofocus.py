@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from clients.challenge import Challenge
 from clients.tem import TemMicroscopeClient
+from scenarios.baselines._common import play
 
 SIZE, DWELL = 128, 2e-5  # pixels, s: ~2e9 electrons per image
 
@@ -25,10 +25,7 @@ def sharpness(microscope: TemMicroscopeClient, defocus: float) -> float:
 
 
 def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
-    challenge = Challenge(host, port, instance)
-    microscope = TemMicroscopeClient()
-    microscope.connect(host, port, instance)
-    try:
+    with play(host, port, instance, tem=True) as (challenge, microscope, _):
         coarse = np.arange(-320e-9, 321e-9, 8e-9)
         values = np.array([sharpness(microscope, d) for d in coarse])
         fine = coarse[np.argmax(values)] + np.arange(-50e-9, 51e-9, 2.5e-9)
@@ -36,9 +33,6 @@ def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
         weights = np.where(values > 0.25 * values.max(), values, 0.0)
         microscope.optics.defocus = float(np.sum(weights * fine) / np.sum(weights))
         return challenge.submit({})
-    finally:
-        microscope.disconnect()
-        challenge.close()
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from scipy import constants
 
-from clients.challenge import Challenge
 from clients.tem import TemMicroscopeClient
+from scenarios.baselines._common import play
 
 SIGMA_S = 5.1e-23  # m²: an S atom's cross-section into the HAADF angles at 60 kV (the goal gives it)
 SNR = 5.0  # Rose's criterion
@@ -48,10 +48,7 @@ def sharpest(microscope: TemMicroscopeClient, defoci: np.ndarray, dwell: float) 
 
 
 def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
-    challenge = Challenge(host, port, instance)
-    microscope = TemMicroscopeClient()
-    microscope.connect(host, port, instance)
-    try:
+    with play(host, port, instance, tem=True) as (challenge, microscope, _):
         microscope.source.acceleration_voltage = 60e3  # V
         field = microscope.optics.scan_field_of_view
         microscope.optics.deflectors.beam_shift = TEST_SPOT
@@ -69,9 +66,6 @@ def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
         image = microscope.acquisition.acquire_stem_image(
             "HAADF", SIZE, dwell_for(2 * SNR**2 / SIGMA_S, field / SIZE, current))
         return challenge.submit({"frame_index": image.metadata.acquisition.frame_index})
-    finally:
-        microscope.disconnect()
-        challenge.close()
 
 
 if __name__ == "__main__":

@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from clients.challenge import Challenge
-from clients.tem import TemMicroscopeClient
+from scenarios.baselines._common import play
 
 TILE, SIZE, DWELL = 8e-9, 256, 4e-6  # m, pixels, s: ~1.6e9 electrons per tile at 1 nA
 
@@ -32,10 +31,7 @@ def bright_blobs(image: Any, sigma: float = 0.6e-10, k: float = 5.0) -> np.ndarr
 
 
 def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
-    challenge = Challenge(host, port, instance)
-    microscope = TemMicroscopeClient()
-    microscope.connect(host, port, instance)
-    try:
+    with play(host, port, instance, tem=True) as (challenge, microscope, _):
         microscope.optics.scan_field_of_view = TILE
         found = []
         for dx in (-TILE / 2, TILE / 2):
@@ -44,9 +40,6 @@ def run(host: str, port: int, instance: str | None) -> dict[str, Any]:
                 found.append(bright_blobs(microscope.acquisition.acquire_stem_image("HAADF", SIZE, DWELL)))
         positions = np.concatenate(found)
         return challenge.submit({"positions": positions[np.all(np.abs(positions) < 8e-9, axis=1)].tolist()})
-    finally:
-        microscope.disconnect()
-        challenge.close()
 
 
 if __name__ == "__main__":
