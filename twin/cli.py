@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import threading
@@ -20,6 +21,36 @@ from twin.scenarios.commands import add_parser as add_scenario_commands
 from twin.scenarios.commands import add_serve_options, instances_from
 from twin.server import wire
 from twin.server.doorkeeper import CONNECTIONS_PER_ADDRESS, IDLE_SECONDS
+
+log = logging.getLogger(__name__)
+
+
+class _Console(logging.StreamHandler):
+    """Plain lines on whatever ``sys.stdout`` is when a record arrives (the server's banner and 'ready
+    in', status lines of the commands): what ``print`` showed before, now through ``logging``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass  # always the current stdout
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+def log_to_console(level: int = logging.INFO) -> None:
+    """Show the ``twin`` loggers' records from ``level`` up on stdout, once per process."""
+    logger = logging.getLogger("twin")
+    logger.setLevel(level)
+    if not any(isinstance(handler, _Console) for handler in logger.handlers):
+        logger.addHandler(_Console())
 
 
 def _frame(option: str, text: str | None) -> InstrumentFrame | None:
@@ -58,7 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
 
             changed = set_up(twin, args.state, tuple(args.set))
             if changed:
-                print(f"starting state {args.state!r}: {', '.join(changed)}", flush=True)
+                log.info(f"starting state {args.state!r}: {', '.join(changed)}")
     except (ValueError, TypeError, RuntimeError) as error:
         raise SystemExit(f"twin serve: {error}") from None
     on_ready = None
@@ -71,7 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
                     summary = first_look(host, port, args.snapshot, twin.tem.hardware.spherical_aberration)
                 except Exception as error:  # the server keeps serving whatever happens here
                     summary = f"first look failed: {error!r}"
-                print(summary, flush=True)
+                log.info(summary)
 
             threading.Thread(target=run, name="first-look", daemon=True).start()
 
@@ -100,8 +131,8 @@ def _security(args: argparse.Namespace) -> tuple[Any, str | None]:
     if secret_file is None:
         return tls, None
     secret, made = load_or_create_secret(secret_file)
-    print(f"connection secret {'made at' if made else 'read from'} {secret_file} (owner-only; give it to the "
-          "people who may connect: TWIN_SECRET)", flush=True)
+    log.info(f"connection secret {'made at' if made else 'read from'} {secret_file} (owner-only; give it to "
+             "the people who may connect: TWIN_SECRET)")
     return tls, secret
 
 
@@ -124,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from twin.server.launcher import ServerProcess
 
-    print("starting a twin for this run ...", flush=True)
+    log.info("starting a twin for this run ...")
     state = ("--state", args.state, *(option for text in args.set for option in ("--set", text)))
     server = ServerProcess.start("--stem-mode", args.stem_mode, "--time-scale", str(args.time_scale), *state,
                                  seed=args.seed)
@@ -170,6 +201,23 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(as_json=args.json)
 
 
+# Options several commands declare alike (``serve`` for itself; ``run`` to reach a twin or, with --serve,
+# to start one; ``mcp`` to reach one): one declaration each, the help text the command's own.
+_TWIN_OPTIONS: dict[str, dict[str, Any]] = {
+    "--host": {"default": wire.DEFAULT_HOST},
+    "--port": {"type": int, "default": wire.DEFAULT_PORT},
+    "--seed": {"type": int, "default": 0},
+    "--time-scale": {"type": float, "default": 0.0},
+    "--stem-mode": {"default": "interactive", "choices": ["interactive", "exact", "prism"]},
+    "--instance": {},
+}
+
+
+def _add_twin_option(command: argparse.ArgumentParser, name: str, help: str) -> None:
+    """Declare the shared option ``name`` on ``command`` with ``help``."""
+    command.add_argument(name, **_TWIN_OPTIONS[name], help=help)
+
+
 def _add_state_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--state", default="tem", choices=["tem", "stem", "diffraction", "overnight"],
                          help="start as an operator left the microscope: TEM imaging (default), STEM mode, "
@@ -185,9 +233,9 @@ def parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="serve the TEM and the AFM over one shared sample")
-    serve.add_argument("--host", default=wire.DEFAULT_HOST, help="address to listen on (default %(default)s)")
-    serve.add_argument("--port", type=int, default=wire.DEFAULT_PORT, help="TCP port (default %(default)s)")
-    serve.add_argument("--seed", type=int, default=0, help="seed of the sample and all noise (default 0)")
+    _add_twin_option(serve, "--host", "address to listen on (default %(default)s)")
+    _add_twin_option(serve, "--port", "TCP port (default %(default)s)")
+    _add_twin_option(serve, "--seed", "seed of the sample and all noise (default 0)")
     serve.add_argument("--sample", default=DEFAULT_SAMPLE, metavar="NAME_OR_FILE",
                        help=f"a built-in sample ({', '.join(SAMPLES)}) or a sample file (.yaml); "
                             "default %(default)s")
@@ -198,11 +246,11 @@ def parser() -> argparse.ArgumentParser:
         serve.add_argument(f"--{name}-frame", metavar="DEG,X,Y",
                            help=f"the {name.upper()} stage axes turned by DEG degrees and offset by X, Y (m) "
                                 "from the sample's (default 0,0,0)")
-    serve.add_argument("--time-scale", type=float, default=0.0,
-                       help="1 = instrument pace (exposures, scan lines, approach), 0 = instant (default)")
-    serve.add_argument("--stem-mode", default="interactive", choices=["interactive", "exact", "prism"],
-                       help="STEM physics: interactive (thin-sample models, fast), exact (abTEM multislice) "
-                            "or prism (abTEM PRISM); requests may choose their own (default %(default)s)")
+    _add_twin_option(serve, "--time-scale",
+                     "1 = instrument pace (exposures, scan lines, approach), 0 = instant (default)")
+    _add_twin_option(serve, "--stem-mode",
+                     "STEM physics: interactive (thin-sample models, fast), exact (abTEM multislice) or "
+                     "prism (abTEM PRISM); requests may choose their own (default %(default)s)")
     serve.add_argument("--holder", default="DoubleTilt", choices=["DoubleTilt", "SingleTilt"],
                        help="TEM specimen holder; on SingleTilt beta reads None (default %(default)s)")
     _add_state_options(serve)
@@ -238,19 +286,17 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("script", help="the Python script")
     run.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments passed to the script")
-    run.add_argument("--host", default=wire.DEFAULT_HOST, help="the twin's address (default %(default)s)")
-    run.add_argument("--port", type=int, default=wire.DEFAULT_PORT,
-                     help="the twin's port (default %(default)s)")
-    run.add_argument("--instance", help="the twin instance (name or token) on a server hosting several")
+    _add_twin_option(run, "--host", "the twin's address (default %(default)s)")
+    _add_twin_option(run, "--port", "the twin's port (default %(default)s)")
+    _add_twin_option(run, "--instance", "the twin instance (name or token) on a server hosting several")
     run.add_argument("--serve", action="store_true", help="start a twin for the run and stop it afterwards")
-    run.add_argument("--seed", type=int, default=0, help="with --serve: the twin's seed")
+    _add_twin_option(run, "--seed", "with --serve: the twin's seed")
     _add_state_options(run)
-    run.add_argument("--stem-mode", default="interactive", choices=["interactive", "exact", "prism"],
-                     help="with --serve: the twin's STEM physics")
-    run.add_argument("--time-scale", type=float, default=0.0,
-                     help="with --serve: wall-clock seconds per instrument second (0, the default: "
-                          "instant; 1: as slow as the instrument; 0.01: a hundred times faster, and a "
-                          "script's own pauses count as instrument time, as a parked probe's dwell does)")
+    _add_twin_option(run, "--stem-mode", "with --serve: the twin's STEM physics")
+    _add_twin_option(run, "--time-scale",
+                     "with --serve: wall-clock seconds per instrument second (0, the default: instant; 1: as "
+                     "slow as the instrument; 0.01: a hundred times faster, and a script's own pauses count "
+                     "as instrument time, as a parked probe's dwell does)")
     run.set_defaults(run=_run)
 
     generate = commands.add_parser(
@@ -275,10 +321,9 @@ def parser() -> argparse.ArgumentParser:
                               description="An MCP server on stdin/stdout whose tools (stage, defocus, "
                                           "camera, STEM, AFM approach/scan/line, challenge) drive the twin "
                                           "at --host:--port through the clients.")
-    mcp.add_argument("--host", default=wire.DEFAULT_HOST, help="the twin's address (default %(default)s)")
-    mcp.add_argument("--port", type=int, default=wire.DEFAULT_PORT,
-                     help="the twin's port (default %(default)s)")
-    mcp.add_argument("--instance", help="the twin instance (name or token) on a server hosting several")
+    _add_twin_option(mcp, "--host", "the twin's address (default %(default)s)")
+    _add_twin_option(mcp, "--port", "the twin's port (default %(default)s)")
+    _add_twin_option(mcp, "--instance", "the twin instance (name or token) on a server hosting several")
     mcp.add_argument("--images", metavar="DIR",
                      help="where acquisitions are saved as .npy (default: a temp dir)")
     mcp.set_defaults(run=_mcp)
@@ -291,6 +336,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command != "mcp":  # MCP speaks on stdout: nothing else may write there
+        log_to_console()
     return args.run(args)
 
 

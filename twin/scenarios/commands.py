@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from twin.scenarios.secret import OrganiserKey
     from twin.scenarios.spec import Scenario
     from twin.server.instances import Instance
+
+log = logging.getLogger(__name__)
 
 #: a server hosting more twins than this gives each a share of this many twins' cache memory
 #: (8 x 512 MiB of exit waves and lens kernels; one twin alone keeps its full budget)
@@ -113,8 +116,8 @@ def instances_from(args: argparse.Namespace) -> tuple[list[Instance], OrganiserK
     from twin.scenarios.secret import OrganiserKey
 
     key, made = OrganiserKey.load_or_create(key_path(args))
-    print(f"organiser key {key.id} {'made at' if made else 'read from'} {key_path(args)} (hidden states come "
-          "from it: keep it to resume, replay and score)", flush=True)
+    log.info(f"organiser key {key.id} {'made at' if made else 'read from'} {key_path(args)} (hidden states "
+             "come from it: keep it to resume, replay and score)")
     loaded: dict[str, spec.Scenario] = {}
 
     def scenario(name: str) -> spec.Scenario:

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import Pyro5
 from Pyro5.api import Daemon, expose
@@ -114,7 +114,6 @@ def serve(
     port: int = wire.DEFAULT_PORT,
     warm_up_sizes: tuple[int, ...] = (1024,),
     on_ready: Callable[[str, int], None] | None = None,
-    out: TextIO | None = None,
     private: bool = False,
     key: OrganiserKey | None = None,
     idle_seconds: float = IDLE_SECONDS,
@@ -124,9 +123,10 @@ def serve(
     tls: ssl.SSLContext | None = None,
     secret: str | None = None,
 ) -> None:
-    """Serve a twin (or several :class:`Instance`) until SIGINT or SIGTERM; prints the URIs, a client
-    snippet and 'ready'. ``private``: instances answer to their secret token instead of their name;
-    ``key``: the organiser's key (its holder may read the full leaderboard); ``idle_seconds``: how long
+    """Serve a twin (or several :class:`Instance`) until SIGINT or SIGTERM; logs (INFO, logger
+    ``twin.server.daemon``) the URIs, a client snippet, 'ready in ...' once warm and 'stopped'.
+    ``private``: instances answer to their secret token instead of their name; ``key``: the
+    organiser's key (its holder may read the full leaderboard); ``idle_seconds``: how long
     a connection may wait between calls; ``connections_per_address``: what one source address may hold;
     ``data_dir``: the folder every file a client asks for is written under (one subfolder per instance
     when there are several); ``limits``: what one call may compute and what running work may hold at
@@ -135,9 +135,6 @@ def serve(
 
     ``on_ready(host, port)`` is called once warm, with the address actually bound.
     """
-
-    def say(text: str) -> None:
-        print(text, file=out, flush=True)
 
     started = time.perf_counter()
     wire.install()
@@ -165,32 +162,32 @@ def serve(
     twin = instances[0].twin
     first = "YOUR-TOKEN" if private else instances[0].name  # tokens go to the --tokens file, never the log
     seed = twin.seed if instances[0].episode is None else instances[0].episode.seed  # the public one
-    say(f"Digital twin: sample '{twin.sample.name}', seed {seed}, time scale {twin.clock.time_scale:g}")
+    log.info(f"Digital twin: sample '{twin.sample.name}', seed {seed}, time scale {twin.clock.time_scale:g}")
     for name, object_id in instances[0].object_ids(first).items():
         label = name.upper() if name in ("tem", "afm") else name
-        say(f"  {label:<8}PYRO:{object_id}@{bound_host}:{bound_port}")
+        log.info(f"  {label:<8}PYRO:{object_id}@{bound_host}:{bound_port}")
     if len(instances) > 1 or instances[0].episode is not None:
-        say(f"{len(instances)} instance(s): name, scenario, seed (clients connect with "
+        log.info(f"{len(instances)} instance(s): name, scenario, seed (clients connect with "
             f"{'instance=TOKEN, each team its own from the tokens file' if private else 'instance=NAME'})")
         for instance in instances:
             row = instance.row(seeds=True)
-            say(f"  instance {instance.name:<16}{row['scenario'] or '-':<28}{row.get('seed')!s}")
-    say(f"Files clients save are kept under {Path(data_dir).resolve()}")
+            log.info(f"  instance {instance.name:<16}{row['scenario'] or '-':<28}{row.get('seed')!s}")
+    log.info(f"Files clients save are kept under {Path(data_dir).resolve()}")
     if tls is not None or secret is not None:
-        say(f"Connections: {'TLS-encrypted' if tls else 'NOT encrypted'}, "
+        log.info(f"Connections: {'TLS-encrypted' if tls else 'NOT encrypted'}, "
             f"{'a connection secret required' if secret else 'no connection secret'} (clients set TWIN_CA to "
             "the server's certificate and TWIN_SECRET to the secret)")
-    say(f"Limits: a call may compute {duration(limits.max_call_seconds)} and hold "
+    log.info(f"Limits: a call may compute {duration(limits.max_call_seconds)} and hold "
         f"{limits.call_bytes / 2**30:.3g} GiB, all running work {limits.memory_bytes / 2**30:.3g} GiB; "
         f"idle connections close after {duration(idle_seconds)}, {connections_per_address} per address")
-    say(SNIPPET.format(host=bound_host, port=bound_port,
+    log.info(SNIPPET.format(host=bound_host, port=bound_port,
                        instance="" if first == DEFAULT else f", instance={first!r}"))
 
     def warm_up() -> None:
         fft_seconds_per_unit()  # this machine's speed, for every estimate
         twin.tem.warm_up(warm_up_sizes)
         twin.afm.topography(twin.afm.scan_window(), 256, 256, twin.afm.settings.get("twin.tip_radius"))
-        say(f"ready in {time.perf_counter() - started:.1f} s (Ctrl-C to stop)")
+        log.info(f"ready in {time.perf_counter() - started:.1f} s (Ctrl-C to stop)")
         if on_ready is not None:
             on_ready(bound_host, int(bound_port))
 
@@ -205,4 +202,4 @@ def serve(
         daemon.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        say("stopped")
+        log.info("stopped")
