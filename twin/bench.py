@@ -184,9 +184,9 @@ def measure() -> dict[str, Any]:
 
     from clients.afm import SPM
     from clients.tem import TemMicroscopeClient
+    from twin.common import wire
     from twin.physics.ctf import scherzer_defocus
     from twin.sample import DEFAULT_SAMPLE
-    from twin.server import wire
     from twin.server.launcher import ServerProcess
 
     seed = 0

@@ -23,9 +23,9 @@ import xarray as xr
 
 from clients._remote import Connection, RemoteSetting
 from clients.ground_truth import GroundTruth
-from twin.cf import cf_units, flat_attributes, spatial_coordinate, variable_name
-from twin.instruments.afm import vocabulary
-from twin.server import wire
+from twin.common import afm_vocabulary as vocabulary
+from twin.common import wire
+from twin.common.cf import cf_units, flat_attributes, spatial_coordinate, variable_name
 
 __all__ = ["SPM", "Spm", "C3000", "CX", "CoreAFM", "Easyscan2", "Naio", "USPM", "MobileS", "SPM_S", "Studio",
            "StudioScriptError"]

@@ -26,8 +26,8 @@ except ImportError as error:  # pragma: no cover - the agents extra is missing
                       "pip install 'microscope-twin[agents]'") from error
 
 from twin import validation
+from twin.common import wire
 from twin.scenarios import spec
-from twin.server import wire
 
 SCORE_WEIGHT = 10.0  # the challenge's score (0..1) counts this much in the last reward
 Server = tuple[str, int, Sequence[str]]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from twin import validation
-from twin.server import wire
+from twin.common import wire
 
 if TYPE_CHECKING:
     from twin.scenarios.secret import OrganiserKey
