@@ -1,4 +1,4 @@
-"""Connection plumbing shared by the TEM and AFM clients."""
+"""Connection plumbing shared by the TEM and AFM clients (the implementation of :mod:`clients.connection`)."""
 
 from __future__ import annotations
 

@@ -71,7 +71,7 @@ class _ChallengeEnv(gym.Env):
             instance = Instance.playing("gym", self._scenario, seed)
             self._objects = {name: instance.objects[name] for name in (*self.instruments, "episode")}
             return
-        from clients._remote import Connection
+        from clients.connection import Connection
 
         host, port, names = self.server
         if self._played >= len(names):
