@@ -368,8 +368,8 @@ def episode_figures(calls: int = 400) -> dict[str, float]:
     import tempfile
 
     from twin.scenarios import spec
-    from twin.scenarios.replay import replay
     from twin.server.instances import Instance
+    from twin.server.replay import replay
 
     with tempfile.TemporaryDirectory() as folder:
         scenario = spec.load("tem-autofocus")

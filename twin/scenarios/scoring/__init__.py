@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twin.digital_twin import DigitalTwin
-from twin.scenarios.spec import Hidden
+from twin.scenarios.hidden import Hidden
 
 
 @dataclass
