@@ -1,19 +1,4 @@
-"""A Nanosurf-classic-scripting-shaped AFM client for the digital twin (SI units).
-
-    from clients.afm import SPM
-
-    spm = SPM()                                  # or SPM("host", 9095)
-    app = spm.application
-    app.Approach.StartApproach()
-    scan = app.Scan
-    scan.ImageWidth = scan.ImageHeight = 20e-9
-    scan.Points = scan.Lines = 256
-    scan.StartFrameUp()
-    while scan.IsScanning:
-        time.sleep(0.1)
-    line = scan.GetLine(0, 1, 0, spm.DataFilter.LineFit, spm.DataConversion.Physical)  # "v0;v1;..."
-    topography = spm.get_frame(channel=spm.ScanChannel.Topography)                    # xarray
-"""
+"""Nanosurf's classic scripting interface (``SPM``) over the twin's AFM; import it from :mod:`clients.afm`."""
 
 from __future__ import annotations
 
@@ -27,8 +12,7 @@ from twin.common import afm_vocabulary as vocabulary
 from twin.common import wire
 from twin.common.cf import cf_units, flat_attributes, spatial_coordinate, variable_name
 
-__all__ = ["SPM", "Spm", "C3000", "CX", "CoreAFM", "Easyscan2", "Naio", "USPM", "MobileS", "SPM_S", "Studio",
-           "StudioScriptError"]
+__all__ = ["SPM", "Spm", "C3000", "CX", "CoreAFM", "Easyscan2", "Naio", "USPM", "MobileS", "SPM_S"]
 
 
 class _Node:
@@ -510,5 +494,3 @@ class SPM:
 
 # The vendor's connection classes by controller; every one reaches the twin's AFM.
 Spm = C3000 = CX = CoreAFM = Easyscan2 = Naio = USPM = MobileS = SPM_S = SPM
-
-from clients.afm.studio import Studio, StudioScriptError  # noqa: E402 - the Studio interface builds on SPM
