@@ -1,4 +1,4 @@
-"""Connection plumbing shared by the TEM and AFM clients."""
+"""Connection plumbing shared by the TEM and AFM clients (the implementation of :mod:`clients.connection`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from Pyro5.api import Proxy
 from Pyro5.errors import CommunicationError
 
 from clients.errors import translated
-from twin.server import wire
+from twin.common import wire
 
 INSTANCE_VARIABLE = "TWIN_INSTANCE"
 

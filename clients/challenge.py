@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from clients._remote import Connection, open_proxy
-from twin.server import wire
+from twin.common import wire
 
 
 class Challenge:

@@ -7,6 +7,8 @@ also an :class:`ApplicationServerException`, the class AutoScript scripts import
 
 from __future__ import annotations
 
+from twin.common.errors import BudgetExhausted as Spent
+
 
 class ApplicationServerException(Exception):  # noqa: N818 - the vendor's name
     """A refusal reported by the microscope's application server."""
@@ -31,8 +33,6 @@ class BudgetExhausted(InvalidState):
 
 def translated(error: Exception) -> Exception:
     """The client-side counterpart of a refusal raised on the server (others pass unchanged)."""
-    from twin.instruments.usage import BudgetExhausted as Spent
-
     if isinstance(error, Spent):
         return BudgetExhausted(*error.args)
     for builtin, kind in ((ValueError, InvalidValue), (TypeError, InvalidType), (RuntimeError, InvalidState)):

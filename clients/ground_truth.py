@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
-from ase import Atoms
 
-from twin.cf import nested_attributes
-from twin.sample import Defect, Window
-from twin.sample.truth import pixel_centres
+from twin.common.cf import nested_attributes
+from twin.common.geometry import Defect, Window, pixel_centres
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 __all__ = ["Defect", "GroundTruth"]
 
@@ -39,6 +40,8 @@ class GroundTruth:
 
     def atoms(self, x_min: float, y_min: float, x_max: float, y_max: float) -> Atoms:
         """The atoms in the window; positions in Å relative to ``(x_min, y_min)``, z in the sample frame."""
+        from ase import Atoms  # only here: a client needs ASE for atoms alone
+
         reply = self._sample_proxy().atoms(_window(x_min, y_min, x_max, y_max))
         cell = np.zeros(3)
         cell[:2] = reply["cell"][:2]

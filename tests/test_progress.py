@@ -51,7 +51,7 @@ def test_a_long_call_shows_the_servers_progress_on_a_terminal_only(terminal, mon
 def test_resuming_many_journals_shows_a_bar_on_a_terminal_only(terminal, tmp_path, monkeypatch, capsys
                                                                ) -> None:
     from twin.cli import parser
-    from twin.scenarios.commands import instances_from
+    from twin.scenario_commands import instances_from
 
     options = ["serve", "--teams", "2", "--scenario", "tem-autofocus", "--journal-dir", str(tmp_path)]
     for instance in instances_from(parser().parse_args(options))[0]:

@@ -12,8 +12,8 @@ import pytest
 from twin.cli import main
 from twin.instruments.usage import BudgetExhausted
 from twin.scenarios import journal, spec
-from twin.scenarios.replay import replay
 from twin.server.instances import Instance
+from twin.server.replay import replay
 
 AUTOFOCUS = "tem-autofocus"
 
@@ -153,7 +153,7 @@ def test_a_malformed_answer_names_the_field_and_its_range_and_the_episode_goes_o
 
 
 def test_a_journal_whose_calls_come_out_differently_is_not_carried_on(tmp_path) -> None:
-    from twin.scenarios.replay import resume
+    from twin.server.replay import resume
 
     instance = Instance.playing("team", spec.load(AUTOFOCUS), 5, tmp_path)
     play(instance)
@@ -170,7 +170,7 @@ def test_a_journal_whose_calls_come_out_differently_is_not_carried_on(tmp_path) 
 
 
 def test_a_journal_cut_short_mid_line_is_carried_on_from_its_last_whole_line(tmp_path) -> None:
-    from twin.scenarios.replay import resume
+    from twin.server.replay import resume
 
     instance = Instance.playing("team", spec.load(AUTOFOCUS), 5, tmp_path)
     for defocus in (10e-9, 20e-9):
@@ -264,8 +264,8 @@ def test_images_tell_a_challenge_only_what_the_instrument_knows() -> None:
 
 def test_many_teams_share_cache_memory_and_keep_only_images_their_score_reads(monkeypatch, tmp_path) -> None:
     from twin.cli import parser
+    from twin.scenario_commands import CACHED_TWINS, instances_from
     from twin.scenarios import episode
-    from twin.scenarios.commands import CACHED_TWINS, instances_from
 
     instances, _ = instances_from(parser().parse_args([
         "serve", "--instance", "gentle=tem-beam-sensitive:1", "--teams", str(2 * CACHED_TWINS - 1),
@@ -308,7 +308,7 @@ def test_bad_challenge_options_are_refused_before_serving(options, message, tmp_
 
 def test_a_broken_journal_keeps_only_its_own_team_out_on_resume(tmp_path, capsys) -> None:
     from twin.cli import parser
-    from twin.scenarios.commands import instances_from
+    from twin.scenario_commands import instances_from
 
     options = ["serve", "--instance", "a=tem-autofocus:1", "--instance", "b=tem-autofocus:2",
                "--journal-dir", str(tmp_path)]
@@ -329,7 +329,7 @@ def test_a_broken_journal_keeps_only_its_own_team_out_on_resume(tmp_path, capsys
 def test_a_resumed_episode_is_charged_the_wall_time_it_used_and_none_of_the_downtime(tmp_path) -> None:
     import time
 
-    from twin.scenarios.replay import resume
+    from twin.server.replay import resume
 
     instance = Instance.playing("team", spec.load(AUTOFOCUS), 5, tmp_path)
     instance.invoke("tem.set", ["optics.defocus", 10e-9], {})
@@ -346,7 +346,7 @@ def test_a_resumed_episode_is_charged_the_wall_time_it_used_and_none_of_the_down
 
 
 def test_a_refused_call_with_junk_arguments_writes_a_line_not_the_junk_and_still_replays(tmp_path) -> None:
-    from twin.scenarios.replay import replay
+    from twin.server.replay import replay
 
     instance = Instance.playing("team", spec.load(AUTOFOCUS), 5, tmp_path)
     junk = np.zeros(4 << 20)  # 32 MiB

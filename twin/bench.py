@@ -186,9 +186,9 @@ def measure() -> dict[str, Any]:
 
     from clients.afm import SPM
     from clients.tem import TemMicroscopeClient
+    from twin.common import wire
     from twin.physics.ctf import scherzer_defocus
     from twin.sample import DEFAULT_SAMPLE
-    from twin.server import wire
     from twin.server.launcher import ServerProcess
 
     seed = 0
@@ -370,8 +370,8 @@ def episode_figures(calls: int = 400) -> dict[str, float]:
     import tempfile
 
     from twin.scenarios import spec
-    from twin.scenarios.replay import replay
     from twin.server.instances import Instance
+    from twin.server.replay import replay
 
     with tempfile.TemporaryDirectory() as folder:
         scenario = spec.load("tem-autofocus")

@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from clients._remote import INSTANCE_VARIABLE
+from clients.connection import INSTANCE_VARIABLE
 from twin import validation
+from twin.common import wire
 from twin.instruments.work import MAX_CALL_SECONDS, Limits
 from twin.sample import DEFAULT_SAMPLE, SAMPLES
 from twin.sample.frames import InstrumentFrame
-from twin.scenarios.commands import add_parser as add_scenario_commands
-from twin.scenarios.commands import add_serve_options, instances_from
-from twin.server import wire
+from twin.scenario_commands import add_parser as add_scenario_commands
+from twin.scenario_commands import add_serve_options, instances_from
 from twin.server.doorkeeper import CONNECTIONS_PER_ADDRESS, IDLE_SECONDS
 
 log = logging.getLogger(__name__)

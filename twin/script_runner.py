@@ -15,7 +15,7 @@ import sys
 import types
 from collections.abc import Iterator
 
-from clients._remote import redirect_connections
+from clients.connection import redirect_connections
 
 VENDOR_MODULES = {
     "autoscript_tem_microscope_client": "clients.tem",

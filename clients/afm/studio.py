@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from clients.afm import SPM
-from twin.instruments.afm import vocabulary
+from clients.afm.classic import SPM
+from twin.common import afm_vocabulary as vocabulary
 
 _POLL = 0.05  # s between looks at a motion or scan in progress
 

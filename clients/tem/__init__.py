@@ -48,7 +48,7 @@ from clients.tem.structures import (
     StagePosition,
     StemAcquisitionSettings,
 )
-from twin.server import wire
+from twin.common import wire
 
 __all__ = ["TemMicroscopeClient"]
 

@@ -13,7 +13,7 @@ import numpy as np
 import tifffile
 import xarray as xr
 
-from twin.cf import ROWS_IN_FILES, flat_attributes, frequency_coordinate, spatial_coordinate
+from twin.common.cf import ROWS_IN_FILES, flat_attributes, frequency_coordinate, spatial_coordinate
 
 
 def _combined(first: float | None, second: float | None, sign: float) -> float | None:

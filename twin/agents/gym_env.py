@@ -26,8 +26,8 @@ except ImportError as error:  # pragma: no cover - the agents extra is missing
                       "pip install 'microscope-twin[agents]'") from error
 
 from twin import validation
+from twin.common import wire
 from twin.scenarios import spec
-from twin.server import wire
 
 SCORE_WEIGHT = 10.0  # the challenge's score (0..1) counts this much in the last reward
 Server = tuple[str, int, Sequence[str]]
@@ -71,7 +71,7 @@ class _ChallengeEnv(gym.Env):
             instance = Instance.playing("gym", self._scenario, seed)
             self._objects = {name: instance.objects[name] for name in (*self.instruments, "episode")}
             return
-        from clients._remote import Connection
+        from clients.connection import Connection
 
         host, port, names = self.server
         if self._played >= len(names):

@@ -38,7 +38,7 @@ from clients.challenge import Challenge
 from clients.tem import TemMicroscopeClient
 from clients.tem.enumerations import CameraType
 from clients.tem.structures import StagePosition
-from twin.cf import nested_attributes
+from twin.common.cf import nested_attributes
 
 INSTRUCTIONS = """\
 A digital-twin TEM/STEM and AFM imaging one shared sample (2-D materials such as graphene; read the

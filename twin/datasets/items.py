@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from twin.common.wire import keep_freed_memory
 from twin.datasets.config import DatasetConfig
 from twin.digital_twin import DigitalTwin
 from twin.sample import Window
 from twin.sample.truth import height_map, label_masks
-from twin.server.wire import keep_freed_memory
 
 CAMERA = "BM-Ceta"
 

@@ -9,16 +9,16 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from twin.common.errors import BudgetExhausted
+
+__all__ = ["METERED", "BudgetExhausted", "Usage"]
+
 #: what can be metered: name -> (unit, what it counts)
 METERED = {
     "electrons": ("e", "electrons sent onto the specimen (camera exposures and STEM scans)"),
     "lines": ("", "AFM scan lines started (every line of every frame)"),
     "scanned_area": ("m²", "AFM frame areas started"),
 }
-
-
-class BudgetExhausted(RuntimeError):
-    """A call that would spend more than the budget allows (nothing was done)."""
 
 
 class Usage:

@@ -20,8 +20,9 @@ from twin.physics.ctf import electron_wavelength
 
 # FFTW plans chosen by estimate, not by timing: a measured plan differs from run to run (and with a
 # process's history), changing results in the last bits, which the shot noise then amplifies.
-abtem.config.set({"diagnostics.progress_bar": False, "dask.lazy": False, "device": "cpu",
-                  "fftw.planning_effort": "FFTW_ESTIMATE"})
+ABTEM_CONFIG = {"diagnostics.progress_bar": False, "dask.lazy": False, "device": "cpu",
+                "fftw.planning_effort": "FFTW_ESTIMATE"}
+_configured = False
 
 SLICE_THICKNESS = 2e-10  # m; thin 2-D crystals need only a few slices
 _Z_MARGIN = 0.5e-10  # m above and below the atoms; the infinite projection needs no more
@@ -127,8 +128,20 @@ def tilted(positions: np.ndarray, alpha: float, beta: float, centre: np.ndarray)
     return (positions - centre) @ (about_x @ about_y).T + centre
 
 
+def configure_abtem() -> None:
+    """Set abTEM's global configuration to :data:`ABTEM_CONFIG` (once per process; later calls do
+    nothing). Every potential the twin builds calls it first; importing this module leaves abTEM's
+    configuration as the importer had it."""
+    global _configured
+    if not _configured:
+        abtem.config.set(ABTEM_CONFIG)
+        _configured = True
+
+
 def potential(cell: Atoms, grid: SimulationGrid) -> abtem.Potential:
-    """abTEM's projected potential of a :func:`simulation_cell` (Lobato parametrisation)."""
+    """abTEM's projected potential of a :func:`simulation_cell` (Lobato parametrisation); the first one
+    sets abTEM's configuration (:func:`configure_abtem`)."""
+    configure_abtem()
     return abtem.Potential(
         cell,
         gpts=grid.n,

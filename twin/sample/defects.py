@@ -19,6 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from twin.common.geometry import defect_label
 from twin.sample.lattice import Crystal2D
 
 _CACHED_CELLS = 16384  # cells of generated features kept per layer (a few MB): views move, cells repeat
@@ -26,11 +27,6 @@ _INDEX_OFFSET = 1 << 40  # keeps negative cell indices non-negative for the seed
 KINDS = ("vacancy", "substitution", "multivacancy", "stone-wales", "pore", "adsorbate", "contamination",
          "wrinkle")
 EXTENDED = ("multivacancy", "pore", "contamination", "wrinkle")  # kinds that reach beyond their anchor
-
-
-def defect_label(kind: str, species: str | None) -> str:
-    """Human-readable kind of defect: ``"vacancy"``, ``"N substitution"``, ``"Pt adsorbate"``, ..."""
-    return f"{species} {kind}" if kind in ("substitution", "adsorbate") else kind
 
 
 @dataclass(frozen=True)

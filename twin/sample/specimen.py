@@ -14,7 +14,7 @@ seed on demand.
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
@@ -22,13 +22,13 @@ from ase.data import atomic_numbers
 from ase.data.vdw_alvarez import vdw_radii
 from scipy.spatial import cKDTree
 
+from twin.common.geometry import Defect, Window
 from twin.constants import ANGSTROM
 from twin.sample.defects import (
     DefectField,
     DefectSpec,
     SiteDefect,
     contamination_atoms,
-    defect_label,
     multivacancy_sites,
     wrinkle_lift,
 )
@@ -41,63 +41,6 @@ from twin.sample.support import HoleyCarbon
 
 _BOUNDARY_MARGIN = 3.0  # Å beyond a window where grain boundaries are settled, so every window agrees
 SUPPORT_VDW_RADIUS = float(vdw_radii[atomic_numbers["C"]])  # Å: the flat support's surface above its atoms
-
-
-@dataclass(frozen=True)
-class Window:
-    """Axis-aligned rectangle ``[x_min, x_max) × [y_min, y_max)`` in metres (sample frame)."""
-
-    x_min: float
-    y_min: float
-    x_max: float
-    y_max: float
-
-    @classmethod
-    def around(cls, x: float, y: float, width: float, height: float) -> Window:
-        """The window of the given size centred on ``(x, y)``."""
-        return cls(x - width / 2, y - height / 2, x + width / 2, y + height / 2)
-
-    @property
-    def width(self) -> float:
-        return self.x_max - self.x_min
-
-    @property
-    def height(self) -> float:
-        return self.y_max - self.y_min
-
-    @property
-    def centre(self) -> tuple[float, float]:
-        """The middle of the window ``(x, y)`` (m)."""
-        return (self.x_min + self.x_max) / 2, (self.y_min + self.y_max) / 2
-
-    def grown(self, margin: float) -> Window:
-        """This window enlarged by ``margin`` (m) on every side."""
-        return Window(self.x_min - margin, self.y_min - margin, self.x_max + margin, self.y_max + margin)
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Defect:
-    """Ground truth for one defect or feature: what it is and where (m, sample frame)."""
-
-    kind: str  # vacancy, substitution, multivacancy, pore, adsorbate, contamination
-    species: str | None  # the substituting or adsorbed element; None otherwise
-    host: str  # the element that belongs on the anchor site
-    x: float
-    y: float
-    z: float
-    origin: str = "as grown"  # or "beam damage"
-    size: float = 0.0  # atoms removed (multivacancy) or radius in m (pore, contamination)
-    layer: int = 0
-
-    @property
-    def label(self) -> str:
-        return defect_label(self.kind, self.species)
-
-    def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "label": self.label}
 
 
 @dataclass(frozen=True)

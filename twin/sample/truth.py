@@ -2,7 +2,8 @@
 
 A grid is a window (m, sample frame) cut into ``rows x columns`` pixels, pixel ``(r, c)`` centred at
 ``(x_min + (c + 1/2) px, y_min + (r + 1/2) py)`` - the convention every image of the twin uses, so an
-image and its labels line up pixel for pixel.
+image and its labels line up pixel for pixel (:func:`twin.common.geometry.pixel_centres`, which the
+clients use too).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import numpy as np
 from ase.data.vdw_alvarez import vdw_radii
 
+from twin.common.geometry import pixel_centres
 from twin.constants import ANGSTROM
-from twin.physics.afm import vdw_height_map
 from twin.sample.defects import multivacancy_sites, wrinkle_direction
 from twin.sample.frames import FramedSample, InstrumentFrame
 from twin.sample.regions import covered
 from twin.sample.specimen import Defect, Sample, Window
+from twin.sample.surface import vdw_height_map
 
 # Class ids of the label masks; instance ids number the defects of ``defects_in_window`` from 1.
 CLASSES = {"support": 0, "crystal": 1, "vacancy": 2, "substitution": 3, "multivacancy": 4, "pore": 5,
@@ -23,14 +25,6 @@ CLASSES = {"support": 0, "crystal": 1, "vacancy": 2, "substitution": 3, "multiva
 _PAINT_ORDER = ("wrinkle", "grain-boundary", "pore", "contamination", "multivacancy", "stone-wales",
                 "vacancy", "substitution", "adsorbate")
 _MOST_PIXELS = 4096 * 4096
-
-
-def pixel_centres(window: Window, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """x (columns) and y (rows) of the pixel centres (m)."""
-    rows, columns = shape
-    x = window.x_min + (np.arange(columns) + 0.5) * window.width / columns
-    y = window.y_min + (np.arange(rows) + 0.5) * window.height / rows
-    return x, y
 
 
 def label_masks(sample: Sample, window: Window, shape: tuple[int, int], frame: InstrumentFrame | None = None

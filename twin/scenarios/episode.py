@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from twin import __version__
-from twin.instruments.usage import BudgetExhausted
+from twin.common.errors import BudgetExhausted
 from twin.scenarios.journal import REFUSED_ARGUMENTS_BYTES, Journal, rough_size
 from twin.scenarios.scoring import READS_IMAGES, SCORERS, Context, Score
 from twin.scenarios.secret import OrganiserKey

@@ -34,6 +34,7 @@ from twin.sample.catalog import recipe_for
 from twin.sample.frames import InstrumentFrame
 from twin.sample.recipe import SampleRecipe, from_dict
 from twin.sample.units import check_keys, quantity
+from twin.scenarios.hidden import Hidden
 
 INSTRUMENTS = ("tem", "afm")
 _STREAM_HIDDEN = 0x5CE7A810
@@ -118,15 +119,6 @@ class Event:
     counter: str
     at: Draw
     changes: dict[str, dict[str, Draw]]
-
-
-@dataclass(frozen=True)
-class Hidden:
-    """The concrete hidden state of one episode (what the seed drew)."""
-
-    settings: dict[str, dict[str, Any]]
-    frames: dict[str, InstrumentFrame]
-    events: list[dict[str, Any]]  # {"counter", "at", "set": {instrument: {setting: value}}}
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from Pyro5.core import DAEMON_NAME
 from Pyro5.server import DaemonObject
 from Pyro5.svr_threads import SocketServer_Threadpool
 
+from twin.common import wire
 from twin.digital_twin import DigitalTwin
 from twin.instruments.work import Limits, duration, fft_seconds_per_unit
 from twin.scenarios.secret import OrganiserKey
-from twin.server import wire
 from twin.server.doorkeeper import CONNECTIONS_PER_ADDRESS, IDLE_SECONDS, Doorkeeper
 from twin.server.instances import DEFAULT, HubService, Instance
 

@@ -19,11 +19,11 @@ from Pyro5 import callcontext
 from Pyro5.api import expose
 
 from twin import validation
+from twin.common import wire
 from twin.digital_twin import DigitalTwin
 from twin.scenarios.episode import Episode
 from twin.scenarios.secret import OrganiserKey
 from twin.scenarios.spec import Scenario
-from twin.server import wire
 from twin.server.services import AfmService, SampleService, TemService
 from twin.server.signatures import checked_calls
 

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from twin.server import wire
+from twin.common import wire
 
 
 def free_port(host: str = wire.DEFAULT_HOST) -> int:

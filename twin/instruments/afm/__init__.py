@@ -1,8 +1,6 @@
 """The AFM: a Nanosurf-like instrument over the shared sample."""
 
-from twin.instruments.afm.hardware import AfmHardware
-from twin.instruments.afm.instrument import AfmInstrument
-from twin.instruments.afm.vocabulary import (
+from twin.common.afm_vocabulary import (
     CHANNELS,
     ApproachStatus,
     CantileverGUID,
@@ -13,6 +11,8 @@ from twin.instruments.afm.vocabulary import (
     ScanGroupID,
     StageState,
 )
+from twin.instruments.afm.hardware import AfmHardware
+from twin.instruments.afm.instrument import AfmInstrument
 
 __all__ = ["CHANNELS", "AfmHardware", "AfmInstrument", "ApproachStatus", "CantileverGUID", "DataConversion",
            "DataFilter", "OperatingMode", "ScanChannel", "ScanGroupID", "StageState"]

@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from twin.cf import CONVENTIONS, ROWS_IN_ARRAYS, cf_units, flat_attributes, spatial_coordinate, variable_name
+from twin.common.cf import (
+    CONVENTIONS,
+    ROWS_IN_ARRAYS,
+    cf_units,
+    flat_attributes,
+    spatial_coordinate,
+    variable_name,
+)
 
 MAGIC = b"GWYP"
 

@@ -10,8 +10,8 @@ import threading
 from typing import Any
 
 from twin import validation
+from twin.common.afm_vocabulary import ApproachStatus, StageState
 from twin.instruments.afm.hardware import AfmHardware
-from twin.instruments.afm.vocabulary import ApproachStatus, StageState
 from twin.instruments.clock import Clock
 
 AXES = {0: "x", 1: "y"}

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from twin import validation
-from twin.instruments.afm.vocabulary import DataConversion, DataFilter
+from twin.common.afm_vocabulary import DataConversion, DataFilter
 
 CONVERSIONS = (DataConversion.Binary16, DataConversion.Physical, DataConversion.Binary32)
 

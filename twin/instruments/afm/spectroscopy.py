@@ -20,9 +20,7 @@ from typing import Any
 import numpy as np
 
 from twin import validation
-from twin.instruments.afm import readout
-from twin.instruments.afm.materials import contact_at
-from twin.instruments.afm.vocabulary import (
+from twin.common.afm_vocabulary import (
     DataConversion,
     DataFilter,
     SpecChannel,
@@ -32,6 +30,8 @@ from twin.instruments.afm.vocabulary import (
     SpecPauseMode,
     SpecRepetitionMode,
 )
+from twin.instruments.afm import readout
+from twin.instruments.afm.materials import contact_at
 from twin.instruments.clock import Clock
 from twin.physics.afm import force_curve
 from twin.sample import Sample

@@ -11,15 +11,30 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from twin import validation
 from twin.physics.ctf import electron_wavelength
 
-if TYPE_CHECKING:
-    from twin.instruments.tem.instrument import TemInstrument
+
+class TemInstrument(Protocol):
+    """What the auto functions use of the TEM (:class:`twin.instruments.tem.TemInstrument` has it): its
+    settings, its acquisitions, its clock, hardware and sample. The instrument calls the auto functions,
+    so they name what they need here instead of importing it."""
+
+    clock: Any
+    hardware: Any
+    sample: Any
+
+    def get(self, name: str) -> Any: ...
+
+    def set(self, name: str, value: Any) -> Any: ...
+
+    def acquire_camera_image(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def acquire_stem_images(self, *args: Any, **kwargs: Any) -> Any: ...
 
 _SHIFT_BUDGET = 0.35  # of the lattice spacing: the largest image shift a measurement may produce
 

@@ -12,7 +12,7 @@ from twin.instruments.afm import AfmInstrument
 from twin.physics.afm import Feedback, Tip
 from twin.sample import Window
 from twin.sample.truth import height_map
-from twin.scenarios.scoring import Context, Score, mapping, scorer
+from twin.scenarios.scoring.core import Context, Score, mapping, scorer
 
 
 @scorer("first_changed_frame")

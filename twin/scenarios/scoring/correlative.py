@@ -8,7 +8,7 @@ import numpy as np
 
 from twin import validation
 from twin.sample import Window
-from twin.scenarios.scoring import Context, Score, mapping, scorer
+from twin.scenarios.scoring.core import Context, Score, mapping, scorer
 
 
 def _pair(name: str, value: Any) -> np.ndarray:

@@ -15,7 +15,7 @@ from twin.physics.ctf import Aberrations, aberration_phase, electron_wavelength
 from twin.physics.detectors import UINT16_MAX
 from twin.physics.stem import annular_cross_section
 from twin.sample import Window
-from twin.scenarios.scoring import Context, Score, mapping, scorer
+from twin.scenarios.scoring.core import Context, Score, mapping, scorer
 
 
 @scorer("tem_focus")

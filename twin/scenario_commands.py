@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from twin import validation
-from twin.server import wire
+from twin.common import wire
 
 if TYPE_CHECKING:
     from twin.scenarios.secret import OrganiserKey
@@ -75,8 +75,8 @@ def key_path(args: argparse.Namespace) -> Path:
 def _carried_on(name: str, scenario: Scenario, seed: int, journal_dir: str, key: OrganiserKey,
                 key_file: Path) -> Instance:
     """``name``'s instance as its latest journal left it, or a new one if it has none."""
-    from twin.scenarios.replay import resume
     from twin.server.instances import Instance, journals_of
+    from twin.server.replay import resume
 
     journals = journals_of(journal_dir, scenario.name, seed, name)
     if not journals:
@@ -209,7 +209,7 @@ def _list(_args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from twin.scenarios.replay import replay
+    from twin.server.replay import replay
 
     try:
         done = replay(args.journal, key_file=args.key)
