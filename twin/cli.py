@@ -15,6 +15,7 @@ import numpy as np
 from clients.connection import INSTANCE_VARIABLE
 from twin import validation
 from twin.common import wire
+from twin.instruments.files import default_data_dir
 from twin.instruments.work import MAX_CALL_SECONDS, Limits
 from twin.sample import DEFAULT_SAMPLE, SAMPLES
 from twin.sample.frames import InstrumentFrame
@@ -127,7 +128,7 @@ def _security(args: argparse.Namespace) -> tuple[Any, str | None]:
         if tls is None:
             raise ValueError(f"--host {args.host} is reachable from other machines: give --certificate and "
                              "--private-key (TLS); a connection secret is made too (or give --secret FILE)")
-        secret_file = secret_file or str(Path(args.data_dir) / SECRET_FILE)
+        secret_file = secret_file or str(Path(args.data_dir or default_data_dir()) / SECRET_FILE)
     if secret_file is None:
         return tls, None
     secret, made = load_or_create_secret(secret_file)
@@ -256,9 +257,10 @@ def parser() -> argparse.ArgumentParser:
     _add_state_options(serve)
     serve.add_argument("--snapshot", metavar="PNG",
                        help="once ready, image the default view with both instruments and save it here")
-    serve.add_argument("--data-dir", default="twin-data", metavar="DIR",
+    serve.add_argument("--data-dir", metavar="DIR",
                        help="files clients save (AFM captures) go below it, whatever folder a script names; "
-                            "one subfolder per instance when there are several (default %(default)s)")
+                            "one subfolder per instance when there are several (default: the user's data "
+                            "folder, ~/.local/share/microscope-twin on Linux)")
     serve.add_argument("--max-call-seconds", type=float, default=MAX_CALL_SECONDS, metavar="SECONDS",
                        help="refuse a call whose estimated compute time is longer (default %(default)g)")
     serve.add_argument("--memory-limit", type=float, metavar="GIB",

@@ -14,6 +14,16 @@ from typing import Any
 
 from twin.validation import brief
 
+
+def default_data_dir() -> Path:
+    """The twin's own data folder for this user (``~/.local/share/microscope-twin`` on Linux, the
+    platform's equivalent elsewhere): files land there unless ``--data-dir`` says otherwise, never in
+    the folder a command happens to run in (a clone of the repository, say)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("microscope-twin", appauthor=False))
+
+
 MAX_PATH_CHARS = 240  # what Windows allows a path, about
 MAX_NAME_CHARS = 64  # a file name start (the instrument appends a number and a suffix)
 QUOTA_BYTES = 2 << 30  # what one instance's files may take on the server's disk

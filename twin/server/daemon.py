@@ -21,6 +21,7 @@ from Pyro5.svr_threads import SocketServer_Threadpool
 
 from twin.common import wire
 from twin.digital_twin import DigitalTwin
+from twin.instruments.files import default_data_dir
 from twin.instruments.work import Limits, duration, fft_seconds_per_unit
 from twin.scenarios.secret import OrganiserKey
 from twin.server.doorkeeper import CONNECTIONS_PER_ADDRESS, IDLE_SECONDS, Doorkeeper
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 MAX_CONNECTIONS = 512  # open client connections at least (an 80-person hackathon, a few clients each) ...
 CONNECTIONS_PER_INSTANCE = 32  # ... and this many per hosted instance (notebooks, agents, re-run cells)
 MAX_MESSAGE_BYTES = 256 << 20  # a 4096² float64 frame and then some
-DATA_DIR = "twin-data"  # files clients ask for (AFM captures) go below it
 
 SNIPPET = """\
 Paste into Python:
@@ -131,7 +131,7 @@ def serve(
     key: OrganiserKey | None = None,
     idle_seconds: float = IDLE_SECONDS,
     connections_per_address: int = CONNECTIONS_PER_ADDRESS,
-    data_dir: str | Path = DATA_DIR,
+    data_dir: str | Path | None = None,
     limits: Limits | None = None,
     tls: ssl.SSLContext | None = None,
     secret: str | None = None,
@@ -150,6 +150,7 @@ def serve(
     """
 
     started = time.perf_counter()
+    data_dir = default_data_dir() if data_dir is None else data_dir
     wire.install()
     Pyro5.config.MAX_MESSAGE_SIZE = MAX_MESSAGE_BYTES
     if isinstance(instances, DigitalTwin):

@@ -155,7 +155,7 @@ class AfmInstrument:
         self.motion = CoarseMotion(self.hardware, clock)
         self.spec = Spectroscopy(self.sample, clock, self.hardware.spring_constant,
                                  self.hardware.deflection_sensitivity)
-        self.files_root = Path.cwd() / "twin-data"  # this twin's own folder on the server (see files.py)
+        self.files_root = files.default_data_dir()  # this twin's own folder on the server (see files.py)
         self.files_quota = files.QUOTA_BYTES  # what its files may take there
         self._gallery = "afm-gallery"  # as the client named it: a folder under files_root
         self._file_mask = "afm"
