@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from clients.challenge import Challenge
 from twin.server.launcher import ServerProcess
 
 HOST = "127.0.0.1"
@@ -121,7 +122,12 @@ def test_the_gym_environment_plays_the_autofocus_challenge_in_process_and_remote
     observation, reward, terminated, truncated, info = env.step(np.array([0.5, 0.0, 0.0, 0.0]))
     assert np.isfinite(reward) and not terminated and not truncated
     *_, terminated, _, info = env.step(np.array([0.0, 0.0, 0.0, 1.0]))  # stop: the column is scored
-    assert terminated and 0.0 <= info["score"] <= 1.0
+    from twin.scenarios import spec
+    from twin.server.instances import Instance
+
+    same = Instance.playing("direct", spec.load("tem-autofocus"), 3)  # the column set by hand instead
+    same.invoke("tem.set", ["optics.defocus", same.invoke("tem.get", ["optics.defocus"], {}) + 10e-9], {})
+    assert terminated and info["score"] == pytest.approx(same.invoke("episode.submit", [{}], {})["score"])
     picture = env.render()
     assert picture.shape == (32, 32, 3) and picture.dtype == np.uint8 and picture.max() > picture.min()
 
@@ -132,7 +138,8 @@ def test_the_gym_environment_plays_the_autofocus_challenge_in_process_and_remote
         action = remote.action_space.sample()
         action[3] = -1.0  # random steps, none of them asking to stop
         *_, terminated, truncated, info = remote.step(action)
-    assert truncated and not terminated and 0.0 <= info["score"] <= 1.0
+    assert truncated and not terminated
+    assert info["score"] == Challenge(HOST, server.port, "rl").status()["score"]["score"]  # what it recorded
     with pytest.raises(RuntimeError, match="the episode is over; call reset"):
         remote.step(action)
     with pytest.raises(RuntimeError, match="all 1 server instances have been played"):
@@ -174,7 +181,7 @@ def test_the_afm_environment_rewards_a_loop_that_follows_the_surface(server) -> 
     observation, info = remote.reset()
     assert observation.shape == (2, 4, 128) and info["share"] > 0
     *_, terminated, truncated, info = remote.step(remote.action_for(1e3, 500, 100, 0.05, stop=True))
-    assert terminated and 0.0 <= info["score"] <= 1.0
+    assert terminated and info["score"] == Challenge(HOST, server.port, "pid").status()["score"]["score"]
     remote.close()
     remote.close()  # closing twice is harmless
 

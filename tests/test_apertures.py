@@ -78,10 +78,12 @@ def test_the_objective_aperture_stops_bragg_spots_beyond_its_angle_in_diffractio
 
 
 def test_the_sa_aperture_lets_through_the_electrons_of_the_disk_it_selects() -> None:
-    """At 57 kx the beam is ~0.95 um wide; the 10 um SA aperture selects 0.18 um of it. Electrons are
-    counted near the direct beam (a weak beam: nothing saturates), less a dark frame's read-out bias."""
+    """At 57 kx the beam is ~0.95 um wide; the 40 and 10 um SA apertures select 0.73 and 0.18 um of it.
+    Within the beam the selected electrons go as the disk's area, (10 / 40)², whatever the beam's width.
+    Electrons are counted near the direct beam (a weak beam: nothing saturates), less a dark frame's
+    read-out bias."""
     per_second = {}
-    for aperture, exposure in ((None, 0.02), ("10", 0.5)):
+    for aperture, exposure in ((None, 0.02), ("40", 0.03), ("10", 0.5)):
         tem = steady().tem
         tem.set("optics.magnification", 57_000.0)
         tem.set("optics.spot_size_index", 11)
@@ -93,10 +95,11 @@ def test_the_sa_aperture_lets_through_the_electrons_of_the_disk_it_selects() -> 
         dark, _ = diffraction(tem, 256, exposure)
         near = np.hypot(*(np.indices(pattern.shape) - 128)) < 20
         per_second[aperture] = (pattern[near].sum() - dark[near].sum()) / exposure
+    assert per_second["10"] / per_second["40"] == pytest.approx((10 / 40) ** 2, rel=0.1)
     fov = 4096 * 14e-6 / (57_000.0 * 1.5)  # the Ceta's field at this magnification
-    beam_diameter = np.sqrt(2) * fov  # the condenser spreads the beam just over it (default intensity)
-    expected = (10e-6 / M_SA / beam_diameter) ** 2
-    assert per_second["10"] / per_second[None] == pytest.approx(expected, rel=0.1)
+    selected = np.pi / 4 * (40e-6 / M_SA) ** 2  # the 40 um aperture's disk on the specimen
+    assert per_second["40"] < per_second[None]  # the beam is wider than that disk (it fills the field) ...
+    assert per_second["40"] / per_second[None] > selected / (2 * fov) ** 2  # ... but not twice the field
 
 
 def test_the_c2_aperture_sets_the_current_and_the_widest_probe() -> None:

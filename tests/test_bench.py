@@ -1,26 +1,112 @@
-"""``twin bench`` runs end to end and reports every figure (values are not asserted: no timed tests)."""
+"""``twin bench``'s plumbing: its helpers measure what they say, its report and JSON show every figure.
+
+The bench itself is a measurement (minutes of 1024² images, datasets, transport); its figures are not
+asserted anywhere. What can break without a slow machine noticing is the plumbing around them, tested
+here on tiny inputs in this process.
+"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
+import numpy as np
 import pytest
+
+from twin import bench
+from twin.cli import main
+
+SECTIONS = {"machine", "startup", "tem_1024", "tem_low_magnification", "stem", "analytical", "afm_256",
+            "afm_512", "afm_1024", "datasets", "transport", "episodes"}
+
+
+def figures() -> dict:
+    """Figures shaped as ``bench.measure()`` returns them; every number distinct (findable in a report)."""
+    numbers = iter(np.arange(1.0, 200.0) * 1.125)
+    sections = {
+        "startup": ["serve_to_ready_s", "serve_to_first_1024_image_s"],
+        "tem_1024": ["first_acquire_s", "first_new_window_s", "warm_new_window_s", "warm_same_window_s",
+                     "warm_new_defocus_s", "ratio_new_defocus_to_new_window", "direct_abtem_same_window_s",
+                     "ratio_warm_new_window_to_direct", "field_of_view_m"],
+        "tem_low_magnification": ["warm_new_window_s", "warm_same_window_s", "field_of_view_m"],
+        "stem": ["interactive_haadf_256_s", "exact_per_position_s", "direct_abtem_per_position_s",
+                 "ratio_exact_to_direct"],
+        "analytical": ["eds_spectrum_s", "eds_spectrum_image_s", "eds_spectrum_image_counts", "raster_4d_s",
+                       "raster_4d_per_frame_s"],
+        "afm_256": ["frame_s", "time_scale"], "afm_512": ["frame_s", "time_scale"],
+        "afm_1024": ["frame_s", "time_scale"],
+        "transport": ["pyro_msgpack_4mib_mb_s", "raw_socket_4mib_mb_s", "pyro_vs_raw_4mib",
+                      "pyro_msgpack_16mib_mb_s", "raw_socket_16mib_mb_s", "pyro_vs_raw_16mib",
+                      "list_msgpack_mb_s", "list_serpent_mb_s", "bytes_vs_list_msgpack",
+                      "bytes_vs_list_serpent"],
+        "episodes": ["direct_get_us", "gated_get_us", "direct_haadf_256_s", "gated_haadf_256_s",
+                     "replayed_calls", "replay_s"],
+        "datasets": ["items", "one_worker_items_per_s", "two_workers_items_per_s", "two_over_one",
+                     "one_worker_with_startup_items_per_s", "two_workers_with_startup_items_per_s",
+                     "per_item_s", "acquisitions_alone_s", "per_item_over_acquisitions", "ground_truth_s",
+                     "per_item_over_acquisitions_and_truth"],
+    }
+    result = {name: {key: float(next(numbers)) for key in keys} for name, keys in sections.items()}
+    result["machine"] = {"cpus": 2, "python": "3.x", "abtem": "a.b", "pyro5": "p.q"}
+    result["episodes"]["replay_identical"] = True
+    return result
+
+
+def test_the_report_shows_the_headline_figures_and_says_when_a_replay_differs():
+    shown = figures()
+    text = bench.report(shown)
+    assert text.startswith("twin bench: 2 CPUs, Python 3.x, abTEM a.b, Pyro5 p.q")
+    assert f"{shown['afm_1024']['frame_s']:7.3f} s" in text
+    assert f"{shown['datasets']['two_over_one']:.2f} x" in text
+    assert "Pyro5 = " in text and text.count("(target >= 80 %)") == 2  # both echo sizes
+    assert "(identical)" in text
+    shown["episodes"]["replay_identical"] = False
+    assert "(DIFFERENT)" in bench.report(shown)
+
+
+def test_twin_bench_json_prints_what_measure_returns(monkeypatch, capsys):
+    shown = figures()
+    monkeypatch.setattr(bench, "measure", lambda: shown)
+    assert main(["bench", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == shown
+    assert set(shown) == SECTIONS
+    assert main(["bench"]) == 0
+    assert capsys.readouterr().out.strip() == bench.report(shown)
+
+
+def test_the_timing_helpers_take_medians_and_count_both_ways(monkeypatch):
+    clock = iter([0.0, 1.0, 10.0, 13.0, 20.0, 22.0])  # three runs: 1 s, 3 s, 2 s
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
+    assert bench._median_time(lambda: None, 3) == 2.0
+    assert bench._rate(4_000_000, 2.0) == 4.0  # 4 MB each way in 2 s
+    assert [bench._mib(shape) for shape in bench.ECHO_SHAPES] == [4, 16]
+
+
+class _EchoProxy:
+    def __init__(self):
+        self.received = []
+
+    def echo(self, array):
+        self.received.append(np.array(array, copy=True))
+        return array
 
 
 @pytest.mark.slow
-def test_bench_json_reports_every_figure():
-    result = subprocess.run([sys.executable, "-m", "twin", "bench", "--json"],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    figures = json.loads(result.stdout)
-    assert set(figures) == {"machine", "startup", "tem_1024", "tem_low_magnification", "stem", "analytical",
-                            "afm_256", "afm_512", "afm_1024", "datasets", "transport", "episodes"}
-    numbers = [v for section in ("startup", "tem_1024", "tem_low_magnification", "stem", "analytical",
-                                "afm_256", "afm_512",
-                                "afm_1024", "datasets", "transport", "episodes")
-               for v in figures[section].values()]
-    assert all(isinstance(v, (int, float)) and v >= 0 for v in numbers)
-    assert figures["episodes"]["replay_identical"] is True
-    assert {"pyro_vs_raw_4mib", "pyro_vs_raw_16mib", "bytes_vs_list_serpent"} <= set(figures["transport"])
+def test_the_transport_baseline_echoes_through_a_plain_socket_in_another_process():
+    array = np.random.default_rng(0).random((32, 32), dtype=np.float32)  # 4 KiB: the plumbing, not a rate
+    proxy = _EchoProxy()
+    pyro_s, raw_s = bench.transport_seconds(proxy, array, rounds=2)
+    assert pyro_s > 0 and raw_s > 0
+    assert len(proxy.received) == 3 and all(np.array_equal(r, array) for r in proxy.received)
+    with bench.RawEcho() as echo:
+        reply = bytearray(array.nbytes)
+        echo.echo(array.tobytes(), reply)
+    assert np.array_equal(np.frombuffer(reply, dtype=np.float32).reshape(array.shape), array)
+
+
+@pytest.mark.slow
+def test_episode_figures_replay_the_gated_calls_identically():
+    measured = bench.episode_figures(calls=3)
+    assert measured["replay_identical"] is True
+    # the gate journals 3 reads and 4 HAADF scans (a warm-up and the median's three repeats)
+    assert measured["replayed_calls"] == 3 + 1 + bench.REPEATS
+    assert all(measured[key] > 0 for key in ("direct_get_us", "gated_get_us", "replay_s"))

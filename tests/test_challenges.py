@@ -8,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from ase.data import atomic_masses
 from scipy import constants
+from scipy.special import ndtr
 
 from scenarios.baselines import (
     afm_pid_tuning,
@@ -23,6 +25,7 @@ from scenarios.baselines import (
 )
 from tests.fairness_bounds import BLIND_BOUNDS
 from twin.instruments.usage import BudgetExhausted
+from twin.physics.damage import DISPLACEMENT_ENERGIES, knock_on_cross_section
 from twin.physics.stem import annular_cross_section
 from twin.sample import Window
 from twin.sample.truth import height_map
@@ -32,17 +35,18 @@ from twin.server.launcher import ServerProcess
 
 HOST = "127.0.0.1"
 SEEDS = range(1, 11)
-#: challenge -> its baseline agent and the band of its mean score over SEEDS (served with a fixed key)
+#: challenge -> its baseline agent and the least its mean score over SEEDS may be (served with a fixed key).
+#: No upper bound: a better baseline is welcome; the floor sits under the mean the agent reaches now.
 BASELINES = {
-    "tem-autofocus": (tem_autofocus, (0.1, 0.6)),
-    "stem-atom-finding": (stem_atom_finding, (0.2, 0.8)),  # F1 beyond the answer's own chance: ~0.3
-    "tem-dopant-census": (tem_dopant_census, (0.3, 0.75)),
-    "tem-beam-sensitive": (tem_beam_sensitive, (0.4, 0.95)),  # no stigmation: 0.2-0.98, mean ~0.7
-    "afm-pid-tuning": (afm_pid_tuning, (0.6, 1.01)),  # 0.8 (Scantime 0.025 s) or 1 (0.02 s)
-    "afm-tip-reconstruction": (afm_tip_reconstruction, (0.12, 0.5)),
-    "afm-sparse-scan": (afm_sparse_scan, (0.25, 0.65)),
-    "afm-tip-change": (afm_tip_change, (0.7, 1.01)),  # the exact frame on every seed tried: 1
-    "correlative-registration": (correlative_registration, (0.5, 0.95)),
+    "tem-autofocus": (tem_autofocus, 0.1),
+    "stem-atom-finding": (stem_atom_finding, 0.2),  # F1 beyond the answer's own chance: ~0.3
+    "tem-dopant-census": (tem_dopant_census, 0.3),
+    "tem-beam-sensitive": (tem_beam_sensitive, 0.4),  # no stigmation: 0.2-0.98, mean ~0.7
+    "afm-pid-tuning": (afm_pid_tuning, 0.6),  # 0.8 (Scantime 0.025 s) or 1 (0.02 s)
+    "afm-tip-reconstruction": (afm_tip_reconstruction, 0.12),
+    "afm-sparse-scan": (afm_sparse_scan, 0.25),
+    "afm-tip-change": (afm_tip_change, 0.7),  # the exact frame on every seed tried: 1
+    "correlative-registration": (correlative_registration, 0.5),
 }
 MARGIN = 0.1  # a baseline's mean must beat the bound on every blind answer's mean by this much
 
@@ -82,11 +86,11 @@ def baseline_scores(tmp_path_factory) -> dict[str, list[float]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(BASELINES))
 def test_each_baseline_beats_every_blind_answer_on_average_over_ten_seeds(baseline_scores, name: str) -> None:
-    _, (low, high) = BASELINES[name]
+    _, low = BASELINES[name]
     scores = baseline_scores[name]
     mean = float(np.mean(scores))
     print(f"{name}: mean {mean:.3f}, min {min(scores):.3f}, max {max(scores):.3f}")  # shown with pytest -s
-    assert low < mean < high, baseline_scores[name]
+    assert mean > low, baseline_scores[name]
     assert mean > BLIND_BOUNDS[name] + MARGIN, (mean, BLIND_BOUNDS[name])
 
 
@@ -209,7 +213,7 @@ def test_registration_scores_the_true_transform_one_and_the_identity_less() -> N
 
 @pytest.mark.parametrize(("voltage", "snr", "corrected", "low", "high"), [
     (60e3, 6.0, True, 0.99, 1.0),  # below sulphur's knock-on onset, focused, stigmated: all seen, none lost
-    (300e3, 6.0, True, 0.5, 0.85),  # as the last user left it: the same SNR costs a quarter of the sulphur
+    (300e3, 6.0, True, None, None),  # as the last user left it: the same SNR costs sulphur (checked below)
     (60e3, None, False, 0.0, 0.01),  # 60 kV and 16 us fixed beforehand, the probe left unfocused: no atoms
 ])
 def test_gentle_imaging_trades_the_image_against_the_sample(voltage, snr, corrected, low, high) -> None:
@@ -230,4 +234,16 @@ def test_gentle_imaging_trades_the_image_against_the_sample(voltage, snr, correc
     with pytest.raises(ValueError, match="answer frame_index = 99 is not one of this episode's last HAADF"):
         instance.invoke("episode.submit", [{"frame_index": 99}], {})
     result = instance.invoke("episode.submit", [{"frame_index": index}], {})
-    assert low <= result["score"] <= high, result
+    if low is not None:
+        assert low <= result["score"] <= high, result
+        return
+    # each S atom survives the dose D with probability exp(-sigma D) (sigma: the knock-on cross-section),
+    # whatever the seed; the score is then intact x seen, seen = Phi(SNR - 3) as the rules state
+    sigma = knock_on_cross_section(voltage, 16, atomic_masses[16] * constants.atomic_mass,
+                                   DISPLACEMENT_ENERGIES[("S", "MoS2")])
+    kept = np.exp(-sigma * dose)
+    square = Window.around(0.0, 0.0, 4e-9, 4e-9)
+    atoms = int(np.sum(tem.sample.atoms_in_window(square).numbers == 16)) + result["details"]["atoms_lost"]
+    intact = result["details"]["intact"]
+    assert 0.5 < kept < 0.9 and abs(intact - kept) < 4 * np.sqrt(kept * (1 - kept) / atoms), (intact, kept)
+    assert result["score"] == pytest.approx(intact * ndtr(snr - 3), rel=0.05)

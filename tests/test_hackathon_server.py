@@ -12,7 +12,6 @@ import pytest
 from clients.challenge import Challenge, leaderboard
 from clients.errors import BudgetExhausted
 from clients.tem import TemMicroscopeClient
-from scenarios.baselines import tem_autofocus
 from twin.cli import main
 from twin.server import wire
 from twin.server.launcher import ServerProcess
@@ -53,7 +52,7 @@ def test_teams_are_isolated_and_a_slow_exposure_does_not_hold_up_another_team(ha
     a, b = connect(server, "a"), connect(server, "b")
     challenge_b = Challenge(HOST, server.port, "b")
     a.optics.defocus, b.optics.defocus = 50e-9, -70e-9
-    reads: list[float] = []
+    reads_during_the_exposure = 0
 
     def exposure() -> None:
         a.acquisition.acquire_camera_image("BM-Ceta", 256, 1.5)  # 1.5 s of real time on team a's twin
@@ -63,14 +62,13 @@ def test_teams_are_isolated_and_a_slow_exposure_does_not_hold_up_another_team(ha
     worker.start()
     time.sleep(0.2)
     while worker.is_alive():
-        begun = time.monotonic()
         assert b.optics.defocus == pytest.approx(-70e-9)
         challenge_b.status()
         leaderboard(HOST, server.port)  # the organiser's board does not wait for team a either
-        reads.append(time.monotonic() - begun)
+        reads_during_the_exposure += worker.is_alive()  # answered while team a's exposure still ran
     worker.join()
     assert time.monotonic() - started >= 1.5
-    assert len(reads) >= 5 and max(reads) < 0.3, reads  # team b never waited for team a's exposure
+    assert reads_during_the_exposure >= 3  # waiting for team a's exposure, team b would get at most one
     assert a.optics.defocus == pytest.approx(50e-9) and b.optics.defocus == pytest.approx(-70e-9)
     calls_a = [e["call"] for e in Challenge(HOST, server.port, "a").journal()]
     calls_b = [e["call"] for e in challenge_b.journal()]
@@ -134,7 +132,11 @@ def test_budget_and_forbidden_calls_reach_the_team_as_clear_errors(hackathon) ->
 def test_a_team_sees_its_score_alone_the_organiser_the_whole_board_and_the_journal_replays(hackathon, capsys
                                                                                           ) -> None:
     server, folder = hackathon
-    result = tem_autofocus.run(HOST, server.port, "c")
+    c = connect(server, "c")  # a short episode: the baselines play whole ones in test_challenges.py
+    c.optics.defocus = 12e-9
+    c.acquisition.acquire_stem_image("HAADF", 64, 1e-6)
+    c.disconnect()
+    result = Challenge(HOST, server.port, "c").submit({})
     assert result["details"] == {}  # how the score came about (the true focus) stays with the organiser
     assert Challenge(HOST, server.port, "c").status()["score"] == result
     rows = leaderboard(HOST, server.port)  # what every team may read: no seeds
@@ -234,7 +236,10 @@ def test_the_server_holds_32_connections_per_team_and_says_so_when_full(tmp_path
                                                   "serving a connection"):
             Challenge(HOST, server.port, "team-01")
         opened.pop().close()
-        deadline = time.monotonic() + 5.0  # the server notices the hang-up in a moment, not at once
+        # A hang-up is noticed by the worker holding it: it reads the end of the stream, closes its socket
+        # and only then is returned to the pool, so the slot frees some time after close() returns. On a
+        # busy machine with 544 worker threads that moment may be seconds away; wait for it (not a bound).
+        deadline = time.monotonic() + 60.0
         while True:
             try:
                 assert Challenge(HOST, server.port, "team-02").status()["instance"] == "team-02"

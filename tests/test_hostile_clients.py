@@ -118,13 +118,13 @@ def test_idle_and_dripping_connections_are_capped_per_address_and_closed(guarded
     worker and the accept loop then waited on the 513th, so a normal client timed out."""
     silent = [socket.create_connection((HOST, guarded.port), source_address=("127.0.0.2", 0))
               for _ in range(600)]
-    started = time.monotonic()
     sample = open_proxy(wire.SAMPLE_OBJECT, HOST, guarded.port)
     sample.ping()
-    assert time.monotonic() - started < 2.0  # seconds: served at once, not after the attack ends
+    still_held = [k for k, s in enumerate(silent) if not closed_by_server(s, 0.001)]
+    assert len(still_held) >= 40  # served while the attack holds its 40 workers, not after it ends
     sample._pyroRelease()
     deadline = time.monotonic() + 3 * DENIAL_SECONDS + 2.0  # the turned-away wait for a word, then go
-    turned_away: set[int] = set()
+    turned_away: set[int] = set(range(len(silent))) - set(still_held)
     while len(turned_away) < 600 - 40 and time.monotonic() < deadline:
         turned_away |= {k for k, s in enumerate(silent)
                         if k not in turned_away and closed_by_server(s, 0.001)}
@@ -322,7 +322,9 @@ def test_an_answer_is_taken_once_after_the_budgets_are_spent(tmp_path: Path) -> 
     time.sleep(1.1)
     with pytest.raises(RuntimeError, match="budget exhausted"):
         instance.invoke("tem.get", ["optics.focus"], {})
-    assert 0.0 <= instance.invoke("episode.submit", [{}], {})["score"] <= 1.0
+    at_once = Instance.playing("b", spec.load(str(path)), 1).invoke("episode.submit", [{}], {})["score"]
+    late = instance.invoke("episode.submit", [{}], {})["score"]
+    assert late == pytest.approx(at_once)  # scored as an answer given at once: the reads changed nothing
     with pytest.raises(RuntimeError, match="already"):
         instance.invoke("episode.submit", [{}], {})
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from clients._remote import open_proxy
-from twin.instruments.work import Cost, Limits
+from twin.instruments.work import BUSY_WAIT_SECONDS, Cost, Limits
 from twin.server import wire
 from twin.server.launcher import ServerProcess
 
@@ -63,11 +63,9 @@ def test_work_past_the_limit_is_refused_at_once_with_its_estimate(limited: Serve
     """Before: an exact 32² scan over 8 nm (the README's example) ran ~30 minutes with no word; 96²
     (within the probe-count limit) would have run for hours."""
     tem = stem_ready(limited.port)
-    started = time.monotonic()
     with pytest.raises(ValueError, match=r"^an exact STEM scan of 96 x 96 pixels with HAADF would take about "
                                          r".* one call may take 15 min and .* GiB on this server"):
-        tem.acquire_stem_images(["HAADF"], 96, 1e-6, None, "exact")
-    assert time.monotonic() - started < 5.0  # s: refused up front, not after running
+        tem.acquire_stem_images(["HAADF"], 96, 1e-6, None, "exact")  # run, it would take hours
     assert tem.progress() is None  # nothing runs
     tem._pyroRelease()
 
@@ -90,7 +88,7 @@ def test_a_long_scan_reports_progress_others_hear_it_is_busy_and_a_hang_up_stops
         busy = r"the microscope is busy with an exact STEM scan of 16 x 16 pixels with HAADF, about .* left; "
         with pytest.raises(RuntimeError, match=busy + "try again when it is done"):
             other.acquire_stem_images(["HAADF"], 64, 1e-6, None, "interactive")
-        assert time.monotonic() - asked < 15.0  # it waited its 10 s, then said why
+        assert time.monotonic() - asked >= 0.95 * BUSY_WAIT_SECONDS  # it waited its 10 s, then said why
         state = other.get("optics.scan_field_of_view")  # reads of state never wait
         assert state == pytest.approx(8e-9)
         client.kill()  # kill -9: the connection drops without a word
@@ -166,13 +164,12 @@ def test_reads_of_a_scanning_afm_do_not_wait_for_the_next_frame(limited: ServerP
     simulating = threading.Thread(target=look)
     simulating.start()
     time.sleep(0.3)
-    asked = time.monotonic()
     afm.current_line()
-    waited = time.monotonic() - asked
+    answered_during_the_simulation = simulating.is_alive()  # the next frame takes a second or more
     simulating.join()
     afm.stop()
     afm._pyroRelease()
-    assert waited < 0.3  # s; the next frame takes a second or more to simulate
+    assert answered_during_the_simulation
 
 
 def test_a_4096_scan_with_four_detectors_is_refused_by_its_memory_estimate() -> None:

@@ -8,6 +8,8 @@ import textwrap
 
 import pytest
 
+from twin.cli import main
+
 SCRIPT = textwrap.dedent('''
     # written for the instrument: vendor imports only, the lab's address
     import sys
@@ -30,15 +32,16 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def test_a_vendor_script_runs_unchanged_against_the_twin(server, tmp_path):
+def test_a_vendor_script_runs_unchanged_against_the_twin(server, tmp_path, monkeypatch, capsys):
     script = tmp_path / "beamtime.py"
     script.write_text(SCRIPT)
-    result = subprocess.run([sys.executable, "-m", "twin", "run", "--port", str(server.port),
-                             "--host", "127.0.0.1", str(script), "first", "second"],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "refused: optics.defocus must be a number, got 'far'" in result.stdout
-    assert "acquired 256 256 ['first', 'second']" in result.stdout
+    monkeypatch.chdir(tmp_path)  # in this process: `twin run` runs the script here too (runpy)
+    assert main(["run", "--port", str(server.port), "--host", "127.0.0.1", str(script), "first",
+                 "second"]) == 0
+    printed = capsys.readouterr().out
+    assert "refused: optics.defocus must be a number, got 'far'" in printed
+    assert "acquired 256 256 ['first', 'second']" in printed
+    assert not any(name.startswith("autoscript") for name in sys.modules)  # mapped for the run only
 
 
 def test_outside_twin_run_the_vendor_names_do_not_exist(tmp_path):
@@ -93,14 +96,13 @@ NANOSURF_SCRIPT = textwrap.dedent('''
 ''')
 
 
-def test_a_nanosurf_script_runs_unchanged_against_the_twin(server, server_files, tmp_path):
+def test_a_nanosurf_script_runs_unchanged_against_the_twin(server, server_files, tmp_path, monkeypatch,
+                                                          capsys, no_vendor_modules):
     script = tmp_path / "afm_session.py"
     script.write_text("GALLERY = 'C:/Users/lab/Documents/gallery'\n" + NANOSURF_SCRIPT)
-    result = subprocess.run([sys.executable, "-m", "twin", "run", "--port", str(server.port),
-                             "--host", "127.0.0.1", str(script)],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "lines 32 points 32" in result.stdout
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--port", str(server.port), "--host", "127.0.0.1", str(script)]) == 0
+    assert "lines 32 points 32" in capsys.readouterr().out
     gallery = server_files / "Users" / "lab" / "Documents" / "gallery"  # under the server's own folder
     assert sorted(p.name for p in gallery.iterdir()) == ["Sample-0000.gwy", "Sample-0000.nc"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 
 import numpy as np
@@ -64,15 +63,16 @@ def test_far_windows_cost_the_same_and_memory_does_not_grow():
     sample.atoms_in_window(Window.around(0.0, 0.0, 10 * NM, 10 * NM))
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
-    timings = []
+    working = []  # the memory each window's generation peaks at: its work, independent of a busy CPU
     for x in np.linspace(-1e-3, 1e-3, 9):
-        started = time.perf_counter()
+        tracemalloc.reset_peak()
+        at_start = tracemalloc.get_traced_memory()[0]
         sample.atoms_in_window(Window.around(x, -x, 10 * NM, 10 * NM))
-        timings.append(time.perf_counter() - started)
+        working.append(tracemalloc.get_traced_memory()[1] - at_start)
     growth = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
     tracemalloc.stop()
     assert growth < 1_000_000, f"sample kept {growth} bytes after visiting the whole stage"
-    assert max(timings) < 5 * np.median(timings)
+    assert max(working) < 2 * min(working), working  # a window 1 mm out builds no more than one at 0
 
 
 def test_vacancies_are_missing_atoms_and_dopants_are_present():

@@ -29,7 +29,7 @@ def test_a_preset_and_single_settings_with_units_set_the_start() -> None:
     ("tem", ("optics.focus",), r"--set 'optics.focus': give NAME=VALUE"),
     ("tem", ("optics.fokus=1 nm",), r"no setting 'optics.fokus' on the TEM or the AFM"),
     ("tem", ("afm:optics.focus=1 nm",), r"no setting 'optics.focus' on afm"),
-    ("tem", ("optics.focus=3 bananas",), r"optics.focus = '3 bananas' is not a length"),
+    ("tem", ("optics.focus=3 seconds",), r"optics.focus = '3 seconds' is not a length"),  # parsecs are one
     ("tem", ("optics.scan_field_of_view=8 nm",), r"exists in STEM mode only"),  # in TEM mode: refused
 ])
 def test_a_bad_starting_state_is_refused_naming_it(preset, settings, refusal) -> None:

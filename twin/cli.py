@@ -15,9 +15,11 @@ import numpy as np
 from clients.connection import INSTANCE_VARIABLE
 from twin import validation
 from twin.common import wire
+from twin.instruments.clock import Clock
 from twin.instruments.files import default_data_dir
 from twin.instruments.work import MAX_CALL_SECONDS, Limits
 from twin.sample import DEFAULT_SAMPLE, SAMPLES
+from twin.sample.catalog import recipe_for
 from twin.sample.frames import InstrumentFrame
 from twin.scenario_commands import add_parser as add_scenario_commands
 from twin.scenario_commands import add_serve_options, instances_from
@@ -66,9 +68,6 @@ def _frame(option: str, text: str | None) -> InstrumentFrame | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from twin.digital_twin import DigitalTwin
-    from twin.server.daemon import serve
-
     try:
         validation.integer("--port", args.port, 0, 65535)
         validation.real("--idle-timeout", args.idle_timeout, 1.0, 86400.0, "s")
@@ -80,7 +79,13 @@ def _serve(args: argparse.Namespace) -> int:
                                  * 2**30))
         if (args.scenario or args.instance) and (args.state != "tem" or args.set):
             raise ValueError("--state and --set start a plain twin; a scenario sets its own starting state")
+        validation.integer("seed", args.seed, 0, 2**63 - 1)  # checked again by the twin; here a bad option
+        Clock(args.time_scale)  # is refused before the physics (abTEM) is imported
+        if not (args.scenario or args.instance or args.teams):
+            recipe_for(args.sample)
         instances, key = instances_from(args) or (None, None)
+        from twin.digital_twin import DigitalTwin
+
         twin = instances[0].twin if instances else DigitalTwin.build(
             sample=args.sample, seed=args.seed, time_scale=args.time_scale, stem_mode=args.stem_mode,
             holder=args.holder, ground_truth=args.ground_truth == "on",
@@ -106,6 +111,8 @@ def _serve(args: argparse.Namespace) -> int:
                 log.info(summary)
 
             threading.Thread(target=run, name="first-look", daemon=True).start()
+
+    from twin.server.daemon import serve
 
     try:
         serve(instances or twin, host=args.host, port=args.port, on_ready=on_ready, private=args.private,
