@@ -146,8 +146,9 @@ def _features(seen: FramedSample, grid: CoarseGrid) -> dict[str, np.ndarray]:
             _deposit(change[defect.species], grid, x, y, point)
         elif defect.kind == "pore":
             for symbol, count in _basis_counts(layer).items():
-                density = count / layer.crystal.area_per_cell
-                _disc(change[symbol], grid, x, y, defect.size / ANGSTROM, lambda r2, d=density: -d + 0 * r2)
+                removed = -count / layer.crystal.area_per_cell  # atoms per Å² the pore takes away
+                _disc(change[symbol], grid, x, y, defect.size / ANGSTROM,
+                      lambda r2, d=removed: np.full_like(r2, d))
         elif defect.kind == "contamination":  # a paraboloid dome of a-C:H, one C and one H per 36 Å³
             radius = defect.size / ANGSTROM
             height = max(spec.height for spec in layer.defect_specs if spec.kind == "contamination")
