@@ -183,3 +183,20 @@ def test_a_micrometre_haadf_scan_finds_the_holes_by_the_carbon_they_lack(holey):
     expected = (graphene + 0.1 * 30) / graphene
     film = (r > 0.8e-6) & (r < 1.2e-6)  # the next holes begin 1.4 µm from the centre
     assert haadf[film].mean() / haadf[r < 0.4e-6].mean() == pytest.approx(expected, rel=0.05)
+
+
+@pytest.mark.parametrize("step", [2.0, 15.0])
+def test_projected_mass_keeps_the_atom_count_of_a_featured_sheet(step):
+    """graphene-features (pores, multivacancies, dopants, contamination) over 60 nm: the carbon per Å²
+    averages graphene's 2 / (a² sqrt(3) / 2) = 0.382 within 2 % (the features are sparse), and no pixel
+    holds an absurd amount (a pore's or a dome's atoms are spread, not piled up)."""
+    from twin.sample.coarse import CoarseGrid, areal_densities
+    from twin.sample.frames import FramedSample, InstrumentFrame
+
+    sample = build_sample("graphene-features", 0)
+    side = int(600 / step)
+    carbon = areal_densities(FramedSample(sample, InstrumentFrame()), CoarseGrid(-side // 2, -side // 2, step,
+                                                                                 (side, side)))["C"]
+    graphene = 2 / (2.46**2 * np.sqrt(3) / 2)
+    assert carbon.mean() == pytest.approx(graphene, rel=0.02)
+    assert np.isfinite(carbon).all() and carbon.max() < 5 * graphene and carbon.min() > -5 * graphene

@@ -191,14 +191,12 @@ def _disc(target: np.ndarray, grid: CoarseGrid, x: float, y: float, radius: floa
         return
     px, py = (grid.ix0 + cc + 0.5) * grid.step, (grid.iy0 + rr + 0.5) * grid.step
     r2 = (px - x) ** 2 + (py - y) ** 2
-    inside = r2 < radius**2
-    if not inside.any():  # all of it falls between pixel centres: keep its atoms
-        total = _disc_atoms(radius, profile)
+    values = np.where(r2 < radius**2, profile(r2), 0.0)
+    sampled, total = values.sum() * grid.step**2, _disc_atoms(radius, profile)
+    if sampled == 0:  # all of it falls between pixel centres: keep its atoms
         _deposit(target, grid, x, y, total / grid.step**2)
         return
-    values = np.where(inside, profile(r2), 0.0)
-    values *= _disc_atoms(radius, profile) / max(values.sum() * grid.step**2, 1e-30)  # exact atom count
-    target[rr, cc] += values
+    target[rr, cc] += values * (total / sampled)  # the disc's exact atom count, whatever its sign
 
 
 def _disc_atoms(radius: float, profile) -> float:
