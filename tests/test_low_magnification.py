@@ -200,3 +200,26 @@ def test_projected_mass_keeps_the_atom_count_of_a_featured_sheet(step):
     graphene = 2 / (2.46**2 * np.sqrt(3) / 2)
     assert carbon.mean() == pytest.approx(graphene, rel=0.02)
     assert np.isfinite(carbon).all() and carbon.max() < 5 * graphene and carbon.min() > -5 * graphene
+
+
+def test_a_micrometre_scans_memory_is_within_what_its_cost_declares(holey):
+    """The server's limits admit work by its declared cost: a turned 512² continuum scan's measured peak
+    (tracemalloc) stays below the bytes :meth:`cost` declares, so no scan allocates past the limits."""
+    import tracemalloc
+
+    from twin.instruments.tem.scanning import Scan
+
+    holey.set("optics.optical_mode", "Stem")
+    try:
+        state = holey.settings.snapshot()
+        haadf = [holey.hardware.detector("HAADF")]
+        arguments = (Scan((0.0, 0.0), 4e-6, 0.6, 512), state["source.acceleration_voltage"],
+                     state["optics.convergence_angle"], holey.aberrations(state), haadf)
+        declared = holey.stem.cost(*arguments, "continuum").bytes
+        tracemalloc.start()
+        holey.stem.signals(*arguments, "continuum")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    finally:
+        holey.set("optics.optical_mode", "Tem")
+    assert peak < declared < 4 * peak

@@ -26,6 +26,7 @@ from twin.sample.specimen import Layer, Sample, Window
 # S(k) = S0 + (1 - S0) (1 - exp(-(k / K_S)^2)); tests/test_low_magnification.py checks it.
 S0, K_S = 0.04, 0.2
 _FILM_STREAM = 0x46494C  # tag of the film's coarse random field
+BYTES_PER_POINT = 128  # peak memory of a projected-mass view per grid point (measured ~100 B, with margin)
 FEATURE_CELL_LIMIT = 5000  # defect cells beyond which a view's features are too small to matter (≥ 1.4 µm)
 
 

@@ -37,6 +37,7 @@ from twin.physics.damage import displaced, displaced_in_area, largest_cross_sect
 from twin.physics.detectors import UINT16_MAX, camera_counts, counting_counts, psf_sigma, shot_noise
 from twin.physics.tem import SimulationGrid
 from twin.sample import Sample, Window
+from twin.sample.coarse import BYTES_PER_POINT
 from twin.sample.frames import FramedSample, InstrumentFrame
 from twin.validation import brief
 
@@ -512,7 +513,8 @@ class TemInstrument:
             optics={"magnification": nominal, "field_of_view": fov},
             twin={"window": view.window.as_dict(), "padding": view.grid.padding,
                   "oversampling": view.grid.oversampling},
-            cost=_multislice_cost(view.grid.n**2, 1 if view.continuum else self.stem.slices()),
+            cost=(Cost(_multislice_cost(view.grid.n**2, 1).seconds, BYTES_PER_POINT * view.grid.n**2)
+                  if view.continuum else _multislice_cost(view.grid.n**2, self.stem.slices())),
         )
 
     def _diffraction_plan(self, state: State, stage: State, offset: np.ndarray, cam: Camera,

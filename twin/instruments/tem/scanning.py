@@ -36,7 +36,7 @@ from twin.physics import tem as tem_physics
 from twin.physics.ctf import Aberrations, electron_wavelength
 from twin.physics.tem import SimulationGrid
 from twin.sample import Sample, Window
-from twin.sample.coarse import CoarseGrid, areal_densities
+from twin.sample.coarse import BYTES_PER_POINT, CoarseGrid, areal_densities
 from twin.validation import brief
 
 MODES = ("interactive", "exact", "prism")
@@ -129,6 +129,14 @@ class Scan:
         return Window(float(x.min()), float(y.min()), float(x.max()), float(y.max()))
 
 
+def _coarse_grid(scan: Scan) -> CoarseGrid:
+    """The grid of the scan's step (on the global lattice of that step) holding every probe position."""
+    area, step = scan.bounding_window(0.0), scan.step
+    ix0, iy0 = int(np.floor(area.x_min / step)), int(np.floor(area.y_min / step))
+    shape = (int(np.ceil(area.y_max / step)) - iy0 + 1, int(np.ceil(area.x_max / step)) - ix0 + 1)
+    return CoarseGrid(ix0, iy0, step / ANGSTROM, shape)
+
+
 class StemSimulator:
     """Turns scans of the sample into per-detector signals (fractions of the beam)."""
 
@@ -183,8 +191,10 @@ class StemSimulator:
         """What :meth:`signals` will take for this scan (``mode`` as returned by :meth:`method`), from
         the size of the grids it uses and this machine's FFT speed. The work per grid point (in FFTs)
         is calibrated against measured runs (graphene, 80 kV, 2 cores): within a factor of 2."""
-        if mode == "continuum":
-            return Cost(0.0, 8 * scan.shape[0] * scan.shape[1] * len(detectors))
+        if mode == "continuum":  # the projected mass on a grid over the scan, then one read per probe
+            points = int(np.prod(_coarse_grid(scan).shape))
+            return Cost(4 * fft_units(points) * fft_seconds_per_unit(),
+                        BYTES_PER_POINT * points + 8 * scan.shape[0] * scan.shape[1] * len(detectors))
         unit = fft_seconds_per_unit()
         reach = stem.probe_reach(energy, convergence_angle, aberrations)
         slices = self.slices()
@@ -260,10 +270,9 @@ class StemSimulator:
     def _densities_at_probes(self, scan: Scan, tilt: tuple[float, float]) -> dict[str, np.ndarray]:
         """Atoms per m² of each element (projected along the beam) under each probe position: the
         specimen's projected mass on a grid of the scan's step, read where the probe sits."""
-        area, step = scan.bounding_window(0.0), scan.step
-        ix0, iy0 = int(np.floor(area.x_min / step)), int(np.floor(area.y_min / step))
-        shape = (int(np.ceil(area.y_max / step)) - iy0 + 1, int(np.ceil(area.x_max / step)) - ix0 + 1)
-        densities = areal_densities(self.sample, CoarseGrid(ix0, iy0, step / ANGSTROM, shape))
+        grid, step = _coarse_grid(scan), scan.step
+        ix0, iy0 = grid.ix0, grid.iy0
+        densities = areal_densities(self.sample, grid)
         u, v = scan.scan_coordinates()
         x, y = scan.to_sample(u[None, :], v[:, None])
         at = (y / step - iy0 - 0.5, x / step - ix0 - 0.5)  # fractional pixel indices (row, column)
