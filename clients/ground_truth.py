@@ -28,6 +28,15 @@ class GroundTruth:
     def __init__(self, sample_proxy: Callable[[], Any]) -> None:
         self._sample_proxy = sample_proxy
 
+    def reset(self, state: str | None = None, settings: list[str] | None = None) -> dict[str, Any]:
+        """Return the twin to its start-up state, as a fresh server would be, without restarting it:
+        both instruments (settings, stage, tip, scans), the sample without beam damage, the clock at
+        zero; then the server's ``--state`` and ``--set``, or ``state`` (tem, stem, diffraction,
+        overnight) and ``settings`` (``["NAME=VALUE", ...]``) if given. The same calls then give the same
+        data as on a server just started. Every client of this twin sees the reset; refused in a
+        challenge. Returns what was applied: ``{"state", "set"}``."""
+        return self._sample_proxy().reset(state, settings)
+
     def info(self) -> dict[str, Any]:
         """Sample name, material, seed, defect densities and the server's time scale."""
         return self._sample_proxy().info()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +15,17 @@ from twin.server.launcher import ServerProcess
 
 HOST = "127.0.0.1"
 SERVER_SEED = 7
+_USER_DATA = tempfile.mkdtemp(prefix="twin-user-data-")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The user's data folder (where servers keep files by default) is a temporary one for the run, for
+    this process and every server it starts: tests never write into the home folder."""
+    os.environ["XDG_DATA_HOME"] = _USER_DATA
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_USER_DATA, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

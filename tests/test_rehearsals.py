@@ -4,7 +4,9 @@ Each script under ``tests/rehearsals/`` names the public script whose calls it f
 order, same expectations; no code or text carried over) and, on a line ``# twin run: OPTIONS``, the
 options of ``twin run`` it needs (``--serve --state stem``: the operator left the column in STEM mode).
 A rehearsal passes when the script runs to its end, through the vendor's module names, against a twin
-started for it.
+as it starts. The scripts share one server, each returned to its start-up state first (``twin run
+--reset``, with the script's ``--state`` and ``--set``); one that needs a server option (``--time-scale``)
+gets a twin of its own (``twin run --serve``), as its line says.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from twin.cli import main
+from twin.server.launcher import ServerProcess
 
 REHEARSALS = sorted((Path(__file__).parent / "rehearsals").glob("*.py"))
 
@@ -34,14 +37,32 @@ def test_every_rehearsal_names_its_public_source() -> None:
         assert first.startswith("# Rehearses: ") and "/" in first, script.name
 
 
+RESETTABLE = {"--serve", "--state", "--set"}  # options a reset gives; any other needs a server of its own
+
+
+def on_shared_twin(options: list[str], port: int) -> list[str]:
+    """``options`` for the shared twin (``--reset`` instead of ``--serve``), unless one needs its own."""
+    if any(option.startswith("--") and option not in RESETTABLE for option in options):
+        return options
+    return ["--reset", "--port", str(port), *(option for option in options if option != "--serve")]
+
+
+@pytest.fixture(scope="module")
+def shared_twin(tmp_path_factory) -> ServerProcess:
+    """The twin ``twin run --serve`` starts (seed 0, instant), shared by the rehearsals."""
+    server = ServerProcess.start("--data-dir", str(tmp_path_factory.mktemp("rehearsal-files")))
+    yield server
+    assert server.stop() == 0
+
+
 @pytest.mark.parametrize("script", REHEARSALS, ids=lambda path: path.stem)
-def test_a_lab_script_runs_unchanged_through_twin_run(script: Path, tmp_path: Path, monkeypatch,
-                                                      capsys) -> None:
-    """``twin run --serve`` in this process, as the command runs (the script through runpy, a twin started
-    for it). Each needs a twin of its own: run one after another on one twin, scripts find the tip still
-    approached or the column in another mode, as the previous script left them."""
+def test_a_lab_script_runs_unchanged_through_twin_run(script: Path, shared_twin: ServerProcess,
+                                                      tmp_path: Path, monkeypatch, capsys) -> None:
+    """``twin run`` in this process, as the command runs (the script through runpy). Every script finds
+    the twin as it starts: without the reset, scripts run one after another find the tip still approached
+    or the column in another mode, as the previous script left them."""
     monkeypatch.setenv("TWIN_FIGURES", str(tmp_path / "figures"))
     monkeypatch.setenv("TWIN_PROGRESS", "0")
     monkeypatch.chdir(tmp_path)
-    assert main(["run", *options_of(script), str(script)]) == 0
+    assert main(["run", *on_shared_twin(options_of(script), shared_twin.port), str(script)]) == 0
     assert "rehearsal complete" in capsys.readouterr().out

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from clients.connection import INSTANCE_VARIABLE
+from clients.connection import INSTANCE_VARIABLE, Connection
 from twin import validation
 from twin.common import wire
 from twin.instruments.clock import Clock
@@ -147,6 +147,10 @@ def _security(args: argparse.Namespace) -> tuple[Any, str | None]:
 def _run(args: argparse.Namespace) -> int:
     from twin.script_runner import run_script
 
+    if (args.state or args.set) and not (args.serve or args.reset):
+        raise SystemExit("twin run: --state and --set need --serve (a new twin) or --reset (the running one)")
+    if args.reset and not args.serve:
+        _reset(args)
     if args.instance:  # every client the script opens joins this instance
         previous = os.environ.get(INSTANCE_VARIABLE)
         os.environ[INSTANCE_VARIABLE] = args.instance
@@ -164,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
     from twin.server.launcher import ServerProcess
 
     log.info("starting a twin for this run ...")
-    state = ("--state", args.state, *(option for text in args.set for option in ("--set", text)))
+    state = ("--state", args.state or "tem", *(option for text in args.set for option in ("--set", text)))
     server = ServerProcess.start("--stem-mode", args.stem_mode, "--time-scale", str(args.time_scale), *state,
                                  seed=args.seed)
     try:
@@ -172,6 +176,19 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         server.stop()
     return 0
+
+
+def _reset(args: argparse.Namespace) -> None:
+    """Return the twin ``twin run`` reaches to its start-up state (or ``--state``/``--set``)."""
+    connection = Connection(args.host, args.port, args.instance)
+    try:
+        done = connection[wire.SAMPLE_OBJECT].reset(args.state, args.set or None)
+    except (ValueError, TypeError, PermissionError) as error:
+        raise SystemExit(f"twin run --reset: {error}") from None
+    finally:
+        connection.close()
+    log.info(f"the twin is back at its start-up state {done['state']!r}"
+             + (f": {', '.join(done['set'])}" if done["set"] else ""))
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -226,10 +243,10 @@ def _add_twin_option(command: argparse.ArgumentParser, name: str, help: str) -> 
     command.add_argument(name, **_TWIN_OPTIONS[name], help=help)
 
 
-def _add_state_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--state", default="tem", choices=["tem", "stem", "diffraction", "overnight"],
-                         help="start as an operator left the microscope: TEM imaging (default), STEM mode, "
-                              "diffraction, or overnight (beam blanked, valves closed)")
+def _add_state_options(command: argparse.ArgumentParser, default: str | None = "tem") -> None:
+    command.add_argument("--state", default=default, choices=["tem", "stem", "diffraction", "overnight"],
+                         help="start as an operator left the microscope: TEM imaging (the default), STEM "
+                              "mode, diffraction, or overnight (beam blanked, valves closed)")
     command.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                          help="start with this setting (SI, or with a unit: "
                               "'optics.scan_field_of_view=8 nm'); repeat for more")
@@ -299,8 +316,11 @@ def parser() -> argparse.ArgumentParser:
     _add_twin_option(run, "--port", "the twin's port (default %(default)s)")
     _add_twin_option(run, "--instance", "the twin instance (name or token) on a server hosting several")
     run.add_argument("--serve", action="store_true", help="start a twin for the run and stop it afterwards")
+    run.add_argument("--reset", action="store_true",
+                     help="first return the running twin to its start-up state (both instruments, the sample "
+                          "undamaged, the clock at zero; then --state and --set if given, else the server's)")
     _add_twin_option(run, "--seed", "with --serve: the twin's seed")
-    _add_state_options(run)
+    _add_state_options(run, default=None)
     _add_twin_option(run, "--stem-mode", "with --serve: the twin's STEM physics")
     _add_twin_option(run, "--time-scale",
                      "with --serve: wall-clock seconds per instrument second (0, the default: instant; 1: as "

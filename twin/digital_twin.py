@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from twin import validation
@@ -26,6 +27,26 @@ class DigitalTwin:
     seed: int
     ground_truth: bool = True  # whether clients may read the sample itself (off for challenges)
     usage: Usage = field(default_factory=Usage)  # what the instruments spent, against a budget
+    resettable: bool = True  # False in a challenge: a reset would undo what the episode did
+    starting: tuple[str, tuple[str, ...]] = ("tem", ())  # the start-up preset and settings (twin serve)
+    _resetting: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def reset(self) -> None:
+        """Back to how the twin started: both instruments as built (settings, stage, tip, scans,
+        detectors), the clock at zero, and the sample as generated (a sample the beam damaged is
+        generated again from its recipe and seed; an untouched one is kept, with the images cached from
+        it). The server's limits and files folder stay. The start-up preset (:attr:`starting`) is the
+        caller's to apply again. Raises PermissionError on a twin that refuses resets (a challenge's)."""
+        if not self.resettable:
+            raise PermissionError("reset is refused in a challenge: an episode keeps what its calls did")
+        with self._resetting:
+            self.afm.stop()
+            self.tem.stage.stop_jogging()
+            if self.sample.version != 0:
+                self.sample = build(self.sample.recipe, self.seed)
+            self.clock = Clock(self.clock.time_scale)
+            self.tem = self.tem.restarted(self.sample, self.clock)
+            self.afm = self.afm.restarted(self.sample, self.clock)
 
     @classmethod
     def build(cls, sample: str | SampleRecipe = DEFAULT_SAMPLE, seed: int = 0, time_scale: float = 0.0,

@@ -40,17 +40,31 @@ def setting(twin: DigitalTwin, text: str) -> tuple[str, str, Any]:
     return owners[0], bare, Draw(bare, kind_of(twin, owners[0], bare), raw).sample(None)
 
 
-def set_up(twin: DigitalTwin, preset: str = "tem", settings: tuple[str, ...] = ()) -> list[str]:
-    """Put ``twin`` in the ``preset`` state, then apply ``settings`` (``NAME=VALUE`` each); returns
-    what was set, for the start-up report. Raises ValueError naming a bad preset or setting."""
-    if preset not in PRESETS:
+Change = tuple[str, str, Any]  # (instrument, setting, value)
+
+
+def resolve(twin: DigitalTwin, preset: str = "tem", settings: tuple[str, ...] = ()) -> list[Change]:
+    """The changes that put ``twin`` in the ``preset`` state with ``settings`` (``NAME=VALUE`` each) on
+    top, in order, without making them. Raises ValueError naming a bad preset or setting."""
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise ValueError(f"--state {preset!r} is not a starting state; allowed: {', '.join(PRESETS)}")
-    done = []
-    for instrument, changes in PRESETS[preset].items():
-        apply(twin, instrument, changes)
-        done += [f"{name}={value}" for name, value in changes.items()]
-    for text in settings:
-        instrument, name, value = setting(twin, text)
+    changes = [(instrument, name, value) for instrument, named in PRESETS[preset].items()
+               for name, value in named.items()]
+    return changes + [setting(twin, text) for text in settings]
+
+
+def apply_changes(twin: DigitalTwin, changes: list[Change]) -> list[str]:
+    """Make ``changes`` on ``twin``; returns them as ``NAME=VALUE`` texts, for a report."""
+    for instrument, name, value in changes:
         apply(twin, instrument, {name: value})
-        done.append(f"{name}={value}")
+    return [f"{name}={value:.6g}" if isinstance(value, float) else f"{name}={value}"
+            for _, name, value in changes]
+
+
+def set_up(twin: DigitalTwin, preset: str = "tem", settings: tuple[str, ...] = ()) -> list[str]:
+    """Put ``twin`` in the ``preset`` state, then apply ``settings`` (``NAME=VALUE`` each), and keep both
+    as the state :meth:`DigitalTwin.reset` returns to; returns what was set, for the start-up report.
+    Raises ValueError naming a bad preset or setting."""
+    done = apply_changes(twin, resolve(twin, preset, settings))
+    twin.starting = (preset, tuple(settings))
     return done

@@ -46,6 +46,7 @@ class Episode:
         drawn_from = seed if key is None else key.episode_seed(scenario.name, seed)
         self.hidden = scenario.draw(drawn_from)
         self.twin = scenario.build(drawn_from, self.hidden)
+        self.twin.resettable = False  # a reset would undo what the team's calls did
         self.journal = Journal({"scenario": scenario.name, "scenario_digest": scenario.digest,
                                 "scenario_file": str(scenario.path) if scenario.path else None,
                                 "seed": seed, "key": None if key is None else key.id, "instance": instance,

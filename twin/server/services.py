@@ -11,9 +11,11 @@ from typing import Any
 import numpy as np
 from Pyro5.api import expose
 
-from twin import __version__, validation
+from twin import __version__, starting_state, validation
 from twin.digital_twin import DigitalTwin
+from twin.instruments.afm import AfmInstrument
 from twin.instruments.disclosure import public_metadata
+from twin.instruments.tem import TemInstrument
 from twin.sample import Window, truth
 from twin.sample.frames import InstrumentFrame
 from twin.server.signatures import checked_calls
@@ -79,7 +81,10 @@ class TemService:
 
     def __init__(self, twin: DigitalTwin) -> None:
         self._twin = twin
-        self._tem = twin.tem
+
+    @property
+    def _tem(self) -> TemInstrument:
+        return self._twin.tem  # a new one after a reset
 
     def describe(self) -> dict[str, Any]:
         return self._tem.describe()
@@ -162,7 +167,10 @@ class AfmService:
 
     def __init__(self, twin: DigitalTwin) -> None:
         self._twin = twin
-        self._afm = twin.afm
+
+    @property
+    def _afm(self) -> AfmInstrument:
+        return self._twin.afm  # a new one after a reset
 
     def describe(self) -> dict[str, Any]:
         return self._afm.describe()
@@ -364,6 +372,24 @@ class SampleService:
             "cell": np.asarray(atoms.cell.lengths()),
             "window": area.as_dict(),
         }
+
+    def reset(self, state: Any = None, settings: Any = None) -> dict[str, Any]:
+        """Return the twin to its start-up state without restarting the server: both instruments as
+        they started (the server's ``--state`` and ``--set``), the sample without beam damage, the
+        clock at zero. With ``state`` (a preset: tem, stem, diffraction, overnight) and ``settings``
+        (``["NAME=VALUE", ...]``) those instead. Returns ``{"state", "set"}``: what was applied.
+        Refused in a challenge."""
+        preset, texts = self._twin.starting if state is None else (state, settings or ())
+        if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+            raise TypeError(f"settings = {brief(settings)}: give a list of 'NAME=VALUE' strings")
+        changes = starting_state.resolve(self._twin, preset, tuple(texts))  # refused here: nothing reset
+        self._twin.reset()
+        try:
+            return {"state": preset, "set": starting_state.apply_changes(self._twin, changes)}
+        except (ValueError, TypeError, RuntimeError):  # a value out of range: back to the server's own start
+            self._twin.reset()
+            starting_state.apply_changes(self._twin, starting_state.resolve(self._twin, *self._twin.starting))
+            raise
 
     def echo(self, value: Any) -> Any:
         """Return ``value`` unchanged (transport checks and benchmarks)."""

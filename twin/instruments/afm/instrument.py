@@ -167,6 +167,14 @@ class AfmInstrument:
         self._offset_steps: list[tuple[float, float, float]] = []  # (time, dx, dy): piezo creep
         self.sweeps = 0
 
+    def restarted(self, sample: Sample, clock: Clock) -> AfmInstrument:
+        """This AFM as it was switched on, over ``sample`` and on ``clock``: the same hardware, frame,
+        budget and files folder; a new tip, withdrawn."""
+        fresh = AfmInstrument(sample, clock, self.seed, self.hardware, self.sample.frame,
+                              self.sample.revealed, self.usage)
+        fresh.files_root, fresh.files_quota = self.files_root, self.files_quota
+        return fresh
+
     # --- settings --------------------------------------------------------------------------------
     def set(self, name: Any, value: Any) -> Any:
         """Change one setting. The setpoint's range follows the operating mode (% of the free amplitude

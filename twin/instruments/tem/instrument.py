@@ -193,6 +193,20 @@ class TemInstrument:
         self.usage = usage or Usage()
         self.limits = Limits()  # ``twin serve`` gives every instance the server's one
 
+    def restarted(self, sample: Sample, clock: Clock) -> TemInstrument:
+        """This microscope as it was switched on, over ``sample`` and on ``clock``: the same hardware,
+        frame, budget and limits. Over the same sample it keeps the simulators and the images they
+        cached (they depend on the sample, the window and the optics, never on this state)."""
+        fresh = TemInstrument(sample, clock, self.seed, self.hardware, self.sample.frame,
+                              self.sample.revealed, self.usage)
+        fresh.limits = self.limits
+        if sample is self.sample.sample:
+            fresh.sample, fresh.hrtem, fresh.stem = self.sample, self.hrtem, self.stem
+        else:
+            fresh.hrtem.exit_waves.max_bytes = self.hrtem.exit_waves.max_bytes  # a shared server's share
+            fresh.hrtem.kernels.max_bytes = self.hrtem.kernels.max_bytes
+        return fresh
+
     @contextlib.contextmanager
     def _working(self, task: str, cost: Cost) -> Iterator[Job]:
         """An acquisition: one at a time on this microscope (a second waits up to the limits'
