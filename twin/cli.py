@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from clients.connection import INSTANCE_VARIABLE
 from twin import validation
@@ -18,13 +17,16 @@ from twin.common import wire
 from twin.instruments.clock import Clock
 from twin.instruments.files import default_data_dir
 from twin.instruments.work import MAX_CALL_SECONDS, Limits
-from twin.sample import DEFAULT_SAMPLE, SAMPLES
-from twin.sample.catalog import recipe_for
-from twin.sample.frames import InstrumentFrame
+from twin.sample.catalog import DEFAULT_SAMPLE, SAMPLES
 from twin.scenario_commands import add_parser as add_scenario_commands
 from twin.scenario_commands import add_serve_options, instances_from
 from twin.server.doorkeeper import CONNECTIONS_PER_ADDRESS, IDLE_SECONDS
 
+if TYPE_CHECKING:
+    from twin.sample.frames import InstrumentFrame
+
+# Only what the parser needs is imported above: listing, help and option errors answer at once, without
+# the simulation stack (abTEM, ASE, SciPy, xarray, Dask); each command imports what it runs.
 log = logging.getLogger(__name__)
 
 
@@ -64,7 +66,9 @@ def _frame(option: str, text: str | None) -> InstrumentFrame | None:
         degrees, x, y = (float(v) for v in text.split(","))
     except ValueError:
         raise ValueError(f"{option} = {text!r}: give DEG,X,Y (degrees, metres, metres)") from None
-    return InstrumentFrame(np.radians(degrees), (x, y))
+    from twin.sample.frames import InstrumentFrame
+
+    return InstrumentFrame(math.radians(degrees), (x, y))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -82,6 +86,8 @@ def _serve(args: argparse.Namespace) -> int:
         validation.integer("seed", args.seed, 0, 2**63 - 1)  # checked again by the twin; here a bad option
         Clock(args.time_scale)  # is refused before the physics (abTEM) is imported
         if not (args.scenario or args.instance or args.teams):
+            from twin.sample.catalog import recipe_for
+
             recipe_for(args.sample)
         instances, key = instances_from(args) or (None, None)
         from twin.digital_twin import DigitalTwin

@@ -201,10 +201,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _list(_args: argparse.Namespace) -> int:
-    from twin.scenarios import spec
+    """One line per built-in scenario: its name and title, read from the files alone (no twin is built)."""
+    from twin.scenarios.catalog import available, title
 
-    for name, path in spec.available().items():
-        print(f"{name:<28}{spec.load(path).title}")
+    for name, path in available().items():
+        try:
+            print(f"{name:<28}{title(path)}")
+        except ValueError as error:
+            print(f"{name:<28}(unreadable: {error})")
     return 0
 
 

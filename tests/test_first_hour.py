@@ -1,0 +1,90 @@
+"""A new user's first hour (issue 20): commands that do not simulate answer without the simulation stack,
+and a YAML typo names its file and line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from twin.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SIMULATION = ("abtem", "ase", "scipy", "xarray", "dask", "matplotlib", "zarr", "h5py")
+BAD_YAML = "name: typo\nlayers: [\n  - material: graphene\n"  # a flow sequence never closed
+
+# every command that only lists, explains or refuses: each must leave the simulation stack unimported
+QUICK = [["--help"], ["scenario", "list"], ["serve", "--help"], ["run", "--help"], ["generate", "--help"],
+         ["scenario", "--help"], ["scenario", "list", "--help"], ["scenario", "replay", "--help"],
+         ["scenario", "score", "--help"], ["scenario", "leaderboard", "--help"], ["mcp", "--help"],
+         ["bench", "--help"], ["serve", "--sample", "nosuchfile.yaml"], ["serve", "--sample", "{bad}"],
+         ["serve", "--sample", "{typo}"], ["serve", "--sample", "graphite"], ["serve", "--port", "70000"]]
+
+
+def test_commands_that_do_not_simulate_import_no_simulation_stack(tmp_path: Path) -> None:
+    """Each command in a fresh interpreter, as ``twin`` runs it; what it imported is listed (no clock)."""
+    (tmp_path / "bad.yaml").write_text(BAD_YAML)
+    (tmp_path / "typo.yaml").write_text("name: typo\nlayers: [{material: unobtainium}]\n")
+    commands = [[part.format(bad=tmp_path / "bad.yaml", typo=tmp_path / "typo.yaml") for part in argv]
+                for argv in QUICK]
+    check = (
+        "import contextlib, io, json, sys\n"
+        "from twin.cli import main\n"
+        f"stack = {SIMULATION!r}\n"
+        "found = {}\n"
+        f"for argv in {commands!r}:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        "        try:\n"
+        "            main(argv)\n"
+        "        except SystemExit:\n"
+        "            pass\n"
+        "    found[' '.join(argv)] = sorted(m for m in sys.modules if m.split('.')[0] in stack)\n"
+        "print(json.dumps(found))\n"
+    )
+    path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))  # this checkout's code
+    env = {**os.environ, "PYTHONPATH": path}
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert len(found) == len(QUICK)
+    assert {command: modules for command, modules in found.items() if modules} == {}
+
+
+def test_scenario_list_reads_the_titles_without_building_a_twin(capsys) -> None:
+    from twin.scenarios import catalog
+
+    assert main(["scenario", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(catalog.available())
+    assert all("unreadable" not in line for line in lines)
+
+
+def test_a_yaml_syntax_error_in_a_sample_file_names_the_file_and_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "sample.yaml"
+    path.write_text(BAD_YAML)
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "--sample", str(path)])
+    message = str(refused.value.code)
+    assert message.startswith(f"twin serve: sample file {str(path)!r}, line 3, column 3: not valid YAML")
+    assert "<unicode string>" not in message
+
+
+def test_a_yaml_syntax_error_in_a_scenario_or_dataset_file_names_the_file_and_the_line(tmp_path) -> None:
+    from twin.datasets import load_config
+    from twin.scenarios import spec
+
+    path = tmp_path / "broken.scenario.yaml"
+    path.write_text("title: a probe\ngoal: look\nscore: {function: tem_focus\n")
+    with pytest.raises(ValueError, match=rf"^scenario file '{path}', line 4, column 1: not valid YAML: "):
+        spec.load(path)
+    with pytest.raises(SystemExit, match=rf"scenario file '{path}', line 4"):
+        main(["serve", "--scenario", str(path), "--journal-dir", str(tmp_path / "journals")])
+    config = tmp_path / "dataset.yaml"
+    config.write_text("items: 4\nsample: [graphene\n")
+    with pytest.raises(ValueError, match=rf"^dataset config '{config}', line 3, column 1: not valid YAML"):
+        load_config(config)
