@@ -1,5 +1,5 @@
 """A new user's first hour (issue 20): commands that do not simulate answer without the simulation stack,
-and a YAML typo names its file and line."""
+a YAML typo names its file and line, and journals go to the user's data folder."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from twin.cli import main
+from twin.cli import main, parser
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATION = ("abtem", "ase", "scipy", "xarray", "dask", "matplotlib", "zarr", "h5py")
@@ -88,3 +88,43 @@ def test_a_yaml_syntax_error_in_a_scenario_or_dataset_file_names_the_file_and_th
     config.write_text("items: 4\nsample: [graphene\n")
     with pytest.raises(ValueError, match=rf"^dataset config '{config}', line 3, column 1: not valid YAML"):
         load_config(config)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user's data folder, here a temporary one."""
+    from twin.instruments import files
+
+    folder = tmp_path / "user-data"
+    monkeypatch.setattr(files, "default_data_dir", lambda: folder)
+    return folder
+
+
+def test_journals_and_the_organiser_key_default_to_the_user_data_folder(data_dir: Path, tmp_path: Path,
+                                                                         monkeypatch, caplog, capsys) -> None:
+    from clients import challenge
+    from twin.scenario_commands import instances_from, key_path
+    from twin.scenarios.secret import OrganiserKey
+
+    elsewhere = tmp_path / "clone"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # where a user runs the commands: nothing may land here
+    args = parser().parse_args(["serve", "--instance", "a=tem-autofocus:1"])
+    journals = data_dir / "journals"
+    assert key_path(args) == journals / "organiser.key"
+    with caplog.at_level("INFO", logger="twin"):
+        (instance,), key = instances_from(args)
+    assert f"journals written to {journals.resolve()}" in caplog.text
+    instance.invoke("tem.set", ["optics.defocus", 10e-9], {})
+    instance.episode.journal.close()
+    assert sorted(p.name for p in journals.iterdir()) == ["organiser.key", "tem-autofocus-seed1-a.jsonl"]
+    assert list(elsewhere.iterdir()) == []
+
+    assert main(["scenario", "replay", "tem-autofocus-seed1-a.jsonl"]) == 0  # found there, key beside it
+    assert "0 different" in capsys.readouterr().out
+
+    asked = []
+    monkeypatch.setattr(challenge, "leaderboard", lambda host, port, organiser: asked.append(organiser) or [])
+    assert main(["scenario", "leaderboard"]) == 0  # the organiser's view: the key from the same folder
+    assert asked == [key.organiser_token()]
+    assert key.id == OrganiserKey.load(journals / "organiser.key").id
