@@ -1,5 +1,6 @@
 """A new user's first hour (issue 20): commands that do not simulate answer without the simulation stack,
-a YAML typo names its file and line, and journals go to the user's data folder."""
+a YAML typo names its file and line, journals go to the user's data folder, and the help texts say
+what a new user asks."""
 
 from __future__ import annotations
 
@@ -128,3 +129,23 @@ def test_journals_and_the_organiser_key_default_to_the_user_data_folder(data_dir
     assert main(["scenario", "leaderboard"]) == 0  # the organiser's view: the key from the same folder
     assert asked == [key.organiser_token()]
     assert key.id == OrganiserKey.load(journals / "organiser.key").id
+
+
+def test_help_texts_a_new_user_reads(capsys, monkeypatch) -> None:
+    from scenarios.baselines._common import main as baseline
+
+    texts = {}
+    for argv in (["serve", "--help"], ["run", "--help"], ["scenario", "leaderboard", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        texts[argv[-2]] = " ".join(capsys.readouterr().out.split())
+    monkeypatch.setattr(sys, "argv", ["tem_autofocus.py", "--help"])
+    with pytest.raises(SystemExit):
+        baseline(lambda host, port, instance: {}, "a baseline")
+    texts["baseline"] = " ".join(capsys.readouterr().out.split())
+    assert "Serves a simulated TEM/STEM and AFM" in texts["serve"]
+    assert "Nanosurf" in texts["run"] and "AutoScript" in texts["run"]
+    assert "the server's address (default 127.0.0.1)" in texts["leaderboard"]
+    assert "the server's port (default 9095)" in texts["leaderboard"]
+    assert "the challenge server's address (default 127.0.0.1)" in texts["baseline"]
+    assert "the challenge server's port (default 9095)" in texts["baseline"]

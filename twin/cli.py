@@ -246,7 +246,13 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twin", description="Digital-twin TEM + AFM server.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="serve the TEM and the AFM over one shared sample")
+    serve = commands.add_parser(
+        "serve", help="serve the TEM and the AFM over one shared sample",
+        description="Serves a simulated TEM/STEM and AFM over one shared virtual sample to clients "
+                    "shaped like the vendors' (AutoScript, Nanosurf), on --host:--port; or, with "
+                    "--scenario, --instance or --teams, challenges with hidden state, budgets, journals "
+                    "and scores. Ctrl-C stops it.",
+    )
     _add_twin_option(serve, "--host", "address to listen on (default %(default)s)")
     _add_twin_option(serve, "--port", "TCP port (default %(default)s)")
     _add_twin_option(serve, "--seed", "seed of the sample and all noise (default 0)")
@@ -294,10 +300,12 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     run = commands.add_parser(
-        "run", help="run a script written for the vendor's client against the twin, unchanged",
-        description="Runs SCRIPT with the vendor's module names (autoscript_tem_microscope_client, "
-                    "autoscript_core) mapped to this project's clients for this run only, and every "
-                    "connect() sent to the twin.",
+        "run", help="run a script written for AutoScript or Nanosurf against the twin, unchanged",
+        description="Runs SCRIPT, written for the instrument, unchanged: the vendors' module names "
+                    "(AutoScript: autoscript_tem_microscope_client, autoscript_core, "
+                    "autoscript_tem_toolkit; Nanosurf: nanosurf, nanosurf.com_proxy, nanosurf.studio) "
+                    "map to this project's clients for this run only, and every connection the script "
+                    "opens goes to the twin at --host:--port, whatever address it names.",
     )
     run.add_argument("script", help="the Python script")
     run.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments passed to the script")

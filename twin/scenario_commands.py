@@ -211,8 +211,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                             help="the event's organiser key (default: organiser.key beside the journal)")
         action.set_defaults(run=_replay)
     board = actions.add_parser("leaderboard", help="scores of every instance on a running server")
-    board.add_argument("--host", default=wire.DEFAULT_HOST)
-    board.add_argument("--port", type=int, default=wire.DEFAULT_PORT)
+    board.add_argument("--host", default=wire.DEFAULT_HOST, help="the server's address (default %(default)s)")
+    board.add_argument("--port", type=int, default=wire.DEFAULT_PORT,
+                       help="the server's port (default %(default)s)")
     board.add_argument("--csv", metavar="FILE", help="also write the board here (for the prize table)")
     board.add_argument("--key", metavar="FILE",
                        help="the event's organiser key: shows names and seeds (default: organiser.key in "
