@@ -1,11 +1,13 @@
 """A new user's first hour (issue 20): commands that do not simulate answer without the simulation stack,
-a YAML typo names its file and line, journals go to the user's data folder, and the help texts say
-what a new user asks."""
+a YAML typo names its file and line, journals go to the user's data folder, the help texts say what a
+new user asks, and no test can reach beyond this machine."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from twin.cli import main, parser
+
+from .conftest import OffMachineConnection, on_this_machine
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATION = ("abtem", "ase", "scipy", "xarray", "dask", "matplotlib", "zarr", "h5py")
@@ -149,3 +153,33 @@ def test_help_texts_a_new_user_reads(capsys, monkeypatch) -> None:
     assert "the server's port (default 9095)" in texts["leaderboard"]
     assert "the challenge server's address (default 127.0.0.1)" in texts["baseline"]
     assert "the challenge server's port (default 9095)" in texts["baseline"]
+
+
+def test_a_test_cannot_connect_beyond_this_machine() -> None:
+    for address in (("10.46.217.241", 9095), ("192.168.1.20", 80), ("172.16.0.1", 22), ("fd00::1", 1),
+                    ("example.org", 80), ("0.0.0.0", 80)):
+        assert not on_this_machine(address), address
+    for address in (("127.0.0.1", 9095), ("127.8.9.10", 1), ("::1", 1, 0, 0), ("localhost", 1),
+                    ("::ffff:127.0.0.1", 1), "/tmp/twin.sock", b"\0abstract"):
+        assert on_this_machine(address), address
+    family = {4: socket.AF_INET, 6: socket.AF_INET6}
+    with socket.socket() as sock, pytest.raises(OffMachineConnection, match="10.46.217.241"):
+        sock.connect(("10.46.217.241", 9095))
+    with socket.socket(family[6], socket.SOCK_STREAM) as sock, pytest.raises(OffMachineConnection):
+        sock.connect_ex(("fd00::1", 9095, 0, 0))
+    with pytest.raises(OffMachineConnection, match="192.168.1.20"):
+        socket.create_connection(("192.168.1.20", 80), timeout=1)
+    with pytest.raises(OffMachineConnection, match="example.org"):  # refused before any name lookup
+        socket.create_connection(("example.org", 80), timeout=1)
+    tls = ssl.create_default_context().wrap_socket(socket.socket(), server_hostname="instrument")
+    with tls, pytest.raises(OffMachineConnection):
+        tls.connect(("172.16.0.1", 443))
+
+
+def test_the_guard_lets_loopback_connections_through() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) == 0
