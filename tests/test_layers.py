@@ -2,7 +2,7 @@
 
     common       twin (the package), twin.common, twin.cf, twin.constants: what the twin and its clients share
     clients      what users import; they drive a twin over the network and need only ``common``
-    validation   argument checks
+    validation   argument checks, and reading the YAML files (samples, scenarios, dataset configs)
     sample       what is there: atoms, defects, regions, their van der Waals surface
     physics      how a beam or a tip sees it (may read the sample; the sample never imports physics)
     instruments  stateful hardware, and the digital twin that holds a sample and its instruments
@@ -32,7 +32,7 @@ PACKAGES = ("twin", "clients", "scenarios")
 LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "common": (("=twin", "twin.common", "twin.cf", "twin.constants"), ()),
     "clients": (("clients",), ("common",)),
-    "validation": (("twin.validation",), ()),
+    "validation": (("twin.validation", "twin.yaml_files"), ()),
     "sample": (("twin.sample",), ("common", "validation")),
     "physics": (("twin.physics",), ("common", "validation", "sample")),
     "instruments": (("twin.instruments", "twin.digital_twin"), ("common", "validation", "sample", "physics")),

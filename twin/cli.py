@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from clients.connection import INSTANCE_VARIABLE, Connection
 from twin import validation
@@ -18,13 +17,16 @@ from twin.common import wire
 from twin.instruments.clock import Clock
 from twin.instruments.files import default_data_dir
 from twin.instruments.work import MAX_CALL_SECONDS, Limits
-from twin.sample import DEFAULT_SAMPLE, SAMPLES
-from twin.sample.catalog import recipe_for
-from twin.sample.frames import InstrumentFrame
+from twin.sample.catalog import DEFAULT_SAMPLE, SAMPLES
 from twin.scenario_commands import add_parser as add_scenario_commands
 from twin.scenario_commands import add_serve_options, instances_from
 from twin.server.doorkeeper import CONNECTIONS_PER_ADDRESS, IDLE_SECONDS
 
+if TYPE_CHECKING:
+    from twin.sample.frames import InstrumentFrame
+
+# Only what the parser needs is imported above: listing, help and option errors answer at once, without
+# the simulation stack (abTEM, ASE, SciPy, xarray, Dask); each command imports what it runs.
 log = logging.getLogger(__name__)
 
 
@@ -64,7 +66,9 @@ def _frame(option: str, text: str | None) -> InstrumentFrame | None:
         degrees, x, y = (float(v) for v in text.split(","))
     except ValueError:
         raise ValueError(f"{option} = {text!r}: give DEG,X,Y (degrees, metres, metres)") from None
-    return InstrumentFrame(np.radians(degrees), (x, y))
+    from twin.sample.frames import InstrumentFrame
+
+    return InstrumentFrame(math.radians(degrees), (x, y))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -82,6 +86,8 @@ def _serve(args: argparse.Namespace) -> int:
         validation.integer("seed", args.seed, 0, 2**63 - 1)  # checked again by the twin; here a bad option
         Clock(args.time_scale)  # is refused before the physics (abTEM) is imported
         if not (args.scenario or args.instance or args.teams):
+            from twin.sample.catalog import recipe_for
+
             recipe_for(args.sample)
         instances, key = instances_from(args) or (None, None)
         from twin.digital_twin import DigitalTwin
@@ -257,7 +263,13 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twin", description="Digital-twin TEM + AFM server.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="serve the TEM and the AFM over one shared sample")
+    serve = commands.add_parser(
+        "serve", help="serve the TEM and the AFM over one shared sample",
+        description="Serves a simulated TEM/STEM and AFM over one shared virtual sample to clients "
+                    "shaped like the vendors' (AutoScript, Nanosurf), on --host:--port; or, with "
+                    "--scenario, --instance or --teams, challenges with hidden state, budgets, journals "
+                    "and scores. Ctrl-C stops it.",
+    )
     _add_twin_option(serve, "--host", "address to listen on (default %(default)s)")
     _add_twin_option(serve, "--port", "TCP port (default %(default)s)")
     _add_twin_option(serve, "--seed", "seed of the sample and all noise (default 0)")
@@ -305,10 +317,12 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     run = commands.add_parser(
-        "run", help="run a script written for the vendor's client against the twin, unchanged",
-        description="Runs SCRIPT with the vendor's module names (autoscript_tem_microscope_client, "
-                    "autoscript_core) mapped to this project's clients for this run only, and every "
-                    "connect() sent to the twin.",
+        "run", help="run a script written for AutoScript or Nanosurf against the twin, unchanged",
+        description="Runs SCRIPT, written for the instrument, unchanged: the vendors' module names "
+                    "(AutoScript: autoscript_tem_microscope_client, autoscript_core, "
+                    "autoscript_tem_toolkit; Nanosurf: nanosurf, nanosurf.com_proxy, nanosurf.studio) "
+                    "map to this project's clients for this run only, and every connection the script "
+                    "opens goes to the twin at --host:--port, whatever address it names.",
     )
     run.add_argument("script", help="the Python script")
     run.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments passed to the script")

@@ -23,6 +23,21 @@ log = logging.getLogger(__name__)
 #: a server hosting more twins than this gives each a share of this many twins' cache memory
 #: (8 x 512 MiB of exit waves and lens kernels; one twin alone keeps its full budget)
 CACHED_TWINS = 8
+JOURNALS = "journals"  # the folder in the user's data folder where challenge journals go by default
+
+
+def default_journal_dir() -> Path:
+    """Where challenge journals and the organiser's key go unless ``--journal-dir`` says otherwise:
+    ``journals`` in the twin's per-user data folder (``~/.local/share/microscope-twin/journals`` on
+    Linux), never the folder a command happens to run in; every command that reads journals looks there."""
+    from twin.instruments.files import default_data_dir
+
+    return default_data_dir() / JOURNALS
+
+
+def journal_dir(args: argparse.Namespace) -> Path:
+    """The journal folder of ``twin serve``: ``--journal-dir`` or :func:`default_journal_dir`."""
+    return Path(args.journal_dir) if args.journal_dir else default_journal_dir()
 
 
 def add_serve_options(serve: argparse.ArgumentParser) -> None:
@@ -46,8 +61,9 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
                        help="after a restart: each instance carries on its latest journal in --journal-dir "
                             "(its calls are made again, so its twin, budget and score are where the team "
                             "left them) and keeps its token from --tokens")
-    serve.add_argument("--journal-dir", default="journals", metavar="DIR",
-                       help="where episodes write their journals (default %(default)s)")
+    serve.add_argument("--journal-dir", metavar="DIR",
+                       help="where episodes write their journals (default: journals in the user's data "
+                            "folder, ~/.local/share/microscope-twin/journals on Linux)")
     serve.add_argument("--key", metavar="FILE",
                        help="the organiser's secret key: every hidden state is drawn from it and the seed, "
                             "so the seed alone gives nothing away; made on first use, readable by you only; "
@@ -69,19 +85,19 @@ def key_path(args: argparse.Namespace) -> Path:
     """Where the organiser's key of ``twin serve`` is kept."""
     from twin.scenarios.secret import KEY_FILE
 
-    return Path(args.key) if args.key else Path(args.journal_dir) / KEY_FILE
+    return Path(args.key) if args.key else journal_dir(args) / KEY_FILE
 
 
-def _carried_on(name: str, scenario: Scenario, seed: int, journal_dir: str, key: OrganiserKey,
+def _carried_on(name: str, scenario: Scenario, seed: int, folder: Path, key: OrganiserKey,
                 key_file: Path) -> Instance:
-    """``name``'s instance as its latest journal left it, or a new one if it has none."""
+    """``name``'s instance as its latest journal in ``folder`` left it, or a new one if it has none."""
     from twin.server.instances import Instance, journals_of
     from twin.server.replay import resume
 
-    journals = journals_of(journal_dir, scenario.name, seed, name)
+    journals = journals_of(folder, scenario.name, seed, name)
     if not journals:
-        _say(f"  {name}: no journal of {scenario.name} seed {seed} in {journal_dir}; a new episode")
-        return Instance.playing(name, scenario, seed, journal_dir, key=key)
+        _say(f"  {name}: no journal of {scenario.name} seed {seed} in {folder}; a new episode")
+        return Instance.playing(name, scenario, seed, folder, key=key)
     done = resume(journals[-1], key_file)
     state = "answered" if done.instance.episode.result is not None else "playing"
     calls = f"{done.calls} call{'' if done.calls == 1 else 's'}"
@@ -115,9 +131,11 @@ def instances_from(args: argparse.Namespace) -> tuple[list[Instance], OrganiserK
                          "--ground-truth, --tem-frame and --afm-frame")
     from twin.scenarios.secret import OrganiserKey
 
+    folder = journal_dir(args)
     key, made = OrganiserKey.load_or_create(key_path(args))
     log.info(f"organiser key {key.id} {'made at' if made else 'read from'} {key_path(args)} (hidden states "
              "come from it: keep it to resume, replay and score)")
+    log.info(f"journals {'carried on from' if args.resume else 'written to'} {folder.resolve()}")
     loaded: dict[str, spec.Scenario] = {}
 
     def scenario(name: str) -> spec.Scenario:
@@ -148,10 +166,10 @@ def instances_from(args: argparse.Namespace) -> tuple[list[Instance], OrganiserK
                              ) from None
         validation.integer(f"--instance {text!r} seed", seed, 0, 2**63 - 1)
         if not args.resume:
-            instances.append(Instance.playing(name, scenario(which), seed, args.journal_dir, key=key))
+            instances.append(Instance.playing(name, scenario(which), seed, folder, key=key))
             continue
         try:
-            instances.append(_carried_on(name, scenario(which), seed, args.journal_dir, key, key_path(args)))
+            instances.append(_carried_on(name, scenario(which), seed, folder, key, key_path(args)))
         except ValueError as error:  # one broken journal does not keep every other team waiting
             _say(f"  {name}: NOT SERVED: {error}")
     if not instances:
@@ -186,33 +204,52 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     for name, text in (("replay", "make a journal's calls again and check every result is the same"),
                        ("score", "replay a journal and print its score")):
         action = actions.add_parser(name, help=text)
-        action.add_argument("journal", help="a journal written by `twin serve --scenario` (.jsonl)")
+        action.add_argument("journal", help="a journal written by `twin serve --scenario` (.jsonl); a bare "
+                                            "file name not found here is looked for in the default journal "
+                                            "folder (journals in the user's data folder)")
         action.add_argument("--key", metavar="FILE",
                             help="the event's organiser key (default: organiser.key beside the journal)")
         action.set_defaults(run=_replay)
     board = actions.add_parser("leaderboard", help="scores of every instance on a running server")
-    board.add_argument("--host", default=wire.DEFAULT_HOST)
-    board.add_argument("--port", type=int, default=wire.DEFAULT_PORT)
+    board.add_argument("--host", default=wire.DEFAULT_HOST, help="the server's address (default %(default)s)")
+    board.add_argument("--port", type=int, default=wire.DEFAULT_PORT,
+                       help="the server's port (default %(default)s)")
     board.add_argument("--csv", metavar="FILE", help="also write the board here (for the prize table)")
     board.add_argument("--key", metavar="FILE",
-                       help="the event's organiser key: shows names and seeds (default "
-                            "journals/organiser.key if it is there; without it, what every team sees)")
+                       help="the event's organiser key: shows names and seeds (default: organiser.key in "
+                            "the default journal folder if it is there, as `twin serve` makes it; without "
+                            "it, what every team sees)")
     board.set_defaults(run=_leaderboard)
 
 
 def _list(_args: argparse.Namespace) -> int:
-    from twin.scenarios import spec
+    """One line per built-in scenario: its name and title, read from the files alone (no twin is built)."""
+    from twin.scenarios.catalog import available, title
 
-    for name, path in spec.available().items():
-        print(f"{name:<28}{spec.load(path).title}")
+    for name, path in available().items():
+        try:
+            print(f"{name:<28}{title(path)}")
+        except ValueError as error:
+            print(f"{name:<28}(unreadable: {error})")
     return 0
+
+
+def journal_file(text: str) -> Path:
+    """The journal ``text`` names: a path as given, or a bare file name found only in
+    :func:`default_journal_dir` (where ``twin serve`` writes them by default)."""
+    path = Path(text)
+    if path.exists() or path.name != text:
+        return path
+    kept = default_journal_dir() / text
+    return kept if kept.is_file() else path
 
 
 def _replay(args: argparse.Namespace) -> int:
     from twin.server.replay import replay
 
+    journal = journal_file(args.journal)
     try:
-        done = replay(args.journal, key_file=args.key)
+        done = replay(journal, key_file=args.key)
     except ValueError as error:
         raise SystemExit(f"twin scenario {args.action}: {error}") from None
     score = "not answered" if done.score is None else f"{done.score:.4f}"
@@ -222,7 +259,7 @@ def _replay(args: argparse.Namespace) -> int:
     else:
         same = done.calls - len(done.differing)
         where = f" (entries {done.differing[:20]})" if done.differing else ""
-        print(f"replayed {done.calls} calls of {Path(args.journal).name}: {same} identical, "
+        print(f"replayed {done.calls} calls of {journal.name}: {same} identical, "
               f"{len(done.differing)} different{where}; score {score}{recorded}")
     return 0 if done.identical else 1
 
@@ -234,7 +271,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
     from clients.challenge import leaderboard
     from twin.scenarios.secret import KEY_FILE, OrganiserKey
 
-    path = Path(args.key) if args.key else Path("journals") / KEY_FILE
+    path = Path(args.key) if args.key else default_journal_dir() / KEY_FILE
     try:
         organiser = OrganiserKey.load(path).organiser_token() if args.key or path.is_file() else None
         rows = leaderboard(args.host, args.port, organiser)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from clients.challenge import Challenge
+from clients.connection import DEFAULT_HOST, DEFAULT_PORT
 
 
 class Game(NamedTuple):
@@ -46,9 +47,12 @@ def play(host: str, port: int, instance: str | None, tem: bool = False, afm: boo
 def main(run: Callable[[str, int, str | None], dict[str, Any]], description: str) -> None:
     """Parse ``--host --port --instance``, run the baseline and print its score."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9095)
-    parser.add_argument("--instance", default=None, help="your instance's name or token")
+    parser.add_argument("--host", default=DEFAULT_HOST, help="the challenge server's address (default "
+                                                             "%(default)s)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help="the challenge server's port (default %(default)s)")
+    parser.add_argument("--instance", default=None, help="your instance's name or token (default: "
+                                                         "$TWIN_INSTANCE, else the server's default one)")
     args = parser.parse_args()
     result = run(args.host, args.port, args.instance)
     print(f"score {result['score']:.4f}  {result['details']}")

@@ -35,9 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from twin import validation
+from twin import validation, yaml_files
 from twin.instruments.tem.hardware import NOMINAL_MAGNIFICATIONS
 from twin.sample.catalog import recipe_for
 from twin.sample.recipe import SampleRecipe, from_dict
@@ -114,10 +113,7 @@ class DatasetConfig:
 def load_config(path: str | Path, items: int | None = None) -> DatasetConfig:
     """The dataset config in the YAML file at ``path`` (``items`` overrides its count)."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ValueError(f"dataset config {str(path)!r} cannot be read: {error}") from None
+    data = yaml_files.read(path, "dataset config")[0] or {}
     config = config_from_dict(data, base=path.parent)
     if items is not None:
         config = DatasetConfig(**{**config.__dict__, "items": _count("items", items)})

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from twin.sample.recipe import SampleRecipe, build, from_dict, load
-from twin.sample.specimen import Sample
+if TYPE_CHECKING:  # imported where used: the command line reads the names alone, without ASE and SciPy
+    from twin.sample.recipe import SampleRecipe
+    from twin.sample.specimen import Sample
 
 DEFAULT_SAMPLE = "graphene-defects"
 _RIPPLES = {"rms": "0.5 A", "wavelength": ["5 nm", "20 nm"]}  # a supported monolayer's gentle ripples
@@ -112,6 +113,8 @@ SAMPLES = tuple(BUILT_IN)
 
 def recipe_for(name: str) -> SampleRecipe:
     """The recipe of the built-in sample ``name``, or of the sample file at path ``name``."""
+    from twin.sample.recipe import from_dict, load
+
     if name in BUILT_IN:
         return from_dict({"name": name, **BUILT_IN[name]})
     if name.endswith((".yaml", ".yml")) or Path(name).is_file():
@@ -122,4 +125,6 @@ def recipe_for(name: str) -> SampleRecipe:
 
 def build_sample(name: str, seed: int) -> Sample:
     """The built-in sample called ``name`` (or the one in the sample file ``name``), from ``seed``."""
+    from twin.sample.recipe import build
+
     return build(recipe_for(name), seed)

@@ -24,21 +24,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
 
+from twin import yaml_files
 from twin.constants import ANGSTROM
 from twin.sample.defects import KINDS, DefectSpec
-from twin.sample.grains import boundaries as grain_boundaries
-from twin.sample.grains import grain_cells, grain_flake
 from twin.sample.lattice import MATERIALS, Crystal2D, from_cif, strained
 from twin.sample.regions import SHAPES, Flake
 from twin.sample.ripples import DisplacementField, RippleField
-from twin.sample.specimen import Layer, Sample
-from twin.sample.support import HoleyCarbon
 from twin.sample.units import check_keys, pair, quantity
+
+if TYPE_CHECKING:
+    from twin.sample.specimen import Sample
 
 _MOST_GRAINS = 2000
 _ROTATION_STREAM = 0x524F54  # random stream tag for the first layer's orientation
@@ -152,6 +152,13 @@ class SampleRecipe:
 
 def build(recipe: SampleRecipe, seed: int) -> Sample:
     """The sample ``recipe`` describes, its random parts drawn from ``seed``."""
+    # here, not at the top: reading and checking a sample file (a typo reported at once) needs neither
+    # the atoms (ASE) nor the grains' Voronoi cells (SciPy)
+    from twin.sample.grains import boundaries as grain_boundaries
+    from twin.sample.grains import grain_cells, grain_flake
+    from twin.sample.specimen import Layer, Sample
+    from twin.sample.support import HoleyCarbon
+
     crystals = [layer.crystal() for layer in recipe.layers]
     for n, (crystal, layer) in enumerate(zip(crystals, recipe.layers, strict=True)):
         if len(crystal.basis) != 2 and any(d.kind == "stone-wales" for d in layer.defects):
@@ -197,10 +204,7 @@ def build(recipe: SampleRecipe, seed: int) -> Sample:
 def load(path: str | Path) -> SampleRecipe:
     """The recipe in the YAML file at ``path``."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ValueError(f"sample file {str(path)!r} cannot be read: {error}") from None
+    data, _ = yaml_files.read(path, "sample file")
     if not isinstance(data, dict):
         raise ValueError(f"sample file {str(path)!r} must hold a mapping (name, layers, ...)")
     data.setdefault("name", path.stem)

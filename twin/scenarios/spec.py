@@ -25,15 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from twin import validation
+from twin import validation, yaml_files
 from twin.digital_twin import DigitalTwin
 from twin.instruments.usage import METERED, Usage
 from twin.sample.catalog import recipe_for
 from twin.sample.frames import InstrumentFrame
 from twin.sample.recipe import SampleRecipe, from_dict
 from twin.sample.units import check_keys, quantity
+from twin.scenarios.catalog import available, directory  # noqa: F401 (spec.available(), as before)
 from twin.scenarios.hidden import Hidden
 
 INSTRUMENTS = ("tem", "afm")
@@ -42,18 +42,6 @@ _KIND_OF_UNIT = {"m": "length", "rad": "angle", "V": "voltage", "s": "time"}
 _KEYS = ("title", "goal", "sample", "time_scale", "ground_truth", "settings", "hidden", "events", "forbid",
          "budgets", "score", "answer")
 BUDGETS = ("wall_time", "calls", *METERED)
-
-
-def directory() -> Path:
-    """Where the built-in scenarios live (the ``scenarios`` folder next to the ``twin`` package)."""
-    import scenarios
-
-    return Path(scenarios.__file__).resolve().parent
-
-
-def available() -> dict[str, Path]:
-    """Built-in scenario name -> file."""
-    return {p.name.removesuffix(".scenario.yaml"): p for p in sorted(directory().glob("*.scenario.yaml"))}
 
 
 def _value(name: str, value: Any, kind: str) -> Any:
@@ -199,11 +187,7 @@ def load(name_or_path: str | Path) -> Scenario:
     if not path.is_file():
         raise ValueError(f"scenario = {str(name_or_path)!r} is not a built-in scenario or a file; built-in: "
                          f"{', '.join(builtin)}")
-    try:
-        text = path.read_text()
-        data = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError) as error:
-        raise ValueError(f"scenario file {str(path)!r} cannot be read: {error}") from None
+    data, text = yaml_files.read(path, "scenario file")
     name = path.name.removesuffix(".yaml").removesuffix(".scenario")
     return parse(name, data, text, path)
 
