@@ -9,6 +9,7 @@ import pytest
 from scipy import ndimage
 
 from twin.digital_twin import DigitalTwin
+from twin.instruments.tem.camera import convergent_beam_plan
 from twin.physics.ctf import electron_wavelength
 
 GRAPHENE_D100 = 2.46e-10 * np.sqrt(3) / 2  # m: lattice constant 2.46 Å
@@ -22,7 +23,7 @@ def pattern(camera_length: float, alpha: float, size: int, energy: float = 80e3)
         tem.set(name, value)
     state = tem.settings.snapshot()
     stage, offset = tem.stage_reading(state)
-    plan = tem._convergent_beam_plan(state, stage, offset, tem.hardware.camera("BM-Ceta"), size)
+    plan = convergent_beam_plan(tem, state, stage, offset, tem.hardware.camera("BM-Ceta"), size)
     return plan.electrons(1.0) / (np.pi * plan.beam_diameter**2 / 4), plan.optics["pixel_angle"]
 
 
