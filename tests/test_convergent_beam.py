@@ -9,21 +9,38 @@ import pytest
 from scipy import ndimage
 
 from twin.digital_twin import DigitalTwin
+from twin.instruments.tem.camera import convergent_beam_plan
 from twin.physics.ctf import electron_wavelength
 
 GRAPHENE_D100 = 2.46e-10 * np.sqrt(3) / 2  # m: lattice constant 2.46 Å
 
 
-def pattern(camera_length: float, alpha: float, size: int, energy: float = 80e3) -> tuple[np.ndarray, float]:
-    """The noise-free pattern (fraction of the beam per pixel) and the camera's pixel angle (rad)."""
+def probe_diameter(energy: float, alpha: float, defocus: float, cs: float) -> float:
+    """The disk (m) a parked probe of semi-angle ``alpha`` (rad) lights: out to where a focused,
+    aberration-free probe leaves 1 % of its electrons outside (an Airy pattern leaves J0(v)² + J1(v)²
+    beyond v = 2 pi alpha r / lambda, 1.0 % at v = 20 pi: r = 10 lambda / alpha), widened by the
+    ray-optics blur of ``defocus`` (m) and spherical aberration ``cs`` (m): |C10| alpha + Cs alpha³."""
+    return 2 * (10 * electron_wavelength(energy) / alpha + abs(defocus) * alpha + cs * alpha**3)
+
+
+def pattern(camera_length: float, alpha: float, size: int, energy: float = 80e3,
+            defocus: float = 0.0) -> tuple[np.ndarray, float]:
+    """The noise-free pattern (fraction of the beam per pixel: the electrons over the dose times the
+    probe's disk, :func:`probe_diameter`, which the plan must declare) and the camera's pixel angle (rad),
+    the probe ``defocus`` (m) from the specimen."""
     tem = DigitalTwin.build("graphene", 4).tem
     for name, value in (("optics.optical_mode", "Stem"), ("optics.convergence_angle", alpha),
-                        ("optics.camera_length", camera_length), ("source.acceleration_voltage", energy)):
+                        ("optics.camera_length", camera_length), ("source.acceleration_voltage", energy),
+                        ("optics.focus", defocus), ("twin.focus_offset", 0.0),
+                        ("twin.objective_astigmatism", (0.0, 0.0))):
         tem.set(name, value)
     state = tem.settings.snapshot()
     stage, offset = tem.stage_reading(state)
-    plan = tem._convergent_beam_plan(state, stage, offset, tem.hardware.camera("BM-Ceta"), size)
-    return plan.electrons(1.0) / (np.pi * plan.beam_diameter**2 / 4), plan.optics["pixel_angle"]
+    assert stage["z"] == 0.0  # the specimen at the focal plane: the defocus is the focus
+    plan = convergent_beam_plan(tem, state, stage, offset, tem.hardware.camera("BM-Ceta"), size)
+    diameter = probe_diameter(energy, alpha, defocus, tem.hardware.spherical_aberration)
+    assert plan.beam_diameter == pytest.approx(diameter, rel=1e-9)  # the disk its dose is spread over
+    return plan.electrons(1.0) / (np.pi * diameter**2 / 4), plan.optics["pixel_angle"]
 
 
 @pytest.mark.parametrize(("alpha", "energy"), [(8e-3, 80e3), (20e-3, 300e3)])
@@ -36,6 +53,13 @@ def test_the_direct_disc_has_the_convergence_angle_as_its_radius(alpha, energy) 
     disc = (frame > level / 2) & (r < 1.5 * alpha / pixel_angle)
     assert np.sqrt(disc.sum() / np.pi) == pytest.approx(alpha / pixel_angle, rel=0.01)
     assert frame.sum() == pytest.approx(1.0, abs=0.02)  # thin sample: every electron on the camera
+
+
+def test_a_defocused_probe_spreads_its_electrons_over_its_wider_disk() -> None:
+    """300 nm from focus the probe's disk is 2 |C10| alpha wider (15.2 nm instead of 10.4 nm at 8 mrad,
+    80 kV); the plan's electrons still add up to the dose over that disk: every one lands on the camera."""
+    frame, _ = pattern(1.15, 8e-3, 256, defocus=-300e-9)
+    assert frame.sum() == pytest.approx(1.0, abs=0.02)
 
 
 def test_graphene_s_first_bragg_discs_sit_at_lambda_over_d100() -> None:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from abtem.core.energy import energy2wavelength
 from ase import Atoms
+from scipy.constants import angstrom as ANGSTROM  # m: the unit of ASE and abTEM, defined outside the twin
 
 from twin.physics import tem
 from twin.physics.ctf import (
@@ -16,8 +17,6 @@ from twin.physics.ctf import (
     scherzer_defocus,
     transfer_function,
 )
-
-ANGSTROM = 1e-10
 
 
 @pytest.mark.parametrize("energy", [60e3, 80e3, 200e3, 300e3])

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase import Atoms
+from scipy.constants import angstrom as ANGSTROM  # m: the unit of ASE and abTEM, defined outside the twin
 
 from twin.physics import stem, tem
 from twin.physics.ctf import Aberrations, aberration_phase, electron_wavelength, spatial_frequencies
 from twin.sample import Window, build_sample
 
-ANGSTROM = 1e-10
 ENERGY = 80e3
 ALPHA = 0.03  # rad, probe convergence semi-angle
 HAADF = (0.08, 0.2)  # rad

@@ -14,6 +14,7 @@ import abtem
 import numpy as np
 import pytest
 from abtem.core.energy import energy2sigma
+from scipy.constants import angstrom as ANGSTROM  # m: the unit of ASE and abTEM, defined outside the twin
 
 from twin.instruments.clock import Clock
 from twin.instruments.tem import TemInstrument
@@ -22,7 +23,7 @@ from twin.physics.ctf import Aberrations, electron_wavelength, transfer_function
 from twin.sample import Window
 from twin.sample.recipe import build, from_dict
 
-ENERGY, CS, NM, ANGSTROM = 80e3, 1e-6, 1e-9, 1e-10
+ENERGY, CS, NM = 80e3, 1e-6, 1e-9
 BERNAL_SHIFT = ["1.23 A", f"{2.46 * np.sqrt(3) / 6:.6f} A"]
 
 

@@ -15,7 +15,6 @@ from twin.physics.ctf import Aberrations, Coherence, electron_wavelength, scherz
 from twin.physics.detectors import noise_power_ratio, psf_sigma
 from twin.sample import Window, build_sample
 
-ANGSTROM = 1e-10
 ENERGY = 80e3
 
 
@@ -42,7 +41,7 @@ def test_graphene_lattice_spacing_and_orientation_from_the_fft():
     power = np.abs(np.fft.fft2(image - image.mean())) ** 2
     kx, ky = np.meshgrid(np.fft.fftfreq(size, fov / size), np.fft.fftfreq(size, fov / size))
     k = np.hypot(kx, ky)
-    d100 = sample.crystal.a * ANGSTROM * np.sqrt(3) / 2  # 2.13 Å, the first-order spacing
+    d100 = sample.crystal.a * constants.angstrom * np.sqrt(3) / 2  # 2.13 Å, the first-order spacing
     ring = np.abs(k - 1 / d100) < 3 / fov
     peaks = np.argsort(power[ring])[-6:]
     radii = k[ring][peaks]
@@ -59,8 +58,8 @@ def test_a_single_atom_appears_at_its_pixel():
     grid = tem.simulation_grid(fov, size)
     pixel = fov / size
     col, row = 37, 90  # pixel (row, col) is centred at ((col + 1/2) p, (row + 1/2) p)
-    x = (grid.pad + col + 0.5) * pixel / ANGSTROM
-    y = (grid.pad + row + 0.5) * pixel / ANGSTROM
+    x = (grid.pad + col + 0.5) * pixel / constants.angstrom
+    y = (grid.pad + row + 0.5) * pixel / constants.angstrom
     atom = Atoms("U", positions=[[x, y, 0.0]])
     spectrum = tem.spectrum(tem.exit_wave(atom, grid, ENERGY))
     image = tem.hrtem_intensity(spectrum, _lens(grid, Aberrations(C10=-5e-9)), grid)

@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Protocol
 
 import numpy as np
 
 from twin import validation
 from twin.physics.ctf import electron_wavelength
+from twin.validation import brief
 
 
 class TemInstrument(Protocol):
@@ -27,6 +29,7 @@ class TemInstrument(Protocol):
     clock: Any
     hardware: Any
     sample: Any
+    settings: Any
 
     def get(self, name: str) -> Any: ...
 
@@ -36,7 +39,36 @@ class TemInstrument(Protocol):
 
     def acquire_stem_images(self, *args: Any, **kwargs: Any) -> Any: ...
 
+
 _SHIFT_BUDGET = 0.35  # of the lattice spacing: the largest image shift a measurement may produce
+_CHANGED_SETTINGS = ("optics.focus", "optics.objective_stigmator", "optics.beam_tilt",
+                     "optics.beam_blanked")  # what an auto function may change
+
+
+def run(tem: TemInstrument, name: Any, arguments: Any, reset_blanker: Any = False) -> dict[str, Any]:
+    """Run the auto function ``name`` on ``tem`` with ``arguments`` (a mapping of its settings), the
+    beam unblanked meanwhile; ``reset_blanker`` puts the blanker back as it was. A refused or failed
+    run leaves the optics as they were."""
+    routines = {"stem_auto_focus": stem_auto_focus, "beam_tilt_auto_focus": beam_tilt_auto_focus,
+                "objective_auto_stigmator": objective_auto_stigmator}
+    routine = routines[validation.one_of("auto function", name, list(routines))]
+    if not isinstance(arguments, dict):
+        raise TypeError(f"arguments must be a mapping of the settings, got {brief(arguments)}")
+    allowed = [p for p in inspect.signature(routine).parameters if p != "tem"]
+    for key in arguments:
+        validation.one_of(f"{name} setting", key, allowed)
+    reset = validation.flag("reset_beam_blanker_afterwards", reset_blanker)
+    before = {setting: tem.settings.get(setting) for setting in _CHANGED_SETTINGS}
+    tem.settings.set("optics.beam_blanked", False)
+    try:
+        result = routine(tem, **arguments)
+    except BaseException:
+        for setting, value in before.items():
+            tem.settings.set(setting, value)
+        raise
+    if reset:
+        tem.settings.set("optics.beam_blanked", before["optics.beam_blanked"])
+    return result
 
 
 def image_shift(moved: np.ndarray, reference: np.ndarray, pixel: float, largest: float,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class Exposure:
-    """One acquisition (``TemInstrument._exposure``): its frame index, its job (progress; None for a
+    """One acquisition (``TemInstrument.acquisition``): its frame index, its job (progress; None for a
     recorder riding along) and when it started and finished (wall clock)."""
 
     frame_index: int

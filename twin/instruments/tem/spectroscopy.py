@@ -21,8 +21,10 @@ from scipy import constants, ndimage
 from twin import validation
 from twin.constants import ANGSTROM
 from twin.instruments.tem.hardware import EdsDetector
+from twin.instruments.tem.illumination import beam_diameter
 from twin.instruments.tem.imaging import atoms_in_view
-from twin.instruments.tem.metadata import Exposure
+from twin.instruments.tem.irradiation import irradiate_disk
+from twin.instruments.tem.metadata import Exposure, acquisition_metadata
 from twin.instruments.tem.scanning import SHORTEST_DWELL, Scan, scan_region
 from twin.instruments.work import Cost
 from twin.physics import stem as stem_physics
@@ -126,7 +128,7 @@ class EdsSpectrometer:
         self._check_inserted(state, readout)
         stage, offset = tem.stage_reading(state)
         energy = state["source.acceleration_voltage"]
-        beam_on = tem._beam_on_specimen(state)
+        beam_on = tem.beam_on_specimen(state)
         stem_mode = state["optics.optical_mode"] == "Stem"
         if stem_mode:
             centre = tem.parked_probe(state, stage, offset)
@@ -134,7 +136,7 @@ class EdsSpectrometer:
             diameter = 0.0
         else:
             centre = tem.view_centre(state, stage, offset, "optics.beam_shift")
-            diameter = tem._beam_diameter(state, tem.field_of_view(state["optics.magnification"]))
+            diameter = beam_diameter(state, tem.hardware, tem.field_of_view(state["optics.magnification"]))
             atoms, density = self._under_broad_beam(centre, diameter)
         per_electron = self._expected(atoms.numbers, density, readout, energy)  # counts per electron
         electrons_per_second = tem.beam_current(state) / constants.e if beam_on else 0.0
@@ -153,7 +155,7 @@ class EdsSpectrometer:
             )
         electrons = electrons_per_second * real
         task = f"an EDS spectrum of {live:.3g} s live time"
-        with tem._exposure(task, Cost(0.0, 64 * readout.channels), beam_on, electrons, real) as taken:
+        with tem.acquisition(task, Cost(0.0, 64 * readout.channels), beam_on, electrons, real) as taken:
             frame_index = taken.frame_index
             rng = np.random.default_rng([tem.seed, _STREAM_EDS, frame_index])
             expected = per_electron * electrons_per_second * live / segments
@@ -164,11 +166,9 @@ class EdsSpectrometer:
                 hit = displaced(atoms.numbers, electrons * density, energy, tem.sample.crystal.name, damage)
                 knocked_out = tem.sample.remove_atoms(atoms[hit])
             elif beam_on:
-                disk = Window.around(float(centre[0]), float(centre[1]), diameter, diameter)
-                knocked_out = tem._irradiate(
-                    disk, lambda x, y: (x - centre[0]) ** 2 + (y - centre[1]) ** 2 <= diameter**2 / 4,
-                    electrons / (np.pi * diameter**2 / 4), energy, frame_index)
-        metadata = tem._metadata(state, stage, taken, "eds")
+                knocked_out = irradiate_disk(tem, centre, diameter, electrons / (np.pi * diameter**2 / 4),
+                                             energy, frame_index)
+        metadata = acquisition_metadata(tem, state, stage, taken, "eds")
         detectors = [{"detector_name": f"{readout.detector.name}{k + 1}", "segment": k + 1,
                       **readout.describe(), "live_time": live, "real_time": real,
                       "input_count_rate": float(rate), "dead_time_fraction": 1 - throughput}
@@ -307,7 +307,7 @@ class _SpectrumImageRecorder:
         channel = np.concatenate(channels) if channels else np.zeros(0, np.uint16)
         order = np.argsort(pixel, kind="stable")
         recorded = Exposure(frame_index, None, started, datetime.now(timezone.utc))
-        metadata = tem._metadata(state, stage, recorded, "eds")
+        metadata = acquisition_metadata(tem, state, stage, recorded, "eds")
         metadata["detectors"] = {"analytical_detector": [{
             "detector_name": readout.detector.name, **readout.describe(), "dwell_time": dwell_time,
             "mean_dead_time_fraction": float(1 - throughput.mean()),
