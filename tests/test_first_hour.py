@@ -183,3 +183,34 @@ def test_the_guard_lets_loopback_connections_through() -> None:
             pass
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def readme_examples() -> list[tuple[str, str]]:
+    """The README's Python examples of a newcomer's path: (section, code), in the README's order."""
+    found, section = [], ""
+    blocks = (ROOT / "README.md").read_text().split("```")
+    for k in range(1, len(blocks), 2):
+        heading = [line for line in blocks[k - 1].splitlines() if line.startswith("## ")]
+        section = heading[-1][3:] if heading else section
+        if blocks[k].startswith("python\n") and section.startswith(("TEM example", "AFM example")):
+            found.append((section, blocks[k].removeprefix("python\n")))
+    return found
+
+
+def test_the_readme_examples_run_in_order_against_one_server(server, tmp_path: Path, monkeypatch) -> None:
+    """The TEM and AFM examples as a newcomer pastes them, one after the other into one session, against
+    one server (whatever earlier tests left on it: the examples start with a reset)."""
+    from clients.connection import redirect_connections
+
+    examples = readme_examples()
+    assert [section for section, _ in examples].count("TEM example (AutoScript-like)") == 3
+    monkeypatch.chdir(tmp_path)
+    session: dict = {}
+    with redirect_connections("127.0.0.1", server.port):
+        for section, code in examples:
+            exec(compile(code, f"README.md: {section}", "exec"), session)
+    assert session["image"].data.shape == (1024, 1024)
+    assert session["topography"].shape == (256, 256)
+    assert (tmp_path / "map.emd").exists() and (tmp_path / "point.msa").exists()
+    session["microscope"].disconnect()
+    session["spm"].close()
