@@ -196,7 +196,7 @@ def measure() -> dict[str, Any]:
         "machine": {"cpus": multiprocessing.cpu_count(), "python": platform.python_version(),
                     "abtem": abtem.__version__, "pyro5": Pyro5.__version__},
     }
-    server = ServerProcess.start(seed=seed, wait_for=None)
+    server = ServerProcess.start(seed=seed, wait_for=None, warm_up=True)
     try:
         microscope = TemMicroscopeClient()
         while True:

@@ -122,7 +122,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         serve(instances or twin, host=args.host, port=args.port, on_ready=on_ready, private=args.private,
-              key=key, idle_seconds=args.idle_timeout, connections_per_address=args.connections_per_address,
+              warm_up_sizes=(1024,) if args.warm_up else (), key=key, idle_seconds=args.idle_timeout,
+              connections_per_address=args.connections_per_address,
               data_dir=args.data_dir, limits=limits, tls=tls, secret=secret)
     except OSError as error:
         raise SystemExit(f"twin serve: cannot listen on {args.host}:{args.port}: {error}") from None
@@ -291,6 +292,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--holder", default="DoubleTilt", choices=["DoubleTilt", "SingleTilt"],
                        help="TEM specimen holder; on SingleTilt beta reads None (default %(default)s)")
     _add_state_options(serve)
+    serve.add_argument("--warm-up", action=argparse.BooleanOptionalAction, default=True,
+                       help="image the default view (TEM 1024², AFM 256²) before reporting ready, so the "
+                            "first acquisitions are quick (default); --no-warm-up reports ready sooner and "
+                            "the first acquisition computes it")
     serve.add_argument("--snapshot", metavar="PNG",
                        help="once ready, image the default view with both instruments and save it here")
     serve.add_argument("--data-dir", metavar="DIR",

@@ -146,6 +146,8 @@ def serve(
     once, shared by every instance (default :class:`Limits`); ``tls``, ``secret``: see
     :class:`TwinDaemon` (``twin serve`` requires both on an address beyond this machine).
 
+    ``warm_up_sizes``: the TEM image sizes (pixels) computed for the default view before 'ready' (with
+    a 256² AFM frame), so the first acquisitions are quick; none: only this machine's speed is measured.
     ``on_ready(host, port)`` is called once warm, with the address actually bound.
     """
 
@@ -201,8 +203,9 @@ def serve(
 
     def warm_up() -> None:
         fft_seconds_per_unit()  # this machine's speed, for every estimate
-        twin.tem.warm_up(warm_up_sizes)
-        twin.afm.topography(twin.afm.scan_window(), 256, 256, twin.afm.settings.get("twin.tip_radius"))
+        if warm_up_sizes:
+            twin.tem.warm_up(warm_up_sizes)
+            twin.afm.topography(twin.afm.scan_window(), 256, 256, twin.afm.settings.get("twin.tip_radius"))
         log.info(ready_line(started, accepting, time.perf_counter()))
         if on_ready is not None:
             on_ready(bound_host, int(bound_port))

@@ -36,14 +36,15 @@ class ServerProcess:
     _queue: queue.Queue = field(default_factory=queue.Queue)
 
     @classmethod
-    def start(cls, *options: str, seed: int = 0, wait_for: str | None = "ready in",
-              timeout: float = 180.0) -> ServerProcess:
-        """Launch ``twin serve`` with ``options``; by default return once it reports ready."""
+    def start(cls, *options: str, seed: int = 0, wait_for: str | None = "ready in", timeout: float = 180.0,
+              warm_up: bool = False) -> ServerProcess:
+        """Launch ``twin serve`` with ``options``; by default return once it reports ready. ``warm_up``:
+        image the default view before 'ready' (the first acquisition computes it otherwise)."""
         port = free_port()
         started = time.perf_counter()
         process = subprocess.Popen(
             [sys.executable, "-m", "twin", "serve", "--host", wire.DEFAULT_HOST, "--port", str(port),
-             "--seed", str(seed), *options],
+             "--seed", str(seed), *(() if warm_up else ("--no-warm-up",)), *options],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
