@@ -130,7 +130,7 @@ class _ProgressReporter:
                         bar = tqdm(total=100, initial=100 * report["fraction"], desc=task, postfix=left,
                                    file=sys.stderr, disable=None, leave=False,
                                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}")
-                    bar.set_description(task, refresh=False)
+                    bar.set_description_str(task, refresh=False)
                     bar.set_postfix_str(left, refresh=False)
                     bar.n = 100 * report["fraction"]
                     bar.refresh()

@@ -43,6 +43,7 @@ def test_a_long_call_shows_the_servers_progress_on_a_terminal_only(terminal, mon
     shown = stream.getvalue()
     if terminal:
         assert "[twin] STEM scan (exact):  40%" in shown and "about 12 s left" in shown
+        assert ": :" not in shown  # the task named once, however often the bar is redrawn
     else:
         assert shown == ""
 
