@@ -34,13 +34,13 @@ ECHO_SHAPES = ((1024, 1024), (2048, 2048))  # float32: 4 and 16 MiB each way
 LIST_SHAPE = (512, 512)  # sent as a Python list; smaller, because lists are slow
 REPEATS = 3
 
-#: the bench's steps in order, each with its seconds on an unloaded 2-core machine: the progress bar
-#: weighs each step by them, so its time left holds on a slower or busier machine too
+#: the bench's steps in order, each with its seconds in one run on a busy 2-core machine (231 s in all):
+#: the progress bar weighs each step by them, so its time left holds on a faster or slower machine too
 STEPS = {
-    "server start-up, first image": 10.0, "TEM 1024²": 30.0, f"TEM {LOW_MAGNIFICATION / 1e3:.0f} kx": 10.0,
-    "STEM": 30.0, "EDS, 4D-STEM": 20.0, "AFM frames": 15.0, "array transport": 20.0,
-    "challenge episodes": 20.0, "datasets, 1 worker": 40.0, "datasets, 2 workers": 40.0,
-    "datasets, acquisitions alone": 15.0,
+    "server start-up, first image": 6.0, "TEM 1024²": 7.0, f"TEM {LOW_MAGNIFICATION / 1e3:.0f} kx": 6.0,
+    "STEM": 85.0, "EDS, 4D-STEM": 37.0, "AFM frames": 9.0, "array transport": 5.0,
+    "challenge episodes": 2.0, "datasets, 1 worker": 23.0, "datasets, 2 workers": 41.0,
+    "datasets, acquisitions alone": 5.0,
 }
 
 
