@@ -15,6 +15,8 @@ from Pyro5.errors import CommunicationError
 
 from clients.errors import translated
 from twin.common import wire
+from twin.common.progress import PROGRESS_VARIABLE  # noqa: F401 - "0": long calls report no progress
+from twin.common.progress import wanted as progress_wanted
 
 INSTANCE_VARIABLE = "TWIN_INSTANCE"
 
@@ -60,7 +62,6 @@ def redirect_connections(host: str, port: int) -> Iterator[None]:
         _redirect = previous
 
 
-PROGRESS_VARIABLE = "TWIN_PROGRESS"  # "0": long calls do not report their progress on stderr
 PROGRESS_AFTER_SECONDS = 5.0
 PROGRESS_EVERY_SECONDS = 2.0
 LONG_CALLS = ("acquire_camera_image", "acquire_stem_images", "run_auto_function")
@@ -103,7 +104,7 @@ class _ProgressReporter:
         self._connection = connection
         self._done = threading.Event()
         self._thread = None
-        if os.environ.get(PROGRESS_VARIABLE, "1") != "0":
+        if progress_wanted():
             self._thread = threading.Thread(target=self._run, name="twin-progress", daemon=True)
             self._thread.start()
 
@@ -129,7 +130,7 @@ class _ProgressReporter:
                         bar = tqdm(total=100, initial=100 * report["fraction"], desc=task, postfix=left,
                                    file=sys.stderr, disable=None, leave=False,
                                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}")
-                    bar.set_description(task, refresh=False)
+                    bar.set_description_str(task, refresh=False)
                     bar.set_postfix_str(left, refresh=False)
                     bar.n = 100 * report["fraction"]
                     bar.refresh()

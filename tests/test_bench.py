@@ -7,7 +7,9 @@ here on tiny inputs in this process.
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -110,3 +112,57 @@ def test_episode_figures_replay_the_gated_calls_identically():
     # the gate journals 3 reads and 4 HAADF scans (a warm-up and the median's three repeats)
     assert measured["replayed_calls"] == 3 + 1 + bench.REPEATS
     assert all(measured[key] > 0 for key in ("direct_get_us", "gated_get_us", "replay_s"))
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class _Server:
+    host, port = "127.0.0.1", 1
+
+    def stop(self) -> int:
+        return 0
+
+
+class _Report:
+    rate, steady_rate = 1.0, 2.0
+
+
+def test_the_bench_shows_each_step_it_runs_on_a_terminal_with_the_time_left(monkeypatch):
+    """Every step of ``measure`` is one of ``STEPS`` (whose durations weigh the time left), run once, in
+    order, each named on the bar while it runs (the measurements themselves stand-ins here)."""
+    from twin.server import launcher
+
+    stream = _Terminal()
+    monkeypatch.setattr(sys, "stderr", stream)
+    monkeypatch.delenv("TWIN_PROGRESS", raising=False)
+    monkeypatch.setattr(launcher.ServerProcess, "start", lambda *args, **kwargs: _Server())
+    for name in ("startup_figures", "tem_figures", "low_magnification_figures", "stem_figures",
+                 "analytical_figures", "transport_figures", "episode_figures"):
+        monkeypatch.setattr(bench, name, lambda *args: {"serve_to_first_1024_image_s": 1.0})
+    monkeypatch.setattr(bench, "afm_figures", lambda server: {})
+    monkeypatch.setattr(bench, "acquisition_seconds", lambda config: (0.5, 0.25))
+    monkeypatch.setattr("twin.datasets.generate", lambda *args, **kwargs: _Report())
+    steps = bench.Steps()
+    figures = bench.measure(steps)
+    assert list(steps.seconds) == list(bench.STEPS)
+    assert figures["datasets"]["two_workers_items_per_s"] == 2.0
+    shown = stream.getvalue()
+    where = [shown.index(f"twin bench: {name}: ") for name in bench.STEPS]
+    assert where == sorted(where) and "<?]" in shown  # no estimate before the first step has ended
+    last = shown[where[-1]:].split("\r")[0]
+    before = sum(list(bench.STEPS.values())[:-1]) / sum(bench.STEPS.values())
+    assert f"{100 * before:3.0f}%|" in last  # the steps done, weighed by their usual durations
+
+
+def test_the_bench_shows_no_bar_in_a_log_file_or_when_progress_is_switched_off(monkeypatch):
+    for stream, switch in ((io.StringIO(), "1"), (_Terminal(), "0")):
+        monkeypatch.setattr(sys, "stderr", stream)
+        monkeypatch.setenv("TWIN_PROGRESS", switch)
+        steps = bench.Steps()
+        with steps("STEM"):
+            pass
+        steps.close()
+        assert stream.getvalue() == "" and list(steps.seconds) == ["STEM"]

@@ -43,6 +43,7 @@ def test_a_long_call_shows_the_servers_progress_on_a_terminal_only(terminal, mon
     shown = stream.getvalue()
     if terminal:
         assert "[twin] STEM scan (exact):  40%" in shown and "about 12 s left" in shown
+        assert ": :" not in shown  # the task named once, however often the bar is redrawn
     else:
         assert shown == ""
 
@@ -65,5 +66,35 @@ def test_resuming_many_journals_shows_a_bar_on_a_terminal_only(terminal, tmp_pat
     assert "team-01: carried on" in out and "team-02: carried on" in out and "\r" not in out
     if terminal:
         assert "carrying on journals" in stream.getvalue() and "2/2" in stream.getvalue()
+    else:
+        assert stream.getvalue() == ""
+
+
+@pytest.mark.parametrize("where", ["terminal", "pipe", "switched off"])
+def test_twin_scenario_replay_shows_a_bar_over_the_journals_calls_on_a_terminal_only(
+        where, tmp_path, monkeypatch, capsys) -> None:
+    from twin.cli import main
+    from twin.scenarios import spec
+    from twin.server.instances import Instance
+
+    instance = Instance.playing("team", spec.load("tem-autofocus"), 5, tmp_path)
+    for defocus in (-20e-9, 0.0, 35e-9):
+        instance.invoke("tem.set", ["optics.defocus", defocus], {})
+    instance.invoke("tem.get", ["optics.defocus"], {})
+    instance.episode.journal.close()
+    journal = next(tmp_path.iterdir())
+    stream = io.StringIO() if where == "pipe" else _Terminal()
+    monkeypatch.setattr(sys, "stderr", stream)
+    if where == "switched off":
+        monkeypatch.setenv("TWIN_PROGRESS", "0")
+    else:
+        monkeypatch.delenv("TWIN_PROGRESS", raising=False)
+    assert main(["scenario", "replay", str(journal)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"replayed 4 calls of {journal.name}: 4 identical") and "\r" not in out
+    if where == "terminal":  # the bar stays at its end: every call made again, no time left
+        shown = stream.getvalue()
+        assert f"replaying {journal.name}:" in shown and "0/4 calls" in shown
+        assert "100%" in shown and "<00:00, 4/4 calls]" in shown
     else:
         assert stream.getvalue() == ""

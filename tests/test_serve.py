@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -31,6 +32,11 @@ def test_serve_prints_uris_and_snippet_saves_a_first_look_and_stops_on_sigterm(t
         assert f'SPM("{HOST}", {server.port})' in output
         line = server.wait_for("first look", 120.0)
         assert "saved" in line, line
+        # how many of the defects in view stand out of each image's noise (the others are drawn dashed)
+        found = re.search(r"(\d+) defects in view .*above the noise \(contrast >= 3 x noise\) (\d+) in the "
+                          r"TEM image and (\d+) in the AFM frame", line)
+        assert found, line
+        assert int(found[2]) <= int(found[1]) and int(found[3]) <= int(found[1])
         assert snapshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
         code = server.stop(signal.SIGTERM)

@@ -12,12 +12,14 @@ import socket
 import statistics
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from twin.common import progress as shown
 from twin.constants import ANGSTROM
 
 TEM_SIZE = 1024
@@ -31,6 +33,38 @@ DATASET_ITEMS = 40
 ECHO_SHAPES = ((1024, 1024), (2048, 2048))  # float32: 4 and 16 MiB each way
 LIST_SHAPE = (512, 512)  # sent as a Python list; smaller, because lists are slow
 REPEATS = 3
+
+#: the bench's steps in order, each with its seconds in one run on a busy 2-core machine (231 s in all):
+#: the progress bar weighs each step by them, so its time left holds on a faster or slower machine too
+STEPS = {
+    "server start-up, first image": 6.0, "TEM 1024²": 7.0, f"TEM {LOW_MAGNIFICATION / 1e3:.0f} kx": 6.0,
+    "STEM": 85.0, "EDS, 4D-STEM": 37.0, "AFM frames": 9.0, "array transport": 5.0,
+    "challenge episodes": 2.0, "datasets, 1 worker": 23.0, "datasets, 2 workers": 41.0,
+    "datasets, acquisitions alone": 5.0,
+}
+
+
+class Steps:
+    """A bar over the bench's :data:`STEPS` on stderr (a terminal only; ``TWIN_PROGRESS=0``: none) naming
+    the step that runs, with the time left; ``seconds`` keeps how long each step took."""
+
+    def __init__(self, show: bool = True) -> None:
+        self.seconds: dict[str, float] = {}
+        self._bar = shown.bar(total=sum(STEPS.values()), desc="twin bench", disable=not show, leave=False,
+                              bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        """Run the step ``name`` (a key of :data:`STEPS`) in this block."""
+        weight = STEPS[name]
+        self._bar.set_description_str(f"twin bench: {name}")
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - started
+        self._bar.update(weight)
+
+    def close(self) -> None:
+        self._bar.close()
 
 
 def _median_time(action: Callable[[], Any], repeats: int = REPEATS) -> float:
@@ -178,159 +212,201 @@ def direct_abtem_stem_seconds(sample_name: str, seed: int, centre: tuple[float, 
     return _median_time(run, 1) / size**2
 
 
-def measure() -> dict[str, Any]:
-    """Run every benchmark; returns the figures (seconds, MB/s, ratios)."""
+def measure(steps: Steps | None = None) -> dict[str, Any]:
+    """Run every benchmark; returns the figures (seconds, MB/s, ratios). ``steps``: the progress bar
+    (by default one on stderr)."""
     import abtem
     import Pyro5
-    from Pyro5 import serializers
 
-    from clients.afm import SPM
     from clients.tem import TemMicroscopeClient
-    from twin.common import wire
-    from twin.physics.ctf import scherzer_defocus
-    from twin.sample import DEFAULT_SAMPLE
     from twin.server.launcher import ServerProcess
 
+    steps = Steps() if steps is None else steps
     seed = 0
     figures: dict[str, Any] = {
         "machine": {"cpus": multiprocessing.cpu_count(), "python": platform.python_version(),
                     "abtem": abtem.__version__, "pyro5": Pyro5.__version__},
     }
-    server = ServerProcess.start(seed=seed, wait_for=None, warm_up=True)
     try:
-        microscope = TemMicroscopeClient()
-        while True:
-            try:
-                microscope.connect(server.host, server.port)
-                break
-            except ConnectionError:
-                time.sleep(0.05)
-        microscope.acquisition.acquire_camera_image("BM-Ceta", TEM_SIZE, 0.1)
-        first_image = time.perf_counter() - server.started
-        server.wait_for("ready in", 60)
-        figures["startup"] = {"serve_to_ready_s": server.seconds_until("ready in"),
-                              "serve_to_first_1024_image_s": first_image}
-
-        # TEM: a new window each time (full multislice) versus the same window (cached exit wave)
-        defocus = scherzer_defocus(1e-6, 80e3)
-        microscope.optics.defocus = defocus
-        fov = microscope.optics.field_of_view
-        stage = microscope.specimen.stage
-        acquire = microscope.acquisition.acquire_camera_image
-        times = []
-        for i in range(REPEATS + 1):
-            stage.absolute_move([(i + 1) * 1e-6, 0.0])
-            started = time.perf_counter()
-            image = acquire("BM-Ceta", TEM_SIZE, 0.1)
-            times.append(time.perf_counter() - started)
-        first_new, new_windows = times[0], times[1:]
-        cached = _median_time(lambda: acquire("BM-Ceta", TEM_SIZE, 0.1))
-        defocus_steps = iter(defocus + np.arange(1, 10) * 1e-9)
-
-        def refocus_and_acquire() -> None:
-            microscope.optics.defocus = next(defocus_steps)
-            acquire("BM-Ceta", TEM_SIZE, 0.1)
-
-        refocused = _median_time(refocus_and_acquire)
-        imaged = image.metadata.stage_settings.stage_position
-        direct = direct_abtem_seconds(DEFAULT_SAMPLE, seed, (imaged.x, imaged.y), fov, defocus,
-                                      image.metadata.twin.to_dict())
-        figures["tem_1024"] = {
-            "first_acquire_s": first_image,
-            "first_new_window_s": first_new,
-            "warm_new_window_s": statistics.median(new_windows),
-            "warm_same_window_s": cached,
-            "warm_new_defocus_s": refocused,
-            "ratio_new_defocus_to_new_window": refocused / statistics.median(new_windows),
-            "direct_abtem_same_window_s": direct,
-            "ratio_warm_new_window_to_direct": statistics.median(new_windows) / direct,
-            "field_of_view_m": fov,
-        }
-
-        # TEM at 57 kx: a 670 nm field, pixels far coarser than the lattice (projected-mass imaging)
-        microscope.optics.magnification.value = LOW_MAGNIFICATION
-        times = []
-        for i in range(REPEATS + 1):
-            stage.absolute_move([-(i + 1) * 2e-6, 0.0])
-            started = time.perf_counter()
-            acquire("BM-Ceta", TEM_SIZE, 0.1)
-            times.append(time.perf_counter() - started)
-        figures["tem_low_magnification"] = {
-            "warm_new_window_s": statistics.median(times[1:]),
-            "warm_same_window_s": _median_time(lambda: acquire("BM-Ceta", TEM_SIZE, 0.1)),
-            "field_of_view_m": microscope.optics.field_of_view,
-        }
-
-        # STEM: interactive HAADF 256², and exact mode per probe position beside abTEM's own scan
-        microscope.twin.stage_errors = microscope.twin.drift = False
-        microscope.specimen.stage.absolute_move([0.0, 0.0])
-        microscope.optics.optical_mode = "Stem"
-        microscope.optics.scan_field_of_view = 8e-9
-        haadf = microscope.acquisition.acquire_stem_image
-        haadf("HAADF", STEM_SIZE, 1e-6)
-        interactive = _median_time(lambda: haadf("HAADF", STEM_SIZE, 1e-6))
-        microscope.optics.scan_field_of_view = EXACT_FOV
-        started = time.perf_counter()
-        haadf("HAADF", EXACT_SIZE, 1e-6, mode="exact")
-        exact = (time.perf_counter() - started) / EXACT_SIZE**2
-        direct_stem = direct_abtem_stem_seconds(DEFAULT_SAMPLE, seed, (0.0, 0.0), EXACT_FOV, EXACT_SIZE)
-        figures["stem"] = {
-            "interactive_haadf_256_s": interactive,
-            "exact_per_position_s": exact,
-            "direct_abtem_per_position_s": direct_stem,
-            "ratio_exact_to_direct": exact / direct_stem,
-        }
-        figures["analytical"] = analytical_figures(microscope)
-        microscope.disconnect()
-
-        # AFM: fresh frames with tip and z-loop at new places 40 nm apart, read back as arrays
-        spm = SPM(server.host, server.port)
-        app = spm.application
-        app.Approach.StartApproach()
-        scan = app.Scan
-        scan.ImageSize(20e-9, 20e-9)
-        offsets = iter(np.arange(1, 100) * 40e-9)
-
-        def frame() -> None:
-            scan.CenterPosX = next(offsets)
-            scan.StartFrameUp()
-            spm.get_frame()
-
-        for size in AFM_SIZES:
-            scan.Points = scan.Lines = size
-            frame()
-            repeats = 5 if size < 1024 else 3
-            figures[f"afm_{size}"] = {"frame_s": _median_time(frame, repeats), "time_scale": 0}
-        spm.close()
-
-        # Transport: arrays echoed by Pyro5 (msgpack, raw bytes) and by a plain socket, interleaved;
-        # then the same data as a Python list.
-        proxy = wire.connect(f"PYRO:{wire.SAMPLE_OBJECT}@{server.host}:{server.port}")
-        transport: dict[str, Any] = {}
-        for shape in ECHO_SHAPES:
-            array = np.random.default_rng(0).random(shape, dtype=np.float32)
-            pyro_s, raw_s = transport_seconds(proxy, array)
-            mib = _mib(shape)
-            transport[f"pyro_msgpack_{mib}mib_mb_s"] = _rate(array.nbytes, pyro_s)
-            transport[f"raw_socket_{mib}mib_mb_s"] = _rate(array.nbytes, raw_s)
-            transport[f"pyro_vs_raw_{mib}mib"] = raw_s / pyro_s
-        small = np.random.default_rng(1).random(LIST_SHAPE, dtype=np.float32)
-        as_list = small.tolist()
-        transport["list_msgpack_mb_s"] = _rate(small.nbytes, _median_time(lambda: proxy.echo(as_list)))
-        proxy._pyroRelease()
-        serpent = serializers.serializers["serpent"]  # Pyro5's default, as DTMicroscope uses it; the twin
-        # refuses it on the wire, so its cost is timed as an echo's four conversions, without the network
-        transport["list_serpent_mb_s"] = _rate(small.nbytes, _median_time(
-            lambda: serpent.loads(serpent.dumps(serpent.loads(serpent.dumps(as_list)))), 1))
-        best = transport[f"pyro_msgpack_{_mib(ECHO_SHAPES[-1])}mib_mb_s"]
-        transport["bytes_vs_list_msgpack"] = best / transport["list_msgpack_mb_s"]
-        transport["bytes_vs_list_serpent"] = best / transport["list_serpent_mb_s"]
-        figures["transport"] = transport
+        server = ServerProcess.start(seed=seed, wait_for=None, warm_up=True)  # returns at once
+        try:
+            with steps("server start-up, first image"):
+                microscope = TemMicroscopeClient()
+                figures["startup"] = startup_figures(server, microscope)
+            with steps("TEM 1024²"):
+                figures["tem_1024"] = tem_figures(microscope, seed, figures["startup"])
+            with steps(f"TEM {LOW_MAGNIFICATION / 1e3:.0f} kx"):
+                figures["tem_low_magnification"] = low_magnification_figures(microscope)
+            with steps("STEM"):
+                figures["stem"] = stem_figures(microscope, seed)
+            with steps("EDS, 4D-STEM"):
+                figures["analytical"] = analytical_figures(microscope)
+                microscope.disconnect()
+            with steps("AFM frames"):
+                figures.update(afm_figures(server))
+            with steps("array transport"):
+                figures["transport"] = transport_figures(server)
+        finally:
+            server.stop()
+        with steps("challenge episodes"):
+            figures["episodes"] = episode_figures()
+        figures["datasets"] = dataset_figures(steps=steps)
     finally:
-        server.stop()
-    figures["episodes"] = episode_figures()
-    figures["datasets"] = dataset_figures()
+        steps.close()
     return figures
+
+
+def startup_figures(server: Any, microscope: Any) -> dict[str, float]:
+    """Seconds from ``twin serve`` to 'ready' and to a first 1024² TEM image, ``microscope`` connected."""
+    while True:
+        try:
+            microscope.connect(server.host, server.port)
+            break
+        except ConnectionError:
+            time.sleep(0.05)
+    microscope.acquisition.acquire_camera_image("BM-Ceta", TEM_SIZE, 0.1)
+    first_image = time.perf_counter() - server.started
+    server.wait_for("ready in", 60)
+    return {"serve_to_ready_s": server.seconds_until("ready in"), "serve_to_first_1024_image_s": first_image}
+
+
+def tem_figures(microscope: Any, seed: int, startup: dict[str, float]) -> dict[str, float]:
+    """TEM 1024²: a new window each time (full multislice) versus the same window (cached exit wave), a
+    new defocus, and plain abTEM on the same grid."""
+    from twin.physics.ctf import scherzer_defocus
+    from twin.sample import DEFAULT_SAMPLE
+
+    defocus = scherzer_defocus(1e-6, 80e3)
+    microscope.optics.defocus = defocus
+    fov = microscope.optics.field_of_view
+    stage = microscope.specimen.stage
+    acquire = microscope.acquisition.acquire_camera_image
+    times = []
+    for i in range(REPEATS + 1):
+        stage.absolute_move([(i + 1) * 1e-6, 0.0])
+        started = time.perf_counter()
+        image = acquire("BM-Ceta", TEM_SIZE, 0.1)
+        times.append(time.perf_counter() - started)
+    first_new, new_windows = times[0], times[1:]
+    cached = _median_time(lambda: acquire("BM-Ceta", TEM_SIZE, 0.1))
+    defocus_steps = iter(defocus + np.arange(1, 10) * 1e-9)
+
+    def refocus_and_acquire() -> None:
+        microscope.optics.defocus = next(defocus_steps)
+        acquire("BM-Ceta", TEM_SIZE, 0.1)
+
+    refocused = _median_time(refocus_and_acquire)
+    imaged = image.metadata.stage_settings.stage_position
+    direct = direct_abtem_seconds(DEFAULT_SAMPLE, seed, (imaged.x, imaged.y), fov, defocus,
+                                  image.metadata.twin.to_dict())
+    return {
+        "first_acquire_s": startup["serve_to_first_1024_image_s"],
+        "first_new_window_s": first_new,
+        "warm_new_window_s": statistics.median(new_windows),
+        "warm_same_window_s": cached,
+        "warm_new_defocus_s": refocused,
+        "ratio_new_defocus_to_new_window": refocused / statistics.median(new_windows),
+        "direct_abtem_same_window_s": direct,
+        "ratio_warm_new_window_to_direct": statistics.median(new_windows) / direct,
+        "field_of_view_m": fov,
+    }
+
+
+def low_magnification_figures(microscope: Any) -> dict[str, float]:
+    """TEM at 57 kx: a 670 nm field, pixels far coarser than the lattice (projected-mass imaging)."""
+    acquire, stage = microscope.acquisition.acquire_camera_image, microscope.specimen.stage
+    microscope.optics.magnification.value = LOW_MAGNIFICATION
+    times = []
+    for i in range(REPEATS + 1):
+        stage.absolute_move([-(i + 1) * 2e-6, 0.0])
+        started = time.perf_counter()
+        acquire("BM-Ceta", TEM_SIZE, 0.1)
+        times.append(time.perf_counter() - started)
+    return {
+        "warm_new_window_s": statistics.median(times[1:]),
+        "warm_same_window_s": _median_time(lambda: acquire("BM-Ceta", TEM_SIZE, 0.1)),
+        "field_of_view_m": microscope.optics.field_of_view,
+    }
+
+
+def stem_figures(microscope: Any, seed: int) -> dict[str, float]:
+    """STEM: interactive HAADF 256², and exact mode per probe position beside abTEM's own scan."""
+    from twin.sample import DEFAULT_SAMPLE
+
+    microscope.twin.stage_errors = microscope.twin.drift = False
+    microscope.specimen.stage.absolute_move([0.0, 0.0])
+    microscope.optics.optical_mode = "Stem"
+    microscope.optics.scan_field_of_view = 8e-9
+    haadf = microscope.acquisition.acquire_stem_image
+    haadf("HAADF", STEM_SIZE, 1e-6)
+    interactive = _median_time(lambda: haadf("HAADF", STEM_SIZE, 1e-6))
+    microscope.optics.scan_field_of_view = EXACT_FOV
+    started = time.perf_counter()
+    haadf("HAADF", EXACT_SIZE, 1e-6, mode="exact")
+    exact = (time.perf_counter() - started) / EXACT_SIZE**2
+    direct_stem = direct_abtem_stem_seconds(DEFAULT_SAMPLE, seed, (0.0, 0.0), EXACT_FOV, EXACT_SIZE)
+    return {
+        "interactive_haadf_256_s": interactive,
+        "exact_per_position_s": exact,
+        "direct_abtem_per_position_s": direct_stem,
+        "ratio_exact_to_direct": exact / direct_stem,
+    }
+
+
+def afm_figures(server: Any) -> dict[str, dict[str, float]]:
+    """AFM: fresh frames with tip and z-loop at new places 40 nm apart, read back as arrays."""
+    from clients.afm import SPM
+
+    spm = SPM(server.host, server.port)
+    app = spm.application
+    app.Approach.StartApproach()
+    scan = app.Scan
+    scan.ImageSize(20e-9, 20e-9)
+    offsets = iter(np.arange(1, 100) * 40e-9)
+
+    def frame() -> None:
+        scan.CenterPosX = next(offsets)
+        scan.StartFrameUp()
+        spm.get_frame()
+
+    figures = {}
+    for size in AFM_SIZES:
+        scan.Points = scan.Lines = size
+        frame()
+        repeats = 5 if size < 1024 else 3
+        figures[f"afm_{size}"] = {"frame_s": _median_time(frame, repeats), "time_scale": 0}
+    spm.close()
+    return figures
+
+
+def transport_figures(server: Any) -> dict[str, float]:
+    """Arrays echoed by Pyro5 (msgpack, raw bytes) and by a plain socket, interleaved; then the same data
+    as a Python list."""
+    from Pyro5 import serializers
+
+    from twin.common import wire
+
+    proxy = wire.connect(f"PYRO:{wire.SAMPLE_OBJECT}@{server.host}:{server.port}")
+    transport: dict[str, Any] = {}
+    for shape in ECHO_SHAPES:
+        array = np.random.default_rng(0).random(shape, dtype=np.float32)
+        pyro_s, raw_s = transport_seconds(proxy, array)
+        mib = _mib(shape)
+        transport[f"pyro_msgpack_{mib}mib_mb_s"] = _rate(array.nbytes, pyro_s)
+        transport[f"raw_socket_{mib}mib_mb_s"] = _rate(array.nbytes, raw_s)
+        transport[f"pyro_vs_raw_{mib}mib"] = raw_s / pyro_s
+    small = np.random.default_rng(1).random(LIST_SHAPE, dtype=np.float32)
+    as_list = small.tolist()
+    transport["list_msgpack_mb_s"] = _rate(small.nbytes, _median_time(lambda: proxy.echo(as_list)))
+    proxy._pyroRelease()
+    serpent = serializers.serializers["serpent"]  # Pyro5's default, as DTMicroscope uses it; the twin
+    # refuses it on the wire, so its cost is timed as an echo's four conversions, without the network
+    transport["list_serpent_mb_s"] = _rate(small.nbytes, _median_time(
+        lambda: serpent.loads(serpent.dumps(serpent.loads(serpent.dumps(as_list)))), 1))
+    best = transport[f"pyro_msgpack_{_mib(ECHO_SHAPES[-1])}mib_mb_s"]
+    transport["bytes_vs_list_msgpack"] = best / transport["list_msgpack_mb_s"]
+    transport["bytes_vs_list_serpent"] = best / transport["list_serpent_mb_s"]
+    return transport
 
 
 def analytical_figures(microscope: Any) -> dict[str, float]:
@@ -399,21 +475,47 @@ def episode_figures(calls: int = 400) -> dict[str, float]:
             "replayed_calls": done.calls, "replay_s": replay_s, "replay_identical": done.identical}
 
 
-def dataset_figures(items: int = DATASET_ITEMS) -> dict[str, float]:
+def dataset_figures(items: int = DATASET_ITEMS, steps: Steps | None = None) -> dict[str, float]:
     """Paired items (512² TEM + 256² AFM with labels and heights) per second written by ``twin generate``
-    with 1 and 2 single-threaded workers, beside the same acquisitions made one by one in this process."""
+    with 1 and 2 single-threaded workers, beside the same acquisitions made one by one in this process.
+    ``steps``: the bench's progress bar (none by default)."""
     import tempfile
 
     from twin.datasets import generate
     from twin.datasets.config import config_from_dict
+
+    config = config_from_dict({"items": items, "seed": 1, "tem": {"size": 512}, "afm": {"size": 256}})
+    steps = Steps(show=False) if steps is None else steps
+    with tempfile.TemporaryDirectory() as scratch:
+        with steps("datasets, 1 worker"):
+            one = generate(config, Path(scratch) / "one.zarr", workers=1, progress=None)
+        with steps("datasets, 2 workers"):
+            two = generate(config, Path(scratch) / "two.zarr", workers=2, progress=None)
+    with steps("datasets, acquisitions alone"):
+        parts, labelling = acquisition_seconds(config)
+    per_item = 1.0 / one.steady_rate
+    return {
+        "items": items,
+        "one_worker_items_per_s": one.steady_rate,
+        "two_workers_items_per_s": two.steady_rate,
+        "two_over_one": two.steady_rate / one.steady_rate,
+        "one_worker_with_startup_items_per_s": one.rate,
+        "two_workers_with_startup_items_per_s": two.rate,
+        "per_item_s": per_item,
+        "acquisitions_alone_s": parts,
+        "per_item_over_acquisitions": per_item / parts,
+        "ground_truth_s": labelling,
+        "per_item_over_acquisitions_and_truth": per_item / (parts + labelling),
+    }
+
+
+def acquisition_seconds(config: Any) -> tuple[float, float]:
+    """Median seconds of a dataset item's TEM and AFM acquisitions made one by one in this process, and of
+    its labels and heights."""
     from twin.digital_twin import DigitalTwin
     from twin.sample import Window
     from twin.sample.truth import height_map, label_masks
 
-    config = config_from_dict({"items": items, "seed": 1, "tem": {"size": 512}, "afm": {"size": 256}})
-    with tempfile.TemporaryDirectory() as scratch:
-        one = generate(config, Path(scratch) / "one.zarr", workers=1, progress=None)
-        two = generate(config, Path(scratch) / "two.zarr", workers=2, progress=None)
     twin = DigitalTwin.build(config.sample, seed=1)
     twin.afm.motion.start_approach(None)
     twin.afm.set("Scan.Points", 256)
@@ -439,20 +541,7 @@ def dataset_figures(items: int = DATASET_ITEMS) -> dict[str, float]:
     afm()
     parts = _median_time(tem, 9) + _median_time(afm, 9)
     labelling = _median_time(truth, 5)
-    per_item = 1.0 / one.steady_rate
-    return {
-        "items": items,
-        "one_worker_items_per_s": one.steady_rate,
-        "two_workers_items_per_s": two.steady_rate,
-        "two_over_one": two.steady_rate / one.steady_rate,
-        "one_worker_with_startup_items_per_s": one.rate,
-        "two_workers_with_startup_items_per_s": two.rate,
-        "per_item_s": per_item,
-        "acquisitions_alone_s": parts,
-        "per_item_over_acquisitions": per_item / parts,
-        "ground_truth_s": labelling,
-        "per_item_over_acquisitions_and_truth": per_item / (parts + labelling),
-    }
+    return parts, labelling
 
 
 def report(f: dict[str, Any]) -> str:

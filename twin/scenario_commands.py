@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from twin import validation
+from twin.common import progress as shown
 from twin.common import wire
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def _carried_on(name: str, scenario: Scenario, seed: int, folder: Path, key: Org
     if not journals:
         _say(f"  {name}: no journal of {scenario.name} seed {seed} in {folder}; a new episode")
         return Instance.playing(name, scenario, seed, folder, key=key)
-    done = resume(journals[-1], key_file)
+    done = resume(journals[-1], key_file, progress=True)
     state = "answered" if done.instance.episode.result is not None else "playing"
     calls = f"{done.calls} call{'' if done.calls == 1 else 's'}"
     _say(f"  {name}: carried on {journals[-1].name} ({calls} made again; {state})")
@@ -143,14 +144,12 @@ def instances_from(args: argparse.Namespace) -> tuple[list[Instance], OrganiserK
             loaded[name] = spec.load(name)
         return loaded[name]
 
-    from tqdm import tqdm
-
     instances = []
     # replaying many journals (or building many twins) takes a while: a bar with the time left, on a
     # terminal only (a log file gets the per-instance lines alone)
     todo = names or [DEFAULT]
-    for text in tqdm(todo, desc="carrying on journals" if args.resume else "starting instances",
-                     unit="instance", disable=None if len(todo) > 1 else True, file=sys.stderr):
+    for text in shown.bar(todo, desc="carrying on journals" if args.resume else "starting instances",
+                          unit="instance", disable=len(todo) <= 1):
         name, _, plays = text.partition("=")
         which, _, seed = plays.partition(":")
         which = which or args.scenario
@@ -249,7 +248,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     journal = journal_file(args.journal)
     try:
-        done = replay(journal, key_file=args.key)
+        done = replay(journal, key_file=args.key, progress=True)
     except ValueError as error:
         raise SystemExit(f"twin scenario {args.action}: {error}") from None
     score = "not answered" if done.score is None else f"{done.score:.4f}"

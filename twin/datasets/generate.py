@@ -10,6 +10,7 @@ left off, skipping the items already marked done.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from twin.datasets.config import DatasetConfig
 from twin.datasets.items import make_and_store
 
 _FLUSH_EVERY = 1.0  # s between writes of finished items' conditions and done marks
+#: s a worker process is given to end by itself when the run closes (~1 s on an idle machine, the
+#: interpreter's teardown of abTEM and Dask; several times that on a busy one)
+WORKER_EXIT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -146,13 +150,23 @@ def _has_dashboard(client) -> bool:
     return bool(client.scheduler_info().get("services", {}).get("dashboard"))
 
 
-def _close(client, cluster, futures) -> None:
-    """Stop the work still queued, then the client and the cluster, each waiting for the other: no
-    worker is left to be killed after a grace time."""
+def _close(client, cluster, futures, worker_exit: float = WORKER_EXIT_SECONDS) -> None:
+    """Stop the work still queued, then the client, then each worker (given ``worker_exit`` s to end its
+    process by itself), then the scheduler: no worker is left to be killed after a grace time."""
     try:
         if futures:
             client.cancel(futures)
         client.close()
     finally:
         if cluster is not None:
-            cluster.close()
+            try:
+                cluster.sync(_close_nannies, list(cluster.workers.values()), worker_exit)
+            finally:
+                cluster.close()
+
+
+async def _close_nannies(nannies: list, timeout: float) -> None:
+    """Ask every worker to stop and wait until its process has ended (killing it only after 0.8
+    ``timeout``: distributed's own close allows 4 s, which a busy machine's interpreter teardown of
+    abTEM, Dask and friends exceeds)."""
+    await asyncio.gather(*(nanny.close(timeout=timeout) for nanny in nannies))

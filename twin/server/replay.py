@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from twin.common import progress as shown
 from twin.scenarios import journal, spec
 from twin.scenarios.secret import key_for_journal
 from twin.server.instances import Instance
@@ -49,47 +50,75 @@ def scenario_of(header: dict[str, Any]) -> spec.Scenario:
     return scenario
 
 
-def _replayed(path: str | Path, keep_results: bool = False, key_file: str | Path | None = None
+#: s a call is counted at least, for the time left: the gate and the journal's own work (a read of a
+#: setting is journalled as taking a few µs)
+_LEAST_CALL_SECONDS = 1e-3
+
+
+def _bar(name: str, entries: list[dict[str, Any]], show: bool, leave: bool) -> tuple[Any, list[float]]:
+    """A bar over the journal's calls whose time left assumes each call takes as long again as it did
+    when journalled (an image for seconds, a read for microseconds), not that every call is alike; it
+    stays on screen at the end (how long the replay took) if ``leave``."""
+    weights = [max(entry.get("seconds", 0.0), _LEAST_CALL_SECONDS) for entry in entries]
+    return shown.bar(total=sum(weights), desc=f"replaying {name}", disable=not show or not entries,
+                     mininterval=0.5, leave=leave,
+                     bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]",
+                     postfix=f"0/{len(entries)} calls"), weights
+
+
+def _replayed(path: str | Path, keep_results: bool = False, key_file: str | Path | None = None,
+              progress: bool = False, leave: bool = True
               ) -> tuple[dict[str, Any], list[dict[str, Any]], Replay]:
     """The journal at ``path`` (header, entries) and its calls made again on a fresh instance, each
     result compared with the journal's. A journal played with the organiser's key needs it (``key_file``,
-    or ``organiser.key`` beside the journal)."""
+    or ``organiser.key`` beside the journal). ``progress``: a bar over the calls on stderr (a terminal)."""
     header, entries = journal.read(path)
     key = key_for_journal(path, key_file, header.get("key"))
     instance = Instance.playing(header["instance"], scenario_of(header), header["seed"], wall_clock=False,
                                 key=key)
     done = Replay(instance, len(entries), results=[] if keep_results else None)
-    for entry in entries:
-        result = None
-        if isinstance(entry["args"], dict) and journal.OMITTED in entry["args"]:
-            instance.episode.journal.entries.append(entry)  # a refusal too large to keep: it changed nothing
-            instance.episode.calls += entry["counted"]
-            if done.results is not None:
-                done.results.append(None)
-            continue
-        args, kwargs = journal.decode(entry["args"]), journal.decode(entry["kwargs"])
-        with contextlib.suppress(Exception):  # refusals are journalled and compared like results
-            result = instance.invoke(entry["call"], args, kwargs)
-        again = instance.episode.journal.entries[-1]
-        if again["n"] != entry["n"] or _plain(again) != _plain(entry):
-            done.differing.append(entry["n"])
-        if done.results is not None:
-            done.results.append(result)
-        if entry["call"] == "episode.submit" and "result" in entry:
-            done.recorded_score = entry["result"]["score"]
+    bar, weights = _bar(Path(path).name, entries, progress, leave)
+    with bar:
+        for number, (entry, weight) in enumerate(zip(entries, weights, strict=True), 1):
+            _replay_one(instance, entry, done)
+            bar.set_postfix_str(f"{number}/{len(entries)} calls", refresh=False)
+            bar.update(weight)
     return header, entries, done
 
 
-def replay(path: str | Path, keep_results: bool = False, key_file: str | Path | None = None) -> Replay:
-    """Make every call journalled at ``path`` again on a fresh instance; compare each result."""
-    return _replayed(path, keep_results, key_file)[2]
+def _replay_one(instance: Instance, entry: dict[str, Any], done: Replay) -> None:
+    """Make the journalled call ``entry`` again on ``instance``; note in ``done`` whether it differs."""
+    if isinstance(entry["args"], dict) and journal.OMITTED in entry["args"]:
+        instance.episode.journal.entries.append(entry)  # a refusal too large to keep: it changed nothing
+        instance.episode.calls += entry["counted"]
+        if done.results is not None:
+            done.results.append(None)
+        return
+    result = None
+    args, kwargs = journal.decode(entry["args"]), journal.decode(entry["kwargs"])
+    with contextlib.suppress(Exception):  # refusals are journalled and compared like results
+        result = instance.invoke(entry["call"], args, kwargs)
+    again = instance.episode.journal.entries[-1]
+    if again["n"] != entry["n"] or _plain(again) != _plain(entry):
+        done.differing.append(entry["n"])
+    if done.results is not None:
+        done.results.append(result)
+    if entry["call"] == "episode.submit" and "result" in entry:
+        done.recorded_score = entry["result"]["score"]
 
 
-def resume(path: str | Path, key_file: str | Path | None = None) -> Replay:
+def replay(path: str | Path, keep_results: bool = False, key_file: str | Path | None = None,
+           progress: bool = False) -> Replay:
+    """Make every call journalled at ``path`` again on a fresh instance; compare each result.
+    ``progress``: a bar over the calls, with the time left, on stderr when it is a terminal."""
+    return _replayed(path, keep_results, key_file, progress)[2]
+
+
+def resume(path: str | Path, key_file: str | Path | None = None, progress: bool = False) -> Replay:
     """The instance whose journal is at ``path``, brought back to where its calls left it (a restarted
     server): the calls are made again and must give the same data; new calls are appended to ``path``;
     the wall time the episode had used is carried over, the time the server was down is not."""
-    header, entries, done = _replayed(path, key_file=key_file)
+    header, entries, done = _replayed(path, key_file=key_file, progress=progress, leave=False)
     if done.differing:
         raise ValueError(f"journal {str(path)!r} cannot be carried on: entries {done.differing[:5]} come out "
                          "differently (another version of the twin, an edited journal or scenario file?); "
