@@ -33,6 +33,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_USER_DATA, ignore_errors=True)
 
 
+# The files that take longest, longest first: with one worker per core (pytest-xdist, a file to a worker)
+# they start at once and the short files fill in around them.
+LONGEST_FIRST = ("test_challenges.py", "test_rehearsals.py", "test_datasets.py", "test_eds.py",
+                 "test_hostile_clients.py", "test_hackathon_server.py", "test_fairness.py",
+                 "test_fairness_afm.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: within a file and among the rest, the order stays
+
+
 class OffMachineConnection(RuntimeError):
     """A test tried to connect beyond this machine (not an OSError: retry loops do not swallow it)."""
 
