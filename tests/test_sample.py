@@ -9,6 +9,7 @@ import pytest
 from ase.neighborlist import neighbor_list
 
 from twin.sample import SAMPLES, Window, build_sample
+from twin.sample.recent import RECENT
 
 NM = 1e-9
 
@@ -73,6 +74,43 @@ def test_far_windows_cost_the_same_and_memory_does_not_grow():
     tracemalloc.stop()
     assert growth < 1_000_000, f"sample kept {growth} bytes after visiting the whole stage"
     assert max(working) < 2 * min(working), working  # a window 1 mm out builds no more than one at 0
+
+
+def _built(sample, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The atoms of ``window`` built from the seed (nothing kept), as atoms_in_window hands them out."""
+    x0, y0 = window.x_min / 1e-10, window.y_min / 1e-10
+    numbers, positions, sites = sample._atoms_between(x0, y0, window.x_max / 1e-10, window.y_max / 1e-10)
+    positions[:, 0] -= x0
+    positions[:, 1] -= y0
+    return numbers, positions, sites
+
+
+@pytest.mark.parametrize("name", ["graphene-features", "polycrystalline-graphene",
+                                  "graphene-on-holey-carbon"])
+def test_windows_picked_from_kept_atoms_are_the_ones_built_from_the_seed(name):
+    """A window asked for again is kept (a little larger): the windows inside it take its atoms, the
+    same ones, in the same order, as building them from the seed; atoms the beam removes leave the kept
+    windows too."""
+    sample = build_sample(name, 2)
+    rng = np.random.default_rng(4)
+    first = Window.around(0.0, 0.0, 20 * NM, 20 * NM)
+    sample.atoms_in_window(first)
+    windows = [first] + [Window.around(*rng.uniform(-4 * NM, 4 * NM, 2), *rng.uniform(5 * NM, 12 * NM, 2))
+                         for _ in range(6)]
+    for k, window in enumerate(windows):
+        if k == 3:  # the beam takes a few atoms of this window
+            atoms = sample.atoms_in_window(window)
+            assert sample.remove_atoms(atoms[rng.choice(len(atoms), 5, replace=False)]) == 5
+        atoms = sample.atoms_in_window(window)
+        numbers, positions, sites = _built(sample, window)
+        assert np.array_equal(atoms.arrays["site"], sites) and np.array_equal(atoms.numbers, numbers)
+        assert np.array_equal(atoms.positions, positions)
+        bounds = tuple(v / 1e-10 for v in (window.x_min, window.y_min, window.x_max, window.y_max))
+        kept, _ = RECENT.find(sample, sample.version, *bounds)
+        assert kept is not None and kept.bounds != bounds  # picked from a larger window
+    positions = sample.atoms_in_window(first).positions
+    positions[0, 0] += 1.0  # what a caller does with its atoms stays with it
+    assert sample.atoms_in_window(first).positions[0, 0] == positions[0, 0] - 1.0
 
 
 def test_vacancies_are_missing_atoms_and_dopants_are_present():

@@ -6,6 +6,7 @@ Maps are ``[row, column] = [y, x]``; pixel ``(r, c)`` covers
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,14 +156,25 @@ class Feedback:
         if self.integral <= 0.0:  # no integral action: z stays where the line started (open loop)
             return np.broadcast_to(surface[..., :1], surface.shape).copy()
         start = surface[..., :1]  # settled there: track the deviation from it from rest
+        try:
+            numerator, denominator = _discretised(self, float(dt))
+        except np.linalg.LinAlgError:  # so unstable that it overflows within one sample
+            return start + z_range / 2 * (-1.0) ** np.arange(surface.shape[-1])  # from stop to stop
         with np.errstate(all="ignore"):
-            try:
-                numerator, denominator, _ = signal.cont2discrete(self.closed_loop(), dt, method="foh")
-            except np.linalg.LinAlgError:  # so unstable that it overflows within one sample
-                return start + z_range / 2 * (-1.0) ** np.arange(surface.shape[-1])  # from stop to stop
-            z = signal.lfilter(np.ravel(numerator), denominator, surface - start, axis=-1)
+            z = signal.lfilter(numerator, denominator, surface - start, axis=-1)
         z = np.nan_to_num(z, nan=z_range, posinf=z_range, neginf=-z_range)
         return np.clip(z, -z_range / 2, z_range / 2) + start
+
+
+@functools.lru_cache(maxsize=64)
+def _discretised(feedback: Feedback, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """The loop's discrete filter (numerator, denominator) for samples ``dt`` (s) apart, first-order hold;
+    worked out once for each loop and sampling (every line of a frame, and frame after frame, share it)."""
+    with np.errstate(all="ignore"):
+        numerator, denominator, _ = signal.cont2discrete(feedback.closed_loop(), dt, method="foh")
+    numerator, denominator = np.ravel(numerator), np.asarray(denominator)
+    numerator.flags.writeable = denominator.flags.writeable = False
+    return numerator, denominator
 
 
 def thermal_drift(t: np.ndarray, velocity: tuple[float, float], settling: float) -> np.ndarray:

@@ -130,7 +130,8 @@ def probe_weighted_sum(
     of spacing ``h = step / m`` no coarser than ``lambda / (8 alpha)`` (the probe's band
     ``2 alpha / lambda`` reaches half its Nyquist frequency), with a Gaussian kernel whose transform
     is divided out again: like a non-uniform FFT, sub-pixel positions are exact to ~1e-5 of the
-    peak. The convolution with the probe is one FFT; probe positions are every ``m``-th point.
+    peak. The convolution with the probe is one FFT, pruned to the probe's band (beyond it the
+    probe's spectrum is zero) and inverted only where the probe positions are: every ``m``-th point.
     """
     ny, nx = shape
     wavelength = electron_wavelength(energy)
@@ -152,13 +153,49 @@ def probe_weighted_sum(
     spread = (w[:, None, None] * wy[:, :, None] * wx[:, None, :]).ravel()
     density = np.bincount(flat, spread, minlength=size_y * size_x).reshape(size_y, size_x)
 
-    probe = probe_intensity((size_y, size_x), h, energy, convergence_angle, aberrations)
-    fy = np.fft.fftfreq(size_y)[:, None]
-    fx = np.fft.rfftfreq(size_x)[None, :]
+    # Only the probe's band |k| <= 2 alpha / lambda carries signal: its spectrum (the autocorrelation of
+    # the aperture's) is zero beyond, so the transforms are pruned to it and the inverse runs only for
+    # the rows and columns that are probe positions. The same sums as full FFTs, without the zeros.
+    rows, cols, probe = _probe_intensity_band((size_y, size_x), h, wavelength, convergence_angle, aberrations)
+    fy = np.fft.fftfreq(size_y)[rows][:, None]
+    fx = np.fft.rfftfreq(size_x)[: len(cols)][None, :]
     response = (2 * np.pi * _SPREAD_WIDTH**2) * np.exp(-2 * (np.pi * _SPREAD_WIDTH) ** 2 * (fx**2 + fy**2))
-    spectrum = scipy.fft.rfft2(density, workers=-1) * scipy.fft.rfft2(probe, workers=-1) / response
-    image = scipy.fft.irfft2(spectrum, s=(size_y, size_x), workers=-1)
-    return image[pad : pad + m * ny : m, pad : pad + m * nx : m]
+    along_x = scipy.fft.rfft(density, axis=1, workers=-1)[:, : len(cols)]
+    spectrum = np.zeros((size_y, len(cols)), dtype=np.complex128)
+    spectrum[rows] = scipy.fft.fft(along_x, axis=0, workers=-1)[rows] * probe / response
+    lines = scipy.fft.ifft(spectrum, axis=0, workers=-1)[pad : pad + m * ny : m]
+    image = scipy.fft.irfft(lines, n=size_x, axis=1, workers=-1)
+    return image[:, pad : pad + m * nx : m]
+
+
+def _probe_intensity_band(
+    shape: tuple[int, int], sampling: float, wavelength: float, convergence_angle: float, ab: Aberrations
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The spectrum of :func:`probe_intensity` on the grid of ``shape`` and ``sampling`` (m), as
+    ``rfft2`` gives it, where it is not zero: ``(rows, cols, values)``, the FFT-order row indices
+    ``|q_y| <= 2 r_y``, the columns ``0..2 r_x`` and the values there (complex128), ``r`` the
+    aperture's half-width in grid frequencies.
+
+    The spectrum of ``|IFFT(P)|²`` is the circular autocorrelation of ``P = A exp(-i chi)``, whose
+    support (the aperture) spans ``|k| <= r``: it is the same on any periodic grid of more than ``4 r``
+    frequencies, so it is computed on the smallest such grid (the aperture's frequencies are those
+    of the full grid) and normalised, as the probe is, to ``1 / sampling²`` at ``q = 0``."""
+    ny, nx = shape
+    limit = convergence_angle / wavelength * sampling  # the aperture's radius in grid frequencies / n
+    ry, rx = (int(np.floor(limit * n)) + 1 for n in (ny, nx))  # at most n / 8 + 1 (see the caller)
+    iy, ix = np.arange(-ry, ry + 1), np.arange(-rx, rx + 1)
+    kx, ky = np.fft.fftfreq(nx, sampling)[ix][None, :], np.fft.fftfreq(ny, sampling)[iy][:, None]
+    aperture = wavelength * np.hypot(kx, ky) <= convergence_angle
+    small = (scipy.fft.next_fast_len(4 * ry + 1), scipy.fft.next_fast_len(4 * rx + 1))
+    spectrum = np.zeros(small, dtype=np.complex128)
+    spectrum[np.ix_(iy % small[0], ix % small[1])] = np.where(
+        aperture, np.exp(-1j * aberration_phase(kx, ky, wavelength, ab)), 0.0
+    )
+    wave = scipy.fft.ifft2(spectrum, workers=-1)
+    autocorrelation = scipy.fft.rfft2(wave.real**2 + wave.imag**2, workers=-1)
+    qy = np.arange(-2 * ry, 2 * ry + 1)
+    values = autocorrelation[qy % small[0], : 2 * rx + 1]
+    return qy % ny, np.arange(2 * rx + 1), values / (autocorrelation[0, 0].real * sampling**2)
 
 
 def _quadrature(

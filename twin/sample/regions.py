@@ -34,6 +34,10 @@ class Flake:
 
     def outline(self) -> np.ndarray:
         """Vertices (N, 2) in m of the flake's boundary (a disc as a 256-gon)."""
+        return self._outline.copy()
+
+    @cached_property
+    def _outline(self) -> np.ndarray:
         if self.shape == "polygon":
             return np.asarray(self.vertices, dtype=float)
         if self.shape == "rectangle":
@@ -47,7 +51,7 @@ class Flake:
 
     @cached_property
     def _bounds(self) -> tuple[float, float, float, float]:
-        outline = self.outline()
+        outline = self._outline
         return (*outline.min(axis=0), *outline.max(axis=0))
 
     def bounds(self) -> tuple[float, float, float, float]:
@@ -59,7 +63,7 @@ class Flake:
         x, y = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
         if self.shape == "disc":
             return np.hypot(x - self.centre[0], y - self.centre[1]) < self.size
-        outline = self.outline()
+        outline = self._outline
         inside = np.zeros(x.shape, dtype=bool)
         for (x0, y0), (x1, y1) in zip(outline, np.roll(outline, -1, axis=0), strict=True):
             crosses = (y0 > y) != (y1 > y)

@@ -8,7 +8,7 @@ so a layer one interlayer distance above it measures that distance high in the A
 crystalline substrate (graphene on graphite or hBN: ~3.35 Å); adsorbate-covered oxide supports that
 make monolayers read 0.4–1 nm are not modelled. Atoms are handed out as ``ase.Atoms`` in ångström,
 relative to the window corner. Nothing is stored per area: the atoms of any window are rebuilt from the
-seed on demand.
+seed on demand (those of the last few windows are kept for windows inside them, see :mod:`recent`).
 """
 
 from __future__ import annotations
@@ -34,12 +34,15 @@ from twin.sample.defects import (
 )
 from twin.sample.history import KnockOuts
 from twin.sample.lattice import Crystal2D
+from twin.sample.recent import RECENT, KeptWindow
 from twin.sample.regions import Flake, covered
 from twin.sample.ripples import DisplacementField, RippleField
 from twin.sample.stacking import Registry, registry
 from twin.sample.support import HoleyCarbon
 
 _BOUNDARY_MARGIN = 3.0  # Å beyond a window where grain boundaries are settled, so every window agrees
+_REUSE_ALLOWANCE = (0.1, 10.0)  # a window asked for again, moved or grown, is built this much larger each
+# side, (its size's fraction, Å), and kept: the next few find their atoms in it
 SUPPORT_VDW_RADIUS = float(vdw_radii[atomic_numbers["C"]])  # Å: the flat support's surface above its atoms
 
 
@@ -153,9 +156,37 @@ class Sample:
 
         ``z`` is the height in the sample frame (Å). ``atoms.info["window"]`` holds the window (m)
         and ``atoms.arrays["site"]`` each atom's site ``(layer, i, j, b)`` (added atoms, such as
-        adsorbates, have ``b`` beyond the basis).
+        adsorbates, have ``b`` beyond the basis). A window inside one asked for recently (see
+        :mod:`twin.sample.recent`) gets that one's atoms whose positions lie in it.
         """
         x0, y0, x1, y1 = (v / ANGSTROM for v in (window.x_min, window.y_min, window.x_max, window.y_max))
+        version = self.version
+        kept, asked_before = RECENT.find(self, version, x0, y0, x1, y1)
+        if kept is None and asked_before > 0.5:  # (nearly) a window of before: keep it, a little larger
+            grow = _REUSE_ALLOWANCE[0] * max(x1 - x0, y1 - y0) + _REUSE_ALLOWANCE[1]
+            bounds = (x0 - grow, y0 - grow, x1 + grow, y1 + grow)
+            kept = KeptWindow(bounds, version, *self._atoms_between(*bounds))
+            RECENT.keep(self, kept, self.version)
+        elif kept is None:
+            kept = KeptWindow((x0, y0, x1, y1), version, *self._atoms_between(x0, y0, x1, y1))
+        if kept.bounds == (x0, y0, x1, y1):
+            numbers, positions, sites = kept.numbers, kept.positions.copy(), kept.sites.copy()
+        else:
+            xy = kept.positions[:, :2]
+            inside = (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
+            numbers, positions, sites = kept.numbers[inside], kept.positions[inside], kept.sites[inside]
+        positions[:, 0] -= x0
+        positions[:, 1] -= y0
+        atoms = Atoms(numbers=numbers, positions=positions, cell=[x1 - x0, y1 - y0, 0.0])
+        atoms.arrays["site"] = sites
+        atoms.info["window"] = window.as_dict()
+        atoms.info["sample"] = self.name
+        return atoms
+
+    def _atoms_between(self, x0: float, y0: float, x1: float, y1: float
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Numbers, positions (Å, sample frame) and sites of the atoms in ``[x0, x1) x [y0, y1)`` (Å),
+        built from the seed."""
         g = _BOUNDARY_MARGIN if self.sheets else 0.0  # grain boundaries are settled a little beyond the edge
         emptied = [tuple(site) for site, *_ in self.knocked_out.in_window(x0 - g, y0 - g, x1 + g, y1 + g)]
         grown = (x0 - g, y0 - g, x1 + g, y1 + g)
@@ -173,13 +204,7 @@ class Sample:
             numbers, positions, sites = numbers[keep], positions[keep], sites[keep]
         rippled = sites[:, 0] < len(self.layers)  # the layers ripple; a support film does not
         positions[rippled, 2] += self.ripples.height(positions[rippled, 0], positions[rippled, 1])
-        positions[:, 0] -= x0
-        positions[:, 1] -= y0
-        atoms = Atoms(numbers=numbers, positions=positions, cell=[x1 - x0, y1 - y0, 0.0])
-        atoms.arrays["site"] = sites
-        atoms.info["window"] = window.as_dict()
-        atoms.info["sample"] = self.name
-        return atoms
+        return numbers, positions, sites
 
     def _layer_atoms(self, k: int, x0: float, y0: float, x1: float, y1: float,
                      emptied: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -239,7 +264,8 @@ class Sample:
             symbols = [s for group in extra_symbols for s in group]
             inside = (xyz[:, 0] >= x0) & (xyz[:, 0] < x1) & (xyz[:, 1] >= y0) & (xyz[:, 1] < y1)
             gone = {site for site in emptied if site[0] == k and site[3] >= n_basis}
-            inside &= np.array([tuple(site) not in gone for site in added.tolist()], dtype=bool)
+            if gone:
+                inside &= np.array([tuple(site) not in gone for site in added.tolist()], dtype=bool)
             positions = np.concatenate([positions, xyz[inside]])
             numbers = np.concatenate([numbers, np.array([atomic_numbers[s] for s in symbols], int)[inside]])
             sites = np.concatenate([sites, added[inside]])
@@ -382,6 +408,8 @@ class Sample:
         if removed:
             with self._version_lock:
                 self.version += 1
+                if not self.sheets:  # (where grains meet, which atom stays depends on the others there)
+                    RECENT.remove(self, self.version - 1, atoms.arrays["site"])
         return removed
 
     def top(self) -> float:

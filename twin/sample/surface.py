@@ -35,16 +35,27 @@ def vdw_height_map(
     col, row = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
     reach = int(np.ceil(radii.max() / pixel))
     r2 = (radii / pixel) ** 2
+    z = np.ascontiguousarray(positions[:, 2])
+    columns = []  # for each column offset: the column, the squared distance to its x-range, where it may hit
+    for dc in range(-reach, reach + 1):
+        cc = col + dc
+        dx = np.maximum(np.maximum(cc - x, x - (cc + 1)), 0.0)
+        dx2 = dx * dx
+        may = (dx2 < r2) & (cc >= 0) & (cc < nx)
+        if may.any():
+            columns.append((cc, dx2, may))
     for dr in range(-reach, reach + 1):
         rr = row + dr
         dy = np.maximum(np.maximum(rr - y, y - (rr + 1)), 0.0)  # distance to the pixel's y-range
-        for dc in range(-reach, reach + 1):
-            cc = col + dc
-            dx = np.maximum(np.maximum(cc - x, x - (cc + 1)), 0.0)
-            d2 = dx * dx + dy * dy
-            hit = (d2 < r2) & (rr >= 0) & (rr < ny) & (cc >= 0) & (cc < nx)
-            if not hit.any():
+        dy2 = dy * dy
+        may_row = (dy2 < r2) & (rr >= 0) & (rr < ny)  # d2 >= dy² rules the others out
+        if not may_row.any():
+            continue
+        for cc, dx2, may in columns:
+            d2 = dx2 + dy2
+            at = np.flatnonzero((d2 < r2) & may & may_row)
+            if len(at) == 0:
                 continue
-            top = positions[hit, 2] + pixel * np.sqrt(r2[hit] - d2[hit])
-            np.maximum.at(height, rr[hit] * nx + cc[hit], top)
+            top = z[at] + pixel * np.sqrt(r2[at] - d2[at])
+            np.maximum.at(height, rr[at] * nx + cc[at], top)
     return height.reshape(shape)

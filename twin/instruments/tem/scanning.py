@@ -205,7 +205,7 @@ class StemSimulator:
                 m = int(np.ceil(scan.step * 8.0 * convergence_angle / electron_wavelength(energy)))
                 pad = 2 * int(np.ceil(reach / (scan.step / m))) + 8
                 points = (m * rows + pad) * (m * cols + pad)
-                seconds += 20 * fft_units(points) * unit + 0.05  # spreading the atoms, the probe
+                seconds += 6 * fft_units(points) * unit + 0.05  # spreading the atoms, the FFTs over the band
                 peak = max(peak, 48 * points)
             elif mode == "interactive":
                 points = self._bright_field_grid(scan, energy, convergence_angle, detector, reach).n ** 2
