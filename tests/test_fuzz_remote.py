@@ -132,12 +132,9 @@ def arguments(data: Any, method: list[inspect.Parameter], settings_of: list[dict
 def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Proxies to every remote object of a plain twin and of a challenge's team, with their methods."""
     files = tmp_path_factory.mktemp("fuzz")
-    plain = ServerProcess.start("--data-dir", str(files / "plain"), seed=3, wait_for=None)
+    plain = ServerProcess.start("--data-dir", str(files / "plain"), seed=3)
     challenge = ServerProcess.start("--scenario", "stem-atom-finding", "--teams", "1", "--journal-dir",
-                                    str(files / "journals"), "--data-dir", str(files / "challenge"),
-                                    wait_for=None)  # both load the simulation stack at once
-    plain.ready()
-    challenge.ready()
+                                    str(files / "journals"), "--data-dir", str(files / "challenge"))
     proxies = {}
     for base in (wire.TEM_OBJECT, wire.AFM_OBJECT, wire.SAMPLE_OBJECT, wire.HUB_OBJECT):
         proxies[base] = open_proxy(base, HOST, plain.port)

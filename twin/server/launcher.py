@@ -51,15 +51,9 @@ class ServerProcess:
         server = cls(process, port, started)
         threading.Thread(target=server._drain, daemon=True).start()
         if wait_for:
-            server.ready(timeout, wait_for)
+            server.wait_for(wait_for, timeout)
+            server.port = server.bound_port()
         return server
-
-    def ready(self, timeout: float = 180.0, text: str = "ready in") -> ServerProcess:
-        """Wait for the line with ``text`` (the 'ready' line) and take the port the server bound; returns
-        the server. ``start(..., wait_for=None)`` then ``ready()`` starts several servers at once."""
-        self.wait_for(text, timeout)
-        self.port = self.bound_port()
-        return self
 
     def bound_port(self) -> int:
         """The port the server reported binding (``--port 0`` picks one)."""
