@@ -162,28 +162,39 @@ def test_a_team_sees_its_score_alone_the_organiser_the_whole_board_and_the_journ
     assert f"score {result['score']:.4f}" in capsys.readouterr().out
 
 
-def test_a_private_server_answers_to_tokens_only(tmp_path) -> None:
-    tokens = tmp_path / "tokens.csv"
-    server = ServerProcess.start("--scenario", "tem-autofocus", "--teams", "2", "--seed-per-team",
-                                 "--private", "--tokens", str(tokens), "--journal-dir", str(tmp_path), seed=5)
-    try:
-        rows = list(csv.DictReader(tokens.open()))
-        assert [r["instance"] for r in rows] == ["team-01", "team-02"]
-        assert rows[0]["token"] != rows[1]["token"] and [r["seed"] for r in rows] == ["5", "6"]
-        with pytest.raises(ConnectionError, match="has no instance 'team-01'"):
-            connect(server, "team-01")
-        microscope = connect(server, rows[1]["token"])
-        microscope.optics.defocus = 10e-9
-        assert Challenge(HOST, server.port, rows[1]["token"]).status()["instance"] == "team-02"
-        microscope.disconnect()
-        with wire.connect(f"PYRO:Pyro.Daemon@{HOST}:{server.port}") as daemon:  # Pyro's own listing
-            listed = daemon.registered()
-        assert listed and not any(r["token"] in object_id for r in rows for object_id in listed)
-        printed = "\n".join(server.lines)  # the organiser's console (a log): no token, no name in a URI
-        assert "twin.tem.YOUR-TOKEN@" in printed and "team-01@" not in printed
-        assert not any(r["token"] in printed for r in rows)
-    finally:
-        assert server.stop() == 0
+TEAMS = 17  # 17 x 32 = 544 connections, more than the 512 a small server allows
+
+
+@pytest.fixture(scope="module")
+def private(tmp_path_factory):
+    """A private server of 17 teams playing tem-autofocus, each from its own seed (5, 6, ...), and
+    taking as many connections from one address as they may hold (all tests run on 127.0.0.1)."""
+    folder = tmp_path_factory.mktemp("private")
+    tokens = folder / "tokens.csv"
+    server = ServerProcess.start("--scenario", "tem-autofocus", "--teams", str(TEAMS), "--seed-per-team",
+                                 "--private", "--tokens", str(tokens), "--journal-dir", str(folder),
+                                 "--connections-per-address", "1000", seed=5)
+    yield server, list(csv.DictReader(tokens.open()))
+    assert server.stop() == 0
+
+
+def test_a_private_server_answers_to_tokens_only(private) -> None:
+    server, rows = private
+    assert [r["instance"] for r in rows] == [f"team-{k:02d}" for k in range(1, TEAMS + 1)]
+    assert len({r["token"] for r in rows}) == TEAMS and [r["seed"] for r in rows] == [
+        str(5 + k) for k in range(TEAMS)]
+    with pytest.raises(ConnectionError, match="has no instance 'team-01'"):
+        connect(server, "team-01")
+    microscope = connect(server, rows[1]["token"])
+    microscope.optics.defocus = 10e-9
+    assert Challenge(HOST, server.port, rows[1]["token"]).status()["instance"] == "team-02"
+    microscope.disconnect()
+    with wire.connect(f"PYRO:Pyro.Daemon@{HOST}:{server.port}") as daemon:  # Pyro's own listing
+        listed = daemon.registered()
+    assert listed and not any(r["token"] in object_id for r in rows for object_id in listed)
+    printed = "\n".join(server.lines)  # the organiser's console (a log): no token, no name in a URI
+    assert "twin.tem.YOUR-TOKEN@" in printed and "team-01@" not in printed
+    assert not any(r["token"] in printed for r in rows)
 
 
 def test_a_restarted_server_carries_on_every_episode_where_it_stopped(tmp_path) -> None:
@@ -222,33 +233,41 @@ def test_a_restarted_server_carries_on_every_episode_where_it_stopped(tmp_path) 
     assert main(["scenario", "replay", str(journals / "tem-autofocus-seed3-a.jsonl")]) == 0
 
 
-def test_the_server_holds_32_connections_per_team_and_says_so_when_full(tmp_path) -> None:
+def challenge_when_free(server: ServerProcess, token: str, deadline: float) -> Challenge:
+    """A team's Challenge connection, once a worker is free. A hang-up is noticed by the worker holding
+    it: it reads the end of the stream, closes its socket and only then is returned to the pool, so a
+    slot frees some time after close() returns. On a busy machine with 544 worker threads that moment may
+    be seconds away; wait for it (``deadline`` only ends a failing run)."""
+    while True:
+        try:
+            return Challenge(HOST, server.port, token)
+        except ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_the_server_holds_32_connections_per_team_and_says_so_when_full(private) -> None:
+    """(On the private server: connections an earlier test closed may still hold their workers a moment.)"""
     from twin.server.daemon import CONNECTIONS_PER_INSTANCE
 
-    teams = 17  # 17 x 32 = 544 connections, more than the 512 a small server allows
-    server = ServerProcess.start("--scenario", "tem-autofocus", "--teams", str(teams), "--journal-dir",
-                                 str(tmp_path), "--connections-per-address", "1000")  # all on 127.0.0.1
+    server, rows = private
+    token = [r["token"] for r in rows]
     opened: list[Challenge] = []
     try:
-        for k in range(teams * CONNECTIONS_PER_INSTANCE):  # each holds one connection
-            opened.append(Challenge(HOST, server.port, f"team-{k % teams + 1:02d}"))
+        deadline = time.monotonic() + 60.0
+        for k in range(TEAMS * CONNECTIONS_PER_INSTANCE):  # each holds one connection
+            opened.append(challenge_when_free(server, token[k % TEAMS], deadline))
         with pytest.raises(ConnectionError, match="refused the connection: server busy: every worker is "
                                                   "serving a connection"):
-            Challenge(HOST, server.port, "team-01")
+            Challenge(HOST, server.port, token[0])
         opened.pop().close()
-        # A hang-up is noticed by the worker holding it: it reads the end of the stream, closes its socket
-        # and only then is returned to the pool, so the slot frees some time after close() returns. On a
-        # busy machine with 544 worker threads that moment may be seconds away; wait for it (not a bound).
-        deadline = time.monotonic() + 60.0
-        while True:
-            try:
-                assert Challenge(HOST, server.port, "team-02").status()["instance"] == "team-02"
-                break
-            except ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        again = challenge_when_free(server, token[1], time.monotonic() + 60.0)
+        assert again.status()["instance"] == "team-02"
+        opened.append(again)
     finally:
         for challenge in opened:
             challenge.close()
-        assert server.stop() == 0
+    freed = [challenge_when_free(server, token[0], time.monotonic() + 60.0) for _ in range(4)]
+    for challenge in freed:  # the server has workers for whatever test comes next
+        challenge.close()

@@ -5,7 +5,7 @@ Each attack is bounded in count and time and only ever talks to the test's own s
 
 from __future__ import annotations
 
-import contextlib
+import select
 import socket
 import struct
 import threading
@@ -36,10 +36,16 @@ def peak_memory(pid: int) -> int:
 
 
 def bomb(inflated: int) -> bytes:
-    """zlib data that inflates to ``inflated`` zero bytes (about a thousandth of that on the wire)."""
-    packer, chunk = zlib.compressobj(9), bytes(16 << 20)
-    parts = [packer.compress(chunk) for _ in range(inflated // len(chunk))]
-    return b"".join(parts) + packer.flush()
+    """zlib data that inflates to ``inflated`` zero bytes, a whole number of MiB (about a thousandth of
+    that on the wire). Built, not compressed: one MiB of zeros compressed and fully flushed is a
+    byte-aligned block standing alone, so every MiB after the first is the same bytes; then the end
+    block and the Adler-32 checksum of ``inflated`` zeros, ``(inflated mod 65521) << 16 | 1``."""
+    packer, chunk = zlib.compressobj(9), bytes(1 << 20)
+    first = packer.compress(chunk) + packer.flush(zlib.Z_FULL_FLUSH)  # after the zlib header
+    again = packer.compress(chunk) + packer.flush(zlib.Z_FULL_FLUSH)
+    end = packer.flush()[:-4]  # the last (empty) block, its checksum left off
+    checksum = ((inflated % 65521) << 16) | 1
+    return first + again * (inflated // len(chunk) - 1) + end + checksum.to_bytes(4, "big")
 
 
 def raw_message(msgtype: int, flags: int, payload: bytes) -> bytes:
@@ -51,6 +57,7 @@ def raw_message(msgtype: int, flags: int, payload: bytes) -> bytes:
 
 def test_a_compressed_message_is_refused_before_it_is_inflated(server: ServerProcess) -> None:
     """Three 1 GiB decompression bombs (about 1 MiB each on the wire) leave the server as it was."""
+    assert zlib.decompress(bomb(3 << 20)) == bytes(3 << 20)  # (a small one inflates, checksum and all)
     payload = bomb(1 << 30)
     assert len(payload) < 2 << 20
     before = peak_memory(server.process.pid)
@@ -111,38 +118,54 @@ def guarded() -> Iterator[ServerProcess]:
     assert server.stop() == 0
 
 
+def drip(sockets: list[socket.socket], message: bytes, within: float) -> None:
+    """Send ``message`` to each of ``sockets`` a byte every half second after its first (never all of
+    it: its length in half seconds is past ``within``), until the server has hung up on every socket
+    (a send fails) or ``within`` s have passed."""
+    deadline = time.monotonic() + within
+    dripping = list(sockets)
+    for position in range(1, len(message)):
+        time.sleep(0.5)
+        if not dripping or time.monotonic() > deadline:
+            break
+        for sock in list(dripping):
+            try:
+                sock.sendall(message[position:position + 1])
+            except OSError:  # hung up on (reset, or a broken pipe)
+                dripping.remove(sock)
+
+
 def test_idle_and_dripping_connections_are_capped_per_address_and_closed(guarded: ServerProcess) -> None:
     """600 silent sockets and 10 that drip a handshake byte by byte, all from 127.0.0.2: the server
     keeps 40 (the cap), turns the rest away at once, closes the held ones at the handshake deadline,
     and a client on 127.0.0.1 is served promptly throughout. Before: 512 silent sockets took every
-    worker and the accept loop then waited on the 513th, so a normal client timed out."""
+    worker and the accept loop then waited on the 513th, so a normal client timed out. (The drips, from
+    127.0.0.3, start with the silent sockets: both wait out the same handshake deadline.)"""
     silent = [socket.create_connection((HOST, guarded.port), source_address=("127.0.0.2", 0))
               for _ in range(600)]
-    sample = open_proxy(wire.SAMPLE_OBJECT, HOST, guarded.port)
-    sample.ping()
-    still_held = [k for k, s in enumerate(silent) if not closed_by_server(s, 0.001)]
-    assert len(still_held) >= 40  # served while the attack holds its 40 workers, not after it ends
-    sample._pyroRelease()
-    deadline = time.monotonic() + 3 * DENIAL_SECONDS + 2.0  # the turned-away wait for a word, then go
-    turned_away: set[int] = set(range(len(silent))) - set(still_held)
-    while len(turned_away) < 600 - 40 and time.monotonic() < deadline:
-        turned_away |= {k for k, s in enumerate(silent)
-                        if k not in turned_away and closed_by_server(s, 0.001)}
-    assert len(turned_away) >= 600 - 40  # the cap: one address holds at most 40 at any moment
     handshake = raw_message(protocol.MSG_CONNECT, 0, b"\x80")
+    assert len(handshake) * 0.5 > HANDSHAKE_SECONDS + 3.0  # dripped, it never arrives whole in time
     drips = []
     for _ in range(10):
-        drip = socket.create_connection((HOST, guarded.port), source_address=("127.0.0.3", 0))
-        drip.sendall(handshake[:1])
-        drips.append(drip)
-    deadline = time.monotonic() + HANDSHAKE_SECONDS + 3.0
-    for position in range(1, len(handshake)):  # one byte every half second: never a whole message
-        if time.monotonic() > deadline:
-            break
-        for drip in drips:
-            with contextlib.suppress(OSError):
-                drip.sendall(handshake[position:position + 1])
-        time.sleep(0.5)
+        one = socket.create_connection((HOST, guarded.port), source_address=("127.0.0.3", 0))
+        one.sendall(handshake[:1])
+        drips.append(one)
+    dripping = threading.Thread(target=drip, args=(drips, handshake, HANDSHAKE_SECONDS + 3.0))
+    dripping.start()
+    try:
+        sample = open_proxy(wire.SAMPLE_OBJECT, HOST, guarded.port)
+        sample.ping()
+        still_held = [k for k, s in enumerate(silent) if not closed_by_server(s, 0.001)]
+        assert len(still_held) >= 40  # served while the attack holds its 40 workers, not after it ends
+        sample._pyroRelease()
+        deadline = time.monotonic() + 3 * DENIAL_SECONDS + 2.0  # the turned-away wait for a word, then go
+        turned_away: set[int] = set(range(len(silent))) - set(still_held)
+        while len(turned_away) < 600 - 40 and time.monotonic() < deadline:
+            turned_away |= {k for k, s in enumerate(silent)
+                            if k not in turned_away and closed_by_server(s, 0.001)}
+        assert len(turned_away) >= 600 - 40  # the cap: one address holds at most 40 at any moment
+    finally:
+        dripping.join()
     assert all(closed_by_server(s, 3.0) for s in silent + drips)  # all gone by the handshake deadline
     for s in silent + drips:
         s.close()
@@ -167,7 +190,8 @@ def test_an_idle_connection_is_closed_and_the_clients_reconnect_by_themselves(gu
     microscope.optics.defocus = 30e-9
     bare = open_proxy(wire.SAMPLE_OBJECT, HOST, guarded.port)
     bare.ping()
-    time.sleep(4.0)  # past the server's 3 s idle timeout
+    connection = bare._pyroConnection.sock  # the server hangs up on it once idle for 3 s
+    assert select.select([connection], [], [], 60.0)[0] and connection.recv(1, socket.MSG_PEEK) == b""
     with pytest.raises(errors.ConnectionClosedError):
         bare.ping()  # a bare Pyro5 proxy finds its connection closed ...
     assert microscope.optics.defocus == pytest.approx(30e-9)  # ... the twin's clients just carry on

@@ -50,6 +50,7 @@ def test_time_scale_one_runs_at_the_instruments_pace():
     spm = SPM(HOST, server.port)
     try:
         app = spm.application
+        app.Approach.ApproachSpeed = 100.0  # % (50 %, the default, takes 3 s): 1.5 s
         app.Approach.StartApproach()
         assert app.Approach.Status == spm.ApproachStatus.Approaching and app.Approach.IsMoving
         while app.Approach.IsMoving:

@@ -16,7 +16,7 @@ from twin import validation
 from twin.common import wire
 from twin.instruments.clock import Clock
 from twin.instruments.files import default_data_dir
-from twin.instruments.work import MAX_CALL_SECONDS, Limits
+from twin.instruments.work import BUSY_WAIT_SECONDS, MAX_CALL_SECONDS, Limits
 from twin.sample.catalog import DEFAULT_SAMPLE, SAMPLES
 from twin.scenario_commands import add_parser as add_scenario_commands
 from twin.scenario_commands import add_serve_options, instances_from
@@ -80,7 +80,8 @@ def _serve(args: argparse.Namespace) -> int:
         limits = Limits(validation.real("--max-call-seconds", args.max_call_seconds, 1.0, 604800.0, "s"),
                         None if args.memory_limit is None
                         else int(validation.real("--memory-limit", args.memory_limit, 0.1, 65536.0, "GiB")
-                                 * 2**30))
+                                 * 2**30),
+                        validation.real("--busy-wait", args.busy_wait, 0.0, 3600.0, "s"))
         if (args.scenario or args.instance) and (args.state != "tem" or args.set):
             raise ValueError("--state and --set start a plain twin; a scenario sets its own starting state")
         validation.integer("seed", args.seed, 0, 2**63 - 1)  # checked again by the twin; here a bad option
@@ -307,6 +308,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--memory-limit", type=float, metavar="GIB",
                        help="memory all running work may hold at once, one call half of it (default: half "
                             "this machine's RAM)")
+    serve.add_argument("--busy-wait", type=float, default=BUSY_WAIT_SECONDS, metavar="SECONDS",
+                       help="how long an acquisition waits for its instrument (or for memory) while other "
+                            "work holds it, before it is refused with what runs (default %(default)g)")
     serve.add_argument("--certificate", metavar="PEM", help="TLS: the server's certificate (chain); required "
                        "on an address beyond this machine, with --private-key")
     serve.add_argument("--private-key", metavar="PEM", help="TLS: the certificate's private key")

@@ -264,7 +264,7 @@ class Sample:
             symbols = [s for group in extra_symbols for s in group]
             inside = (xyz[:, 0] >= x0) & (xyz[:, 0] < x1) & (xyz[:, 1] >= y0) & (xyz[:, 1] < y1)
             gone = {site for site in emptied if site[0] == k and site[3] >= n_basis}
-            if gone:
+            if gone:  # (most windows have none: then no list of every added atom's site to check)
                 inside &= np.array([tuple(site) not in gone for site in added.tolist()], dtype=bool)
             positions = np.concatenate([positions, xyz[inside]])
             numbers = np.concatenate([numbers, np.array([atomic_numbers[s] for s in symbols], int)[inside]])
