@@ -118,6 +118,7 @@ def microscope(server: ServerProcess):
 
     client = TemMicroscopeClient()
     client.connect(HOST, server.port)
+    client.twin.reset()  # the twin as it started, whatever the tests before left on it
     yield client
     client.disconnect()
 
@@ -127,5 +128,6 @@ def spm(server: ServerProcess):
     from clients.afm import SPM
 
     connection = SPM(HOST, server.port)
+    connection.twin.reset()  # the twin as it started, whatever the tests before left on it
     yield connection
     connection.close()
