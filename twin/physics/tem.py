@@ -115,7 +115,13 @@ def simulation_cell(atoms: Atoms, grid: SimulationGrid) -> Atoms:
 
 def slice_count(atoms: Atoms) -> int:
     """How many slices the multislice of ``atoms`` (positions in Å) takes."""
-    z_span = np.ptp(atoms.positions[:, 2]) * ANGSTROM if len(atoms) else 0.0
+    return slices_for(atoms.positions[:, 2])
+
+
+def slices_for(z: np.ndarray) -> int:
+    """How many slices the multislice of atoms at heights ``z`` (Å) takes: the box from ``_Z_MARGIN`` below
+    the lowest to ``_Z_MARGIN`` above the highest, in slices of at most :data:`SLICE_THICKNESS`."""
+    z_span = np.ptp(z) * ANGSTROM if len(z) else 0.0
     return max(1, int(np.ceil((z_span + 2 * _Z_MARGIN) / SLICE_THICKNESS)))
 
 
