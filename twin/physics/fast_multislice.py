@@ -151,12 +151,17 @@ def spread(u: np.ndarray, v: np.ndarray, n: int, width: int = SPREAD_WIDTH, beta
 
 def direct_structure_factor(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
     """``sum over atoms of exp(-2 pi i (kx u + ky v) / n)`` on the half spectrum of an ``n``² grid
-    (complex64, ``[ky, kx]`` in :func:`numpy.fft.rfft2`'s order), atoms at grid coordinates ``u``, ``v``."""
+    (complex64, ``[ky, kx]`` in :func:`numpy.fft.rfft2`'s order), atoms at grid coordinates ``u``, ``v``.
+    At the Nyquist frequency ``n / 2`` (even ``n``) the mean of ``+n / 2`` and ``-n / 2``: a cosine, as
+    for the transform of a real array."""
     ky = np.fft.fftfreq(n, 1.0 / n)
     kx = np.fft.rfftfreq(n, 1.0 / n)
-    ey = np.exp(-2j * np.pi / n * np.outer(ky, v)).astype(np.complex64)
-    ex = np.exp(-2j * np.pi / n * np.outer(u, kx)).astype(np.complex64)
-    return ey @ ex
+    ey = np.exp(-2j * np.pi / n * np.outer(ky, v))
+    ex = np.exp(-2j * np.pi / n * np.outer(u, kx))
+    if n % 2 == 0:
+        ey[n // 2] = np.cos(np.pi * v)
+        ex[:, n // 2] = np.cos(np.pi * u)
+    return ey.astype(np.complex64) @ ex.astype(np.complex64)
 
 
 @lru_cache(maxsize=4)
