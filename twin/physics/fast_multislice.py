@@ -37,6 +37,7 @@ import scipy.sparse
 from scipy import constants
 
 from twin.constants import ANGSTROM
+from twin.instruments.cache import ArrayCache
 from twin.physics.ctf import electron_wavelength
 from twin.physics.tem import _Z_MARGIN, SimulationGrid, slices_for
 
@@ -48,6 +49,9 @@ ANTIALIAS_TAPER = 0.01  # abTEM's cosine taper, in units of the grid's sampling 
 # h² / (2 pi m0 e) (V m²): the projected potential's transform (V m³) per scattering factor (m)
 POTENTIAL_PER_SCATTERING = constants.h**2 / (2 * np.pi * constants.m_e * constants.e)
 THREADS = 0  # ducc0's threads per FFT: 0 = the system's default (every core)
+# what repeats between calls: frequencies, apertures and kernel transforms per grid, form factors per grid,
+# species and energy (a 1152² grid's take 2.7-5.3 MB each)
+_CACHE = ArrayCache(128 * 2**20)
 
 
 def band_columns(n: int) -> int:
@@ -99,13 +103,21 @@ def lobato_parameters(symbol: str) -> tuple[np.ndarray, np.ndarray]:
 
 def projected_scattering_factor(k2: np.ndarray, symbol: str) -> np.ndarray:
     """The Fourier transform (V m³) of the projected potential of one ``symbol`` atom at squared spatial
-    frequencies ``k2`` (1/m²): ``h² / (2 pi m0 e) f(k)``, ``f`` the Lobato scattering factor (m)."""
+    frequencies ``k2`` (1/m²): ``h² / (2 pi m0 e) f(k)``, ``f`` the Lobato scattering factor (m); in the
+    precision of ``k2`` (float32 or float64)."""
+    k2 = np.asarray(k2)
+    dtype = k2.dtype if k2.dtype in (np.float32, np.float64) else np.float64
     a, b = lobato_parameters(symbol)
-    f = np.zeros(np.shape(k2))
+    f = np.zeros(k2.shape, dtype=dtype)
     for ai, bi in zip(a, b, strict=True):
-        x = bi * np.asarray(k2, dtype=float)
-        f += ai * (2.0 + x) / (1.0 + x) ** 2
-    return POTENTIAL_PER_SCATTERING * f
+        x = np.multiply(k2, dtype.type(bi), dtype=dtype)
+        x += 1.0  # 1 + b k²
+        term = x + 1.0  # 2 + b k²
+        x *= x
+        term /= x
+        term *= dtype.type(ai * POTENTIAL_PER_SCATTERING)
+        f += term
+    return f
 
 
 def interaction_parameter(energy: float) -> float:
@@ -164,35 +176,47 @@ def direct_structure_factor(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
     return ey.astype(np.complex64) @ ex.astype(np.complex64)
 
 
-@lru_cache(maxsize=4)
-def _grid_arrays(n: int, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Of an ``n``² grid of ``step`` (m): ``k²`` (1/m², float32) on the half spectrum, abTEM's
-    anti-aliasing aperture (float32, full spectrum, FFT order), and the inverse of the spreading kernel's
-    transform on the half spectrum (float32)."""
-    ky, kx = np.fft.fftfreq(n, step), np.fft.rfftfreq(n, step)
-    half = (ky[:, None] ** 2 + kx[None, :] ** 2).astype(np.float32)
-    k = np.hypot(ky[:, None], ky[None, :])
-    cutoff, taper = ANTIALIAS_CUTOFF / step / 2, ANTIALIAS_TAPER / step
-    edge = 0.5 * (1 + np.cos(np.pi * (k - cutoff + taper) / taper))
-    aperture = np.where(k > cutoff, 0.0, np.where(k > cutoff - taper, edge, 1.0)).astype(np.float32)
-    deconvolve = 1.0 / np.outer(spreading_kernel_transform(np.fft.fftfreq(n)),
-                                spreading_kernel_transform(np.fft.rfftfreq(n)))
-    return half, aperture, deconvolve.astype(np.float32)
+def _half_k2(n: int, step: float) -> np.ndarray:
+    """``k²`` (1/m², float32) on the half spectrum of an ``n``² grid of ``step`` (m)."""
+    def compute() -> np.ndarray:
+        ky, kx = np.fft.fftfreq(n, step), np.fft.rfftfreq(n, step)
+        return (ky[:, None] ** 2 + kx[None, :] ** 2).astype(np.float32)
+
+    return _CACHE.get_or_compute(("k2", n, step), compute)
 
 
 def antialias_aperture(n: int, step: float) -> np.ndarray:
     """abTEM's anti-aliasing aperture on an ``n``² grid of ``step`` (m) (float32, FFT order): 1 inside
     2/3 of the Nyquist frequency, falling to 0 at its edge along a cosine taper 1 % of ``1 / step`` wide."""
-    return _grid_arrays(n, step)[1]
+    def compute() -> np.ndarray:
+        k = np.fft.fftfreq(n, step)
+        k = np.hypot(k[:, None], k[None, :])
+        cutoff, taper = ANTIALIAS_CUTOFF / step / 2, ANTIALIAS_TAPER / step
+        edge = 0.5 * (1 + np.cos(np.pi * (k - cutoff + taper) / taper))
+        return np.where(k > cutoff, 0.0, np.where(k > cutoff - taper, edge, 1.0)).astype(np.float32)
+
+    return _CACHE.get_or_compute(("aperture", n, step), compute)
 
 
-@lru_cache(maxsize=8)
+def _deconvolution(n: int) -> np.ndarray:
+    """The inverse of the spreading kernel's transform on the half spectrum of an ``n``² grid (float32)."""
+    def compute() -> np.ndarray:
+        along_y = spreading_kernel_transform(np.fft.fftfreq(n))
+        along_x = spreading_kernel_transform(np.fft.rfftfreq(n))
+        return (1.0 / np.outer(along_y, along_x)).astype(np.float32)
+
+    return _CACHE.get_or_compute(("deconvolution", n), compute)
+
+
 def phase_factor(n: int, step: float, symbol: str, energy: float) -> np.ndarray:
     """What turns a structure factor of ``symbol`` atoms on the half spectrum of an ``n``² grid of
     ``step`` (m) into the phase ``sigma V`` (rad) of a slice through an inverse real FFT (float32)."""
-    half = _grid_arrays(n, step)[0]
-    factor = interaction_parameter(energy) / step**2 * projected_scattering_factor(half, symbol)
-    return factor.astype(np.float32)
+    def compute() -> np.ndarray:
+        factor = projected_scattering_factor(_half_k2(n, step), symbol)
+        factor *= np.float32(interaction_parameter(energy) / step**2)
+        return factor
+
+    return _CACHE.get_or_compute(("phase factor", n, step, symbol, energy), compute)
 
 
 def propagator(n: int, step: float, energy: float, distance: float, aperture: bool = True) -> np.ndarray:
@@ -235,22 +259,22 @@ def _slice_phases(numbers: np.ndarray, positions: np.ndarray, index: np.ndarray,
     n, step = grid.n, grid.step
     u = positions[:, 0] * (ANGSTROM / step) - 0.5  # grid point i sits at (i + 1/2) step
     v = positions[:, 1] * (ANGSTROM / step) - 0.5
-    deconvolve = _grid_arrays(n, step)[2]
     for j in range(count):
-        spectrum = np.zeros((n, n // 2 + 1), dtype=np.complex64)
+        spectrum = None
         in_slice = index == j
         for number in np.unique(numbers[in_slice]):
             chosen = in_slice & (numbers == number)
-            factor = phase_factor(n, step, chemical_symbols[number], energy)
             if np.count_nonzero(chosen) <= DIRECT_ATOMS:
-                spectrum += factor * direct_structure_factor(u[chosen], v[chosen], n)
+                term = direct_structure_factor(u[chosen], v[chosen], n)
             else:
-                spread_spectrum = ducc0.fft.r2c(spread(u[chosen], v[chosen], n), axes=(0, 1),
-                                                nthreads=THREADS)
-                spread_spectrum *= deconvolve
-                spread_spectrum *= factor
-                spectrum += spread_spectrum
-        yield ducc0.fft.c2r(spectrum, axes=(0, 1), lastsize=n, forward=False, inorm=2, nthreads=THREADS)
+                term = ducc0.fft.r2c(spread(u[chosen], v[chosen], n), axes=(0, 1), nthreads=THREADS)
+                term *= _deconvolution(n)
+            term *= phase_factor(n, step, chemical_symbols[number], energy)
+            spectrum = term if spectrum is None else np.add(spectrum, term, out=spectrum)
+        if spectrum is None:  # an empty slice (no atoms in view)
+            yield np.zeros((n, n), dtype=np.float32)
+        else:
+            yield ducc0.fft.c2r(spectrum, axes=(0, 1), lastsize=n, forward=False, inorm=2, nthreads=THREADS)
 
 
 def transmission(phase: np.ndarray) -> np.ndarray:
