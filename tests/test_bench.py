@@ -31,7 +31,8 @@ def figures() -> dict:
                      "ratio_warm_new_window_to_direct", "field_of_view_m"],
         "tem_engines": [f"{name}_{size}{unit}" for size in bench.ENGINE_SIZES for name, unit in (
             ("fast_new_window", "_s"), ("abtem_new_window", "_s"), ("direct_abtem", "_s"),
-            ("fast_over_direct", ""), ("abtem_engine_over_direct", ""), ("fast_over_abtem_engine", ""))],
+            ("fast_over_direct", ""), ("abtem_engine_over_direct", ""), ("fast_over_abtem_engine", ""),
+            ("fast_exit_wave", "_s"), ("abtem_exit_wave", "_s"), ("fast_over_abtem_exit_wave", ""))],
         "tem_low_magnification": ["warm_new_window_s", "warm_same_window_s", "field_of_view_m"],
         "stem": ["interactive_haadf_256_s", "exact_per_position_s", "direct_abtem_per_position_s",
                  "ratio_exact_to_direct"],
@@ -65,6 +66,7 @@ def test_the_report_shows_the_headline_figures_and_says_when_a_replay_differs():
         engines = shown["tem_engines"]
         assert f"{engines[f'abtem_new_window_{size}_s']:.3f} s" in text
         assert f"{engines[f'fast_over_direct_{size}']:.2f}" in text
+        assert f"({engines[f'fast_over_abtem_exit_wave_{size}']:.2f})" in text
     assert f"{shown['datasets']['two_over_one']:.2f} x" in text
     assert "Pyro5 = " in text and text.count("(target >= 80 %)") == 2  # both echo sizes
     assert "(identical)" in text

@@ -176,6 +176,29 @@ def direct_abtem_seconds(sample_name: str, seed: int, centre: tuple[float, float
     return _median_time(lambda: run(centre[0]))
 
 
+def exit_wave_seconds(sample_name: str, seed: int, centre: tuple[float, float], field_of_view: float,
+                      twin_metadata: dict[str, Any], size: int = TEM_SIZE) -> tuple[float, float]:
+    """Median seconds of the exit wave's spectrum alone (no lens, camera or transport) of the window of the
+    server's ``size``² image, on its grid, by the fast engine and by abTEM, interleaved, in this process."""
+    from twin.instruments.tem.imaging import exit_wave_spectrum
+    from twin.physics import tem
+    from twin.sample import Window, build_sample
+
+    sample = build_sample(sample_name, seed)
+    pixel = field_of_view / size
+    pad = round(twin_metadata["padding"] / pixel)
+    grid = tem.SimulationGrid(size, pad, pixel, twin_metadata["oversampling"])
+    atoms = sample.atoms_in_window(Window.around(*centre, field_of_view, field_of_view).grown(grid.padding))
+    times: dict[str, list[float]] = {"fast": [], "abtem": []}
+    for repeat in range(REPEATS + 1):
+        for engine, spent in times.items():
+            started = time.perf_counter()
+            exit_wave_spectrum(atoms, grid, 80e3, engine)
+            if repeat:  # the first: this process's JIT, FFT plans and caches
+                spent.append(time.perf_counter() - started)
+    return statistics.median(times["fast"]), statistics.median(times["abtem"])
+
+
 def direct_abtem_stem_seconds(sample_name: str, seed: int, centre: tuple[float, float], fov: float,
                               size: int) -> float:
     """abTEM's own eager probe scan (HAADF) of the cell and positions the twin's exact mode uses."""
@@ -355,12 +378,14 @@ def engine_figures(microscope: Any, seed: int) -> dict[str, float]:
             fast, image = new_window_seconds(microscope, size, row)
             slow, _ = new_window_seconds(abtem_engine, size, row)
             imaged = image.metadata.stage_settings.stage_position
-            direct = direct_abtem_seconds(DEFAULT_SAMPLE, seed, (imaged.x, imaged.y), fov, defocus,
-                                          image.metadata.twin.to_dict(), size)
+            centre, record = (imaged.x, imaged.y), image.metadata.twin.to_dict()
+            direct = direct_abtem_seconds(DEFAULT_SAMPLE, seed, centre, fov, defocus, record, size)
+            fast_wave, abtem_wave = exit_wave_seconds(DEFAULT_SAMPLE, seed, centre, fov, record, size)
             figures |= {f"fast_new_window_{size}_s": fast, f"abtem_new_window_{size}_s": slow,
                         f"direct_abtem_{size}_s": direct, f"fast_over_direct_{size}": fast / direct,
                         f"abtem_engine_over_direct_{size}": slow / direct, f"fast_over_abtem_engine_{size}":
-                        fast / slow}
+                        fast / slow, f"fast_exit_wave_{size}_s": fast_wave, f"abtem_exit_wave_{size}_s":
+                        abtem_wave, f"fast_over_abtem_exit_wave_{size}": fast_wave / abtem_wave}
         abtem_engine.disconnect()
     finally:
         reference.stop()
@@ -626,6 +651,9 @@ def report(f: dict[str, Any]) -> str:
           f"{g[f'direct_abtem_{n}_s']:13.3f} s{g[f'fast_over_direct_{n}']:14.2f}"
           f"{g[f'abtem_engine_over_direct_{n}']:20.2f}" + ("     (target <= 0.25)" if n == TEM_SIZE else "")
           for n in ENGINE_SIZES),
+        "  the exit wave alone (multislice, in this process): fast engine / abTEM "
+        + ", ".join(f"{n}² {g[f'fast_exit_wave_{n}_s']:.3f} / {g[f'abtem_exit_wave_{n}_s']:.3f} s "
+                    f"({g[f'fast_over_abtem_exit_wave_{n}']:.2f})" for n in ENGINE_SIZES),
         f"TEM {TEM_SIZE}² at {LOW_MAGNIFICATION / 1e3:.0f} kx (field of view "
         f"{low['field_of_view_m'] * 1e9:.0f} nm, projected mass: film, holes, features)",
         f"  warm, new window                             {low['warm_new_window_s']:7.3f} s",
