@@ -259,12 +259,16 @@ def _slice_phases(numbers: np.ndarray, positions: np.ndarray, index: np.ndarray,
     n, step = grid.n, grid.step
     u = positions[:, 0] * (ANGSTROM / step) - 0.5  # grid point i sits at (i + 1/2) step
     v = positions[:, 1] * (ANGSTROM / step) - 0.5
+    species = [(number, numbers == number) for number in sorted(set(numbers.tolist()))]
     for j in range(count):
         spectrum = None
         in_slice = index == j
-        for number in np.unique(numbers[in_slice]):
-            chosen = in_slice & (numbers == number)
-            if np.count_nonzero(chosen) <= DIRECT_ATOMS:
+        for number, of_species in species:
+            chosen = in_slice & of_species
+            atoms = np.count_nonzero(chosen)
+            if atoms == 0:
+                continue
+            if atoms <= DIRECT_ATOMS:
                 term = direct_structure_factor(u[chosen], v[chosen], n)
             else:
                 term = ducc0.fft.r2c(spread(u[chosen], v[chosen], n), axes=(0, 1), nthreads=THREADS)
