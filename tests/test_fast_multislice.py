@@ -202,3 +202,13 @@ def test_diffraction_patterns_equal_abtems():
         theirs, mine = (p[region].sum() for p in patterns)
         assert mine == pytest.approx(theirs, rel=5e-3)
     assert patterns[1][first_order].sum() > 3e-4  # the spots are there (0.08 % of the beam)
+
+
+def test_twin_serve_and_run_take_the_engine():
+    from twin.cli import parser
+
+    assert parser().parse_args(["serve"]).tem_engine == "fast"
+    assert parser().parse_args(["serve", "--tem-engine", "abtem"]).tem_engine == "abtem"
+    assert parser().parse_args(["run", "--serve", "--tem-engine", "abtem", "x.py"]).tem_engine == "abtem"
+    with pytest.raises(SystemExit):
+        parser().parse_args(["serve", "--tem-engine", "magic"])
