@@ -15,7 +15,7 @@ thickness with the Fresnel propagator ``exp(-i pi lambda dz k²)``, inside the a
 transmission function; that is done here only where the plane wave enters (free there). Beyond the first
 slice, the band-limited wave times the unlimited transmission differs inside the band only by products of
 the scattered wave with the transmission's components beyond the band: second order in the scattering
-(~1e-3 of a WS2 exit wave's intensity, and closer to a 4x finer reference without them cut), for two
+(1e-4 of a graphene exit wave's intensity, 2.5e-3 of WS2's, and closer to a 4x finer reference), for two
 FFTs a slice fewer.
 
 Grids, positions and slicing follow :mod:`twin.physics.tem`: ``[y, x]`` arrays, grid point ``i`` at
