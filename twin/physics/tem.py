@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import abtem
+import ducc0
 import numpy as np
 import scipy.fft
 from ase import Atoms
@@ -228,10 +229,14 @@ def tilted_illumination(
 def hrtem_intensity(wave_spectrum: np.ndarray, transfer: np.ndarray, grid: SimulationGrid) -> np.ndarray:
     """Image intensity (float32, ``size``², vacuum = 1): the exit-wave spectrum through the lens's
     ``transfer`` function (see :func:`twin.physics.ctf.transfer_function`), padding cropped."""
-    image_wave = scipy.fft.ifft2(wave_spectrum * transfer, workers=-1, overwrite_x=True)
+    image_wave = wave_spectrum * transfer
     m = grid.oversampling
     crop = slice(m * grid.pad, m * (grid.pad + grid.size))
-    cropped = image_wave[crop, crop]
+    # the inverse FFT along y for every column, along x only for the rows the camera sees (ducc0's FFTs)
+    ducc0.fft.c2c(image_wave, axes=(0,), forward=False, inorm=2, out=image_wave, nthreads=0)
+    rows = image_wave[crop]
+    ducc0.fft.c2c(rows, axes=(1,), forward=False, inorm=2, out=rows, nthreads=0)
+    cropped = rows[:, crop]
     intensity = cropped.real**2 + cropped.imag**2
     if m > 1:  # each camera pixel collects the electrons landing anywhere on it
         intensity = intensity.reshape(grid.size, m, grid.size, m).mean(axis=(1, 3))
