@@ -9,8 +9,8 @@ transpose are applied here so that callers never see abTEM's conventions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import abtem
 import ducc0
 import numpy as np
 import scipy.fft
@@ -18,6 +18,9 @@ from ase import Atoms
 
 from twin.constants import ANGSTROM
 from twin.physics.ctf import electron_wavelength
+
+if TYPE_CHECKING:  # abTEM is imported where it is used: it takes seconds, and the fast engine needs none
+    import abtem
 
 # FFTW plans chosen by estimate, not by timing: a measured plan differs from run to run (and with a
 # process's history), changing results in the last bits, which the shot noise then amplifies.
@@ -141,6 +144,8 @@ def configure_abtem() -> None:
     configuration as the importer had it."""
     global _configured
     if not _configured:
+        import abtem
+
         abtem.config.set(ABTEM_CONFIG)
         _configured = True
 
@@ -148,6 +153,8 @@ def configure_abtem() -> None:
 def potential(cell: Atoms, grid: SimulationGrid) -> abtem.Potential:
     """abTEM's projected potential of a :func:`simulation_cell` (Lobato parametrisation); the first one
     sets abTEM's configuration (:func:`configure_abtem`)."""
+    import abtem
+
     configure_abtem()
     return abtem.Potential(
         cell,
@@ -164,6 +171,8 @@ def exit_wave(atoms: Atoms, grid: SimulationGrid, energy: float) -> np.ndarray:
 
     ``atoms`` are positioned as for :func:`simulation_cell`.
     """
+    import abtem
+
     projected = potential(simulation_cell(atoms, grid), grid)  # built slice by slice: memory ~ n²
     waves = abtem.PlaneWave(energy=energy).multislice(projected, lazy=False)
     return np.ascontiguousarray(waves.array.T)
