@@ -17,8 +17,8 @@ import pytest
 from twin import bench
 from twin.cli import main
 
-SECTIONS = {"machine", "startup", "tem_1024", "tem_low_magnification", "stem", "analytical", "afm_256",
-            "afm_512", "afm_1024", "datasets", "transport", "episodes"}
+SECTIONS = {"machine", "startup", "tem_1024", "tem_engines", "tem_low_magnification", "stem", "analytical",
+            "afm_256", "afm_512", "afm_1024", "datasets", "transport", "episodes"}
 
 
 def figures() -> dict:
@@ -29,6 +29,10 @@ def figures() -> dict:
         "tem_1024": ["first_acquire_s", "first_new_window_s", "warm_new_window_s", "warm_same_window_s",
                      "warm_new_defocus_s", "ratio_new_defocus_to_new_window", "direct_abtem_same_window_s",
                      "ratio_warm_new_window_to_direct", "field_of_view_m"],
+        "tem_engines": [f"{name}_{size}{unit}" for size in bench.ENGINE_SIZES for name, unit in (
+            ("fast_new_window", "_s"), ("abtem_new_window", "_s"), ("direct_abtem", "_s"),
+            ("fast_over_direct", ""), ("abtem_engine_over_direct", ""), ("fast_over_abtem_engine", ""),
+            ("fast_exit_wave", "_s"), ("abtem_exit_wave", "_s"), ("fast_over_abtem_exit_wave", ""))],
         "tem_low_magnification": ["warm_new_window_s", "warm_same_window_s", "field_of_view_m"],
         "stem": ["interactive_haadf_256_s", "exact_per_position_s", "direct_abtem_per_position_s",
                  "ratio_exact_to_direct"],
@@ -58,6 +62,11 @@ def test_the_report_shows_the_headline_figures_and_says_when_a_replay_differs():
     text = bench.report(shown)
     assert text.startswith("twin bench: 2 CPUs, Python 3.x, abTEM a.b, Pyro5 p.q")
     assert f"{shown['afm_1024']['frame_s']:7.3f} s" in text
+    for size in bench.ENGINE_SIZES:  # each engine's new window beside direct abTEM, with the ratios
+        engines = shown["tem_engines"]
+        assert f"{engines[f'abtem_new_window_{size}_s']:.3f} s" in text
+        assert f"{engines[f'fast_over_direct_{size}']:.2f}" in text
+        assert f"({engines[f'fast_over_abtem_exit_wave_{size}']:.2f})" in text
     assert f"{shown['datasets']['two_over_one']:.2f} x" in text
     assert "Pyro5 = " in text and text.count("(target >= 80 %)") == 2  # both echo sizes
     assert "(identical)" in text
@@ -139,8 +148,8 @@ def test_the_bench_shows_each_step_it_runs_on_a_terminal_with_the_time_left(monk
     monkeypatch.setattr(sys, "stderr", stream)
     monkeypatch.delenv("TWIN_PROGRESS", raising=False)
     monkeypatch.setattr(launcher.ServerProcess, "start", lambda *args, **kwargs: _Server())
-    for name in ("startup_figures", "tem_figures", "low_magnification_figures", "stem_figures",
-                 "analytical_figures", "transport_figures", "episode_figures"):
+    for name in ("startup_figures", "tem_figures", "engine_figures", "low_magnification_figures",
+                 "stem_figures", "analytical_figures", "transport_figures", "episode_figures"):
         monkeypatch.setattr(bench, name, lambda *args: {"serve_to_first_1024_image_s": 1.0})
     monkeypatch.setattr(bench, "afm_figures", lambda server: {})
     monkeypatch.setattr(bench, "acquisition_seconds", lambda config: (0.5, 0.25))

@@ -1,11 +1,12 @@
 """Where the TEM's zero defocus lies: at the specimen's mean plane.
 
-The reference is built outside the twin's imaging path: each layer's transmission function from abTEM's
-projected potential, placed at the layer's true height, free-space propagation between layers and back
-to the layers' mean plane, then the lens's chi(k) with the displayed defocus (the transfer function is
-tested equal to abTEM's CTF in test_ctf.py). A focus series of the twin's images must match it with no
-defocus offset; before this was fixed, the exit surface was taken as the focal plane (an offset of
-0.1–0.5 nm, as found by a focus series of contrast reversals).
+The reference is built outside the twin's imaging path: each layer's transmission function from its
+projected potential (for the abTEM engine abTEM's own; for the fast engine the exact one, abTEM's Lobato
+scattering factors times structure factors summed atom by atom), placed at the layer's true height,
+free-space propagation between layers and back to the layers' mean plane, then the lens's chi(k) with the
+displayed defocus (the transfer function is tested equal to abTEM's CTF in test_ctf.py). A focus series of
+the twin's images must match it with no defocus offset; before this was fixed, the exit surface was taken
+as the focal plane (an offset of 0.1–0.5 nm, as found by a focus series of contrast reversals).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from abtem.core.energy import energy2sigma
 from scipy.constants import angstrom as ANGSTROM  # m: the unit of ASE and abTEM, defined outside the twin
 
 from twin.instruments.clock import Clock
-from twin.instruments.tem import TemInstrument
+from twin.instruments.tem import TemHardware, TemInstrument
 from twin.physics import tem as tem_physics
 from twin.physics.ctf import Aberrations, electron_wavelength, transfer_function
 from twin.sample import Window
@@ -36,18 +37,38 @@ def _fresnel(n: int, step: float, distance: float) -> np.ndarray:
     return np.exp(-1j * np.pi * electron_wavelength(ENERGY) * distance * (k[:, None] ** 2 + k[None, :] ** 2))
 
 
-def _reference_spectrum(sample, grid, side: float) -> np.ndarray:
-    """The specimen's wave at its layers' mean plane: abTEM transmission functions of each layer at its
-    height, free flight between them (beam along +z), then back to the mean plane."""
+def _exact_projected(cell, grid) -> np.ndarray:
+    """The projected potential (eV/e Å, ``[y, x]``) of the atoms of a simulation cell on the grid's points:
+    abTEM's Lobato scattering factors times each species' structure factor, summed atom by atom."""
+    parametrization = abtem.parametrizations.LobatoParametrization()
+    sampling = grid.step / ANGSTROM
+    k = np.fft.fftfreq(grid.n, sampling)
+    spectrum = np.zeros((grid.n, grid.n), dtype=complex)
+    for number in np.unique(cell.numbers):
+        positions = cell.positions[cell.numbers == number]
+        ex = np.exp(-2j * np.pi * np.outer(positions[:, 0], k))
+        ey = np.exp(-2j * np.pi * np.outer(k, positions[:, 1]))
+        form = parametrization.projected_scattering_factor(cell[cell.numbers == number][0].symbol)
+        spectrum += form((k[:, None] ** 2 + k[None, :] ** 2).astype(np.float32)) * (ey @ ex)
+    return np.fft.ifft2(spectrum).real / sampling**2
+
+
+def _reference_spectrum(sample, grid, side: float, engine: str) -> np.ndarray:
+    """The specimen's wave at its layers' mean plane: transmission functions of each layer at its height,
+    free flight between them (beam along +z), then back to the mean plane."""
     atoms = sample.atoms_in_window(Window(0.0, 0.0, side, side))
     wave, height = np.ones((grid.n, grid.n), dtype=complex), None
     for layer in range(len(sample.layers)):
         mine = atoms[atoms.arrays["site"][:, 0] == layer]
         z = float(np.mean(mine.positions[:, 2]))
         cell = tem_physics.simulation_cell(mine, grid)
-        projected = abtem.Potential(cell, gpts=grid.n, slice_thickness=np.ptp(cell.positions[:, 2]) + 1.0,
-                                    projection="infinite", parametrization="lobato").build().compute()
-        transmission = np.exp(1j * energy2sigma(ENERGY) * projected.array.sum(axis=0).T)
+        if engine == "abtem":
+            projected = abtem.Potential(cell, gpts=grid.n, slice_thickness=np.ptp(cell.positions[:, 2]) + 1.0,
+                                        projection="infinite", parametrization="lobato").build().compute()
+            projected = projected.array.sum(axis=0).T
+        else:
+            projected = _exact_projected(cell, grid)
+        transmission = np.exp(1j * energy2sigma(ENERGY) * projected)
         if height is not None:
             wave = np.fft.ifft2(np.fft.fft2(wave) * _fresnel(grid.n, grid.step, (z - height) * ANGSTROM))
         wave, height = wave * transmission, z
@@ -55,14 +76,14 @@ def _reference_spectrum(sample, grid, side: float) -> np.ndarray:
     return np.fft.fft2(wave) * _fresnel(grid.n, grid.step, back)
 
 
-def _defocus_offset(sample, fov: float = 3 * NM, size: int = 96) -> tuple[float, float]:
-    """The defocus shift (m) that best matches the twin's focus series to the reference's, and how much
-    worse (a factor) a shift 1 Å away from it matches."""
-    tem = TemInstrument(sample, Clock(0.0), seed=0)
+def _defocus_offset(sample, engine: str, fov: float = 3 * NM, size: int = 96) -> tuple[float, float]:
+    """The defocus shift (m) that best matches the twin's focus series (exit waves by ``engine``) to the
+    reference's, and how much worse (a factor) a shift 1 Å away from it matches."""
+    tem = TemInstrument(sample, Clock(0.0), seed=0, hardware=TemHardware(tem_engine=engine))
     probe = tem.hrtem.view((0.0, 0.0), fov, size, ENERGY, Aberrations(C30=CS))
     grid = probe.grid
     centre = grid.padding + fov / 2  # the padded window starts at the origin: no sub-cell move
-    reference = _reference_spectrum(sample, grid, grid.n * grid.step)
+    reference = _reference_spectrum(sample, grid, grid.n * grid.step, engine)
     defoci = np.linspace(-6, 6, 5) * NM
     images = [tem.hrtem.intensity(tem.hrtem.view((centre, centre), fov, size, ENERGY,
                                                   Aberrations(C10=d, C30=CS))) for d in defoci]
@@ -84,16 +105,18 @@ def _defocus_offset(sample, fov: float = 3 * NM, size: int = 96) -> tuple[float,
     return float(shifts[best]), float(neighbours / misfits[best])
 
 
-def test_a_monolayers_zero_defocus_is_its_plane():
+@pytest.mark.parametrize("engine", ["fast", "abtem"])
+def test_a_monolayers_zero_defocus_is_its_plane(engine):
     """Flat graphene at z = 0: the twin's images equal the reference's at the same displayed defocus."""
-    offset, worse_at_1_angstrom = _defocus_offset(_flat([{"material": "graphene"}]))
+    offset, worse_at_1_angstrom = _defocus_offset(_flat([{"material": "graphene"}]), engine)
     assert offset == pytest.approx(0.0, abs=0.1 * ANGSTROM)
     assert worse_at_1_angstrom > 10  # the comparison tells an offset of 1 Å
 
 
-def test_a_bilayers_zero_defocus_is_its_mean_plane():
+@pytest.mark.parametrize("engine", ["fast", "abtem"])
+def test_a_bilayers_zero_defocus_is_its_mean_plane(engine):
     """AB-stacked bilayer at 0 and 3.35 Å: zero defocus lies at 1.675 Å, between the layers (the
     multislice's 2 Å slices place the layers to a few tenths of an Å)."""
     sample = _flat([{"material": "graphene"}, {"material": "graphene", "z": "3.35 A", "shift": BERNAL_SHIFT}])
     assert sample.mean_plane == pytest.approx(1.675)
-    assert _defocus_offset(sample)[0] == pytest.approx(0.0, abs=0.3 * ANGSTROM)
+    assert _defocus_offset(sample, engine)[0] == pytest.approx(0.0, abs=0.3 * ANGSTROM)

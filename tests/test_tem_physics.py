@@ -10,6 +10,7 @@ from scipy import constants
 from clients.tem.structures import AdornedImage
 from twin.instruments.clock import Clock
 from twin.instruments.tem import TemInstrument
+from twin.instruments.tem.imaging import exit_wave_spectrum
 from twin.physics import damage, tem
 from twin.physics.ctf import Aberrations, Coherence, electron_wavelength, scherzer_defocus, transfer_function
 from twin.physics.detectors import noise_power_ratio, psf_sigma
@@ -206,9 +207,8 @@ def test_a_cached_exit_wave_moved_in_fourier_space_equals_a_fresh_one():
         via_cache = simulator.intensity(moved)
         assert simulator.exit_waves.hits == hits + 1
         atoms = instrument.sample.atoms_in_window(moved.window.grown(grid.padding))
-        spectrum = tem.spectrum(tem.exit_wave(atoms, grid, energy))
         back = -tem.refocus_distance(atoms, instrument.sample.mean_plane)
-        spectrum *= tem.free_propagation(grid, energy, back)
+        spectrum = exit_wave_spectrum(atoms, grid, energy, simulator.hardware.tem_engine, back)
         direct = tem.hrtem_intensity(spectrum, _lens(grid, aberrations, moved.coherence), grid)
         assert np.abs(via_cache - direct).mean() < tolerance * direct.std()
 

@@ -95,6 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
 
         twin = instances[0].twin if instances else DigitalTwin.build(
             sample=args.sample, seed=args.seed, time_scale=args.time_scale, stem_mode=args.stem_mode,
+            tem_engine=args.tem_engine,
             holder=args.holder, ground_truth=args.ground_truth == "on",
             tem_frame=_frame("--tem-frame", args.tem_frame), afm_frame=_frame("--afm-frame", args.afm_frame))
         if not instances:
@@ -177,7 +178,8 @@ def _run(args: argparse.Namespace) -> int:
 
     log.info("starting a twin for this run ...")
     state = ("--state", args.state or "tem", *(option for text in args.set for option in ("--set", text)))
-    server = ServerProcess.start("--stem-mode", args.stem_mode, "--time-scale", str(args.time_scale), *state,
+    server = ServerProcess.start("--stem-mode", args.stem_mode, "--tem-engine", args.tem_engine,
+                                 "--time-scale", str(args.time_scale), *state,
                                  seed=args.seed)
     try:
         run_script(args.script, args.arguments, server.host, server.port)
@@ -242,6 +244,7 @@ _TWIN_OPTIONS: dict[str, dict[str, Any]] = {
     "--seed": {"type": int, "default": 0},
     "--time-scale": {"type": float, "default": 0.0},
     "--stem-mode": {"default": "interactive", "choices": ["interactive", "exact", "prism"]},
+    "--tem-engine": {"default": "fast", "choices": ["fast", "abtem"]},
     "--instance": {},
 }
 
@@ -290,6 +293,10 @@ def parser() -> argparse.ArgumentParser:
     _add_twin_option(serve, "--stem-mode",
                      "STEM physics: interactive (thin-sample models, fast), exact (abTEM multislice) or "
                      "prism (abTEM PRISM); requests may choose their own (default %(default)s)")
+    _add_twin_option(serve, "--tem-engine",
+                     "what computes TEM exit waves (images, diffraction): fast (twin's own multislice, "
+                     "within ~1 %% of abTEM, several times faster) or abtem (abTEM itself, the reference); "
+                     "default %(default)s")
     serve.add_argument("--holder", default="DoubleTilt", choices=["DoubleTilt", "SingleTilt"],
                        help="TEM specimen holder; on SingleTilt beta reads None (default %(default)s)")
     _add_state_options(serve)
@@ -345,6 +352,7 @@ def parser() -> argparse.ArgumentParser:
     _add_twin_option(run, "--seed", "with --serve: the twin's seed")
     _add_state_options(run, default=None)
     _add_twin_option(run, "--stem-mode", "with --serve: the twin's STEM physics")
+    _add_twin_option(run, "--tem-engine", "with --serve: what computes the twin's TEM exit waves")
     _add_twin_option(run, "--time-scale",
                      "with --serve: wall-clock seconds per instrument second (0, the default: instant; 1: as "
                      "slow as the instrument; 0.01: a hundred times faster, and a script's own pauses count "

@@ -9,6 +9,7 @@ from twin import validation
 from twin.instruments.afm import AfmInstrument
 from twin.instruments.clock import Clock
 from twin.instruments.tem import TemHardware, TemInstrument
+from twin.instruments.tem.imaging import TEM_ENGINES
 from twin.instruments.tem.scanning import MODES
 from twin.instruments.usage import Usage
 from twin.sample import DEFAULT_SAMPLE, Sample, build_sample
@@ -51,11 +52,12 @@ class DigitalTwin:
     @classmethod
     def build(cls, sample: str | SampleRecipe = DEFAULT_SAMPLE, seed: int = 0, time_scale: float = 0.0,
               stem_mode: str = "interactive", holder: str = "DoubleTilt", ground_truth: bool = True,
-              tem_frame: InstrumentFrame | None = None, afm_frame: InstrumentFrame | None = None,
-              usage: Usage | None = None) -> DigitalTwin:
+              tem_engine: str = "fast", tem_frame: InstrumentFrame | None = None,
+              afm_frame: InstrumentFrame | None = None, usage: Usage | None = None) -> DigitalTwin:
         """A twin of ``sample`` (a built-in name, a sample file or a recipe) generated from ``seed``;
         ``time_scale`` 0 = instant; ``stem_mode`` the STEM physics requests use unless they choose
-        their own; ``holder`` the TEM's specimen holder ("DoubleTilt" or "SingleTilt", whose beta reads
+        their own; ``tem_engine`` what computes the TEM's exit waves ("fast", or "abtem" itself);
+        ``holder`` the TEM's specimen holder ("DoubleTilt" or "SingleTilt", whose beta reads
         None); ``ground_truth`` whether clients may read the sample itself (and image metadata shows
         the instruments' frames); ``tem_frame``/``afm_frame`` how each instrument's axes sit on the
         sample (the sample's own by default); ``usage`` the budget acquisitions charge (unlimited)."""
@@ -68,6 +70,7 @@ class DigitalTwin:
             clock=clock,
             tem=TemInstrument(specimen, clock, seed, TemHardware(
                 stem_mode=validation.one_of("stem_mode", stem_mode, MODES),
+                tem_engine=validation.one_of("tem_engine", tem_engine, TEM_ENGINES),
                 holder=validation.one_of("holder", holder, ("DoubleTilt", "SingleTilt")),
             ), frame=tem_frame, reveal_frame=ground_truth, usage=usage),
             afm=AfmInstrument(specimen, clock, seed, frame=afm_frame, reveal_frame=ground_truth, usage=usage),

@@ -9,6 +9,7 @@ from typing import Any
 #: frame or stage error: a challenge hides them)
 OPEN_IMAGE_RECORD = frozenset({"pixel_origin", "row_axis", "sample", "simulation", "instrument_time",
                                "window", "pixel_size", "scan_rotation", "scan_centre", "stem_mode",
+                               "tem_engine",
                                "tip_speed",
                                "beam_reaches_camera", "beam_reaches_detector"})
 

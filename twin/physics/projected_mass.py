@@ -15,8 +15,6 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft
-from abtem.core.energy import energy2sigma
-from abtem.parametrizations import LobatoParametrization
 from scipy import constants
 
 from twin.constants import ANGSTROM
@@ -27,6 +25,8 @@ _K_MAX = 12.0  # 1/Å: scattering factors are negligible beyond
 
 @lru_cache(maxsize=32)
 def _form_factor(symbol: str):
+    from abtem.parametrizations import LobatoParametrization  # here: importing abTEM takes seconds
+
     return LobatoParametrization().projected_scattering_factor(symbol)
 
 
@@ -41,6 +41,8 @@ def scattered_beyond(symbol: str, energy: float, angle: float) -> float:
     (rad) at ``energy`` (eV): ``2 pi lambda² gamma² int_{angle/lambda} |f_e(k)|² k dk``, small angles."""
     wavelength = electron_wavelength(energy) / ANGSTROM
     gamma = 1 + constants.e * energy / (constants.m_e * constants.c**2)
+    from abtem.parametrizations import LobatoParametrization  # here: importing abTEM takes seconds
+
     scattering = LobatoParametrization().scattering_factor(symbol)
     k = np.linspace(angle / wavelength, _K_MAX, 4001)
     integrand = np.asarray(scattering(k**2), dtype=float) ** 2 * k
@@ -64,6 +66,8 @@ def transmission(densities: dict[str, np.ndarray], step: float, energy: float,
         potential += scipy.fft.fft2(density, workers=-1) * projected_form_factor(symbol, k2)
         if aperture is not None:
             lost += density * scattered_beyond(symbol, energy, aperture)
+    from abtem.core.energy import energy2sigma
+
     phase = energy2sigma(energy) * stretch * scipy.fft.ifft2(potential, workers=-1).real
     wave = np.exp(1j * phase - 0.5 * stretch * lost)
     return wave.astype(np.complex64)

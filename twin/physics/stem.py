@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import abtem
 import numpy as np
 import scipy.fft
 from ase import Atoms
@@ -321,6 +320,8 @@ def exact_annular_scan(
         )
     if interpolation < 1 or grid.n % interpolation:
         raise ValueError(f"interpolation={interpolation}: must be a positive divisor of grid.n={grid.n}")
+    import abtem  # here: importing it takes seconds
+
     projected = tem.potential(tem.simulation_cell(atoms, grid), grid).build(lazy=False)
     centres = (grid.pad + np.arange(grid.size) + 0.5) * grid.sampling - grid.step / 2  # abTEM's frame
     x, y = np.meshgrid(centres, centres)  # [y, x] order once flattened
@@ -372,6 +373,8 @@ def convergent_beam_exit_wave(
     from the cell's corner) after abTEM multislice through ``atoms`` (positioned as for
     :func:`twin.physics.tem.simulation_cell`); normalised so that ``sum |psi|² = grid.n²`` (the
     plane-wave convention of :func:`twin.physics.tem.exit_wave`, one electron per grid cell)."""
+    import abtem  # here: importing it takes seconds
+
     projected = tem.potential(tem.simulation_cell(atoms, grid), grid)
     probe = abtem.Probe(semiangle_cutoff=convergence_angle * 1e3, energy=energy, soft=False,
                         C10=aberrations.C10 / ANGSTROM, C12=aberrations.C12 / ANGSTROM,

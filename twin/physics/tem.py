@@ -9,14 +9,18 @@ transpose are applied here so that callers never see abTEM's conventions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import abtem
+import ducc0
 import numpy as np
 import scipy.fft
 from ase import Atoms
 
 from twin.constants import ANGSTROM
 from twin.physics.ctf import electron_wavelength
+
+if TYPE_CHECKING:  # abTEM is imported where it is used: it takes seconds, and the fast engine needs none
+    import abtem
 
 # FFTW plans chosen by estimate, not by timing: a measured plan differs from run to run (and with a
 # process's history), changing results in the last bits, which the shot noise then amplifies.
@@ -115,7 +119,13 @@ def simulation_cell(atoms: Atoms, grid: SimulationGrid) -> Atoms:
 
 def slice_count(atoms: Atoms) -> int:
     """How many slices the multislice of ``atoms`` (positions in Å) takes."""
-    z_span = np.ptp(atoms.positions[:, 2]) * ANGSTROM if len(atoms) else 0.0
+    return slices_for(atoms.positions[:, 2])
+
+
+def slices_for(z: np.ndarray) -> int:
+    """How many slices the multislice of atoms at heights ``z`` (Å) takes: the box from ``_Z_MARGIN`` below
+    the lowest to ``_Z_MARGIN`` above the highest, in slices of at most :data:`SLICE_THICKNESS`."""
+    z_span = np.ptp(z) * ANGSTROM if len(z) else 0.0
     return max(1, int(np.ceil((z_span + 2 * _Z_MARGIN) / SLICE_THICKNESS)))
 
 
@@ -134,6 +144,8 @@ def configure_abtem() -> None:
     configuration as the importer had it."""
     global _configured
     if not _configured:
+        import abtem
+
         abtem.config.set(ABTEM_CONFIG)
         _configured = True
 
@@ -141,6 +153,8 @@ def configure_abtem() -> None:
 def potential(cell: Atoms, grid: SimulationGrid) -> abtem.Potential:
     """abTEM's projected potential of a :func:`simulation_cell` (Lobato parametrisation); the first one
     sets abTEM's configuration (:func:`configure_abtem`)."""
+    import abtem
+
     configure_abtem()
     return abtem.Potential(
         cell,
@@ -157,6 +171,8 @@ def exit_wave(atoms: Atoms, grid: SimulationGrid, energy: float) -> np.ndarray:
 
     ``atoms`` are positioned as for :func:`simulation_cell`.
     """
+    import abtem
+
     projected = potential(simulation_cell(atoms, grid), grid)  # built slice by slice: memory ~ n²
     waves = abtem.PlaneWave(energy=energy).multislice(projected, lazy=False)
     return np.ascontiguousarray(waves.array.T)
@@ -222,10 +238,14 @@ def tilted_illumination(
 def hrtem_intensity(wave_spectrum: np.ndarray, transfer: np.ndarray, grid: SimulationGrid) -> np.ndarray:
     """Image intensity (float32, ``size``², vacuum = 1): the exit-wave spectrum through the lens's
     ``transfer`` function (see :func:`twin.physics.ctf.transfer_function`), padding cropped."""
-    image_wave = scipy.fft.ifft2(wave_spectrum * transfer, workers=-1, overwrite_x=True)
+    image_wave = wave_spectrum * transfer
     m = grid.oversampling
     crop = slice(m * grid.pad, m * (grid.pad + grid.size))
-    cropped = image_wave[crop, crop]
+    # the inverse FFT along y for every column, along x only for the rows the camera sees (ducc0's FFTs)
+    ducc0.fft.c2c(image_wave, axes=(0,), forward=False, inorm=2, out=image_wave, nthreads=0)
+    rows = image_wave[crop]
+    ducc0.fft.c2c(rows, axes=(1,), forward=False, inorm=2, out=rows, nthreads=0)
+    cropped = rows[:, crop]
     intensity = cropped.real**2 + cropped.imag**2
     if m > 1:  # each camera pixel collects the electrons landing anywhere on it
         intensity = intensity.reshape(grid.size, m, grid.size, m).mean(axis=(1, 3))

@@ -147,7 +147,8 @@ def imaging_plan(tem: TemInstrument, state: State, stage: State, offset: np.ndar
         pixel_size=pixel, pixel_unit="m",
         optics={"magnification": nominal, "field_of_view": fov},
         twin={"window": view.window.as_dict(), "padding": view.grid.padding,
-              "oversampling": view.grid.oversampling},
+              "oversampling": view.grid.oversampling,
+              "tem_engine": None if view.continuum else tem.hardware.tem_engine},
         cost=(Cost(multislice_cost(view.grid.n**2, 1).seconds, BYTES_PER_POINT * view.grid.n**2)
               if view.continuum else multislice_cost(view.grid.n**2, tem.stem.slices())),
     )
@@ -178,7 +179,8 @@ def diffraction_plan(tem: TemInstrument, state: State, stage: State, offset: np.
         pixel_size=pixel_angle / electron_wavelength(energy), pixel_unit="1/m",
         optics={"camera_length": camera_length, "pixel_angle": pixel_angle},
         twin={"diffracting_area_centre": {"x": centre[0], "y": centre[1]},
-              "selected_area_width": geometry.area_points * geometry.sampling},
+              "selected_area_width": geometry.area_points * geometry.sampling,
+              "tem_engine": tem.hardware.tem_engine},
         cost=multislice_cost(geometry.points**2, tem.stem.slices()),
     )
 

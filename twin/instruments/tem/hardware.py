@@ -191,6 +191,7 @@ class TemHardware:
     flash_advised_after: float = 8 * 3600.0  # s after a flash
     holder: str = "DoubleTilt"
     stem_mode: str = "interactive"  # the server's default STEM physics
+    tem_engine: str = "fast"  # plane-wave exit waves: "fast" (twin.physics.fast_multislice) or "abtem"
     stage_limits: tuple[tuple[float, float], ...] = (
         (-1e-3, 1e-3), (-1e-3, 1e-3), (-0.375e-3, 0.375e-3), (-0.61, 0.61), (-0.52, 0.52)
     )

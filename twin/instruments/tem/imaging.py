@@ -1,9 +1,10 @@
 """HRTEM imaging of the shared sample: which atoms, on which grid, through which lens.
 
-A camera pixel finer than half the lattice's first-order spacing gets an abTEM multislice of the atoms
-in view; a coarser one (low and medium magnification) images the specimen's projected mass instead
-(:mod:`twin.physics.projected_mass`): the crystal's unresolvable lattice averages out, while the film's
-Thon rings, holes, flakes, pores and contamination keep their contrast.
+A camera pixel finer than half the lattice's first-order spacing gets a multislice of the atoms in view
+(the hardware's ``tem_engine``: :mod:`twin.physics.fast_multislice`, or abTEM itself); a coarser one (low
+and medium magnification) images the specimen's projected mass instead (:mod:`twin.physics.projected_mass`):
+the crystal's unresolvable lattice averages out, while the film's Thon rings, holes, flakes, pores and
+contamination keep their contrast.
 
 Exit waves are cached per (sample version, window, grid, energy, tilt), so a focus series, a
 stigmator sweep or a repeated exposure only re-applies the lens; lens kernels are cached too. Both
@@ -21,7 +22,7 @@ from ase import Atoms
 from twin.constants import ANGSTROM
 from twin.instruments.cache import ArrayCache
 from twin.instruments.tem.hardware import TemHardware
-from twin.physics import projected_mass
+from twin.physics import fast_multislice, projected_mass
 from twin.physics import tem as tem_physics
 from twin.physics.ctf import (
     Aberrations,
@@ -37,6 +38,20 @@ from twin.sample import Sample, Window
 from twin.sample.coarse import CoarseGrid, areal_densities
 
 _TILT_MARGIN = 2e-9  # m of extra sample fetched around a tilted view (its height range projects in)
+TEM_ENGINES = ("fast", "abtem")  # what computes plane-wave exit waves (TemHardware.tem_engine)
+
+
+def exit_wave_spectrum(atoms: Atoms, grid: SimulationGrid, energy: float, engine: str = "fast",
+                       distance: float = 0.0) -> np.ndarray:
+    """The spectrum (complex64, FFT order, ``[ky, kx]``) of the exit wave of a plane wave of ``energy`` (eV)
+    through ``atoms`` (Å, from the padded window's corner; see :func:`twin.physics.tem.simulation_cell`),
+    propagated ``distance`` (m) further, by ``engine`` ("fast" or "abtem", :data:`TEM_ENGINES`)."""
+    if engine == "abtem":
+        wave = tem_physics.spectrum(tem_physics.exit_wave(atoms, grid, energy))
+        return wave * tem_physics.free_propagation(grid, energy, distance) if distance else wave
+    if engine != "fast":
+        raise ValueError(f"tem_engine = {engine!r}: choose one of {', '.join(TEM_ENGINES)}")
+    return fast_multislice.exit_wave_spectrum(atoms.numbers, atoms.positions, grid, energy, distance)
 
 
 @dataclass(frozen=True)
@@ -196,9 +211,8 @@ class HrtemSimulator:
                 return tem_physics.spectrum(wave)
             atoms = self.atoms(anchor, view.tilt)
             self._check_depth(atoms, grid, view)
-            wave = tem_physics.spectrum(tem_physics.exit_wave(atoms, grid, view.energy))
             back = -tem_physics.refocus_distance(atoms, self.sample.mean_plane)  # zero defocus: the specimen
-            return wave * tem_physics.free_propagation(grid, view.energy, back)
+            return exit_wave_spectrum(atoms, grid, view.energy, self.hardware.tem_engine, back)
 
         def kernel() -> np.ndarray:
             shape = (grid.n, grid.n)
@@ -209,7 +223,7 @@ class HrtemSimulator:
             return lens
 
         wave_key = (id(self.sample), self.sample.version, ix, iy, grid, view.energy, view.tilt,
-                    view.aperture if view.continuum else None)
+                    view.aperture if view.continuum else self.hardware.tem_engine)
         spectrum = self.exit_waves.get_or_compute(wave_key, exit_wave)
         lens_key = (grid, view.energy, view.aberrations, view.coherence, view.aperture)
         lens = self.kernels.get_or_compute(lens_key, kernel)
@@ -254,10 +268,17 @@ class HrtemSimulator:
         side = geometry.area_points * geometry.sampling
         area = Window.around(centre[0], centre[1], side, side)
         grid = SimulationGrid(size=geometry.area_points, pad=0, sampling=geometry.sampling)
-        key = ("diffraction", id(self.sample), self.sample.version, area, grid, energy, tilt)
-        wave = self.exit_waves.get_or_compute(
-            key, lambda: tem_physics.exit_wave(self.atoms(area, tilt), grid, energy)
-        )
+        engine = self.hardware.tem_engine
+
+        def exit_wave() -> np.ndarray:
+            atoms = self.atoms(area, tilt)
+            if engine == "abtem":
+                return tem_physics.exit_wave(atoms, grid, energy)
+            spectrum = exit_wave_spectrum(atoms, grid, energy, engine)
+            return scipy.fft.ifft2(spectrum, workers=-1, overwrite_x=True)
+
+        key = ("diffraction", id(self.sample), self.sample.version, area, grid, energy, tilt, engine)
+        wave = self.exit_waves.get_or_compute(key, exit_wave)
         return geometry.pattern(wave), area
 
     def atoms(self, window: Window, tilt: tuple[float, float]) -> Atoms:
