@@ -38,8 +38,8 @@ import numpy as np
 import scipy.sparse
 from scipy import constants
 
+from twin.common.cache import ArrayCache
 from twin.constants import ANGSTROM
-from twin.instruments.cache import ArrayCache
 from twin.physics.ctf import electron_wavelength
 from twin.physics.tem import _Z_MARGIN, SimulationGrid, slices_for
 

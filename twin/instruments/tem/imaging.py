@@ -19,8 +19,8 @@ import numpy as np
 import scipy.fft
 from ase import Atoms
 
+from twin.common.cache import ArrayCache
 from twin.constants import ANGSTROM
-from twin.instruments.cache import ArrayCache
 from twin.instruments.tem.hardware import TemHardware
 from twin.physics import fast_multislice, projected_mass
 from twin.physics import tem as tem_physics
