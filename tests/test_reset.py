@@ -102,3 +102,20 @@ def test_a_challenge_refuses_a_reset() -> None:
     instance = Instance.playing("team", spec.load("tem-autofocus"), 1)
     with pytest.raises(PermissionError, match="reset is refused in a challenge"):
         instance.invoke("sample.reset", [], {})
+
+
+def test_with_the_ground_truth_off_a_reset_neither_sets_nor_echoes_hidden_state() -> None:
+    from twin.server.services import SampleService
+    from twin.starting_state import set_up
+
+    twin = DigitalTwin.build(seed=1, ground_truth=False)
+    set_up(twin, "stem", ("twin.focus_offset=30 nm",))  # the operator's hidden start
+    service = SampleService(twin)
+    assert service.reset() == {"state": "stem", "set": ["optics.optical_mode=Stem"]}
+    assert twin.tem.get("twin.focus_offset") == pytest.approx(30e-9)  # applied, not shown
+    with pytest.raises(PermissionError, match="twin.focus_offset is part of the simulation's hidden state"):
+        service.reset("tem", ["tem:twin.focus_offset=0"])
+    with pytest.raises(ValueError, match="settings = a list of 300: allowed at most 256"):
+        service.reset("tem", ["optics.focus=0"] * 300)
+    assert service.reset(settings=["source.acceleration_voltage=300 kV"])["set"] == [
+        "optics.optical_mode=Stem", "source.acceleration_voltage=300000"]  # the server's preset, these

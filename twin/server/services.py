@@ -377,19 +377,29 @@ class SampleService:
         """Return the twin to its start-up state without restarting the server: both instruments as
         they started (the server's ``--state`` and ``--set``), the sample without beam damage, the
         clock at zero. With ``state`` (a preset: tem, stem, diffraction, overnight) and ``settings``
-        (``["NAME=VALUE", ...]``) those instead. Returns ``{"state", "set"}``: what was applied.
-        Refused in a challenge."""
-        preset, texts = self._twin.starting if state is None else (state, settings or ())
+        (``["NAME=VALUE", ...]``, at most 256) those instead. Returns ``{"state", "set"}``: what was
+        applied (the simulation's own ``twin.*`` settings only with the ground truth on). Refused in a
+        challenge."""
+        server_preset, server_texts = self._twin.starting
+        preset = server_preset if state is None else state
+        texts = settings if settings is not None else server_texts if state is None else ()
         if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
             raise TypeError(f"settings = {brief(settings)}: give a list of 'NAME=VALUE' strings")
+        if len(texts) > 256:
+            raise ValueError(f"settings = a list of {len(texts)}: allowed at most 256")
+        if settings is not None:
+            for text in texts:  # hidden state stays hidden: neither set nor echoed
+                _open_setting(self._twin, text.split("=", 1)[0].strip().rpartition(":")[2])
         changes = starting_state.resolve(self._twin, preset, tuple(texts))  # refused here: nothing reset
         self._twin.reset()
         try:
-            return {"state": preset, "set": starting_state.apply_changes(self._twin, changes)}
+            done = starting_state.apply_changes(self._twin, changes)
         except (ValueError, TypeError, RuntimeError):  # a value out of range: back to the server's own start
             self._twin.reset()
             starting_state.apply_changes(self._twin, starting_state.resolve(self._twin, *self._twin.starting))
             raise
+        return {"state": preset, "set": [text for text in done if self._twin.ground_truth
+                                         or not text.startswith("twin.")]}
 
     def echo(self, value: Any) -> Any:
         """Return ``value`` unchanged (transport checks and benchmarks)."""
