@@ -19,8 +19,8 @@ the scattered wave with the transmission's components beyond the band: second or
 FFTs a slice fewer.
 
 Grids, positions and slicing follow :mod:`twin.physics.tem`: ``[y, x]`` arrays, grid point ``i`` at
-``(i + 1/2) step`` from the padded window's corner, the box from ``_Z_MARGIN`` below the lowest atom to
-``_Z_MARGIN`` above the highest evenly split into :func:`twin.physics.tem.slices_for` slices, an atom in
+``(i + 1/2) step`` from the padded window's corner, the box from ``Z_MARGIN`` below the lowest atom to
+``Z_MARGIN`` above the highest evenly split into :func:`twin.physics.tem.slices_for` slices, an atom in
 the slice its height falls in. FFTs are ducc0's (multi-threaded); what repeats between calls
 (frequencies, apertures, kernel transforms, form factors) is cached per grid, species and energy.
 """
@@ -41,7 +41,7 @@ from scipy import constants
 from twin.common.cache import ArrayCache
 from twin.constants import ANGSTROM
 from twin.physics.ctf import electron_wavelength
-from twin.physics.tem import _Z_MARGIN, SimulationGrid, slices_for
+from twin.physics.tem import Z_MARGIN, SimulationGrid, slices_for
 
 SPREAD_WIDTH = 8  # grid points per axis an atom spreads over for its structure factor
 SPREAD_BETA = 2.05 * SPREAD_WIDTH  # the kernel's shape: in-band error ~1e-5 at 8 points
@@ -236,9 +236,9 @@ def slices_of(z: np.ndarray) -> tuple[np.ndarray, int, float]:
     """For atoms at heights ``z`` (Å): the slice of each, how many slices there are and their thickness
     (m); an atom on an edge between two slices belongs to the upper one (abTEM's bins)."""
     count = slices_for(z)
-    margin = _Z_MARGIN / ANGSTROM
+    margin = Z_MARGIN / ANGSTROM
     if len(z) == 0:
-        return np.zeros(0, dtype=int), count, 2 * _Z_MARGIN
+        return np.zeros(0, dtype=int), count, 2 * Z_MARGIN
     height = np.ptp(z) + 2 * margin
     edges = np.cumsum(np.full(count, height / count)) - 1e-12
     index = np.minimum(np.digitize(z - z.min() + margin, edges), count - 1)

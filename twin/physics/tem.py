@@ -29,7 +29,7 @@ ABTEM_CONFIG = {"diagnostics.progress_bar": False, "dask.lazy": False, "device":
 _configured = False
 
 SLICE_THICKNESS = 2e-10  # m; thin 2-D crystals need only a few slices
-_Z_MARGIN = 0.5e-10  # m above and below the atoms; the infinite projection needs no more
+Z_MARGIN = 0.5e-10  # m above and below the atoms; the infinite projection needs no more
 PAD_MIN = 1e-9  # m of sample simulated beyond each edge, so periodic wrap-around stays outside
 
 
@@ -108,10 +108,10 @@ def simulation_cell(atoms: Atoms, grid: SimulationGrid) -> Atoms:
     positions[:, :2] -= sampling / 2
     z_min = positions[:, 2].min() if len(atoms) else 0.0
     z_span = np.ptp(positions[:, 2]) if len(atoms) else 0.0
-    positions[:, 2] += _Z_MARGIN / ANGSTROM - z_min
+    positions[:, 2] += Z_MARGIN / ANGSTROM - z_min
     atoms.positions = positions
     side = grid.n * sampling
-    atoms.cell = [side, side, z_span + 2 * _Z_MARGIN / ANGSTROM]
+    atoms.cell = [side, side, z_span + 2 * Z_MARGIN / ANGSTROM]
     atoms.pbc = [True, True, False]
     atoms.wrap()
     return atoms
@@ -123,10 +123,10 @@ def slice_count(atoms: Atoms) -> int:
 
 
 def slices_for(z: np.ndarray) -> int:
-    """How many slices the multislice of atoms at heights ``z`` (Å) takes: the box from ``_Z_MARGIN`` below
-    the lowest to ``_Z_MARGIN`` above the highest, in slices of at most :data:`SLICE_THICKNESS`."""
+    """How many slices the multislice of atoms at heights ``z`` (Å) takes: the box from ``Z_MARGIN`` below
+    the lowest to ``Z_MARGIN`` above the highest, in slices of at most :data:`SLICE_THICKNESS`."""
     z_span = np.ptp(z) * ANGSTROM if len(z) else 0.0
-    return max(1, int(np.ceil((z_span + 2 * _Z_MARGIN) / SLICE_THICKNESS)))
+    return max(1, int(np.ceil((z_span + 2 * Z_MARGIN) / SLICE_THICKNESS)))
 
 
 def tilted(positions: np.ndarray, alpha: float, beta: float, centre: np.ndarray) -> np.ndarray:
@@ -191,8 +191,8 @@ def refocus_distance(atoms: Atoms, reference: float) -> float:
     if len(atoms) == 0:
         return 0.0
     z = atoms.positions[:, 2]
-    entrance = z.min() - _Z_MARGIN / ANGSTROM
-    thickness = np.ptp(z) + 2 * _Z_MARGIN / ANGSTROM
+    entrance = z.min() - Z_MARGIN / ANGSTROM
+    thickness = np.ptp(z) + 2 * Z_MARGIN / ANGSTROM
     step = thickness / slice_count(atoms)
     delta = z - (entrance + np.floor((z - entrance) / step) * step)
     weights = atoms.numbers.astype(float)
