@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from twin.instruments.clock import Clock
 from twin.instruments.tem import TemHardware, TemInstrument
@@ -47,6 +48,21 @@ def _mtf_squared(size: int) -> np.ndarray:
     delta[size // 2, size // 2] = 1.0
     kernel = point_spread(delta, CETA.psf_sigma, CETA.psf_tail, CETA.psf_tail_fraction)
     return np.abs(np.fft.fft2(np.fft.ifftshift(kernel))) ** 2
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (61, 200)])
+def test_point_spread_is_the_gaussian_filters_it_stands_for(shape):
+    """The blur (computed by FFT) against SciPy's Gaussian filters applied along each axis, edges extended
+    by their values: the core alone everywhere; core and tail (the core filtered again to the tail's width)
+    wherever the two filters' edge handling agrees, more than their joint reach from the border."""
+    image = np.random.default_rng(5).gamma(50.0, 2.0, shape)
+    core, tail, fraction = CETA.psf_sigma, CETA.psf_tail, CETA.psf_tail_fraction
+    blurred = ndimage.gaussian_filter(image, core, mode="nearest")
+    np.testing.assert_allclose(point_spread(image, core), blurred, rtol=1e-5)
+    wide = ndimage.gaussian_filter(blurred, np.sqrt(tail**2 - core**2), mode="nearest")
+    expected = (1 - fraction) * blurred + fraction * wide
+    inner = (slice(EDGE + 4, -EDGE - 4),) * 2
+    np.testing.assert_allclose(point_spread(image, core, tail, fraction)[inner], expected[inner], rtol=1e-5)
 
 
 def test_scintillator_camera_gain_and_gain_noise_from_a_flat_exposure():

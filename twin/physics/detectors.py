@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import ducc0
 import numpy as np
-from scipy import ndimage
+
+from twin.common.cache import ArrayCache
 
 UINT16_MAX = np.iinfo(np.uint16).max
+TRUNCATE = 4.0  # a Gaussian's taps reach this many widths (scipy.ndimage's default)
+_TRANSFERS = ArrayCache(64 * 2**20)  # the point spread's transfer function per frame shape and widths
 
 
 def psf_sigma(sensor_sigma: float, binning: int) -> float:
@@ -17,17 +21,61 @@ def psf_sigma(sensor_sigma: float, binning: int) -> float:
     return sensor_sigma / binning
 
 
-def point_spread(image: np.ndarray, core: float, tail: float = 0.0, tail_fraction: float = 0.0) -> np.ndarray:
-    """``image`` blurred by a scintillator's point spread (widths in pixels): a Gaussian ``core`` carrying
-    ``1 - tail_fraction`` of the light and a wide Gaussian ``tail`` (light and electrons scattered back
-    from the scintillator's support) carrying ``tail_fraction``. A width under a quarter pixel moves no
-    light to a neighbour (weight below e⁻⁸) and is skipped."""
-    blurred = ndimage.gaussian_filter(image, core, mode="nearest") if core >= 0.25 else image
+def gaussian_taps(sigma: float) -> np.ndarray:
+    """The sampled Gaussian of width ``sigma`` (pixels) as :func:`scipy.ndimage.gaussian_filter` applies it:
+    taps out to ``TRUNCATE`` widths, summing to 1; a width under a quarter pixel moves no light to a
+    neighbour (weight below e⁻⁸) and is a single tap."""
+    if sigma < 0.25:
+        return np.ones(1)
+    x = np.arange(-int(TRUNCATE * sigma + 0.5), int(TRUNCATE * sigma + 0.5) + 1)
+    taps = np.exp(-0.5 * (x / sigma) ** 2)
+    return taps / taps.sum()
+
+
+def spread_profiles(core: float, tail: float = 0.0, tail_fraction: float = 0.0
+                    ) -> tuple[tuple[float, np.ndarray], ...]:
+    """The point spread (widths in pixels) as separable parts ``(weight, taps along an axis)``: a
+    Gaussian ``core`` carrying ``1 - tail_fraction`` of the light and a wide Gaussian ``tail`` carrying
+    ``tail_fraction`` (the core convolved with the Gaussian that widens it to ``tail``)."""
+    taps = gaussian_taps(core)
     if tail_fraction <= 0.0 or tail < 0.25:
-        return blurred
+        return ((1.0, taps),)
     extra = np.sqrt(max(tail**2 - core**2, 0.0)) if core >= 0.25 else tail  # core * extra = tail
-    wide = ndimage.gaussian_filter(blurred, extra, mode="nearest") if extra >= 0.25 else blurred
-    return (1.0 - tail_fraction) * blurred + tail_fraction * wide
+    return ((1.0 - tail_fraction, taps), (tail_fraction, np.convolve(taps, gaussian_taps(extra))))
+
+
+def _transfer(shape: tuple[int, int], profiles: tuple[tuple[float, np.ndarray], ...]) -> np.ndarray:
+    """The point spread's transform (float32, ``[ky, kx]`` with ``kx`` halved as a real FFT gives it) on
+    a periodic frame of ``shape``: the sum over parts of weight x the taps' transforms along y and x."""
+    def along(length: int, taps: np.ndarray, half: bool) -> np.ndarray:
+        circular = np.zeros(length)
+        circular[(np.arange(len(taps)) - len(taps) // 2) % length] = taps
+        return (np.fft.rfft(circular) if half else np.fft.fft(circular)).real  # symmetric taps: real
+
+    key = (shape, tuple((w, t.tobytes()) for w, t in profiles))
+    return _TRANSFERS.get_or_compute(key, lambda: sum(
+        w * np.multiply.outer(along(shape[0], t, False), along(shape[1], t, True)) for w, t in profiles
+    ).astype(np.float32))
+
+
+def point_spread(image: np.ndarray, core: float, tail: float = 0.0, tail_fraction: float = 0.0) -> np.ndarray:
+    """``image`` (float32) blurred by a scintillator's point spread (:func:`spread_profiles`: widths in
+    pixels, light and electrons scattered back from the scintillator's support in the tail). The frame is
+    extended by its edge values (as ``mode='nearest'``) and convolved with the taps through one real FFT
+    each way: the same sums as filtering along each axis, whatever the widths, without their cost."""
+    profiles = spread_profiles(core, tail, tail_fraction)
+    reach = max(len(taps) for _, taps in profiles) // 2
+    image = np.asarray(image, dtype=np.float32)
+    if reach == 0:
+        return image
+    height, width = image.shape
+    shape = (ducc0.fft.good_size(height + 2 * reach), ducc0.fft.good_size(width + 2 * reach, True))
+    extra = ((reach, shape[0] - height - reach), (reach, shape[1] - width - reach))
+    padded = np.pad(image, extra, mode="edge")
+    spectrum = ducc0.fft.r2c(padded, axes=(0, 1), nthreads=0)
+    spectrum *= _transfer(shape, profiles)
+    blurred = ducc0.fft.c2r(spectrum, axes=(0, 1), lastsize=shape[1], forward=False, inorm=2, nthreads=0)
+    return blurred[reach : reach + height, reach : reach + width]
 
 
 def modulation_transfer(frequency: np.ndarray | float, core: float, tail: float = 0.0,
@@ -76,10 +124,12 @@ def camera_counts(
     (counts, so the noise is not clipped at zero), rounding, and saturation at 65535.
     """
     yields = gain_draw(electrons, counts_per_electron, gain_variance, rng)
-    light = point_spread(yields, sigma, tail, tail_fraction)
-    noise = rng.standard_normal(electrons.shape, dtype=np.float32) * np.float32(read_noise)
-    counts = light + noise + np.float32(offset)
-    return np.clip(np.rint(counts), 0, UINT16_MAX).astype(np.uint16)
+    counts = point_spread(yields, sigma, tail, tail_fraction)
+    noise = _parallel(rng, counts, lambda g, part: g.standard_normal(part.shape, dtype=np.float32))
+    counts = noise * np.float32(read_noise) + counts  # a new array: the blur may return its input
+    counts += np.float32(offset)
+    np.rint(counts, out=counts)
+    return np.clip(counts, 0, UINT16_MAX, out=counts).astype(np.uint16)
 
 
 def counted_fraction(rate: np.ndarray | float, efficiency: float, dead_time: float) -> np.ndarray:
@@ -125,11 +175,14 @@ def shot_noise(expected: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _kernel(sigma: float, tail: float, tail_fraction: float) -> np.ndarray:
-    """The discrete 2-D kernel of :func:`point_spread`."""
-    half = int(np.ceil(5 * max(sigma, tail if tail_fraction > 0 else 0.0))) + 1
-    delta = np.zeros((2 * half + 1, 2 * half + 1))
-    delta[half, half] = 1.0
-    return point_spread(delta, sigma, tail, tail_fraction)
+    """The discrete 2-D kernel of :func:`point_spread` (float64, centred)."""
+    profiles = spread_profiles(sigma, tail, tail_fraction)
+    half = max(len(taps) for _, taps in profiles) // 2
+    kernel = np.zeros((2 * half + 1, 2 * half + 1))
+    for weight, taps in profiles:
+        centred = np.pad(taps, half - len(taps) // 2)
+        kernel += weight * np.multiply.outer(centred, centred)
+    return kernel
 
 
 def noise_power_ratio(sigma: float, tail: float = 0.0, tail_fraction: float = 0.0) -> float:
