@@ -29,7 +29,7 @@ from scipy import ndimage
 from twin import validation
 from twin.constants import ANGSTROM
 from twin.instruments.tem.hardware import ScanningDetector, TemHardware
-from twin.instruments.tem.imaging import HrtemSimulator, atoms_in_view
+from twin.instruments.tem.imaging import HrtemSimulator, atoms_in_view, exit_wave_spectrum
 from twin.instruments.work import Cost, fft_seconds_per_unit, fft_units
 from twin.physics import stem
 from twin.physics import tem as tem_physics
@@ -337,11 +337,11 @@ class StemSimulator:
         enough for the detector; probe positions are every ``m``-th grid point (``m`` odd)."""
         grid = self._bright_field_grid(scan, energy, convergence_angle, detector, reach)
         m = grid.oversampling
-        key = ("stem-bf", id(self.sample), self.sample.version, scan, grid, energy, tilt)
+        engine = self.hardware.tem_engine
+        key = ("stem-bf", id(self.sample), self.sample.version, scan, grid, energy, tilt, engine)
 
         def exit_wave() -> np.ndarray:
-            cell = self._cell(scan, u, v, atoms, grid)
-            return tem_physics.spectrum(tem_physics.exit_wave(cell, grid, energy))
+            return exit_wave_spectrum(self._cell(scan, u, v, atoms, grid), grid, energy, engine)
 
         spectrum = self.exit_waves.get_or_compute(key, exit_wave)
         signal = stem.bright_field_image(spectrum, grid.step, energy, convergence_angle, aberrations,
