@@ -75,8 +75,9 @@ def test_a_unit_of_the_wrong_kind_is_refused_naming_the_field():
 def test_bad_sample_files_name_the_field_and_what_is_allowed(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as refused:
         load(path)
+    assert str(path) in str(refused.value)  # which file, for a server given several
 
 
 def test_the_same_seed_gives_the_same_atoms_and_another_seed_does_not():

@@ -208,7 +208,10 @@ def load(path: str | Path) -> SampleRecipe:
     if not isinstance(data, dict):
         raise ValueError(f"sample file {str(path)!r} must hold a mapping (name, layers, ...)")
     data.setdefault("name", path.stem)
-    recipe = from_dict(data)
+    try:
+        recipe = from_dict(data)
+    except (ValueError, TypeError) as error:  # say which file: a server may be given several
+        raise type(error)(f"sample file {str(path)!r}: {error}") from None
     base = path.parent  # CIF paths are relative to the sample file
     layers = tuple(
         replace(layer, cif=str((base / layer.cif).resolve()))
