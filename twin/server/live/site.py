@@ -231,7 +231,8 @@ class LiveSite:
     # --- pictures ------------------------------------------------------------------------------
     def picture(self, name: str | None, channel: str, trace: str = "forward", signal: int = 1) -> bytes:
         """The newest picture of ``channel`` (a TEM channel, or ``afm.frame`` with its ``trace`` and
-        ``signal`` channel number) as PNG; LookupError if there is none yet."""
+        ``signal`` channel number) as a :func:`~twin.server.live.pictures.grey_frame`; LookupError if there
+        is none yet."""
         instance = self.instance(name)
         snapshot = instance.board.latest(channel)
         if channel not in (*TEM_CHANNELS, AFM_CHANNEL):
@@ -241,7 +242,7 @@ class LiveSite:
         if channel != AFM_CHANNEL:
             data = snapshot.payload[0]["data"]
             key = (instance.name, channel, snapshot.version)
-            return self._pictures.get(key, lambda: pictures.png(pictures.grey_levels(
+            return self._pictures.get(key, lambda: pictures.grey_frame(pictures.grey_levels(
                 data, logarithmic=channel == "tem.diffraction")))
         if trace not in TRACES or signal not in CHANNELS:
             raise LookupError(f"trace = {trace!r}, signal = {signal!r}; allowed traces {TRACES}, signals "
@@ -254,7 +255,8 @@ class LiveSite:
             lines = frame.data[signal, TRACES.index(trace)].astype(np.float64)
             lines[done:] = np.nan
             upward = frame.metadata["acquisition"]["direction"] == "up"
-            return pictures.png(pictures.grey_levels(lines[::-1] if upward else lines, level_lines=True))
+            levels = pictures.grey_levels(lines[::-1] if upward else lines, level_lines=True)
+            return pictures.grey_frame(levels)
 
         return self._pictures.get(key, encode)
 

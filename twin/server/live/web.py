@@ -1,6 +1,6 @@
 """The live page's web server: Starlette on uvicorn, in a daemon thread of ``twin serve``. The page
 follows a server-sent event stream carrying the state whenever it changes (checked a few times a
-second: a slow browser gets the newest, never a queue) and fetches the PNGs it shows."""
+second: a slow browser gets the newest, never a queue) and fetches the frames it shows."""
 
 from __future__ import annotations
 
@@ -54,11 +54,11 @@ def application(site: LiveSite, stopping: threading.Event) -> Starlette:
         query = request.query_params
         try:
             signal = int(query.get("signal", "1"))
-            png = site.picture(query.get("instance"), request.path_params["channel"],
-                               query.get("trace", "forward"), signal)
+            frame = site.picture(query.get("instance"), request.path_params["channel"],
+                                 query.get("trace", "forward"), signal)
         except (LookupError, ValueError) as error:
             return _failure(error)
-        return Response(png, media_type="image/png", headers=NO_STORE)
+        return Response(frame, media_type="application/octet-stream", headers=NO_STORE)
 
     async def events(request: Request) -> Response:
         name = request.query_params.get("instance")

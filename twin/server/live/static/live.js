@@ -1,11 +1,11 @@
-// The live view: follows /api/events (the state, whenever it changes) and loads the newest pictures.
+// The live view: follows /api/events (the state, whenever it changes) and loads the newest frames.
 "use strict";
 
 const query = new URLSearchParams(location.search);
 let instance = query.get("instance");
 let state = null;
 let mapData = null;
-const view = { cx: 0, cy: 0, scale: 0 };  // map centre (m) and pixels per metre; 0: fit on next draw
+const view = { cx: 0, cy: 0, scale: 0, chosen: false };  // map centre (m), pixels per metre; chosen: by the user
 
 const SI = [[1e-10, "Å", 1e-10], [1e-9, "nm", 1e-9], [1e-6, "µm", 1e-6], [1e-3, "mm", 1e-3], [1, "m", 1]];
 
@@ -30,21 +30,39 @@ function api(path) {
 }
 
 // --- pictures: one load at a time per figure, always the newest version (a slow page drops frames) ---
+// A frame is rows and columns (two little-endian uint16), then 8-bit grey levels row by row.
+function paint(canvas, buffer) {
+  const header = new DataView(buffer, 0, 4);
+  const rows = header.getUint16(0, true), columns = header.getUint16(2, true);
+  const grey = new Uint8Array(buffer, 4, rows * columns);
+  const image = new ImageData(columns, rows);
+  for (let i = 0; i < grey.length; i++) {
+    image.data[4 * i] = image.data[4 * i + 1] = image.data[4 * i + 2] = grey[i];
+    image.data[4 * i + 3] = 255;
+  }
+  canvas.width = columns;
+  canvas.height = rows;
+  canvas.getContext("2d").putImageData(image, 0, 0);
+}
+
 const loaders = {};
-function showPicture(id, token, url) {
+async function showPicture(id, token, url) {
   const figure = document.getElementById(id);
   const loader = loaders[id] || (loaders[id] = { busy: false, wanted: null });
   loader.wanted = { token, url };
   if (loader.busy || figure.dataset.version === String(token)) return;
   const next = loader.wanted;
   loader.busy = true;
-  const img = figure.querySelector("img");
-  img.onload = img.onerror = (event) => {
+  try {
+    const response = await fetch(next.url);
+    if (response.ok) {
+      paint(figure.querySelector("canvas"), await response.arrayBuffer());
+      figure.dataset.version = String(next.token);
+    }
+  } finally {
     loader.busy = false;
-    if (event.type === "load") figure.dataset.version = String(next.token);
-    if (loader.wanted.token !== next.token) showPicture(id, loader.wanted.token, loader.wanted.url);
-  };
-  img.src = next.url;
+  }
+  if (loader.wanted.token !== next.token) showPicture(id, loader.wanted.token, loader.wanted.url);
 }
 
 function scaleBar(figure, widthInUnits, unit) {
@@ -55,8 +73,6 @@ function scaleBar(figure, widthInUnits, unit) {
   const power = Math.pow(10, Math.floor(Math.log10(target)));
   const nice = [1, 2, 5, 10].map((m) => m * power).filter((v) => v <= target).pop() || power;
   bar.hidden = false;
-  bar.style.setProperty("--bar", `${(100 * nice) / widthInUnits * 5 / 5}%`);
-  bar.style.width = "100%";
   bar.querySelector("span").textContent = reciprocal ? `${+(nice * 1e-9).toPrecision(3)} 1/nm` : length(nice);
   bar.style.setProperty("--bar", `${(nice / widthInUnits) * figure.querySelector(".frame").clientWidth}px`);
 }
@@ -135,7 +151,7 @@ function drawMap() {
   const ctx = canvas.getContext("2d");
   const w = canvas.width, h = canvas.height;
   const travel = mapData.travel.tem;
-  if (!view.scale) {
+  if (!view.chosen) {  // until the user zooms or pans, the map shows everything imaged
     const rects = mapData.footprints.map((f) => f.slice(1, 5)).concat([state.tem.fov, state.afm.fov]);
     const x0 = Math.min(...rects.map((r) => r[0])), y0 = Math.min(...rects.map((r) => r[1]));
     const x1 = Math.max(...rects.map((r) => r[2])), y1 = Math.max(...rects.map((r) => r[3]));
@@ -157,29 +173,43 @@ function drawMap() {
   }
   ctx.fillStyle = "#000";
   for (const [x, y] of mapData.knocked || []) ctx.fillRect(px(x) - 1, py(y) - 1, 2, 2);
-  ctx.lineWidth = 2; ctx.strokeStyle = "#090";
+  ctx.lineWidth = 2; ctx.strokeStyle = "#090"; ctx.setLineDash([6, 4]);  // dashed: frames imaged show through
   for (const fov of [state.tem.fov, state.afm.fov]) {
     const r = rect(fov);
     ctx.strokeRect(r[0], r[1], Math.max(r[2], 3), Math.max(r[3], 3));
   }
-  ctx.lineWidth = 1; ctx.fillStyle = "#333";
+  ctx.setLineDash([]); ctx.lineWidth = 1; ctx.fillStyle = "#333";
   ctx.fillText(`width ${length(w / view.scale)}; max dose ${number(Math.pow(10, top) * 1e-20)} e⁻/Å²`, 8, h - 8);
   document.getElementById("map-note").textContent = state.ground_truth ? "" :
     "(ground truth off: positions as the instruments report them, no atoms)";
 }
 
+const MAP_PERIOD = 1000;  // ms: the map (all the places imaged) is loaded at most once a second
+let mapLoading = false, mapLoaded = 0, mapWanted = 0;
 async function loadMap(version) {
-  const response = await fetch(api("/api/map"));
-  if (!response.ok) return;
-  mapData = await response.json();
-  canvas.dataset.version = String(mapData.version);
-  canvas.dataset.footprints = String(mapData.footprints.length);
-  drawMap();
+  mapWanted = version;
+  if (mapLoading) return;
+  mapLoading = true;
+  try {
+    await new Promise((done) => setTimeout(done, Math.max(0, mapLoaded + MAP_PERIOD - Date.now())));
+    const response = await fetch(api("/api/map"));
+    if (response.ok) {
+      mapData = await response.json();
+      canvas.dataset.version = String(mapData.version);
+      canvas.dataset.footprints = String(mapData.footprints.length);
+      drawMap();
+    }
+  } finally {
+    mapLoading = false;
+    mapLoaded = Date.now();
+  }
+  if (mapData && mapData.version !== mapWanted) loadMap(mapWanted);
 }
 
 canvas.addEventListener("wheel", (event) => {
   event.preventDefault();
   view.scale *= event.deltaY < 0 ? 1.25 : 0.8;
+  view.chosen = true;
   drawMap();
 }, { passive: false });
 let drag = null;
@@ -190,10 +220,11 @@ canvas.addEventListener("mousemove", (e) => {
   const k = canvas.width / canvas.clientWidth;
   view.cx -= (e.offsetX - drag[0]) * k / view.scale;
   view.cy += (e.offsetY - drag[1]) * k / view.scale;
+  view.chosen = true;
   drag = [e.offsetX, e.offsetY];
   drawMap();
 });
-document.getElementById("map-fit").onclick = () => { view.scale = 0; drawMap(); };
+document.getElementById("map-fit").onclick = () => { view.chosen = false; drawMap(); };
 
 // --- control (only when the server allows it) ---------------------------------------------------
 async function act(action, value) {
