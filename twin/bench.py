@@ -35,12 +35,12 @@ ECHO_SHAPES = ((1024, 1024), (2048, 2048))  # float32: 4 and 16 MiB each way
 LIST_SHAPE = (512, 512)  # sent as a Python list; smaller, because lists are slow
 REPEATS = 3
 
-#: the bench's steps in order, each with its seconds in one run on a busy 2-core machine (231 s in all):
+#: the bench's steps in order, each with its seconds in one run on a busy 2-core machine (243 s in all):
 #: the progress bar weighs each step by them, so its time left holds on a faster or slower machine too
 STEPS = {
     "server start-up, first image": 6.0, "TEM 1024²": 7.0, "TEM engines": 60.0,
     f"TEM {LOW_MAGNIFICATION / 1e3:.0f} kx": 6.0,
-    "STEM": 85.0, "EDS, 4D-STEM": 37.0, "AFM frames": 9.0, "live view": 8.0, "array transport": 5.0,
+    "STEM": 85.0, "EDS, 4D-STEM": 37.0, "AFM frames": 9.0, "live view": 12.0, "array transport": 5.0,
     "challenge episodes": 2.0, "datasets, 1 worker": 23.0, "datasets, 2 workers": 41.0,
     "datasets, acquisitions alone": 5.0,
 }
@@ -497,7 +497,7 @@ def _follow_page(url: str, shown: Any, stop: Any, pictures: Any) -> None:
                     seen = {"image": image, "map": state["map_version"]}
 
 
-def live_view_figures(server: Any, blocks: int = 6, per_block: int = 4) -> dict[str, float]:
+def live_view_figures(server: Any, blocks: int = 5, per_block: int = 4) -> dict[str, float]:
     """A 1024² TEM image (same window, a new defocus each: the optics recomputed, the exit wave cached)
     with the live page open (a browser's requests from another process) and closed, in alternating
     blocks; each block's first acquisition is left out (with the page open, it follows no image the
@@ -526,7 +526,7 @@ def live_view_figures(server: Any, blocks: int = 6, per_block: int = 4) -> dict[
         for block in range(2 * blocks):
             opened = block % 2 == 1
             shown.set() if opened else shown.clear()
-            time.sleep(0.5)  # the page has connected (or gone) and fetched what was there
+            time.sleep(0.3)  # the page has connected (or gone) and fetched what was there
             times[opened] += [acquire() for _ in range(per_block + 1)][1:]
     finally:
         stop.set()
