@@ -1,6 +1,7 @@
 """What the instruments put on the live :class:`~twin.server.live.board.Board` after each acquisition:
-the image itself by reference (no copy, no encoding: the page encodes what it shows, when it asks) and
-the place imaged with its dose, for the map."""
+the image (by reference; a large one binned to the page's size, so that a server of many instances never
+holds their full frames for the page) with its metadata, and the place imaged with its dose, for the
+map. Nothing is encoded here: the page's server does that when a page asks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from twin.instruments.afm.scanning import Frame
 from twin.instruments.clock import Clock
 from twin.instruments.disclosure import public_metadata
 from twin.server.live.board import Board
+from twin.server.live.pictures import binned
 
 TEM_CHANNELS = ("tem.image", "tem.stem", "tem.diffraction")
 AFM_CHANNEL = "afm.frame"
@@ -35,13 +37,14 @@ def dose_per_area(metadata: dict[str, Any]) -> float:
 
 
 def publish_tem_images(board: Board, images: list[dict[str, Any]], channel: str | None = None) -> None:
-    """Camera frames or one scan's detector images (``{"data", "metadata"}`` as the client receives
-    them): the first on its channel (``channel``, or by :func:`camera_channel`), every detector of a
-    scan kept with it; one footprint per acquisition."""
+    """A camera frame or one scan's detector images (``{"data", "metadata"}`` as the client receives
+    them): the first on its channel (``channel``, or by :func:`camera_channel`) as ``{"data" (binned),
+    "shape" (the frame's), "metadata"}``; one footprint per acquisition."""
     if not images:
         return
-    metadata = images[0]["metadata"]
-    board.publish(channel or camera_channel(metadata), images)
+    data, metadata = images[0]["data"], images[0]["metadata"]
+    board.publish(channel or camera_channel(metadata),
+                  {"data": binned(data), "shape": data.shape, "metadata": metadata})
     window = metadata.get("twin", {}).get("window")
     if window is not None:
         board.note_footprint("tem", window, dose_per_area(metadata))

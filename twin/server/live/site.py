@@ -150,13 +150,13 @@ class LiveSite:
         for channel in TEM_CHANNELS:
             snapshot = instance.board.latest(channel)
             if snapshot is not None:
-                first = snapshot.payload[0]
-                result = first["metadata"].get("binary_result", {})
+                image = snapshot.payload
+                result = image["metadata"].get("binary_result", {})
                 images[channel] = {"version": snapshot.version,
-                                   "conditions": tem_conditions(first["metadata"]),
+                                   "conditions": tem_conditions(image["metadata"]),
                                    "pixel_size": result.get("pixel_size", {}).get("x"),
                                    "pixel_unit": result.get("pixel_size_unit", "m"),
-                                   "shape": list(first["data"].shape)}
+                                   "shape": list(image["shape"])}
         return {"panel": panel, "fov": _around(stage["x"], stage["y"], fov, fov), "images": images}
 
     def _afm_state(self, instance: Any) -> dict[str, Any]:
@@ -240,7 +240,7 @@ class LiveSite:
         if snapshot is None:
             raise LookupError(f"nothing acquired on {channel} yet")
         if channel != AFM_CHANNEL:
-            data = snapshot.payload[0]["data"]
+            data = snapshot.payload["data"]
             key = (instance.name, channel, snapshot.version)
             return self._pictures.get(key, lambda: pictures.grey_frame(pictures.grey_levels(
                 data, logarithmic=channel == "tem.diffraction")))
