@@ -105,7 +105,7 @@ def errors(driver: Any) -> list[dict[str, Any]]:
     return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
-def test_the_page_follows_acquisitions_in_a_real_browser(server, browser, tmp_path) -> None:
+def test_the_page_follows_acquisitions_in_a_real_browser(server, browser, tmp_path, capsys) -> None:
     from clients.afm import SPM
     from clients.tem import TemMicroscopeClient
     from clients.tem.enumerations import CameraType
@@ -140,7 +140,8 @@ def test_the_page_follows_acquisitions_in_a_real_browser(server, browser, tmp_pa
 
     screenshot = tmp_path / "live-view.png"
     assert browser.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
-    print(f"screenshot of the live view: {screenshot}")
+    with capsys.disabled():  # in the test run's output, whatever the capture
+        print(f"\nscreenshot of the live view: {screenshot}")
     assert errors(browser) == []
 
 
@@ -205,7 +206,7 @@ def test_control_from_the_page_stays_on_this_machine() -> None:
         LiveOptions("0.0.0.0", None, control=True)
 
 
-def test_a_private_hackathon_page_shows_the_scoreboard_and_no_token(browser, tmp_path) -> None:
+def test_a_private_hackathon_page_shows_the_scoreboard_and_no_token(browser, tmp_path, capsys) -> None:
     from clients.tem import TemMicroscopeClient
 
     tokens = tmp_path / "tokens.csv"
@@ -234,8 +235,9 @@ def test_a_private_hackathon_page_shows_the_scoreboard_and_no_token(browser, tmp
         assert not any(team["token"] in page or team["instance"] in page for team in teams)
         assert errors(browser) == []
         screenshot = tmp_path / "live-scoreboard.png"
-        browser.save_screenshot(str(screenshot))
-        print(f"screenshot of the scoreboard: {screenshot}")
+        assert browser.save_screenshot(str(screenshot))
+        with capsys.disabled():
+            print(f"\nscreenshot of the scoreboard: {screenshot}")
     finally:
         assert hackathon.stop() == 0
 

@@ -141,6 +141,9 @@ class LiveSite:
         settings, stage = tem.settings.peek(), tem.stage.peek()
         panel = {name: settings[name] for name in TEM_PANEL}
         panel["defocus"] = settings["optics.focus"] - tem.defocus_reference
+        inserted = [name.split(".")[1] for name, value in settings.items()
+                    if name.startswith("detectors.") and name.endswith(".inserted") and value]
+        panel["detectors inserted"] = ", ".join(inserted) or "none"
         panel["stage"] = stage
         panel["frames"] = tem.frames_taken
         stem = settings["optics.optical_mode"] == "Stem"
