@@ -8,6 +8,8 @@ import json
 import re
 import shutil
 import struct
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -199,6 +201,14 @@ def test_control_from_the_page_moves_the_stage_and_reaches_the_client(server) ->
     assert status == 400 and "stage x" in answer["error"] and "allowed" in answer["error"]
     status, answer = post(base + "api/control", {"action": "explode", "value": None})
     assert status == 400 and "allowed: move_stage" in answer["error"]
+
+
+def test_a_taken_live_port_is_refused_by_name(server) -> None:
+    taken = live_url(server).rsplit(":", 1)[1].strip("/")
+    result = subprocess.run([sys.executable, "-m", "twin", "serve", "--port", "0", "--no-warm-up",
+                             "--live-port", taken], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert f"the live view cannot listen on {HOST}:{taken}" in result.stderr and "--no-live" in result.stderr
 
 
 def test_control_from_the_page_stays_on_this_machine() -> None:

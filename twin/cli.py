@@ -128,12 +128,15 @@ def _serve(args: argparse.Namespace) -> int:
             threading.Thread(target=run, name="first-look", daemon=True).start()
 
     from twin.server.daemon import serve
+    from twin.server.live.site import LiveAddressTaken
 
     try:
         serve(instances or twin, host=args.host, port=args.port, on_ready=on_ready, private=args.private,
               warm_up_sizes=(1024,) if args.warm_up else (), key=key, idle_seconds=args.idle_timeout,
               connections_per_address=args.connections_per_address,
               data_dir=args.data_dir, limits=limits, tls=tls, secret=secret, live=live)
+    except LiveAddressTaken as error:
+        raise SystemExit(f"twin serve: {error}") from None
     except OSError as error:
         raise SystemExit(f"twin serve: cannot listen on {args.host}:{args.port}: {error}") from None
     return 0

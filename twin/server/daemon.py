@@ -221,7 +221,7 @@ def serve(
 
         try:
             live_server = LiveServer(LiveSite(instances, private, live.control), live, int(bound_port))
-        except OSError:
+        except OSError:  # the live view's port is taken: nothing serves
             daemon.close()
             raise
         log.info(f"Live view: open {live_server.url} in a browser ("

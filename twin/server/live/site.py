@@ -28,6 +28,10 @@ AFM_PANEL = ("OperatingMode.OperatingMode", "ZController.SetPoint", "ZController
 TRACES = ("forward", "backward")
 
 
+class LiveAddressTaken(OSError):
+    """The live view's address cannot be bound (its port is taken, say)."""
+
+
 @dataclass(frozen=True)
 class LiveOptions:
     """How ``twin serve`` serves the live page: ``host``, ``port`` (None: the Pyro port + 1 if free,

@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from twin.server.live.site import LiveOptions, LiveSite
+from twin.server.live.site import LiveAddressTaken, LiveOptions, LiveSite
 
 STATIC = Path(__file__).parent / "static"
 PERIOD = 0.2  # s between looks at the state for the event stream
@@ -108,7 +108,7 @@ def application(site: LiveSite, stopping: threading.Event) -> Starlette:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host``:``port``; OSError naming them (the live view's) if that fails."""
+    """A socket bound to ``host``:``port``; :class:`LiveAddressTaken` naming them if that fails."""
     sock = None
     try:
         family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
@@ -118,8 +118,8 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as error:
         if sock is not None:
             sock.close()
-        raise OSError(f"the live view cannot listen on {host}:{port} ({error}); choose --live-port or "
-                      "--no-live") from None
+        raise LiveAddressTaken(f"the live view cannot listen on {host}:{port} ({error}); choose "
+                               "--live-port or --no-live") from None
     return sock
 
 
@@ -127,8 +127,8 @@ class LiveServer:
     """The page's server, running in a daemon thread until :meth:`stop`."""
 
     def __init__(self, site: LiveSite, options: LiveOptions, pyro_port: int) -> None:
-        """Bind ``options.host`` and port (OSError if it is taken; without one, the Pyro port + 1 or,
-        taken, any free one) and start serving."""
+        """Bind ``options.host`` and port (:class:`LiveAddressTaken` if it is taken; without one, the Pyro
+        port + 1 or, taken, any free one) and start serving."""
         if options.port is not None:
             self._socket = _bind(options.host, options.port)
         else:
