@@ -140,6 +140,12 @@ def test_the_page_follows_acquisitions_in_a_real_browser(server, browser, tmp_pa
     microscope.disconnect()
     spm.close()
 
+    browser.find_element("id", "acquire").click()  # the server allows control (--live-control)
+    wait_until(lambda: (s := shown(browser))["image"] != second["image"] and s["footprints"] == "4")
+    result = browser.find_element("id", "control-result")
+    assert result.text == "acquire: done"
+
+    browser.execute_script("window.scrollTo(0, 0)")
     screenshot = tmp_path / "live-view.png"
     assert browser.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
     with capsys.disabled():  # in the test run's output, whatever the capture

@@ -162,13 +162,12 @@ function drawMap() {
   const rect = (r) => [px(r[0]), py(r[3]), (r[2] - r[0]) * view.scale, (r[3] - r[1]) * view.scale];
   ctx.clearRect(0, 0, w, h);
   ctx.strokeStyle = "#bbb"; ctx.strokeRect(...rect(travel));
-  const doses = mapData.footprints.map((f) => f[6]).filter((d) => d > 0);
-  const top = Math.log10(Math.max(...doses, 1));
+  const top = Math.max(...mapData.footprints.map((f) => f[6]), 0);  // the most dose any place received
   for (const [instrument, x0, y0, x1, y1, , total] of mapData.footprints) {
     const r = rect([x0, y0, x1, y1]);
     if (instrument === "afm") { ctx.strokeStyle = "#36c"; ctx.lineWidth = 1; ctx.strokeRect(...r); continue; }
-    const shade = total > 0 ? Math.max(0.15, Math.log10(total) / top) : 0.1;
-    ctx.fillStyle = `rgba(204, 51, 51, ${Math.min(shade, 1) * 0.6})`;
+    const shade = top > 0 ? 0.1 + 0.9 * total / top : 0.1;
+    ctx.fillStyle = `rgba(204, 51, 51, ${shade * 0.7})`;
     ctx.fillRect(r[0], r[1], Math.max(r[2], 2), Math.max(r[3], 2));
   }
   ctx.fillStyle = "#000";
@@ -179,7 +178,7 @@ function drawMap() {
     ctx.strokeRect(r[0], r[1], Math.max(r[2], 3), Math.max(r[3], 3));
   }
   ctx.setLineDash([]); ctx.lineWidth = 1; ctx.fillStyle = "#333";
-  ctx.fillText(`width ${length(w / view.scale)}; max dose ${number(Math.pow(10, top) * 1e-20)} e⁻/Å²`, 8, h - 8);
+  ctx.fillText(`width ${length(w / view.scale)}; most dose at one place ${number(top * 1e-20)} e⁻/Å²`, 8, h - 8);
   document.getElementById("map-note").textContent = state.ground_truth ? "" :
     "(ground truth off: positions as the instruments report them, no atoms)";
 }
