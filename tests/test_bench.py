@@ -18,7 +18,7 @@ from twin import bench
 from twin.cli import main
 
 SECTIONS = {"machine", "startup", "tem_1024", "tem_engines", "tem_low_magnification", "stem", "analytical",
-            "afm_256", "afm_512", "afm_1024", "datasets", "transport", "episodes"}
+            "afm_256", "afm_512", "afm_1024", "live_view", "datasets", "transport", "episodes"}
 
 
 def figures() -> dict:
@@ -40,6 +40,8 @@ def figures() -> dict:
                        "raster_4d_per_frame_s"],
         "afm_256": ["frame_s", "time_scale"], "afm_512": ["frame_s", "time_scale"],
         "afm_1024": ["frame_s", "time_scale"],
+        "live_view": ["acquisition_s", "acquisition_with_page_s", "with_page_over_without",
+                      "pictures_fetched"],
         "transport": ["pyro_msgpack_4mib_mb_s", "raw_socket_4mib_mb_s", "pyro_vs_raw_4mib",
                       "pyro_msgpack_16mib_mb_s", "raw_socket_16mib_mb_s", "pyro_vs_raw_16mib",
                       "list_msgpack_mb_s", "list_serpent_mb_s", "bytes_vs_list_msgpack",
@@ -68,6 +70,7 @@ def test_the_report_shows_the_headline_figures_and_says_when_a_replay_differs():
         assert f"{engines[f'fast_over_direct_{size}']:.2f}" in text
         assert f"({engines[f'fast_over_abtem_exit_wave_{size}']:.2f})" in text
     assert f"{shown['datasets']['two_over_one']:.2f} x" in text
+    assert f"= {shown['live_view']['with_page_over_without']:.3f}   (target <= 1.05" in text
     assert "Pyro5 = " in text and text.count("(target >= 80 %)") == 2  # both echo sizes
     assert "(identical)" in text
     shown["episodes"]["replay_identical"] = False
@@ -149,7 +152,8 @@ def test_the_bench_shows_each_step_it_runs_on_a_terminal_with_the_time_left(monk
     monkeypatch.delenv("TWIN_PROGRESS", raising=False)
     monkeypatch.setattr(launcher.ServerProcess, "start", lambda *args, **kwargs: _Server())
     for name in ("startup_figures", "tem_figures", "engine_figures", "low_magnification_figures",
-                 "stem_figures", "analytical_figures", "transport_figures", "episode_figures"):
+                 "stem_figures", "analytical_figures", "live_view_figures", "transport_figures",
+                 "episode_figures"):
         monkeypatch.setattr(bench, name, lambda *args: {"serve_to_first_1024_image_s": 1.0})
     monkeypatch.setattr(bench, "afm_figures", lambda server: {})
     monkeypatch.setattr(bench, "acquisition_seconds", lambda config: (0.5, 0.25))

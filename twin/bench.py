@@ -35,12 +35,12 @@ ECHO_SHAPES = ((1024, 1024), (2048, 2048))  # float32: 4 and 16 MiB each way
 LIST_SHAPE = (512, 512)  # sent as a Python list; smaller, because lists are slow
 REPEATS = 3
 
-#: the bench's steps in order, each with its seconds in one run on a busy 2-core machine (231 s in all):
+#: the bench's steps in order, each with its seconds in one run on a busy 2-core machine (243 s in all):
 #: the progress bar weighs each step by them, so its time left holds on a faster or slower machine too
 STEPS = {
     "server start-up, first image": 6.0, "TEM 1024²": 7.0, "TEM engines": 60.0,
     f"TEM {LOW_MAGNIFICATION / 1e3:.0f} kx": 6.0,
-    "STEM": 85.0, "EDS, 4D-STEM": 37.0, "AFM frames": 9.0, "array transport": 5.0,
+    "STEM": 85.0, "EDS, 4D-STEM": 37.0, "AFM frames": 9.0, "live view": 12.0, "array transport": 5.0,
     "challenge episodes": 2.0, "datasets, 1 worker": 23.0, "datasets, 2 workers": 41.0,
     "datasets, acquisitions alone": 5.0,
 }
@@ -272,6 +272,8 @@ def measure(steps: Steps | None = None) -> dict[str, Any]:
                 microscope.disconnect()
             with steps("AFM frames"):
                 figures.update(afm_figures(server))
+            with steps("live view"):
+                figures["live_view"] = live_view_figures(server)
             with steps("array transport"):
                 figures["transport"] = transport_figures(server)
         finally:
@@ -460,6 +462,83 @@ def afm_figures(server: Any) -> dict[str, dict[str, float]]:
     return figures
 
 
+def _follow_page(url: str, shown: Any, stop: Any, pictures: Any) -> None:
+    """A browser's requests while the live page is open (``shown`` set), in a process of its own as a
+    browser is: follow the event stream and, at each new state, fetch the TEM image and the map when
+    their versions changed; closed, nothing. Until ``stop`` is set."""
+    import urllib.parse
+    import urllib.request
+
+    address = urllib.parse.urlsplit(url)
+    while not stop.is_set():
+        if not shown.wait(0.05):
+            continue
+        seen: dict[str, Any] = {}
+        with socket.create_connection((address.hostname, address.port)) as stream:
+            stream.sendall(f"GET /api/events HTTP/1.1\r\nHost: {address.netloc}\r\n\r\n".encode())
+            stream.settimeout(0.05)
+            buffer = b""
+            while shown.is_set() and not stop.is_set():
+                try:
+                    buffer += stream.recv(1 << 16)
+                except TimeoutError:
+                    continue
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if not line.startswith(b"data: "):
+                        continue
+                    state = json.loads(line[6:])
+                    image = state["tem"]["images"].get("tem.image", {}).get("version")
+                    if image is not None and image != seen.get("image"):
+                        urllib.request.urlopen(f"{url}api/picture/tem.image?v={image}", timeout=30).read()
+                        pictures.value += 1
+                    if state["map_version"] != seen.get("map"):
+                        urllib.request.urlopen(url + "api/map", timeout=30).read()
+                    seen = {"image": image, "map": state["map_version"]}
+
+
+def live_view_figures(server: Any, blocks: int = 5, per_block: int = 4) -> dict[str, float]:
+    """A 1024² TEM image (same window, a new defocus each: the optics recomputed, the exit wave cached)
+    with the live page open (a browser's requests from another process) and closed, in alternating
+    blocks; each block's first acquisition is left out (with the page open, it follows no image the
+    page fetches); medians and their ratio."""
+    import re
+
+    from clients.tem import TemMicroscopeClient
+
+    url = re.search(r"http://\S+/", next(line for line in server.lines if "Live view:" in line)).group(0)
+    context = multiprocessing.get_context("spawn")
+    shown, stop, pictures = context.Event(), context.Event(), context.Value("i", 0)
+    page = context.Process(target=_follow_page, args=(url, shown, stop, pictures), daemon=True)
+    page.start()
+    microscope = TemMicroscopeClient()
+    microscope.connect(server.host, server.port)
+    defocus = iter(np.arange(1, 1000) * 1e-9)
+
+    def acquire() -> float:
+        microscope.optics.defocus = -next(defocus)
+        started = time.perf_counter()
+        microscope.acquisition.acquire_camera_image("BM-Ceta", TEM_SIZE, 0.1)
+        return time.perf_counter() - started
+
+    times: dict[bool, list[float]] = {False: [], True: []}
+    try:
+        for block in range(2 * blocks):
+            opened = block % 2 == 1
+            shown.set() if opened else shown.clear()
+            time.sleep(0.3)  # the page has connected (or gone) and fetched what was there
+            times[opened] += [acquire() for _ in range(per_block + 1)][1:]
+    finally:
+        stop.set()
+        page.join(5)
+        if page.is_alive():
+            page.terminate()
+        microscope.disconnect()
+    without, with_page = statistics.median(times[False]), statistics.median(times[True])
+    return {"acquisition_s": without, "acquisition_with_page_s": with_page,
+            "with_page_over_without": with_page / without, "pictures_fetched": pictures.value}
+
+
 def transport_figures(server: Any) -> dict[str, float]:
     """Arrays echoed by Pyro5 (msgpack, raw bytes) and by a plain socket, interleaved; then the same data
     as a Python list."""
@@ -629,7 +708,7 @@ def report(f: dict[str, Any]) -> str:
     """The figures as a table, with the targets of the foundation issue."""
     s, tem, afm, t, m = f["startup"], f["tem_1024"], f["afm_256"], f["transport"], f["machine"]
     st, d, e, a = f["stem"], f["datasets"], f["episodes"], f["analytical"]
-    low, g = f["tem_low_magnification"], f["tem_engines"]
+    low, g, lv = f["tem_low_magnification"], f["tem_engines"], f["live_view"]
     return "\n".join([
         f"twin bench: {m['cpus']} CPUs, Python {m['python']}, abTEM {m['abtem']}, Pyro5 {m['pyro5']}",
         "start-up",
@@ -673,6 +752,9 @@ def report(f: dict[str, Any]) -> str:
         f"AFM 256² frame, tip + z-loop, time off         {afm['frame_s']:7.3f} s   (target <= 0.1 s)",
         f"AFM 512² frame                                 {f['afm_512']['frame_s']:7.3f} s",
         f"AFM 1024² frame                                {f['afm_1024']['frame_s']:7.3f} s   (<= 1.5 s)",
+        f"Live view: 1024² TEM image (new defocus), page closed / open   {lv['acquisition_s']:.3f} / "
+        f"{lv['acquisition_with_page_s']:.3f} s = {lv['with_page_over_without']:.3f}"
+        f"   (target <= 1.05; the page fetched {lv['pictures_fetched']:.0f} pictures)",
         "Array transport, float32 echo, MB/s counting both ways (Pyro5 + msgpack vs plain socket)",
         *(
             f"  {mib:>2} MiB   Pyro5 {t[f'pyro_msgpack_{mib}mib_mb_s']:6.0f}   socket "

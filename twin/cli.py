@@ -90,6 +90,13 @@ def _serve(args: argparse.Namespace) -> int:
             from twin.sample.catalog import recipe_for
 
             recipe_for(args.sample)
+        live = None
+        if args.live:
+            from twin.server.live.site import LiveOptions
+
+            port = args.live_port
+            port = None if port is None else validation.integer("--live-port", port, 0, 65535)
+            live = LiveOptions(args.live_host, port, args.live_control)
         instances, key = instances_from(args) or (None, None)
         from twin.digital_twin import DigitalTwin
 
@@ -121,12 +128,15 @@ def _serve(args: argparse.Namespace) -> int:
             threading.Thread(target=run, name="first-look", daemon=True).start()
 
     from twin.server.daemon import serve
+    from twin.server.live.site import LiveAddressTaken
 
     try:
         serve(instances or twin, host=args.host, port=args.port, on_ready=on_ready, private=args.private,
               warm_up_sizes=(1024,) if args.warm_up else (), key=key, idle_seconds=args.idle_timeout,
               connections_per_address=args.connections_per_address,
-              data_dir=args.data_dir, limits=limits, tls=tls, secret=secret)
+              data_dir=args.data_dir, limits=limits, tls=tls, secret=secret, live=live)
+    except LiveAddressTaken as error:
+        raise SystemExit(f"twin serve: {error}") from None
     except OSError as error:
         raise SystemExit(f"twin serve: cannot listen on {args.host}:{args.port}: {error}") from None
     return 0
@@ -329,6 +339,17 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--connections-per-address", type=int, default=CONNECTIONS_PER_ADDRESS, metavar="N",
                        help="connections one source address may hold (default %(default)s; raise it when "
                             "every team connects through one NAT)")
+    serve.add_argument("--live", action=argparse.BooleanOptionalAction, default=True,
+                       help="serve the live view, a web page of the latest images, a map of the sample, "
+                            "the instruments' state and (with scenarios) the scoreboard (default: on; its "
+                            "address is printed at start-up)")
+    serve.add_argument("--live-host", default=wire.DEFAULT_HOST, metavar="ADDRESS",
+                       help="address the live view listens on (default %(default)s: this machine only)")
+    serve.add_argument("--live-port", type=int, metavar="PORT",
+                       help="the live view's TCP port (default: --port + 1, or a free one if that is taken)")
+    serve.add_argument("--live-control", action="store_true",
+                       help="let the live page move the TEM stage, focus, acquire and start AFM scans "
+                            "(demos; loopback only, never in a challenge; default: read-only)")
     add_serve_options(serve)
     serve.set_defaults(run=_serve)
 

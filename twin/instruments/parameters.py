@@ -138,6 +138,12 @@ class Settings:
         with self._lock:
             return dict(self._values)
 
+    def peek(self) -> dict[str, Any]:
+        """The values without taking the lock, for observers that must never wait (the live page): a
+        dictionary copy is one step for the interpreter, so each value is either before or after a
+        concurrent change."""
+        return self._values.copy()
+
     def names(self) -> tuple[str, ...]:
         """Every setting's name."""
         return tuple(self._parameters)

@@ -44,6 +44,16 @@ class KnockOuts:
                             found.append((site, x, y, symbol))
         return found
 
+    def peek(self, limit: int) -> list[tuple[float, float, str]]:
+        """Up to ``limit`` emptied sites ``(x, y, element)`` (Å) without taking the lock (observers that
+        must never wait: sites added meanwhile may be missing)."""
+        found: list[tuple[float, float, str]] = []
+        for cell in list(self._cells.values()):
+            found.extend(list(cell.values())[:limit - len(found)])
+            if len(found) >= limit:
+                break
+        return found
+
     def __len__(self) -> int:
         with self._lock:
             return sum(len(cell) for cell in self._cells.values())

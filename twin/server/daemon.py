@@ -26,6 +26,7 @@ from twin.instruments.work import Limits, duration, fft_seconds_per_unit
 from twin.scenarios.secret import OrganiserKey
 from twin.server.doorkeeper import CONNECTIONS_PER_ADDRESS, IDLE_SECONDS, Doorkeeper
 from twin.server.instances import DEFAULT, HubService, Instance
+from twin.server.live.site import LiveOptions
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,7 @@ def serve(
     limits: Limits | None = None,
     tls: ssl.SSLContext | None = None,
     secret: str | None = None,
+    live: LiveOptions | None = None,
 ) -> None:
     """Serve a twin (or several :class:`Instance`) until SIGINT or SIGTERM; logs (INFO, logger
     ``twin.server.daemon``) the URIs, a client snippet, 'ready in ...' once warm and 'stopped'.
@@ -172,7 +174,8 @@ def serve(
     ``data_dir``: the folder every file a client asks for is written under (one subfolder per instance
     when there are several); ``limits``: what one call may compute and what running work may hold at
     once, shared by every instance (default :class:`Limits`); ``tls``, ``secret``: see
-    :class:`TwinDaemon` (``twin serve`` requires both on an address beyond this machine).
+    :class:`TwinDaemon` (``twin serve`` requires both on an address beyond this machine); ``live``: serve
+    the live page as these options say (none: no page).
 
     ``warm_up_sizes``: the TEM image sizes (pixels) computed for the default view before 'ready' (with
     a 256² AFM frame), so the first acquisitions are quick; none: only this machine's speed is measured.
@@ -228,6 +231,18 @@ def serve(
         f"idle connections close after {duration(idle_seconds)}, {connections_per_address} per address")
     log.info(SNIPPET.format(host=bound_host, port=bound_port,
                        instance="" if first == DEFAULT else f", instance={first!r}"))
+    live_server = None
+    if live is not None:
+        from twin.server.live.site import LiveSite
+        from twin.server.live.web import LiveServer
+
+        try:
+            live_server = LiveServer(LiveSite(instances, private, live.control), live, int(bound_port))
+        except OSError:  # the live view's port is taken: nothing serves
+            daemon.close()
+            raise
+        log.info(f"Live view: open {live_server.url} in a browser ("
+                 f"{'control from the page allowed' if live.control else 'read-only'})")
 
     accepting = time.perf_counter()
 
@@ -248,6 +263,8 @@ def serve(
     try:
         daemon.requestLoop()
     finally:
+        if live_server is not None:
+            live_server.stop()
         daemon.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

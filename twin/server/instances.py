@@ -24,6 +24,8 @@ from twin.digital_twin import DigitalTwin
 from twin.scenarios.episode import Episode
 from twin.scenarios.secret import OrganiserKey
 from twin.scenarios.spec import Scenario
+from twin.server.live.board import Board
+from twin.server.live.publish import publish_afm_frame
 from twin.server.services import AfmService, SampleService, TemService
 from twin.server.signatures import checked_calls
 
@@ -84,9 +86,12 @@ class Instance:
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     objects: dict[str, object] = field(default_factory=dict)  # target ('tem', ...) -> remote object
     score_details: bool = True  # whether the team sees how its score came about (the truth, often)
+    board: Board = field(default_factory=Board)  # what the live page shows of this instance
 
     def __post_init__(self) -> None:
-        services = {"tem": TemService(self.twin), "afm": AfmService(self.twin),
+        board, reveal = self.board, self.twin.ground_truth
+        self.twin.afm.on_frame = lambda frame, clock: publish_afm_frame(board, frame, clock, reveal)
+        services = {"tem": TemService(self.twin, self.board), "afm": AfmService(self.twin),
                     "sample": SampleService(self.twin)}
         for target, service in services.items():
             self.objects[target] = service if self.episode is None else _gated(service, target, self.episode)

@@ -18,6 +18,8 @@ from twin.instruments.disclosure import public_metadata
 from twin.instruments.tem import TemInstrument
 from twin.sample import Window, truth
 from twin.sample.frames import InstrumentFrame
+from twin.server.live.board import Board
+from twin.server.live.publish import publish_tem_images
 from twin.server.signatures import checked_calls
 from twin.validation import brief
 
@@ -77,10 +79,11 @@ def public_image(twin: DigitalTwin, image: dict[str, Any]) -> dict[str, Any]:
 @expose
 @checked_calls("tem")
 class TemService:
-    """The TEM/STEM as seen over the network."""
+    """The TEM/STEM as seen over the network; what it acquires goes on the live ``board`` too."""
 
-    def __init__(self, twin: DigitalTwin) -> None:
+    def __init__(self, twin: DigitalTwin, board: Board | None = None) -> None:
         self._twin = twin
+        self._board = board or Board()
 
     @property
     def _tem(self) -> TemInstrument:
@@ -136,8 +139,10 @@ class TemService:
 
     def acquire_camera_image(self, camera: Any, size: Any, exposure_time: Any,
                              readout_area: Any = "Full") -> dict[str, Any]:
-        return public_image(self._twin, self._tem.acquire_camera_image(camera, size, exposure_time,
-                                                                       readout_area))
+        image = public_image(self._twin, self._tem.acquire_camera_image(camera, size, exposure_time,
+                                                                        readout_area))
+        publish_tem_images(self._board, [image])
+        return image
 
     def run_auto_function(self, name: Any, arguments: Any, reset_blanker: Any = False) -> dict[str, Any]:
         return self._tem.run_auto_function(name, arguments, reset_blanker)
@@ -145,7 +150,9 @@ class TemService:
     def acquire_stem_images(self, detectors: Any, size: Any, dwell_time: Any, region: Any = None,
                             mode: Any = None) -> list[dict[str, Any]]:
         images = self._tem.acquire_stem_images(detectors, size, dwell_time, region, mode)
-        return [public_image(self._twin, image) for image in images]
+        shown = [public_image(self._twin, image) for image in images]
+        publish_tem_images(self._board, shown, "tem.stem")
+        return shown
 
     def acquire_eds_spectrum(self, detector: Any, dispersion: Any, shaping_time: Any, exposure_time: Any,
                              exposure_time_type: Any = "LiveTime") -> dict[str, Any]:
@@ -157,7 +164,9 @@ class TemService:
                                    mode: Any = None) -> dict[str, Any]:
         result = public_image(self._twin, self._tem.eds.acquire_spectrum_image(
             detector, dispersion, shaping_time, dwell_time, size, scanning_detectors, region, mode))
-        return {**result, "images": [public_image(self._twin, image) for image in result["images"]]}
+        images = [public_image(self._twin, image) for image in result["images"]]
+        publish_tem_images(self._board, images, "tem.stem")
+        return {**result, "images": images}
 
 
 @expose

@@ -10,6 +10,7 @@ every line at the real tip speed, forward and backward; the sample drifts therma
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,7 @@ class AfmInstrument:
         self._continuous = False  # Scan.Start(): frames follow each other, up and down, until Stop()
         self._offset_steps: list[tuple[float, float, float]] = []  # (time, dx, dy): piezo creep
         self.sweeps = 0
+        self.on_frame: Callable[[Frame, Clock], None] | None = None  # told of each new frame (live view)
 
     def restarted(self, sample: Sample, clock: Clock) -> AfmInstrument:
         """This AFM as it was switched on, over ``sample`` and on ``clock``: the same hardware, frame,
@@ -173,6 +175,7 @@ class AfmInstrument:
         fresh = AfmInstrument(sample, clock, self.seed, self.hardware, self.sample.frame,
                               self.sample.revealed, self.usage)
         fresh.files_root, fresh.files_quota = self.files_root, self.files_quota
+        fresh.on_frame = self.on_frame
         return fresh
 
     # --- settings --------------------------------------------------------------------------------
@@ -278,6 +281,8 @@ class AfmInstrument:
         with self._lock:
             self._frame = frame
             self._continuous = continuous
+        if self.on_frame is not None:
+            self.on_frame(frame, self.clock)
         if state["Scan.AutoCapture"]:
             self._auto_capture(frame)
 

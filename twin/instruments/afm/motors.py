@@ -208,6 +208,11 @@ class CoarseMotion:
         with self._lock:
             return self._stage[AXES[axis]] - self._zero[AXES[axis]]
 
+    def peek_stage(self) -> dict[str, float]:
+        """The stage position (m, absolute) without taking the lock (observers that must never wait; a
+        move under way shows its destination)."""
+        return self._stage.copy()
+
     def stage_position(self) -> tuple[float, float]:
         with self._lock:
             return self._stage["x"], self._stage["y"]

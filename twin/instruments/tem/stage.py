@@ -54,6 +54,11 @@ class Stage:
         with self._lock:
             return self._now()
 
+    def peek(self) -> dict[str, float | None]:
+        """The commanded position without taking the lock (observers that must never wait; a jog's
+        progress is not included)."""
+        return self._commanded.copy()
+
     def _now(self) -> dict[str, float | None]:
         """The commanded position now (under the lock): a jog moves it with instrument time."""
         if self._jog is None:
