@@ -19,7 +19,7 @@ from twin.instruments.files import default_data_dir
 from twin.instruments.work import BUSY_WAIT_SECONDS, MAX_CALL_SECONDS, Limits
 from twin.sample.catalog import DEFAULT_SAMPLE, SAMPLES
 from twin.scenario_commands import add_parser as add_scenario_commands
-from twin.scenario_commands import add_serve_options, instances_from
+from twin.scenario_commands import add_serve_options, instances_from, plan_from
 from twin.server.doorkeeper import CONNECTIONS_PER_ADDRESS, IDLE_SECONDS
 
 if TYPE_CHECKING:
@@ -90,6 +90,9 @@ def _serve(args: argparse.Namespace) -> int:
             from twin.sample.catalog import recipe_for
 
             recipe_for(args.sample)
+        validation.integer("--workers", args.workers, 1, 256)
+        if args.workers > 1 or args.scheduler:
+            return _serve_on_workers(args, limits, tls, secret)
         instances, key = instances_from(args) or (None, None)
         from twin.digital_twin import DigitalTwin
 
@@ -129,6 +132,24 @@ def _serve(args: argparse.Namespace) -> int:
               data_dir=args.data_dir, limits=limits, tls=tls, secret=secret)
     except OSError as error:
         raise SystemExit(f"twin serve: cannot listen on {args.host}:{args.port}: {error}") from None
+    return 0
+
+
+def _serve_on_workers(args: argparse.Namespace, limits: Limits, tls: Any, secret: str | None) -> int:
+    """``twin serve --workers N`` or ``--scheduler ADDRESS``: challenge instances on Dask workers."""
+    if args.snapshot:
+        raise ValueError("--snapshot images a twin of this process; drop it with --workers or --scheduler")
+    plan = plan_from(args)
+    if plan is None:
+        raise ValueError("--workers and --scheduler host challenge instances: give --scenario, --teams or "
+                         "--instance")
+    from twin.server.front_door import serve_on_workers
+
+    try:
+        serve_on_workers(args, plan, limits, tls, secret)
+    except OSError as error:
+        raise SystemExit(f"twin serve: {error} (--host {args.host}, --port {args.port}, --scheduler "
+                         f"{args.scheduler!r})") from None
     return 0
 
 

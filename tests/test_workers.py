@@ -1,0 +1,134 @@
+"""``twin serve --workers 2``: the teams' twins on two Dask worker processes behind one front door; a worker
+killed mid-episode takes only its own teams down, who come back from their journals."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import signal
+import threading
+import time
+
+import psutil
+import pytest
+
+from clients.challenge import Challenge, leaderboard
+from clients.errors import InvalidValue
+from clients.tem import TemMicroscopeClient
+from twin.cli import main
+from twin.scenarios.secret import OrganiserKey
+from twin.server.launcher import ServerProcess
+
+HOST = "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def hosted(tmp_path_factory):
+    """Three private teams playing tem-autofocus from seeds 5, 6, 7 on two workers (team-01 and team-03 on
+    one, team-02 on the other)."""
+    folder = tmp_path_factory.mktemp("workers")
+    tokens = folder / "tokens.csv"
+    server = ServerProcess.start("--workers", "2", "--scenario", "tem-autofocus", "--teams", "3",
+                                 "--seed-per-team", "--private", "--tokens", str(tokens), "--journal-dir",
+                                 str(folder), seed=5)
+    yield server, {r["instance"]: r["token"] for r in csv.DictReader(tokens.open())}, folder
+    assert server.stop() == 0, "\n".join(server.lines)
+
+
+def connect(server: ServerProcess, instance: str) -> TemMicroscopeClient:
+    microscope = TemMicroscopeClient()
+    microscope.connect(HOST, server.port, instance)
+    return microscope
+
+
+def worker_of(server: ServerProcess, team: str) -> psutil.Process:
+    """The worker process holding ``team`` now, as the server last reported it."""
+    lines = [line for line in server.lines if re.match(rf"\s*(instance )?{team}: .* on tcp://", line)]
+    port = int(lines[-1].rsplit(":", 1)[1])
+    for child in psutil.Process(server.process.pid).children(recursive=True):
+        if any(c.laddr.port == port for c in child.net_connections() if c.status == psutil.CONN_LISTEN):
+            return child
+    raise LookupError(f"no process listens on {port} for {team}")
+
+
+def test_teams_reach_their_twins_on_two_workers_through_one_address(hosted) -> None:
+    server, token, folder = hosted
+    assert worker_of(server, "team-01").pid == worker_of(server, "team-03").pid != worker_of(server,
+                                                                                             "team-02").pid
+    with pytest.raises(ConnectionError, match="has no instance 'team-01'"):
+        connect(server, "team-01")  # tokens only, as on a one-process private server
+    one, two = connect(server, token["team-01"]), connect(server, token["team-02"])
+    one.optics.defocus = 20e-9
+    assert one.optics.defocus == pytest.approx(20e-9) and two.optics.defocus == 0.0
+    out_of_range = r"optics.defocus = 1.0 is out of range; allowed -0.001 to 0.001 m"
+    with pytest.raises(InvalidValue, match=out_of_range):
+        one.optics.defocus = 1.0  # the worker's error, its type and message intact
+    refused = "tem.run_auto_function is not allowed in scenario 'tem-autofocus'"
+    with pytest.raises(PermissionError, match=refused):
+        one.auto_functions.run_stem_auto_focus()
+    journal = Challenge(HOST, server.port, token["team-01"]).journal()
+    assert [e["call"] for e in journal][:2] == ["tem.set", "tem.get"]
+    assert journal[0]["caller"].startswith("127.0.0.1:")  # the team's own client, not the front door
+    board = leaderboard(HOST, server.port)
+    assert len(board) == 3 and all(row["instance"] is None for row in board)
+    assert sorted(row["calls"] for row in board) == [0, 1, 3]  # a refused value counts, a forbidden call not
+    organiser = OrganiserKey.load(folder / "organiser.key").organiser_token()
+    rows = {row["instance"]: row for row in leaderboard(HOST, server.port, organiser)}
+    assert {name: row["seed"] for name, row in rows.items()} == {"team-01": 5, "team-02": 6, "team-03": 7}
+    for client in (one, two):
+        client.disconnect()
+
+
+def test_a_killed_worker_takes_only_its_teams_who_carry_on_from_their_journals(hosted) -> None:
+    server, token, _ = hosted
+    victim, bystander = worker_of(server, "team-01"), worker_of(server, "team-02")
+    one, three = connect(server, token["team-01"]), connect(server, token["team-03"])
+    one.optics.defocus = 42e-9
+    frame = one.acquisition.acquire_stem_image("HAADF", 64, 1e-6).metadata.acquisition.frame_index
+    three.optics.defocus = -30e-9
+    spent = Challenge(HOST, server.port, token["team-01"]).status()["budgets"]["calls"]["spent"]
+
+    other = Challenge(HOST, server.port, token["team-02"])
+    failures: list[BaseException] = []
+    reads = 0
+    stop = threading.Event()
+
+    def keep_reading() -> None:  # the other worker's team, all along
+        nonlocal reads
+        while not stop.is_set():
+            try:
+                other.status()  # not counted: the team's budget is not spent by the test
+                reads += 1
+                time.sleep(0.01)
+            except BaseException as error:  # noqa: BLE001 - any failure is what the test looks for
+                failures.append(error)
+
+    reader = threading.Thread(target=keep_reading)
+    reader.start()
+    try:
+        time.sleep(0.5)
+        os.kill(victim.pid, signal.SIGKILL)
+        server.wait_for("team-01: carried on its journal", 60.0)
+        server.wait_for("team-03: carried on its journal", 60.0)
+        # every journalled call is back: the focus, the frame count, the calls spent
+        assert one.optics.defocus == pytest.approx(42e-9) and three.optics.defocus == pytest.approx(-30e-9)
+        again = one.acquisition.acquire_stem_image("HAADF", 64, 1e-6).metadata.acquisition.frame_index
+        assert again == frame + 1
+        status = Challenge(HOST, server.port, token["team-01"]).status()
+        assert status["budgets"]["calls"]["spent"] == spent + 2  # the read and the image, each once
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        reader.join()
+    assert not failures and reads > 10, failures[:3]
+    assert worker_of(server, "team-02").pid == bystander.pid and bystander.is_running()
+    assert worker_of(server, "team-01").pid != victim.pid
+    for client in (one, three):
+        client.disconnect()
+    other.close()
+
+
+def test_workers_host_challenge_instances_only() -> None:
+    with pytest.raises(SystemExit, match="--workers and --scheduler host challenge instances"):
+        main(["serve", "--workers", "2", "--port", "0"])
