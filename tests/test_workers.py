@@ -23,15 +23,28 @@ from twin.server.launcher import ServerProcess
 HOST = "127.0.0.1"
 
 
+SLOW_SCENARIO = """\
+title: a slow camera
+goal: take pictures
+sample: graphene
+time_scale: 1
+settings: {tem: {twin.drift: false}}
+budgets: {electrons: 1e11}
+score: {function: tem_focus, focus_tolerance: 5 nm, astigmatism_tolerance: 2 nm}
+"""
+
+
 @pytest.fixture(scope="module")
 def hosted(tmp_path_factory):
-    """Three private teams playing tem-autofocus from seeds 5, 6, 7 on two workers (team-01 and team-03 on
-    one, team-02 on the other)."""
+    """Private instances on two workers, placed in turn: 'slow' (a camera in real time) and team-02 on one,
+    team-01 and team-03 on the other; the teams play tem-autofocus from seeds 5, 6, 7."""
     folder = tmp_path_factory.mktemp("workers")
-    tokens = folder / "tokens.csv"
-    server = ServerProcess.start("--workers", "2", "--scenario", "tem-autofocus", "--teams", "3",
-                                 "--seed-per-team", "--private", "--tokens", str(tokens), "--journal-dir",
-                                 str(folder), seed=5)
+    tokens, slow = folder / "tokens.csv", folder / "slow.scenario.yaml"
+    slow.write_text(SLOW_SCENARIO)
+    server = ServerProcess.start("--workers", "2", "--instance", f"slow={slow}:1", "--scenario",
+                                 "tem-autofocus", "--teams", "3", "--seed-per-team", "--private", "--tokens",
+                                 str(tokens),
+                                 "--journal-dir", str(folder), seed=5)
     yield server, {r["instance"]: r["token"] for r in csv.DictReader(tokens.open())}, folder
     assert server.stop() == 0, "\n".join(server.lines)
 
@@ -71,25 +84,26 @@ def test_teams_reach_their_twins_on_two_workers_through_one_address(hosted) -> N
     assert [e["call"] for e in journal][:2] == ["tem.set", "tem.get"]
     assert journal[0]["caller"].startswith("127.0.0.1:")  # the team's own client, not the front door
     board = leaderboard(HOST, server.port)
-    assert len(board) == 3 and all(row["instance"] is None for row in board)
-    assert sorted(row["calls"] for row in board) == [0, 1, 3]  # a refused value counts, a forbidden call not
+    assert len(board) == 4 and all(row["instance"] is None for row in board)
+    assert sorted(row["calls"] for row in board) == [0, 0, 1, 3]  # a refused value counts, a forbidden not
     organiser = OrganiserKey.load(folder / "organiser.key").organiser_token()
     rows = {row["instance"]: row for row in leaderboard(HOST, server.port, organiser)}
-    assert {name: row["seed"] for name, row in rows.items()} == {"team-01": 5, "team-02": 6, "team-03": 7}
+    assert {name: row["seed"] for name, row in rows.items()} == {"slow": 1, "team-01": 5, "team-02": 6,
+                                                                 "team-03": 7}
     for client in (one, two):
         client.disconnect()
 
 
 def test_a_killed_worker_takes_only_its_teams_who_carry_on_from_their_journals(hosted) -> None:
     server, token, _ = hosted
-    victim, bystander = worker_of(server, "team-01"), worker_of(server, "team-02")
-    one, three = connect(server, token["team-01"]), connect(server, token["team-03"])
-    one.optics.defocus = 42e-9
-    frame = one.acquisition.acquire_stem_image("HAADF", 64, 1e-6).metadata.acquisition.frame_index
-    three.optics.defocus = -30e-9
-    spent = Challenge(HOST, server.port, token["team-01"]).status()["budgets"]["calls"]["spent"]
+    victim, bystander = worker_of(server, "team-02"), worker_of(server, "team-01")
+    assert worker_of(server, "slow").pid == victim.pid
+    two, slow = connect(server, token["team-02"]), connect(server, token["slow"])
+    two.optics.defocus = 42e-9
+    frame = two.acquisition.acquire_stem_image("HAADF", 64, 1e-6).metadata.acquisition.frame_index
+    spent = Challenge(HOST, server.port, token["team-02"]).status()["budgets"]["calls"]["spent"]
 
-    other = Challenge(HOST, server.port, token["team-02"])
+    other = Challenge(HOST, server.port, token["team-01"])
     failures: list[BaseException] = []
     reads = 0
     stop = threading.Event()
@@ -104,27 +118,35 @@ def test_a_killed_worker_takes_only_its_teams_who_carry_on_from_their_journals(h
             except BaseException as error:  # noqa: BLE001 - any failure is what the test looks for
                 failures.append(error)
 
+    exposed: list = []
+    exposure = threading.Thread(target=lambda: exposed.append(
+        slow.acquisition.acquire_camera_image("BM-Ceta", 128, 2.0)))  # 2 s of real time on 'slow'
     reader = threading.Thread(target=keep_reading)
     reader.start()
     try:
-        time.sleep(0.5)
-        os.kill(victim.pid, signal.SIGKILL)
-        server.wait_for("team-01: carried on its journal", 60.0)
-        server.wait_for("team-03: carried on its journal", 60.0)
+        exposure.start()
+        time.sleep(0.8)
+        os.kill(victim.pid, signal.SIGKILL)  # during the exposure
+        for name in ("slow", "team-02"):
+            server.wait_for(f"{name}: carried on its journal", 60.0)
         # every journalled call is back: the focus, the frame count, the calls spent
-        assert one.optics.defocus == pytest.approx(42e-9) and three.optics.defocus == pytest.approx(-30e-9)
-        again = one.acquisition.acquire_stem_image("HAADF", 64, 1e-6).metadata.acquisition.frame_index
+        assert two.optics.defocus == pytest.approx(42e-9)
+        again = two.acquisition.acquire_stem_image("HAADF", 64, 1e-6).metadata.acquisition.frame_index
         assert again == frame + 1
-        status = Challenge(HOST, server.port, token["team-01"]).status()
+        status = Challenge(HOST, server.port, token["team-02"]).status()
         assert status["budgets"]["calls"]["spent"] == spent + 2  # the read and the image, each once
-        time.sleep(0.5)
+        exposure.join(30.0)
     finally:
         stop.set()
         reader.join()
+    # the exposure cut short never reached the journal: it was made again on the instance carried on
+    assert exposed and exposed[0].data.shape == (128, 128)
+    journal = Challenge(HOST, server.port, token["slow"]).journal()
+    assert [e["call"] for e in journal] == ["tem.acquire_camera_image"]
     assert not failures and reads > 10, failures[:3]
-    assert worker_of(server, "team-02").pid == bystander.pid and bystander.is_running()
-    assert worker_of(server, "team-01").pid != victim.pid
-    for client in (one, three):
+    assert worker_of(server, "team-01").pid == bystander.pid and bystander.is_running()
+    assert worker_of(server, "team-02").pid != victim.pid
+    for client in (two, slow):
         client.disconnect()
     other.close()
 

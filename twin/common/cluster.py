@@ -12,17 +12,19 @@ from typing import Any
 WORKER_EXIT_SECONDS = 30.0
 
 
-def connect(workers: int, scheduler: str | None, memory_limit: str | int = "auto") -> tuple[Any, Any]:
+def connect(workers: int, scheduler: str | None, memory_limit: str | int = "auto",
+            direct_to_workers: bool | None = None) -> tuple[Any, Any]:
     """A Dask client and the local cluster it runs on (None with ``scheduler``: the cluster there).
     Local workers are ``workers`` single-threaded processes on 127.0.0.1, the dashboard on a free port
-    (8787 is often taken: another run, a notebook, a test); ``memory_limit`` per worker (0: none)."""
+    (8787 is often taken: another run, a notebook, a test); ``memory_limit`` per worker (0: none);
+    ``direct_to_workers``: the client reaches the workers itself, not through the scheduler."""
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
-        return Client(scheduler), None
+        return Client(scheduler, direct_to_workers=direct_to_workers), None
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address="127.0.0.1:0", memory_limit=memory_limit)
-    return Client(cluster), cluster
+    return Client(cluster, direct_to_workers=direct_to_workers), cluster
 
 
 def has_dashboard(client: Any) -> bool:

@@ -113,11 +113,13 @@ class Fleet:
                 held[hosted.worker] += 1
         return min(workers, key=lambda w: held[w])
 
-    def _submit(self, hosted: Hosted, worker: str | None) -> None:
+    def _submit(self, hosted: Hosted, worker: str | None, only_there: bool) -> None:
+        """Build ``hosted`` on ``worker`` (if given; ``only_there``: never elsewhere)."""
         hosted.generation += 1
         hosted.future = self.client.submit(
             InstanceHost, hosted.spec, actor=True, key=f"twin-{hosted.name}-{hosted.generation}-"
-            f"{secrets.token_hex(4)}", workers=None if worker is None else [worker], allow_other_workers=True)
+            f"{secrets.token_hex(4)}", workers=None if worker is None else [worker],
+            allow_other_workers=not only_there)
 
     def _settle(self, hosted: Hosted) -> str:
         """Wait for ``hosted``'s actor; returns how it came about (raises what building it raised)."""
@@ -127,17 +129,17 @@ class Fleet:
         with hosted.ready:
             hosted.actor, hosted.worker, hosted.down, hosted.journalled = actor, where[0], None, built.calls
             hosted.ready.notify_all()
-        if not built.calls:
+        if not built.carried_on:
             return "a new episode"
         return (f"carried on its journal ({built.calls} call{'' if built.calls == 1 else 's'} made again; "
                 f"{'answered' if built.answered else 'playing'})")
 
     def start(self, report: Callable[[str], None]) -> None:
-        """Build every instance, spread over the workers, all at once (each worker one after another);
+        """Build every instance, spread evenly over the workers, all at once (each worker one after another);
         ``report`` gets a line per instance. One that cannot be carried on is dropped (with its line)."""
         workers = self._workers()
         for number, hosted in enumerate(self.hosted):
-            self._submit(hosted, workers[number % len(workers)] if workers else None)
+            self._submit(hosted, workers[number % len(workers)] if workers else None, True)
         kept = []
         for hosted in self.hosted:
             try:
@@ -180,9 +182,10 @@ class Fleet:
             number = hosted.forwarded
         try:
             result, journalled = actor.call(target, method, args, kwargs, caller).result()
-        except OSError:
+        except OSError as error:
             if self._answers(actor):
                 raise  # the call's own error
+            log.warning(f"instance {hosted.name}: {target}.{method} failed with its worker: {error!r}")
             alone = alone and hosted.forwarded == number
             self._rebuild(hosted, generation)
             if may_retry and alone and hosted.journalled == seen:
@@ -255,7 +258,7 @@ class Fleet:
         try:
             log.warning(f"instance {hosted.name}: its worker {dead} was lost; carrying it on from "
                         f"{hosted.spec.journal}")
-            self._submit(hosted, self._least_busy(avoid=dead))
+            self._submit(hosted, self._least_busy(avoid=dead), False)
             log.warning(f"instance {hosted.name}: {self._settle(hosted)} on {hosted.worker}")
         except Exception as error:
             with hosted.ready:
@@ -350,7 +353,8 @@ def serve_on_workers(args: argparse.Namespace, plan: Plan, limits: Limits, tls: 
 
     started = time.perf_counter()
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
-    client, cluster = connect(args.workers, args.scheduler, memory_limit=0)  # the twin has its own limits
+    # the twin has its own memory limits; calls go straight to the workers (not through the scheduler)
+    client, cluster = connect(args.workers, args.scheduler, memory_limit=0, direct_to_workers=True)
     fleet = None
     try:
         if cluster is not None:

@@ -45,9 +45,10 @@ class HostSpec:
 
 @dataclass(frozen=True)
 class Built:
-    """How a host came about: carried on from ``calls`` journalled calls (0: a new episode), whether its
-    episode was answered."""
+    """How a host came about: carried on from its journal or not, with ``calls`` journalled calls made
+    again, and whether its episode was answered."""
 
+    carried_on: bool
     calls: int
     answered: bool
 
@@ -77,10 +78,10 @@ def build_instance(spec: HostSpec) -> tuple[Instance, Built]:
     path = Path(spec.journal)
     if path.is_file():
         done = resume(path, key=spec.key)
-        instance, built = done.instance, Built(done.calls, done.instance.episode.result is not None)
+        instance, built = done.instance, Built(True, done.calls, done.instance.episode.result is not None)
     else:
         episode = Episode(scenarios.load(spec.scenario), spec.seed, spec.name, path, key=spec.key)
-        instance, built = Instance(spec.name, episode.twin, episode), Built(0, False)
+        instance, built = Instance(spec.name, episode.twin, episode), Built(False, 0, False)
     instance.score_details = spec.score_details
     instance.twin.afm.files_root = Path(spec.files_root)
     instance.twin.tem.limits = _worker_limits(spec.limits)
