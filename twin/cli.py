@@ -252,6 +252,15 @@ def _mcp(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.hackathon:
+        try:
+            validation.integer("--teams", args.teams, 1, 500)
+            validation.integer("--workers", args.workers, 2, 256)
+        except ValueError as error:
+            raise SystemExit(f"twin bench: {error}") from None
+        from twin.bench_hackathon import main as hackathon_main
+
+        return hackathon_main(args.json, args.teams, args.workers)
     from twin.bench import main as bench_main
 
     return bench_main(as_json=args.json)
@@ -411,6 +420,12 @@ def parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="measure acquisition, transport and start-up speed")
     bench.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bench.add_argument("--hackathon", action="store_true",
+                       help="instead: --teams teams, each a TEM 1024² and a HAADF 256² image at once, on one "
+                            "`twin serve` process beside --workers worker processes, the front door's cost "
+                            "per call and a restart carrying on every journal")
+    bench.add_argument("--teams", type=int, default=40, metavar="N", help="with --hackathon (default 40)")
+    bench.add_argument("--workers", type=int, default=2, metavar="N", help="with --hackathon (default 2)")
     bench.set_defaults(run=_bench)
     return parser
 
