@@ -143,7 +143,7 @@ def _serve_on_workers(args: argparse.Namespace, limits: Limits, tls: Any, secret
     if plan is None:
         raise ValueError("--workers and --scheduler host challenge instances: give --scenario, --teams or "
                          "--instance")
-    from twin.server.front_door import serve_on_workers
+    from twin.serve_workers import serve_on_workers
 
     try:
         serve_on_workers(args, plan, limits, tls, secret)
