@@ -7,16 +7,21 @@ import csv
 import os
 import re
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
 import psutil
 import pytest
 
+from clients._remote import open_proxy
 from clients.challenge import Challenge, leaderboard
 from clients.errors import InvalidValue
 from clients.tem import TemMicroscopeClient
 from twin.cli import main
+from twin.common import wire
 from twin.scenarios.secret import OrganiserKey
 from twin.server.launcher import ServerProcess
 
@@ -149,6 +154,43 @@ def test_a_killed_worker_takes_only_its_teams_who_carry_on_from_their_journals(h
     for client in (two, slow):
         client.disconnect()
     other.close()
+
+
+CLIENT = textwrap.dedent('''
+    import sys
+    from clients.tem import TemMicroscopeClient
+    microscope = TemMicroscopeClient()
+    microscope.connect("127.0.0.1", int(sys.argv[1]), sys.argv[2])
+    microscope.optics.optical_mode = "Stem"
+    microscope.optics.scan_field_of_view = 8e-9
+    print("scanning", flush=True)
+    microscope.acquisition.acquire_stem_image("HAADF", 16, 1e-6, mode="exact")  # minutes of multislice
+''')
+
+
+def test_a_client_that_hangs_up_stops_its_work_on_the_worker(hosted) -> None:
+    server, token, _ = hosted
+    client = subprocess.Popen([sys.executable, "-c", CLIENT, str(server.port), token["slow"]],
+                              stdout=subprocess.PIPE, text=True)
+    watcher = open_proxy(wire.TEM_OBJECT, HOST, server.port, token["slow"])
+    try:
+        assert client.stdout.readline().strip() == "scanning"
+        deadline = time.monotonic() + 60.0
+        while not (watcher.progress() or {}).get("fraction", 0) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        report = watcher.progress()  # forwarded to the worker, read while the scan runs there
+        assert report["task"] == "an exact STEM scan of 16 x 16 pixels with HAADF"
+        assert report["seconds_left"] > 20
+        client.kill()  # kill -9: the connection to the front door drops without a word
+        client.wait()
+        stopped = time.monotonic()
+        while watcher.progress() is not None and time.monotonic() - stopped < 60.0:
+            time.sleep(0.2)
+        assert watcher.progress() is None and time.monotonic() - stopped < 15.0  # stopped, not finished
+    finally:
+        client.kill()
+        client.wait()
+        watcher._pyroRelease()
 
 
 def test_workers_host_challenge_instances_only() -> None:

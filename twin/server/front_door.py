@@ -37,6 +37,14 @@ WATCH_SECONDS = 0.5  # s between looks at whether a worker holding instances has
 PING_SECONDS = 5.0  # s an instance's worker has to answer before it counts as lost
 
 
+def _journalled(target: str, method: str) -> bool:
+    """Whether the call ``target.method`` of an instance in a challenge goes to its journal (every
+    instrument call but reads of work in progress, and the answer)."""
+    from twin.server.instances import TARGETS, UNGATED
+
+    return (target in TARGETS and method not in UNGATED) or (target, method) == ("episode", "submit")
+
+
 class _NotJournalled(Exception):
     """A call's worker was lost before the call reached the journal: it may be made again."""
 
@@ -58,8 +66,9 @@ class Hosted:
     generation: int = 0  # how many times it has been built
     down: str | None = None  # why it takes no calls, if it does not
     journalled: int = 0  # the journal's length as the last call returned (or the host was built) saw it
-    running: int = 0  # calls forwarded and not yet returned
-    forwarded: int = 0  # calls forwarded so far
+    forwarded: int = 0  # calls forwarded so far (each one's number)
+    writing: int = 0  # calls that write to the journal, forwarded and not yet returned
+    written: int = 0  # calls that write to the journal, forwarded so far
 
     def __post_init__(self) -> None:
         self.ready = threading.Condition()
@@ -149,9 +158,9 @@ class Fleet:
     def call(self, hosted: Hosted, target: str, method: str, args: tuple, kwargs: dict) -> Any:
         """``target.method(*args, **kwargs)`` on ``hosted``'s actor, as the current Pyro client made it.
         If the actor's worker is lost meanwhile, the instance is built again elsewhere and the call made
-        there when it provably was not journalled (no other call of the instance ran alongside and the
-        journal carried on holds no more entries than the front door has seen returned); else it fails
-        with :class:`RuntimeError`."""
+        there when it provably was not journalled (a read the journal never holds; or no other journalled
+        call of the instance ran alongside and the journal carried on holds no more entries than the front
+        door has seen returned); else it fails with :class:`RuntimeError`."""
         address = getattr(callcontext.current_context, "client_sock_addr", None)
         caller = tuple(address[:2]) if address else None
         try:
@@ -168,30 +177,52 @@ class Fleet:
             if hosted.actor is None:
                 raise InstanceDown(f"instance {hosted.name!r} is not available: {hosted.down}")
             actor, generation, seen = hosted.actor, hosted.generation, hosted.journalled
-            alone = hosted.running == 0
-            hosted.running += 1
             hosted.forwarded += 1
-            number = hosted.forwarded
+            number, writes = hosted.forwarded, _journalled(target, method)
+            alone = hosted.writing == 0
+            if writes:
+                hosted.writing += 1
+                hosted.written += 1
+            mark = hosted.written
         try:
-            result, journalled = actor.call(target, method, args, kwargs, caller).result()
+            called = actor.call(target, method, args, kwargs, caller, number)
+            result, journalled = self._awaited(actor, called, number)
         except OSError as error:
             if self._answers(actor):
                 raise  # the call's own error
             log.warning(f"instance {hosted.name}: {target}.{method} failed with its worker: {error!r}")
-            alone = alone and hosted.forwarded == number
+            alone = alone and hosted.written == mark
             self._rebuild(hosted, generation)
-            if may_retry and alone and hosted.journalled == seen:
+            if may_retry and (not writes or alone and hosted.journalled == seen):
                 raise _NotJournalled from None
+            why = "a retry" if not may_retry else "others ran alongside" if not alone else "journal went on"
+            log.warning(f"instance {hosted.name}: {target}.{method} not made again ({why})")
             raise RuntimeError(
                 f"{target}.{method}: the worker process holding instance {hosted.name!r} stopped during this "
                 "call; the instance was carried on from its journal on another worker (every completed call "
                 "is kept: episode.journal() shows whether this one was)") from None
         finally:
-            with hosted.ready:
-                hosted.running -= 1
+            if writes:
+                with hosted.ready:
+                    hosted.writing -= 1
         with hosted.ready:
             hosted.journalled = max(hosted.journalled, journalled)
         return result
+
+    @staticmethod
+    def _awaited(actor: Any, future: Any, number: int) -> Any:
+        """``future``'s result (call ``number`` on ``actor``), telling the actor if the client hangs up
+        meanwhile, so that the call's long work stops as on a one-process server."""
+        from twin.server.hangups import PERIOD_SECONDS, WATCHER
+
+        with WATCHER.watching() as gone:
+            while True:
+                try:
+                    return future.result(timeout=PERIOD_SECONDS)
+                except TimeoutError:
+                    if gone.is_set():
+                        actor.hang_up(number)
+                        return future.result()
 
     def _answers(self, actor: Any) -> bool:
         try:

@@ -96,6 +96,7 @@ class InstanceHost:
     def __init__(self, spec: HostSpec) -> None:
         self.instance, self.built = build_instance(spec)
         self._threads = ThreadPoolExecutor(CALLS_PER_HOST, thread_name_prefix=f"twin-{spec.name}")
+        self._hangups: dict[int, threading.Event] = {}
         if spec.warm_up and not _warm.is_set():
             _warm.set()
             twin = self.instance.twin
@@ -106,12 +107,23 @@ class InstanceHost:
         return await asyncio.get_running_loop().run_in_executor(self._threads, functools.partial(function,
                                                                                                  *args))
 
-    async def call(self, target: str, method: str, args: list, kwargs: dict, caller: tuple[str, int] | None
-                   ) -> tuple[Any, int]:
+    async def call(self, target: str, method: str, args: list, kwargs: dict, caller: tuple[str, int] | None,
+                   number: int) -> tuple[Any, int]:
         """``target.method(*args, **kwargs)`` as the client at address ``caller`` made it remotely, and the
-        journal's length once it returned."""
-        result = await self._run(_called, self.instance.objects[target], method, args, kwargs, caller)
+        journal's length once it returned; :meth:`hang_up` with the same ``number`` stops its work."""
+        gone = self._hangups[number] = threading.Event()
+        try:
+            result = await self._run(_called, self.instance.objects[target], method, args, kwargs, caller,
+                                     gone)
+        finally:
+            del self._hangups[number]
         return result, len(self.instance.episode.journal.entries)
+
+    async def hang_up(self, number: int) -> None:
+        """The client of call ``number`` has hung up: its long work stops (as on a one-process server)."""
+        gone = self._hangups.get(number)
+        if gone is not None:
+            gone.set()
 
     async def row(self, names: bool, seeds: bool) -> dict[str, Any]:
         """The instance's leaderboard row (see :meth:`Instance.row`)."""
@@ -128,13 +140,17 @@ class InstanceHost:
         return os.getpid()
 
 
-def _called(service: object, method: str, args: list, kwargs: dict, caller: tuple[str, int] | None) -> Any:
+def _called(service: object, method: str, args: list, kwargs: dict, caller: tuple[str, int] | None,
+            gone: threading.Event) -> Any:
     """Call ``service.method`` with Pyro's call context showing ``caller`` (so the journal names the team's
-    client, as on a one-process server)."""
+    client, as on a one-process server), its work stopping once ``gone`` is set."""
     from Pyro5 import callcontext
+
+    from twin.server.hangups import hangup_from
 
     callcontext.current_context.client_sock_addr = caller
     try:
-        return getattr(service, method)(*args, **kwargs)
+        with hangup_from(gone):
+            return getattr(service, method)(*args, **kwargs)
     finally:
         callcontext.current_context.client_sock_addr = None
