@@ -1,7 +1,9 @@
 """``twin bench --hackathon``: many teams on one ``twin serve`` process beside the same teams on N Dask
 worker processes (``twin serve --workers N``), in the same run; and what the front door adds to a call.
 
-Each team takes one 1024² TEM image and one 256² HAADF image, all teams at once (a client thread each).
+Each team takes one 1024² TEM image and one 256² HAADF image, all teams at once (a client thread each),
+each team on its own seed (the same specimen would be computed once per process and then come from the
+cache).
 A cheap call (a setting read) is timed on an idle server of each kind: the difference is the front
 door's forwarding to the worker. Both servers are then restarted with ``--resume``: every team's journal
 is carried on, one after another in the one process, in parallel on the workers.
@@ -92,8 +94,8 @@ def server_figures(options: tuple[str, ...], teams: int, folder: Path) -> dict[s
     folder.mkdir(parents=True, exist_ok=True)
     scenario = folder / "bench.scenario.yaml"
     scenario.write_text(SCENARIO)
-    common = ("--scenario", str(scenario), "--teams", str(teams), "--journal-dir", str(folder / "journals"),
-              "--data-dir", str(folder / "files"), *options)
+    common = ("--scenario", str(scenario), "--teams", str(teams), "--seed-per-team", "--journal-dir",
+              str(folder / "journals"), "--data-dir", str(folder / "files"), *options)
     server = ServerProcess.start(*common, timeout=START_SECONDS)
     try:
         figures = {"start_s": server.seconds_until("ready in")}

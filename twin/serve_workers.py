@@ -34,7 +34,8 @@ def serve_on_workers(args: argparse.Namespace, plan: Plan, limits: Limits, tls: 
     started = time.perf_counter()
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     # the twin has its own memory limits; calls go straight to the workers (not through the scheduler)
-    client, cluster = connect(args.workers, args.scheduler, memory_limit=0, direct_to_workers=True)
+    client, cluster = connect(args.workers, args.scheduler, memory_limit=0, direct_to_workers=True,
+                              native=True)
     fleet = None
     try:
         if cluster is not None:

@@ -12,18 +12,29 @@ from typing import Any
 WORKER_EXIT_SECONDS = 30.0
 
 
+#: Dask's worker processes start with ``OMP_NUM_THREADS=1`` (and the BLAS alike) and a low malloc trim
+#: threshold; these unset them, so that a worker is a process like any other ``twin serve``: ducc0 sizes
+#: its FFT thread pool from ``OMP_NUM_THREADS``, and a TEM image's last bits depend on that pool (a
+#: journal written on a worker must replay bit for bit in ``twin scenario replay``, and the other way)
+NATIVE_WORKERS = {f"distributed.nanny.pre-spawn-environ.{name}": None for name in (
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")}
+
+
 def connect(workers: int, scheduler: str | None, memory_limit: str | int = "auto",
-            direct_to_workers: bool | None = None) -> tuple[Any, Any]:
+            direct_to_workers: bool | None = None, native: bool = False) -> tuple[Any, Any]:
     """A Dask client and the local cluster it runs on (None with ``scheduler``: the cluster there).
     Local workers are ``workers`` single-threaded processes on 127.0.0.1, the dashboard on a free port
     (8787 is often taken: another run, a notebook, a test); ``memory_limit`` per worker (0: none);
-    ``direct_to_workers``: the client reaches the workers itself, not through the scheduler."""
+    ``direct_to_workers``: the client reaches the workers itself, not through the scheduler; ``native``:
+    the workers' environment as this process's (see :data:`NATIVE_WORKERS`)."""
+    import dask
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
         return Client(scheduler, direct_to_workers=direct_to_workers), None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address="127.0.0.1:0", memory_limit=memory_limit)
+    with dask.config.set(NATIVE_WORKERS if native else {}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", memory_limit=memory_limit)
     return Client(cluster, direct_to_workers=direct_to_workers), cluster
 
 
