@@ -100,12 +100,15 @@ def test_teams_reach_their_twins_on_two_workers_through_one_address(hosted) -> N
 
 
 def test_a_killed_worker_takes_only_its_teams_who_carry_on_from_their_journals(hosted) -> None:
-    server, token, _ = hosted
+    server, token, folder = hosted
     victim, bystander = worker_of(server, "team-02"), worker_of(server, "team-01")
     assert worker_of(server, "slow").pid == victim.pid
     two, slow = connect(server, token["team-02"]), connect(server, token["slow"])
     two.optics.defocus = 42e-9
     frame = two.acquisition.acquire_stem_image("HAADF", 64, 1e-6).metadata.acquisition.frame_index
+    two.optics.optical_mode = "Tem"
+    two.acquisition.acquire_camera_image("BM-Ceta", 1024, 0.1)  # a TEM image: FFTs on every core
+    two.optics.optical_mode = "Stem"
     spent = Challenge(HOST, server.port, token["team-02"]).status()["budgets"]["calls"]["spent"]
 
     other = Challenge(HOST, server.port, token["team-01"])
@@ -137,7 +140,7 @@ def test_a_killed_worker_takes_only_its_teams_who_carry_on_from_their_journals(h
         # every journalled call is back: the focus, the frame count, the calls spent
         assert two.optics.defocus == pytest.approx(42e-9)
         again = two.acquisition.acquire_stem_image("HAADF", 64, 1e-6).metadata.acquisition.frame_index
-        assert again == frame + 1
+        assert again == frame + 2  # after the camera image's frame
         status = Challenge(HOST, server.port, token["team-02"]).status()
         assert status["budgets"]["calls"]["spent"] == spent + 2  # the read and the image, each once
         exposure.join(30.0)
@@ -154,6 +157,8 @@ def test_a_killed_worker_takes_only_its_teams_who_carry_on_from_their_journals(h
     for client in (two, slow):
         client.disconnect()
     other.close()
+    # a journal written on two workers replays bit for bit in a process of its own (this one)
+    assert main(["scenario", "replay", str(folder / "tem-autofocus-seed6-team-02.jsonl")]) == 0
 
 
 CLIENT = textwrap.dedent('''

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+WORKERS_SECONDS = 120.0  # s to wait for the workers (a cluster's first one) before giving up
+
 
 def serve_on_workers(args: argparse.Namespace, plan: Plan, limits: Limits, tls: ssl.SSLContext | None,
                      secret: str | None) -> None:
@@ -38,8 +40,7 @@ def serve_on_workers(args: argparse.Namespace, plan: Plan, limits: Limits, tls: 
                               native=True)
     fleet = None
     try:
-        if cluster is not None:
-            client.wait_for_workers(args.workers)
+        client.wait_for_workers(args.workers if cluster is not None else 1, timeout=WORKERS_SECONDS)
         log.info(workers_line(client, cluster))
         workers = len(client.scheduler_info(n_workers=-1)["workers"])
         specs = specs_from(plan.plays, plan.folder, args.resume, plan.key, args.score_details, data_dir,

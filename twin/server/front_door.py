@@ -20,7 +20,6 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,7 +96,6 @@ class Fleet:
         self._stop = threading.Event()
         self._rebuilding: set[str] = set()
         self._lock = threading.Lock()
-        self._rows = ThreadPoolExecutor(8, thread_name_prefix="twin-rows")
 
     # --- placing instances ------------------------------------------------------------------
     def _workers(self) -> list[str]:
@@ -234,24 +232,19 @@ class Fleet:
     def rows(self, names: bool, seeds: bool) -> list[dict[str, Any]]:
         """Every instance's row, asked of all at once; one not answering within :data:`ROW_SECONDS` shows
         the row it had last."""
-        asked = [(h, self._rows.submit(self._row, h, names, seeds)) for h in self.hosted]
+        asked = [(h, h.actor.row(names, seeds) if h.actor is not None else None) for h in self.hosted]
         deadline = time.monotonic() + ROW_SECONDS
         rows = []
         for hosted, future in asked:
             try:
-                row = future.result(timeout=max(deadline - time.monotonic(), 0.0))
+                if future is None:
+                    raise InstanceDown(hosted.name)
+                row = future.result(timeout=max(deadline - time.monotonic(), 0.001))
                 hosted.last_row[names, seeds] = row
-            except Exception:
+            except Exception:  # a busy, lost or rebuilding instance: its last row
                 row = hosted.row(names, seeds)
             rows.append(row)
         return rows
-
-    @staticmethod
-    def _row(hosted: Hosted, names: bool, seeds: bool) -> dict[str, Any]:
-        actor = hosted.actor
-        if actor is None:
-            raise InstanceDown(hosted.name)
-        return actor.row(names, seeds).result(timeout=PING_SECONDS)
 
     # --- losing a worker --------------------------------------------------------------------------
     def _watch(self) -> None:
@@ -294,7 +287,6 @@ class Fleet:
 
     def close(self) -> None:
         self._stop.set()
-        self._rows.shutdown(wait=False, cancel_futures=True)
 
 
 class HostedHub(HubService):
