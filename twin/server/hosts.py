@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -66,8 +68,19 @@ def _worker_limits(numbers: tuple[float, int, float]) -> Limits:
         return _limits.setdefault(numbers, Limits(*numbers))
 
 
+def _as_any_twin_process() -> None:
+    """Undo, before the physics is imported, the thread limits Dask gives its worker processes
+    (``OMP_NUM_THREADS=1`` ...): ducc0 sizes its FFT pool by them, and a TEM image's last bits with it, so
+    a journal written here would not replay bit for bit in another twin process (see
+    :data:`twin.common.cluster.NATIVE_WORKERS`, which does the same for a local cluster from the start)."""
+    if "ducc0" not in sys.modules:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.pop(name, None)
+
+
 def build_instance(spec: HostSpec) -> tuple[Instance, Built]:
     """``spec``'s instance: its journal carried on if it exists, else a new episode writing it."""
+    _as_any_twin_process()
     from twin.scenarios import spec as scenarios
     from twin.scenarios.episode import Episode
     from twin.server.daemon import single_threaded_blas
@@ -135,8 +148,6 @@ class InstanceHost:
 
     async def process(self) -> int:
         """The worker process's id."""
-        import os
-
         return os.getpid()
 
 
