@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -201,3 +202,21 @@ def test_a_client_that_hangs_up_stops_its_work_on_the_worker(hosted) -> None:
 def test_workers_host_challenge_instances_only() -> None:
     with pytest.raises(SystemExit, match="--workers and --scheduler host challenge instances"):
         main(["serve", "--workers", "2", "--port", "0"])
+
+
+def test_each_instance_carries_on_its_latest_journal_or_starts_the_next(tmp_path) -> None:
+    from twin.scenarios.secret import OrganiserKey
+    from twin.serve_workers import specs_from
+
+    for name in ("tem-autofocus-seed5-a.jsonl", "tem-autofocus-seed5-a-2.jsonl"):
+        (tmp_path / name).write_text("{}\n")
+    plays = [("a", "tem-autofocus", 5), ("b", "tem-autofocus", 5)]
+
+    def journals(resume: bool) -> list[str]:
+        specs = specs_from(plays, tmp_path, resume, OrganiserKey.generate(), False, tmp_path / "files",
+                           (600.0, 2**30, 10.0), 2, False)
+        assert [scenario for _, scenario in specs] == ["tem-autofocus"] * 2
+        return [Path(spec.journal).name for spec, _ in specs]
+
+    assert journals(True) == ["tem-autofocus-seed5-a-2.jsonl", "tem-autofocus-seed5-b.jsonl"]
+    assert journals(False) == ["tem-autofocus-seed5-a-3.jsonl", "tem-autofocus-seed5-b.jsonl"]

@@ -9,8 +9,9 @@ asks every actor for its row at once and waits a short time for each.
 
 A worker that dies takes only its own instances with it: each is built again on a living worker from its
 journal (every completed call is journalled before its result is sent), under the same object ids and
-tokens. A call cut short by the death gets a :class:`RuntimeError` saying so; calls arriving meanwhile
-wait for the instance to be back.
+tokens. A call cut short by the death is made again there if the journal proves it never ran, else it
+gets a :class:`RuntimeError` saying so; calls arriving meanwhile wait for the instance to be back. A
+client's hang-up is passed on to its call on the worker, whose long work stops.
 """
 
 from __future__ import annotations
