@@ -113,17 +113,25 @@ class Fleet:
                 held[hosted.worker] += 1
         return min(workers, key=lambda w: held[w])
 
-    def _submit(self, hosted: Hosted, worker: str | None, only_there: bool) -> None:
-        """Build ``hosted`` on ``worker`` (if given; ``only_there``: never elsewhere)."""
+    def _submit(self, hosted: Hosted, worker: str | None) -> None:
+        """Build ``hosted`` on ``worker`` (only there; None: wherever the scheduler likes)."""
         hosted.generation += 1
+        hosted.worker = worker
         hosted.future = self.client.submit(
             InstanceHost, hosted.spec, actor=True, key=f"twin-{hosted.name}-{hosted.generation}-"
-            f"{secrets.token_hex(4)}", workers=None if worker is None else [worker],
-            allow_other_workers=not only_there)
+            f"{secrets.token_hex(4)}", workers=None if worker is None else [worker])
 
     def _settle(self, hosted: Hosted) -> str:
-        """Wait for ``hosted``'s actor; returns how it came about (raises what building it raised)."""
-        actor = hosted.future.result()
+        """Wait for ``hosted``'s actor, placing it again if its worker leaves before building it; returns
+        how it came about (raises what building it raised)."""
+        while True:
+            try:
+                actor = hosted.future.result(timeout=WATCH_SECONDS)
+                break
+            except TimeoutError:
+                if hosted.worker is not None and hosted.worker not in self._workers():
+                    hosted.future.release()
+                    self._submit(hosted, self._least_busy(avoid=hosted.worker))
         built = actor.origin().result()
         where = self.client.who_has([hosted.future]).get(hosted.future.key) or (None,)
         with hosted.ready:
@@ -139,7 +147,7 @@ class Fleet:
         ``report`` gets a line per instance. One that cannot be carried on is dropped (with its line)."""
         workers = self._workers()
         for number, hosted in enumerate(self.hosted):
-            self._submit(hosted, workers[number % len(workers)] if workers else None, True)
+            self._submit(hosted, workers[number % len(workers)] if workers else None)
         kept = []
         for hosted in self.hosted:
             try:
@@ -275,7 +283,7 @@ class Fleet:
         try:
             log.warning(f"instance {hosted.name}: its worker {dead} was lost; carrying it on from "
                         f"{hosted.spec.journal}")
-            self._submit(hosted, self._least_busy(avoid=dead), False)
+            self._submit(hosted, self._least_busy(avoid=dead))
             log.warning(f"instance {hosted.name}: {self._settle(hosted)} on {hosted.worker}")
         except Exception as error:
             with hosted.ready:
