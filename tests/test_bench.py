@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 
 import numpy as np
@@ -179,3 +180,33 @@ def test_the_bench_shows_no_bar_in_a_log_file_or_when_progress_is_switched_off(m
             pass
         steps.close()
         assert stream.getvalue() == "" and list(steps.seconds) == ["STEM"]
+
+
+def test_the_hackathon_bench_reports_both_servers_side_by_side_and_the_front_door_cost(monkeypatch, capsys):
+    from twin import bench_hackathon
+
+    def side(start: float) -> dict:
+        return {"start_s": start, "all_teams_s": start * 10, "median_team_s": start * 3,
+                "cheap_call_ms": start / 10, "haadf_256_s": start / 100, "resume_s": start * 2}
+
+    fake = {"teams": 7, "workers": 3, "one_process": side(2.0), "on_workers": side(5.0),
+            "speedup_all_teams": 1.75, "speedup_resume": 1.25, "front_door_overhead_ms": 0.3,
+            "overhead_over_haadf_256": 0.15}
+    calls = []
+
+    def measure(teams: int, workers: int) -> dict:
+        calls.append((teams, workers))
+        return fake
+
+    monkeypatch.setattr(bench_hackathon, "measure", measure)
+    assert main(["bench", "--hackathon", "--teams", "7", "--workers", "3"]) == 0
+    text = capsys.readouterr().out
+    assert calls == [(7, 3)]
+    assert "7 teams on 1 process and on 3 workers" in text
+    for one, many in (("20.0", "50.0"), ("0.20", "0.50"), ("20.0", "50.0"), ("4.0", "10.0")):
+        assert re.search(rf"{re.escape(one)}\s+{re.escape(many)}", text), text
+    assert "all teams x1.75, the restart x1.25" in text and "+0.30 ms (+15.0% of a HAADF 256²)" in text
+    assert main(["bench", "--hackathon", "--json", "--teams", "7", "--workers", "3"]) == 0
+    assert json.loads(capsys.readouterr().out) == fake
+    with pytest.raises(SystemExit, match="--workers = 1"):
+        main(["bench", "--hackathon", "--workers", "1"])

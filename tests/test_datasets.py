@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import logging
@@ -141,7 +140,8 @@ class _Records(logging.Handler):
 def test_closing_waits_for_a_worker_slow_to_exit_instead_of_killing_it(grace):
     from dask.distributed import Client, LocalCluster
 
-    generating = importlib.import_module("twin.datasets.generate")
+    from twin.common.cluster import close
+
     cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = Client(cluster)
     # the worker's interpreter takes 5 s to end, as a busy machine's teardown of abTEM and Dask can
@@ -149,7 +149,7 @@ def test_closing_waits_for_a_worker_slow_to_exit_instead_of_killing_it(grace):
     nanny, records = logging.getLogger("distributed.nanny"), _Records()
     nanny.addHandler(records)
     try:
-        generating._close(client, cluster, [], *([] if grace is None else [grace]))
+        close(client, cluster, [], *([] if grace is None else [grace]))
     finally:
         nanny.removeHandler(records)
     killed = [line for line in records.lines if "still alive" in line]

@@ -39,7 +39,8 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "scenarios": (("twin.scenarios", "=scenarios", "twin.datasets", "twin.starting_state"),
                   ("common", "validation", "sample", "physics", "instruments")),
     "server": (("twin.server",), ("common", "validation", "sample", "physics", "instruments", "scenarios")),
-    "apps": (("twin.__main__", "twin.cli", "twin.scenario_commands", "twin.agents", "twin.bench",
+    "apps": (("twin.__main__", "twin.cli", "twin.scenario_commands", "twin.serve_workers", "twin.agents",
+              "twin.bench", "twin.bench_hackathon",
               "twin.first_look", "twin.script_runner", "scenarios.baselines"),
              ("common", "clients", "validation", "sample", "physics", "instruments", "scenarios", "server")),
 }

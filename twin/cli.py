@@ -19,7 +19,7 @@ from twin.instruments.files import default_data_dir
 from twin.instruments.work import BUSY_WAIT_SECONDS, MAX_CALL_SECONDS, Limits
 from twin.sample.catalog import DEFAULT_SAMPLE, SAMPLES
 from twin.scenario_commands import add_parser as add_scenario_commands
-from twin.scenario_commands import add_serve_options, instances_from
+from twin.scenario_commands import add_serve_options, instances_from, plan_from
 from twin.server.doorkeeper import CONNECTIONS_PER_ADDRESS, IDLE_SECONDS
 
 if TYPE_CHECKING:
@@ -90,6 +90,9 @@ def _serve(args: argparse.Namespace) -> int:
             from twin.sample.catalog import recipe_for
 
             recipe_for(args.sample)
+        validation.integer("--workers", args.workers, 1, 256)
+        if args.workers > 1 or args.scheduler:
+            return _serve_on_workers(args, limits, tls, secret)
         live = None
         if args.live:
             from twin.server.live.site import LiveOptions
@@ -139,6 +142,29 @@ def _serve(args: argparse.Namespace) -> int:
         raise SystemExit(f"twin serve: {error}") from None
     except OSError as error:
         raise SystemExit(f"twin serve: cannot listen on {args.host}:{args.port}: {error}") from None
+    return 0
+
+
+def _serve_on_workers(args: argparse.Namespace, limits: Limits, tls: Any, secret: str | None) -> int:
+    """``twin serve --workers N`` or ``--scheduler ADDRESS``: challenge instances on Dask workers."""
+    if args.snapshot:
+        raise ValueError("--snapshot images a twin of this process; drop it with --workers or --scheduler")
+    if args.live_control or args.live_port is not None:
+        raise ValueError("the live view shows the instruments of this process: drop --live-control and "
+                         "--live-port with --workers or --scheduler")
+    plan = plan_from(args)
+    if plan is None:
+        raise ValueError("--workers and --scheduler host challenge instances: give --scenario, --teams or "
+                         "--instance")
+    from twin.serve_workers import serve_on_workers
+
+    if args.live:
+        log.info("Live view: not served with --workers or --scheduler (the instruments live on the workers)")
+    try:
+        serve_on_workers(args, plan, limits, tls, secret)
+    except OSError as error:
+        raise SystemExit(f"twin serve: {error} (--host {args.host}, --port {args.port}, --scheduler "
+                         f"{args.scheduler!r})") from None
     return 0
 
 
@@ -241,6 +267,15 @@ def _mcp(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.hackathon:
+        try:
+            validation.integer("--teams", args.teams, 1, 500)
+            validation.integer("--workers", args.workers, 2, 256)
+        except ValueError as error:
+            raise SystemExit(f"twin bench: {error}") from None
+        from twin.bench_hackathon import main as hackathon_main
+
+        return hackathon_main(args.json, args.teams, args.workers)
     from twin.bench import main as bench_main
 
     return bench_main(as_json=args.json)
@@ -411,6 +446,12 @@ def parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="measure acquisition, transport and start-up speed")
     bench.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bench.add_argument("--hackathon", action="store_true",
+                       help="instead: --teams teams, each a TEM 1024² and a HAADF 256² image at once, on one "
+                            "`twin serve` process beside --workers worker processes, the front door's cost "
+                            "per call and a restart carrying on every journal")
+    bench.add_argument("--teams", type=int, default=40, metavar="N", help="with --hackathon (default 40)")
+    bench.add_argument("--workers", type=int, default=2, metavar="N", help="with --hackathon (default 2)")
     bench.set_defaults(run=_bench)
     return parser
 

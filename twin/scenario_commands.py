@@ -7,6 +7,7 @@ import csv
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,6 +70,14 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
                        help="the organiser's secret key: every hidden state is drawn from it and the seed, "
                             "so the seed alone gives nothing away; made on first use, readable by you only; "
                             "keep it to resume, replay and score (default JOURNAL_DIR/organiser.key)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="host the instances in N worker processes on this machine (Dask), behind this "
+                            "one address; a worker that dies takes only its teams down, who carry on from "
+                            "their journals on the others (default 1: every instance in this process)")
+    serve.add_argument("--scheduler", metavar="ADDRESS",
+                       help="host the instances on the workers of the Dask cluster at this scheduler "
+                            "(tcp://HOST:8786); every worker must reach --journal-dir and --data-dir at the "
+                            "same path (a shared folder)")
     serve.add_argument("--score-details", action="store_true",
                        help="show a team how its score came about after it answers (true positions, focus, "
                             "frame...: fine when no two teams share a seed); by default the score alone")
@@ -106,11 +115,20 @@ def _carried_on(name: str, scenario: Scenario, seed: int, folder: Path, key: Org
     return done.instance
 
 
-def instances_from(args: argparse.Namespace) -> tuple[list[Instance], OrganiserKey] | None:
-    """The instances ``twin serve`` options ask for and the organiser's key they play with, or None for a
-    plain one-twin server."""
-    from twin.scenarios import spec
-    from twin.server.instances import DEFAULT, Instance
+@dataclass(frozen=True)
+class Plan:
+    """The instances ``twin serve`` options ask for: name, scenario (as given: a name or file) and seed of
+    each, the organiser's key they play with and the journal folder."""
+
+    plays: list[tuple[str, str, int]]
+    key: OrganiserKey
+    folder: Path
+
+
+def plan_from(args: argparse.Namespace) -> Plan | None:
+    """The instances the options ask for, checked (names, seeds) before any is built; None for a plain
+    one-twin server."""
+    from twin.server.instances import DEFAULT
 
     names = list(args.instance)
     if args.teams is not None:
@@ -130,6 +148,23 @@ def instances_from(args: argparse.Namespace) -> tuple[list[Instance], OrganiserK
                                       or args.tem_frame or args.afm_frame):
         raise ValueError("--scenario sets the sample, the ground truth and the frames itself; drop --sample, "
                          "--ground-truth, --tem-frame and --afm-frame")
+    plays: list[tuple[str, str, int]] = []
+    for text in names or [DEFAULT]:
+        name, _, given = text.partition("=")
+        which, _, seed = given.partition(":")
+        which = which or args.scenario
+        if which is None:
+            raise ValueError(f"--instance {text!r}: name a scenario (NAME=SCENARIO) or give --scenario")
+        wire.object_id("twin.tem", name)  # checks the name
+        if any(play[0] == name for play in plays):
+            raise ValueError(f"--instance {name!r} is given twice")
+        try:
+            seed = int(seed) if seed else args.seed
+        except ValueError:
+            raise ValueError(f"--instance {text!r}: the seed after ':' must be an integer, got {seed!r}"
+                             ) from None
+        validation.integer(f"--instance {text!r} seed", seed, 0, 2**63 - 1)
+        plays.append((name, which, seed))
     from twin.scenarios.secret import OrganiserKey
 
     folder = journal_dir(args)
@@ -137,6 +172,18 @@ def instances_from(args: argparse.Namespace) -> tuple[list[Instance], OrganiserK
     log.info(f"organiser key {key.id} {'made at' if made else 'read from'} {key_path(args)} (hidden states "
              "come from it: keep it to resume, replay and score)")
     log.info(f"journals {'carried on from' if args.resume else 'written to'} {folder.resolve()}")
+    return Plan(plays, key, folder)
+
+
+def instances_from(args: argparse.Namespace) -> tuple[list[Instance], OrganiserKey] | None:
+    """The instances ``twin serve`` options ask for, built in this process, and the organiser's key they
+    play with, or None for a plain one-twin server."""
+    from twin.scenarios import spec
+    from twin.server.instances import Instance
+
+    plan = plan_from(args)
+    if plan is None:
+        return None
     loaded: dict[str, spec.Scenario] = {}
 
     def scenario(name: str) -> spec.Scenario:
@@ -147,52 +194,47 @@ def instances_from(args: argparse.Namespace) -> tuple[list[Instance], OrganiserK
     instances = []
     # replaying many journals (or building many twins) takes a while: a bar with the time left, on a
     # terminal only (a log file gets the per-instance lines alone)
-    todo = names or [DEFAULT]
-    for text in shown.bar(todo, desc="carrying on journals" if args.resume else "starting instances",
-                          unit="instance", disable=len(todo) <= 1):
-        name, _, plays = text.partition("=")
-        which, _, seed = plays.partition(":")
-        which = which or args.scenario
-        if which is None:
-            raise ValueError(f"--instance {text!r}: name a scenario (NAME=SCENARIO) or give --scenario")
-        wire.object_id("twin.tem", name)  # checks the name
-        if any(i.name == name for i in instances):
-            raise ValueError(f"--instance {name!r} is given twice")
-        try:
-            seed = int(seed) if seed else args.seed
-        except ValueError:
-            raise ValueError(f"--instance {text!r}: the seed after ':' must be an integer, got {seed!r}"
-                             ) from None
-        validation.integer(f"--instance {text!r} seed", seed, 0, 2**63 - 1)
+    for name, which, seed in shown.bar(plan.plays, unit="instance", disable=len(plan.plays) <= 1,
+                                       desc="carrying on journals" if args.resume else "starting instances"):
         if not args.resume:
-            instances.append(Instance.playing(name, scenario(which), seed, folder, key=key))
+            instances.append(Instance.playing(name, scenario(which), seed, plan.folder, key=plan.key))
             continue
         try:
-            instances.append(_carried_on(name, scenario(which), seed, folder, key, key_path(args)))
+            instances.append(_carried_on(name, scenario(which), seed, plan.folder, plan.key, key_path(args)))
         except ValueError as error:  # one broken journal does not keep every other team waiting
             _say(f"  {name}: NOT SERVED: {error}")
     if not instances:
         raise ValueError("--resume: no instance could be carried on (see above)")
-    if args.resume and args.tokens and Path(args.tokens).is_file():
-        with open(args.tokens, newline="") as file:
-            kept = {row.get("instance"): row.get("token") for row in csv.DictReader(file)}
-        for instance in instances:
-            instance.token = kept.get(instance.name) or instance.token
+    kept = kept_tokens(args)
     for instance in instances:
+        instance.token = kept.get(instance.name) or instance.token
         instance.twin.tem.share_caches(min(1.0, CACHED_TWINS / len(instances)))
         instance.score_details = args.score_details
-    if args.tokens:
-        try:
-            Path(args.tokens).unlink(missing_ok=True)  # made anew, readable by its owner only
-            descriptor = os.open(args.tokens, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w", newline="") as file:
-                writer = csv.writer(file)
-                writer.writerow(["instance", "scenario", "seed", "token"])
-                for i in instances:
-                    writer.writerow([i.name, i.episode.scenario.name, i.episode.seed, i.token])
-        except OSError as error:
-            raise ValueError(f"--tokens {args.tokens!r} cannot be written: {error}") from None
-    return instances, key
+    write_tokens(args, [(i.name, i.episode.scenario.name, i.episode.seed, i.token) for i in instances])
+    return instances, plan.key
+
+
+def kept_tokens(args: argparse.Namespace) -> dict[str, str]:
+    """Instance -> token from the --tokens file, on --resume (teams keep their tokens); else none."""
+    if not (args.resume and args.tokens and Path(args.tokens).is_file()):
+        return {}
+    with open(args.tokens, newline="") as file:
+        return {row.get("instance"): row.get("token") for row in csv.DictReader(file) if row.get("token")}
+
+
+def write_tokens(args: argparse.Namespace, rows: list[tuple[str, str, int, str]]) -> None:
+    """Write (instance, scenario, seed, token) rows to the --tokens file, if one is asked for."""
+    if not args.tokens:
+        return
+    try:
+        Path(args.tokens).unlink(missing_ok=True)  # made anew, readable by its owner only
+        descriptor = os.open(args.tokens, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["instance", "scenario", "seed", "token"])
+            writer.writerows(rows)
+    except OSError as error:
+        raise ValueError(f"--tokens {args.tokens!r} cannot be written: {error}") from None
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

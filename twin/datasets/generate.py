@@ -10,7 +10,6 @@ left off, skipping the items already marked done.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from dataclasses import dataclass
@@ -19,14 +18,13 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from twin.common.cluster import close, has_dashboard
+from twin.common.cluster import connect as cluster_of
 from twin.datasets import store
 from twin.datasets.config import DatasetConfig
 from twin.datasets.items import make_and_store
 
 _FLUSH_EVERY = 1.0  # s between writes of finished items' conditions and done marks
-#: s a worker process is given to end by itself when the run closes (~1 s on an idle machine, the
-#: interpreter's teardown of abTEM and Dask; several times that on a busy one)
-WORKER_EXIT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +76,7 @@ def generate(config: DatasetConfig, out: str | Path, workers: int = 1, scheduler
 
     ``progress``: where the Dask dashboard's address goes and, when it is a terminal, a progress bar
     with the time left (nothing but the address on a file or a pipe; None for nothing at all)."""
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import as_completed
 
     group = store.open_store(out, config)
     done = store.done(group)
@@ -86,14 +84,7 @@ def generate(config: DatasetConfig, out: str | Path, workers: int = 1, scheduler
     if max_new is not None:
         todo = todo[:max_new]
     started = time.perf_counter()
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        # ":0": a free port for the dashboard (8787 is often taken: another run, a notebook, a test)
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address="127.0.0.1:0")
-        client = Client(cluster)
+    client, cluster = cluster_of(workers, scheduler)
     written, times, futures, pending = 0, [], [], []  # pending: finished items not yet marked done
     bar = None
     try:
@@ -101,7 +92,7 @@ def generate(config: DatasetConfig, out: str | Path, workers: int = 1, scheduler
             client.wait_for_workers(workers)
         workers = len(client.scheduler_info()["workers"]) or workers
         cluster_seconds = time.perf_counter() - started
-        _say(progress, f"Dask dashboard: {client.dashboard_link}" if _has_dashboard(client)
+        _say(progress, f"Dask dashboard: {client.dashboard_link}" if has_dashboard(client)
              else "Dask dashboard: none (pip install bokeh)")
         bar = tqdm(total=len(todo), file=progress, disable=None if progress is not None else True,
                    desc="items", unit="item", smoothing=0.1, mininterval=0.5,
@@ -122,7 +113,7 @@ def generate(config: DatasetConfig, out: str | Path, workers: int = 1, scheduler
         if bar is not None:
             bar.close()
         store.write_conditions(group, pending)  # whatever finished before an interruption
-        _close(client, cluster, futures)
+        close(client, cluster, futures)
     if netcdf and store.done(group).all():
         _say(progress, f"writing the NetCDF copy {Path(out).with_suffix('.nc')}")
         store.to_netcdf(out, Path(out).with_suffix(".nc"), progress=_terminal(progress))  # NetCDF-4
@@ -139,34 +130,3 @@ def _terminal(stream: TextIO | None) -> TextIO | None:
     """``stream`` if it is a terminal (where a progress bar goes), else None."""
     isatty = getattr(stream, "isatty", None)
     return stream if isatty is not None and isatty() else None
-
-
-def _has_dashboard(client) -> bool:
-    """Whether the scheduler serves the dashboard (it needs bokeh)."""
-    try:
-        import bokeh  # noqa: F401
-    except ImportError:
-        return False
-    return bool(client.scheduler_info().get("services", {}).get("dashboard"))
-
-
-def _close(client, cluster, futures, worker_exit: float = WORKER_EXIT_SECONDS) -> None:
-    """Stop the work still queued, then the client, then each worker (given ``worker_exit`` s to end its
-    process by itself), then the scheduler: no worker is left to be killed after a grace time."""
-    try:
-        if futures:
-            client.cancel(futures)
-        client.close()
-    finally:
-        if cluster is not None:
-            try:
-                cluster.sync(_close_nannies, list(cluster.workers.values()), worker_exit)
-            finally:
-                cluster.close()
-
-
-async def _close_nannies(nannies: list, timeout: float) -> None:
-    """Ask every worker to stop and wait until its process has ended (killing it only after 0.8
-    ``timeout``: distributed's own close allows 4 s, which a busy machine's interpreter teardown of
-    abTEM, Dask and friends exceeds)."""
-    await asyncio.gather(*(nanny.close(timeout=timeout) for nanny in nannies))

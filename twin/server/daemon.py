@@ -25,7 +25,7 @@ from twin.instruments.files import default_data_dir
 from twin.instruments.work import Limits, duration, fft_seconds_per_unit
 from twin.scenarios.secret import OrganiserKey
 from twin.server.doorkeeper import CONNECTIONS_PER_ADDRESS, IDLE_SECONDS, Doorkeeper
-from twin.server.instances import DEFAULT, HubService, Instance
+from twin.server.instances import DEFAULT, HubService, Instance, object_ids
 from twin.server.live.site import LiveOptions
 
 log = logging.getLogger(__name__)
@@ -186,8 +186,6 @@ def serve(
     single_threaded_blas()
     keep_freed_memory()
     data_dir = default_data_dir() if data_dir is None else data_dir
-    wire.install()
-    Pyro5.config.MAX_MESSAGE_SIZE = MAX_MESSAGE_BYTES
     if isinstance(instances, DigitalTwin):
         instances = [Instance(DEFAULT, instances)]
     limits = limits or Limits()
@@ -195,32 +193,87 @@ def serve(
         shared = len(instances) > 1 or instance.episode is not None
         instance.twin.afm.files_root = Path(data_dir).resolve() / (instance.name if shared else "")
         instance.twin.tem.limits = limits
-    # one thread and one file descriptor per open client connection
-    Pyro5.config.THREADPOOL_SIZE = max(MAX_CONNECTIONS, CONNECTIONS_PER_INSTANCE * len(instances))
-    allow_open_files(Pyro5.config.THREADPOOL_SIZE + 256)
-    wire.accept_only_msgpack()
-    daemon = TwinDaemon(host=host, port=port, interface=DiscreetDaemonObject if private else DaemonObject,
-                        idle_seconds=idle_seconds, connections_per_address=connections_per_address, tls=tls,
-                        secret=secret)
+    daemon = open_daemon(host, port, len(instances), private, idle_seconds, connections_per_address, tls,
+                         secret)
     daemon.register(HubService(instances, private, key), wire.HUB_OBJECT)
     for instance in instances:
         handle = instance.token if private else instance.name
         for target, object_id in instance.object_ids(handle).items():
             daemon.register(instance.objects[target], object_id)
-    bound_host, bound_port = daemon.locationStr.rsplit(":", 1)
     twin = instances[0].twin
-    first = "YOUR-TOKEN" if private else instances[0].name  # tokens go to the --tokens file, never the log
     seed = twin.seed if instances[0].episode is None else instances[0].episode.seed  # the public one
     log.info(f"Digital twin: sample '{twin.sample.name}', seed {seed}, time scale {twin.clock.time_scale:g}")
-    for name, object_id in instances[0].object_ids(first).items():
+    several = len(instances) > 1 or instances[0].episode is not None
+    announce(daemon, instances[0].name, [i.row(seeds=True) for i in instances] if several else None,
+             private, data_dir, limits, idle_seconds, connections_per_address, tls, secret)
+    live_server = None
+    if live is not None:
+        from twin.server.live.site import LiveSite
+        from twin.server.live.web import LiveServer
+
+        try:
+            live_server = LiveServer(LiveSite(instances, private, live.control), live,
+                                     bound_address(daemon)[1])
+        except OSError:  # the live view's port is taken: nothing serves
+            daemon.close()
+            raise
+        log.info(f"Live view: open {live_server.url} in a browser ("
+                 f"{'control from the page allowed' if live.control else 'read-only'})")
+    accepting = time.perf_counter()
+
+    def warm_up() -> None:
+        fft_seconds_per_unit()  # this machine's speed, for every estimate
+        if warm_up_sizes:
+            twin.tem.warm_up(warm_up_sizes)
+            twin.afm.topography(twin.afm.scan_window(), 256, 256, twin.afm.settings.get("twin.tip_radius"))
+        log.info(ready_line(started, accepting, time.perf_counter()))
+        if on_ready is not None:
+            on_ready(*bound_address(daemon))
+
+    try:
+        run(daemon, warm_up)
+    finally:
+        if live_server is not None:
+            live_server.stop()
+
+
+def open_daemon(host: str, port: int, instances: int, private: bool, idle_seconds: float,
+                connections_per_address: int, tls: ssl.SSLContext | None, secret: str | None) -> TwinDaemon:
+    """A :class:`TwinDaemon` listening at ``host:port`` with room for ``instances`` instances' clients, its
+    calls in msgpack (Pyro5 configured for it, in this process)."""
+    wire.install()
+    Pyro5.config.MAX_MESSAGE_SIZE = MAX_MESSAGE_BYTES
+    # one thread and one file descriptor per open client connection
+    Pyro5.config.THREADPOOL_SIZE = max(MAX_CONNECTIONS, CONNECTIONS_PER_INSTANCE * instances)
+    allow_open_files(Pyro5.config.THREADPOOL_SIZE + 256)
+    wire.accept_only_msgpack()
+    return TwinDaemon(host=host, port=port, interface=DiscreetDaemonObject if private else DaemonObject,
+                      idle_seconds=idle_seconds, connections_per_address=connections_per_address, tls=tls,
+                      secret=secret)
+
+
+def bound_address(daemon: Daemon) -> tuple[str, int]:
+    """The host and port ``daemon`` actually listens on."""
+    bound_host, bound_port = daemon.locationStr.rsplit(":", 1)
+    return bound_host, int(bound_port)
+
+
+def announce(daemon: Daemon, first_name: str, rows: list[dict[str, Any]] | None, private: bool,
+             data_dir: str | Path, limits: Limits, idle_seconds: float, connections_per_address: int,
+             tls: ssl.SSLContext | None, secret: str | None) -> None:
+    """Log the first instance's URIs, the instances (``rows``: their organiser's rows, None for a plain
+    one-twin server), where files go, the connections' security and limits, and a client snippet."""
+    bound_host, bound_port = bound_address(daemon)
+    first = "YOUR-TOKEN" if private else first_name  # tokens go to the --tokens file, never the log
+    for name, object_id in object_ids(("tem", "afm", "sample", *(("episode",) if rows and rows[0]["scenario"]
+                                                                 else ())), first).items():
         label = name.upper() if name in ("tem", "afm") else name
         log.info(f"  {label:<8}PYRO:{object_id}@{bound_host}:{bound_port}")
-    if len(instances) > 1 or instances[0].episode is not None:
-        log.info(f"{len(instances)} instance(s): name, scenario, seed (clients connect with "
+    if rows is not None:
+        log.info(f"{len(rows)} instance(s): name, scenario, seed (clients connect with "
             f"{'instance=TOKEN, each team its own from the tokens file' if private else 'instance=NAME'})")
-        for instance in instances:
-            row = instance.row(seeds=True)
-            log.info(f"  instance {instance.name:<16}{row['scenario'] or '-':<28}{row.get('seed')!s}")
+        for row in rows:
+            log.info(f"  instance {row['instance']:<16}{row['scenario'] or '-':<28}{row.get('seed')!s}")
     log.info(f"Files clients save are kept under {Path(data_dir).resolve()}")
     if tls is not None or secret is not None:
         log.info(f"Connections: {'TLS-encrypted' if tls else 'NOT encrypted'}, "
@@ -231,29 +284,11 @@ def serve(
         f"idle connections close after {duration(idle_seconds)}, {connections_per_address} per address")
     log.info(SNIPPET.format(host=bound_host, port=bound_port,
                        instance="" if first == DEFAULT else f", instance={first!r}"))
-    live_server = None
-    if live is not None:
-        from twin.server.live.site import LiveSite
-        from twin.server.live.web import LiveServer
 
-        try:
-            live_server = LiveServer(LiveSite(instances, private, live.control), live, int(bound_port))
-        except OSError:  # the live view's port is taken: nothing serves
-            daemon.close()
-            raise
-        log.info(f"Live view: open {live_server.url} in a browser ("
-                 f"{'control from the page allowed' if live.control else 'read-only'})")
 
-    accepting = time.perf_counter()
-
-    def warm_up() -> None:
-        fft_seconds_per_unit()  # this machine's speed, for every estimate
-        if warm_up_sizes:
-            twin.tem.warm_up(warm_up_sizes)
-            twin.afm.topography(twin.afm.scan_window(), 256, 256, twin.afm.settings.get("twin.tip_radius"))
-        log.info(ready_line(started, accepting, time.perf_counter()))
-        if on_ready is not None:
-            on_ready(bound_host, int(bound_port))
+def run(daemon: Daemon, warm_up: Callable[[], None]) -> None:
+    """Serve ``daemon``'s calls until SIGINT or SIGTERM, running ``warm_up`` meanwhile on a thread; log
+    'stopped' at the end."""
 
     def stop(_signum: int, _frame: object) -> None:
         threading.Thread(target=daemon.shutdown, daemon=True).start()
@@ -263,8 +298,6 @@ def serve(
     try:
         daemon.requestLoop()
     finally:
-        if live_server is not None:
-            live_server.stop()
         daemon.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

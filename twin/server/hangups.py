@@ -33,6 +33,10 @@ class HangupWatcher:
     @contextlib.contextmanager
     def watching(self) -> Iterator[threading.Event]:
         """An event set if the current call's client hangs up before the block ends."""
+        forwarded = getattr(_forwarded, "event", None)
+        if forwarded is not None:  # a front door watches the client's connection
+            yield forwarded
+            return
         event = threading.Event()
         sock = _raw_socket(getattr(current_context, "client", None))
         if sock is None:  # not a remote call (a test, a replay)
@@ -58,6 +62,20 @@ class HangupWatcher:
                 for sock, event in calls:
                     if not event.is_set() and hung_up(sock):
                         event.set()
+
+
+_forwarded = threading.local()
+
+
+@contextlib.contextmanager
+def hangup_from(event: threading.Event) -> Iterator[None]:
+    """Calls made on this thread in the block take ``event`` as their client's hang-up: a call forwarded
+    by a front door (``twin serve --workers``), which watches the client's connection itself."""
+    _forwarded.event = event
+    try:
+        yield
+    finally:
+        _forwarded.event = None
 
 
 def _raw_socket(connection: Any) -> socket.socket | None:

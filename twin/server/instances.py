@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,12 @@ def _gated(service: object, target: str, episode: Episode) -> object:
     methods = {name: route(name, function) for name, function in vars(type(service)).items()
                if callable(function) and not name.startswith("_")}
     return expose(type(f"Gated{type(service).__name__}", (), methods))()
+
+
+def object_ids(targets: Iterable[str], key: str) -> dict[str, str]:
+    """Target ('tem', 'episode', ...) -> the Pyro object id of an instance's ``target`` under ``key``."""
+    bases = TARGETS | {"episode": wire.EPISODE_OBJECT}
+    return {target: wire.object_id(bases[target], None if key == DEFAULT else key) for target in targets}
 
 
 def journal_path(journal_dir: str | Path, scenario: str, seed: int, name: str, number: int = 1) -> Path:
@@ -115,9 +121,7 @@ class Instance:
 
     def object_ids(self, key: str) -> dict[str, str]:
         """Target -> the Pyro object id under ``key``."""
-        bases = TARGETS | {"episode": wire.EPISODE_OBJECT}
-        return {target: wire.object_id(bases[target], None if key == DEFAULT else key)
-                for target in self.objects}
+        return object_ids(self.objects, key)
 
     def invoke(self, call: str, args: list, kwargs: dict) -> Any:
         """Make the call ``call`` ('tem.set', 'episode.submit') locally, as a client would remotely."""
@@ -185,8 +189,9 @@ class HubService:
     """A server's instances and their scores: to everyone, names (none on a private server) and scores;
     to the organiser (who shows :meth:`OrganiserKey.organiser_token`), names and seeds as well."""
 
-    def __init__(self, instances: list[Instance], private: bool = False, key: OrganiserKey | None = None
+    def __init__(self, instances: list[Any], private: bool = False, key: OrganiserKey | None = None
                  ) -> None:
+        """``instances``: :class:`Instance` (or, on a server with workers, what stands for them there)."""
         self._instances = instances
         self._private = private
         self._key = key
@@ -196,15 +201,18 @@ class HubService:
         if organiser is not None and not trusted:
             raise PermissionError("organiser = that is not this server's organiser token (give the key file "
                                   "of this event: twin scenario leaderboard --key FILE)")
-        return [i.row(names=trusted or not self._private, seeds=trusted) for i in self._instances]
+        return self._table(trusted or not self._private, trusted)
+
+    def _table(self, names: bool, seeds: bool) -> list[dict[str, Any]]:
+        """Every instance's row, in order (see :meth:`Instance.row`)."""
+        return [i.row(names=names, seeds=seeds) for i in self._instances]
 
     def instances(self, organiser: str | None = None) -> list[dict[str, Any]]:
         return self._rows(organiser)
 
     def leaderboard(self, organiser: str | None = None) -> list[dict[str, Any]]:
         """Answered instances by score (best first), then the ones still playing."""
-        rows = [r for r, i in zip(self._rows(organiser), self._instances, strict=True)
-                if i.episode is not None]
+        rows = [r for r in self._rows(organiser) if r["scenario"] is not None]  # instances in a challenge
         return sorted(rows, key=lambda r: (r["score"] is None, -(r["score"] or 0.0), r["instance"] or ""))
 
     def ping(self) -> bool:

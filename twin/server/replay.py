@@ -11,7 +11,7 @@ from typing import Any
 
 from twin.common import progress as shown
 from twin.scenarios import journal, spec
-from twin.scenarios.secret import key_for_journal
+from twin.scenarios.secret import OrganiserKey, key_for_journal
 from twin.server.instances import Instance
 
 
@@ -67,13 +67,18 @@ def _bar(name: str, entries: list[dict[str, Any]], show: bool, leave: bool) -> t
 
 
 def _replayed(path: str | Path, keep_results: bool = False, key_file: str | Path | None = None,
-              progress: bool = False, leave: bool = True
+              progress: bool = False, leave: bool = True, key: OrganiserKey | None = None
               ) -> tuple[dict[str, Any], list[dict[str, Any]], Replay]:
     """The journal at ``path`` (header, entries) and its calls made again on a fresh instance, each
-    result compared with the journal's. A journal played with the organiser's key needs it (``key_file``,
-    or ``organiser.key`` beside the journal). ``progress``: a bar over the calls on stderr (a terminal)."""
+    result compared with the journal's. A journal played with the organiser's key needs it (``key``, or
+    read from ``key_file`` or ``organiser.key`` beside the journal). ``progress``: a bar over the calls on
+    stderr (a terminal)."""
     header, entries = journal.read(path)
-    key = key_for_journal(path, key_file, header.get("key"))
+    if key is None or header.get("key") is None:
+        key = key_for_journal(path, key_file, header.get("key"))
+    elif key.id != header["key"]:
+        raise ValueError(f"journal {str(path)!r} was played with key {header['key']}, not this server's key "
+                         f"{key.id}")
     instance = Instance.playing(header["instance"], scenario_of(header), header["seed"], wall_clock=False,
                                 key=key)
     done = Replay(instance, len(entries), results=[] if keep_results else None)
@@ -114,11 +119,13 @@ def replay(path: str | Path, keep_results: bool = False, key_file: str | Path | 
     return _replayed(path, keep_results, key_file, progress)[2]
 
 
-def resume(path: str | Path, key_file: str | Path | None = None, progress: bool = False) -> Replay:
+def resume(path: str | Path, key_file: str | Path | None = None, progress: bool = False,
+           key: OrganiserKey | None = None) -> Replay:
     """The instance whose journal is at ``path``, brought back to where its calls left it (a restarted
     server): the calls are made again and must give the same data; new calls are appended to ``path``;
-    the wall time the episode had used is carried over, the time the server was down is not."""
-    header, entries, done = _replayed(path, key_file=key_file, progress=progress, leave=False)
+    the wall time the episode had used is carried over, the time the server was down is not. ``key``:
+    the organiser's key, if at hand (else read as :func:`replay` does)."""
+    header, entries, done = _replayed(path, key_file=key_file, progress=progress, leave=False, key=key)
     if done.differing:
         raise ValueError(f"journal {str(path)!r} cannot be carried on: entries {done.differing[:5]} come out "
                          "differently (another version of the twin, an edited journal or scenario file?); "
