@@ -5,7 +5,9 @@ Two ways to compute a frame, chosen per server and per request:
 - ``interactive``: thin-sample physics that is fast enough to drive live — incoherent imaging for
   dark-field detectors (screened-Rutherford cross-sections convolved with the probe) and reciprocity
   for bright-field ones (the plane-wave exit wave seen through the probe-forming aperture);
-- ``exact``: abTEM multislice of every probe position (``prism``: abTEM's PRISM, interpolation 4).
+- ``exact``: multislice of every probe position, by the hardware's ``tem_engine``: ``fast``
+  (:mod:`twin.physics.fast_stem`: the transmission functions built once per scan, each probe through a
+  window of its reach) or ``abtem`` (abTEM's own scan); ``prism``: abTEM's PRISM, interpolation 4.
 
 Scans whose step cannot resolve the lattice and whose area holds more atoms than the twin simulates
 (micrometre fields of view) see the specimen's projected mass (``continuum``): the crystal as a uniform
@@ -31,7 +33,7 @@ from twin.constants import ANGSTROM
 from twin.instruments.tem.hardware import ScanningDetector, TemHardware
 from twin.instruments.tem.imaging import HrtemSimulator, atoms_in_view
 from twin.instruments.work import Cost, fft_seconds_per_unit, fft_units
-from twin.physics import stem
+from twin.physics import fast_multislice, fast_stem, stem
 from twin.physics import tem as tem_physics
 from twin.physics.ctf import Aberrations, electron_wavelength
 from twin.physics.tem import SimulationGrid
@@ -221,6 +223,12 @@ class StemSimulator:
                     reduce = rows * cols * beams * points / PRISM_INTERPOLATION**2 * 2e-9  # s per sum term
                     seconds += beams * per_probe / 3 + reduce  # one plane wave a beam, batched
                     peak = max(peak, int(beams * points * 12) + 4 * slices * points)
+                elif self.hardware.tem_engine == "fast":
+                    window = fast_stem.window_points(grid, energy, convergence_angle, aberrations,
+                                                     slices * tem_physics.SLICE_THICKNESS, detector.outer)
+                    seconds += 3 * (2 * slices + 2) * fft_units(points) * unit  # the transmission functions
+                    seconds += rows * cols * 3 * 2 * slices * fft_units(window**2) * unit
+                    peak = max(peak, 16 * slices * points + 4 * fast_stem.BATCH_BYTES)
                 else:
                     seconds += rows * cols * per_probe
                     peak = max(peak, 4 * slices * points + 4 * _WAVE_BATCH_BYTES)
@@ -263,7 +271,7 @@ class StemSimulator:
                                                             aberrations, detector, reach, tilt, step)
             else:
                 signals[detector.name] = self._exact(scan, u, v, atoms, energy, convergence_angle,
-                                                     aberrations, detector, reach, mode, step)
+                                                     aberrations, detector, reach, mode, tilt, step)
             step(1.0)
         return signals
 
@@ -367,10 +375,31 @@ class StemSimulator:
 
     def _exact(self, scan: Scan, u: np.ndarray, v: np.ndarray, atoms: Atoms, energy: float,
                convergence_angle: float, aberrations: Aberrations, detector: ScanningDetector,
-               reach: float, mode: str, progress: Callable[[float], None] | None = None) -> np.ndarray:
+               reach: float, mode: str, tilt: tuple[float, float],
+               progress: Callable[[float], None] | None = None) -> np.ndarray:
         interpolation = PRISM_INTERPOLATION if mode == "prism" else 1
         grid = self._exact_grid(scan, energy, detector, reach, mode)
+        if mode == "exact" and self.hardware.tem_engine == "fast":
+            return self._fast_exact(scan, u, v, atoms, energy, convergence_angle, aberrations, detector, grid,
+                                    tilt, progress)
         square = stem.exact_annular_scan(self._cell(scan, u, v, atoms, grid), grid, energy, convergence_angle,
                                          aberrations, detector.inner, detector.outer, interpolation, progress)
         rows, cols = scan.shape
         return square[:rows, :cols]
+
+    def _fast_exact(self, scan: Scan, u: np.ndarray, v: np.ndarray, atoms: Atoms, energy: float,
+                    convergence_angle: float, aberrations: Aberrations, detector: ScanningDetector,
+                    grid: SimulationGrid, tilt: tuple[float, float],
+                    progress: Callable[[float], None] | None = None) -> np.ndarray:
+        """Exact mode by :mod:`twin.physics.fast_stem`: the slices' transmission functions of the scan's
+        cell are cached (a new defocus or detector on the same scan runs the probes alone)."""
+        cell = self._cell(scan, u, v, atoms, grid)
+        _, _, thickness = fast_multislice.slices_of(cell.positions[:, 2])
+
+        def build() -> np.ndarray:
+            return fast_stem.transmissions(cell.numbers, cell.positions, grid, energy)[0]
+
+        key = ("stem-exact", id(self.sample), self.sample.version, scan, grid, energy, tilt)
+        transmission = self.exit_waves.get_or_compute(key, build)
+        return fast_stem.annular_scan(transmission, thickness, grid, scan.shape, energy, convergence_angle,
+                                      aberrations, [(detector.inner, detector.outer)], progress=progress)[0]
