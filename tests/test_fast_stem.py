@@ -20,6 +20,7 @@ from abtem.core.energy import energy2sigma
 from ase import Atoms
 from scipy.constants import angstrom as ANGSTROM  # m: ASE's and abTEM's unit, defined outside the twin
 
+from twin.digital_twin import DigitalTwin
 from twin.physics import fast_stem, tem
 from twin.physics.ctf import Aberrations, electron_wavelength
 from twin.sample import SAMPLES, Window, build_sample
@@ -123,3 +124,29 @@ def test_annuli_outside_the_band_are_refused():
     transmission = np.ones((1, GRID.n, GRID.n), dtype=np.complex64)
     with pytest.raises(ValueError, match=r"annulus \(0.08, 0.3\) rad: need 0 <= inner < outer <= 0.2"):
         _fast_scan(transmission, 1e-10, annuli=[(0.08, 0.3)])
+
+
+def test_the_engine_is_chosen_at_start_recorded_and_a_new_focus_reuses_the_transmissions():
+    """Exact ADF 16² scans over 0.5 nm of graphene: the fast engine by default, abTEM's own scan on request,
+    each image naming its engine; a new focus on the same scan changes the image, and runs the probes alone
+    (the cache serves the transmission functions) unless the probe grows beyond the cached cell."""
+    images = {}
+    for engine in ("fast", "abtem"):
+        tem = DigitalTwin.build(tem_engine=engine).tem
+        tem.set("twin.stage_errors", False)
+        tem.set("twin.drift", False)
+        tem.set("optics.optical_mode", "Stem")
+        tem.set("optics.scan_field_of_view", 0.5e-9)
+        image = tem.acquire_stem_images(["ADF"], 16, 1e-2, mode="exact")[0]
+        assert image["metadata"]["twin"]["tem_engine"] == engine
+        images[engine] = image["data"].astype(float)
+        if engine == "fast":
+            focus = tem.settings.snapshot()["optics.focus"]
+            tem.set("optics.focus", focus + 5e-9)  # a wider probe: a cell padded more
+            defocused = tem.acquire_stem_images(["ADF"], 16, 1e-2, mode="exact")[0]["data"].astype(float)
+            assert abs(defocused.mean() - images[engine].mean()) > 0.05 * images[engine].mean()
+            hits = tem.stem.exit_waves.hits
+            tem.set("optics.focus", focus)
+            tem.acquire_stem_images(["ADF"], 16, 1e-2, mode="exact")
+            assert tem.stem.exit_waves.hits == hits + 1
+    assert 1.0 < images["fast"].mean() / images["abtem"].mean() < 1.4  # abTEM's deposition (see above)

@@ -230,9 +230,13 @@ def direct_abtem_stem_seconds(sample_name: str, seed: int, centre: tuple[float, 
                         C10=aberrations.C10 / ANGSTROM, C30=aberrations.C30 / ANGSTROM)
     detector = abtem.AnnularDetector(haadf.inner * 1e3, haadf.outer * 1e3)
 
+    batch = max(1, 64 * 2**20 // (8 * grid.n**2))  # ~64 MB of waves at a time, as the twin's abTEM engine
+
     def run(where: np.ndarray) -> None:
         projected = tem.potential(tem.simulation_cell(cell, grid), grid).build(lazy=False)
-        probe.scan(projected, scan=abtem.CustomScan(where), detectors=detector, lazy=False)
+        for first in range(0, len(where), batch):
+            scan = abtem.CustomScan(where[first : first + batch])
+            probe.scan(projected, scan=scan, detectors=detector, lazy=False)
 
     run(positions[:4])  # this process's own JIT and FFT plans
     return _median_time(lambda: run(positions), 1) / size**2

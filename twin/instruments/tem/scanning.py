@@ -20,7 +20,7 @@ Signals are fractions of the beam reaching each detector at each probe position,
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from twin.constants import ANGSTROM
 from twin.instruments.tem.hardware import ScanningDetector, TemHardware
 from twin.instruments.tem.imaging import HrtemSimulator, atoms_in_view
 from twin.instruments.work import Cost, fft_seconds_per_unit, fft_units
-from twin.physics import fast_multislice, fast_stem, stem
+from twin.physics import fast_stem, stem
 from twin.physics import tem as tem_physics
 from twin.physics.ctf import Aberrations, electron_wavelength
 from twin.physics.tem import SimulationGrid
@@ -44,6 +44,7 @@ from twin.validation import brief
 MODES = ("interactive", "exact", "prism")
 PRISM_INTERPOLATION = 4
 _WAVE_BATCH_BYTES = 64 * 2**20  # exact mode's probe waves at a time (see stem.exact_annular_scan)
+_EXACT_CELLS = 16  # exact scans whose cells' padding and slice thickness are remembered
 
 
 SHORTEST_DWELL = 10e-9  # s: the scan generator's fastest pixel
@@ -147,6 +148,7 @@ class StemSimulator:
         self.hardware = hardware
         self.exit_waves = hrtem.exit_waves  # one byte budget for every cached wave
         self._slice_count: int | None = None
+        self._exact_cells: dict[tuple, tuple[int, float]] = {}  # exact scans' cells: padding, thickness
 
     def method(
         self, scan: Scan, energy: float, convergence_angle: float, aberrations: Aberrations,
@@ -391,15 +393,21 @@ class StemSimulator:
                     convergence_angle: float, aberrations: Aberrations, detector: ScanningDetector,
                     grid: SimulationGrid, tilt: tuple[float, float],
                     progress: Callable[[float], None] | None = None) -> np.ndarray:
-        """Exact mode by :mod:`twin.physics.fast_stem`: the slices' transmission functions of the scan's
-        cell are cached (a new defocus or detector on the same scan runs the probes alone)."""
-        cell = self._cell(scan, u, v, atoms, grid)
-        _, _, thickness = fast_multislice.slices_of(cell.positions[:, 2])
-
-        def build() -> np.ndarray:
-            return fast_stem.transmissions(cell.numbers, cell.positions, grid, energy)[0]
-
-        key = ("stem-exact", id(self.sample), self.sample.version, scan, grid, energy, tilt)
-        transmission = self.exit_waves.get_or_compute(key, build)
+        """Exact mode by :mod:`twin.physics.fast_stem`. The slices' transmission functions of the scan's
+        cell are cached: a new focus or detector on the same scan runs the probes alone, through a cell
+        padded at least as ``grid`` (the padding grows with the probe's reach)."""
+        scanned = ("stem-exact", id(self.sample), self.sample.version, scan, grid.sampling, grid.oversampling,
+                   energy, tilt)
+        pad, thickness = self._exact_cells.get(scanned, (-1, 0.0))
+        transmission = self.exit_waves.get((*scanned, pad)) if pad >= grid.pad else None
+        if transmission is not None:
+            grid = replace(grid, pad=pad)
+        else:
+            cell = self._cell(scan, u, v, atoms, grid)
+            built, thickness = fast_stem.transmissions(cell.numbers, cell.positions, grid, energy)
+            transmission = self.exit_waves.get_or_compute((*scanned, grid.pad), lambda: built)
+            self._exact_cells[scanned] = (grid.pad, thickness)
+            while len(self._exact_cells) > _EXACT_CELLS:
+                self._exact_cells.pop(next(iter(self._exact_cells)))
         return fast_stem.annular_scan(transmission, thickness, grid, scan.shape, energy, convergence_angle,
                                       aberrations, [(detector.inner, detector.outer)], progress=progress)[0]
