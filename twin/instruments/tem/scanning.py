@@ -229,7 +229,7 @@ class StemSimulator:
                     window = fast_stem.window_points(grid, energy, convergence_angle, aberrations,
                                                      slices * tem_physics.SLICE_THICKNESS, detector.outer)
                     seconds += 3 * (2 * slices + 2) * fft_units(points) * unit  # the transmission functions
-                    seconds += rows * cols * 3 * 2 * slices * fft_units(window**2) * unit
+                    seconds += rows * cols * 2 * 2 * slices * fft_units(window**2) * unit
                     peak = max(peak, 16 * slices * points + 4 * fast_stem.BATCH_BYTES)
                 else:
                     seconds += rows * cols * per_probe
