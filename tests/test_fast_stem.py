@@ -1,8 +1,9 @@
 """The fast exact STEM scan (twin.physics.fast_stem) against abTEM's own probe scan, the reference.
 
 Given abTEM's potential, the fast scan (probe, slices, propagation, detector) equals abTEM's scan on every
-built-in sample within 1 %. With its own potential (twin.physics.fast_multislice: exact structure factors)
-its high-angle signals are larger than abTEM's on the same grid: abTEM deposits atoms bilinearly, which
+built-in sample (mean relative error < 5e-5 here; asserted 1e-3). With its own potential
+(twin.physics.fast_multislice: exact structure factors) its HAADF signals are 13-24 % larger than abTEM's on
+the same grid (BF within 0.1 %): abTEM deposits atoms bilinearly, which
 damps the potential's power by ``sinc^4(k step)`` (see tests/test_fast_multislice.py), 0.5-0.8 at the
 angles a HAADF detector sees; abTEM on a grid twice as fine moves most of the way to the fast result
 (graphene, 8 x 8 positions: abTEM 21 % below the fast engine on the twin's grid, 5 % below on the finer
@@ -33,7 +34,7 @@ CENTRE = (1e-6, 0.0)  # on every other sample (on the holey carbon film of graph
 # 8 x 8 probes 0.6 Å apart, 6 pixels of padding; 9 grid points a pixel put 200 mrad inside the band
 GRID = tem.SimulationGrid(size=8, pad=6, sampling=0.6 * ANGSTROM, oversampling=9)
 # mean relative error and correlation, fast vs abTEM with abTEM's potential (HAADF, BF)
-TOLERANCE, CORRELATION = 0.01, 0.999
+TOLERANCE, CORRELATION = 1e-3, 0.9999
 
 
 def _atoms(name: str, grid: tem.SimulationGrid = GRID) -> Atoms:
@@ -80,8 +81,8 @@ def test_the_scan_equals_abtems(name):
         assert np.corrcoef(signal.ravel(), reference.ravel())[0, 1] > CORRELATION
     # its own potential: the same image, brighter at high angles where abTEM's deposition damps it
     haadf = _fast_scan(*fast_stem.transmissions(atoms.numbers, atoms.positions, GRID, ENERGY))[0]
-    assert np.corrcoef(haadf.ravel(), theirs[0].ravel())[0, 1] > 0.98
-    assert 1.0 < haadf.mean() / theirs[0].mean() < 1.4
+    assert np.corrcoef(haadf.ravel(), theirs[0].ravel())[0, 1] > 0.99
+    assert 1.05 < haadf.mean() / theirs[0].mean() < 1.35
 
 
 def test_a_window_of_the_probe_reach_gives_the_whole_cell_result():

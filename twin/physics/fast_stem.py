@@ -84,8 +84,8 @@ def annular_scan(
 
     Each probe runs through a ``window``² piece of the cell around it (:func:`window_points` unless
     given; ``grid.n`` is the whole cell, as abTEM). Every detector's outer angle must lie inside the
-    anti-aliasing band, ``outer <= 2 lambda / (3 grid.step) / 2``. ``progress(fraction)`` is called
-    after each batch of probes."""
+    anti-aliasing band, ``outer <= lambda / (3 grid.step)``; a ``ValueError`` names the annulus otherwise.
+    ``progress(fraction)`` is called after each batch of probes."""
     wavelength, n, step = electron_wavelength(energy), grid.n, grid.step
     band_limit = fast.ANTIALIAS_CUTOFF / (2 * step) * wavelength
     for inner, outer in annuli:
