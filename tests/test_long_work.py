@@ -19,7 +19,7 @@ from twin.server import wire
 from twin.server.launcher import ServerProcess
 
 HOST = "127.0.0.1"
-LONG_SCAN = ("HAADF", 16, 1e-6)  # exact mode over 8 nm: ~2 min of abTEM multislice on two cores
+LONG_SCAN = ("HAADF", 16, 1e-6)  # exact mode over 8 nm: ~2 min of abTEM multislice (--tem-engine abtem)
 
 CLIENT = textwrap.dedent('''
     import sys
@@ -39,9 +39,10 @@ BUSY_WAIT = 2.0  # s a call waits for the busy microscope on the module's server
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A twin whose calls may compute for 15 min at most, and wait 2 s for a busy microscope."""
-    server = ServerProcess.start("--max-call-seconds", "900", "--busy-wait", str(BUSY_WAIT), "--data-dir",
-                                 str(tmp_path_factory.mktemp("files")), seed=5)
+    """A twin whose calls may compute for 15 min at most, and wait 2 s for a busy microscope; exact STEM by
+    abTEM's own scan (the slow one: its scans run long enough to watch)."""
+    server = ServerProcess.start("--tem-engine", "abtem", "--max-call-seconds", "900", "--busy-wait",
+                                 str(BUSY_WAIT), "--data-dir", str(tmp_path_factory.mktemp("files")), seed=5)
     yield server
     assert server.stop() == 0
 

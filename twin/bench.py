@@ -26,7 +26,7 @@ TEM_SIZE = 1024
 ENGINE_SIZES = (512, 1024, 2048)  # new windows by each TEM engine beside direct abTEM (issue 21)
 LOW_MAGNIFICATION = 57_000.0  # a navigation magnification: 670 nm on the Ceta
 STEM_SIZE = 256
-EXACT_SIZE, EXACT_FOV = 16, 1.5e-9  # exact mode: 256 probe positions over 1.5 nm
+EXACT_SIZE, EXACT_FOV = 16, 1.5e-9  # exact mode: 256 probe positions over 1.5 nm (64²: abTEM takes minutes)
 EDS_SI_SIZE, EDS_SI_DWELL = 128, 1e-4  # an EDS spectrum image with HAADF: 128² pixels, 0.1 ms each
 RASTER_SIDE, RASTER_FRAME = 8, 256  # 4D-STEM: 8 x 8 parked positions, a 256² camera frame at each
 AFM_SIZES = (256, 512, 1024)
@@ -230,12 +230,16 @@ def direct_abtem_stem_seconds(sample_name: str, seed: int, centre: tuple[float, 
                         C10=aberrations.C10 / ANGSTROM, C30=aberrations.C30 / ANGSTROM)
     detector = abtem.AnnularDetector(haadf.inner * 1e3, haadf.outer * 1e3)
 
-    def run() -> None:
-        projected = tem.potential(tem.simulation_cell(cell, grid), grid).build(lazy=False)
-        probe.scan(projected, scan=abtem.CustomScan(positions), detectors=detector, lazy=False)
+    batch = max(1, 64 * 2**20 // (8 * grid.n**2))  # ~64 MB of waves at a time, as the twin's abTEM engine
 
-    run()  # this process's own JIT and FFT plans
-    return _median_time(run, 1) / size**2
+    def run(where: np.ndarray) -> None:
+        projected = tem.potential(tem.simulation_cell(cell, grid), grid).build(lazy=False)
+        for first in range(0, len(where), batch):
+            scan = abtem.CustomScan(where[first : first + batch])
+            probe.scan(projected, scan=scan, detectors=detector, lazy=False)
+
+    run(positions[:4])  # this process's own JIT and FFT plans
+    return _median_time(lambda: run(positions), 1) / size**2
 
 
 def measure(steps: Steps | None = None) -> dict[str, Any]:
@@ -413,7 +417,8 @@ def low_magnification_figures(microscope: Any) -> dict[str, float]:
 
 
 def stem_figures(microscope: Any, seed: int) -> dict[str, float]:
-    """STEM: interactive HAADF 256², and exact mode per probe position beside abTEM's own scan."""
+    """STEM: interactive HAADF 256², and exact mode (the server's engine, a new scan: its transmission
+    functions built too) per probe position beside abTEM's own scan of the same cell and positions."""
     from twin.sample import DEFAULT_SAMPLE
 
     microscope.twin.stage_errors = microscope.twin.drift = False
@@ -742,7 +747,7 @@ def report(f: dict[str, Any]) -> str:
         "   (target <= 0.1 s)",
         f"  exact mode, per probe position               {st['exact_per_position_s'] * 1e3:7.2f} ms",
         f"  abTEM's own probe scan, same cell, per pos.  {st['direct_abtem_per_position_s'] * 1e3:7.2f} ms"
-        f"   (exact = {st['ratio_exact_to_direct']:.2f} x; target <= 1)",
+        f"   (exact = {st['ratio_exact_to_direct']:.2f} x; target <= 0.33)",
         "Analytical STEM over Pyro5 (8 nm field)",
         f"  EDS spectrum, parked probe, 1 s live time    {a['eds_spectrum_s']:7.3f} s",
         f"{f'  EDS spectrum image {EDS_SI_SIZE}² + HAADF':<47}{a['eds_spectrum_image_s']:7.3f} s"

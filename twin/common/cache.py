@@ -19,6 +19,15 @@ class ArrayCache:
         self.hits = 0
         self.misses = 0
 
+    def get(self, key: Hashable) -> np.ndarray | None:
+        """The cached array for ``key`` (a hit), or ``None``."""
+        with self._lock:
+            if key not in self._entries:
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return self._entries[key]
+
     def get_or_compute(self, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
         """The cached array for ``key``, computing and storing it on a miss."""
         with self._lock:

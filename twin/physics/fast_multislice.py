@@ -63,27 +63,31 @@ def band_columns(n: int) -> int:
 
 
 def _band(a: np.ndarray, m: int) -> tuple[np.ndarray, ...]:
-    """The band's columns of ``a`` (:func:`band_columns` ``m``) as views; all of ``a`` where they meet."""
-    return (a,) if 2 * m + 1 >= a.shape[1] else (a[:, : m + 1], a[:, a.shape[1] - m :])
+    """The band's columns (last axis) of ``a`` (:func:`band_columns` ``m``) as views; all of ``a`` where
+    they meet."""
+    n = a.shape[-1]
+    return (a,) if 2 * m + 1 >= n else (a[..., : m + 1], a[..., n - m :])
 
 
 def band_fft(a: np.ndarray, m: int) -> np.ndarray:
-    """Forward 2-D FFT in place (complex64, unnormalised as :func:`scipy.fft.fft2`) of which only the
-    band's columns (:func:`band_columns` ``m``) are finished: the others hold partial sums, for the
-    aperture's zeros to multiply."""
-    ducc0.fft.c2c(a, axes=(1,), out=a, nthreads=THREADS)
+    """Forward 2-D FFT over the last two axes in place (complex64, unnormalised as :func:`scipy.fft.fft2`;
+    a stack of waves at once) of which only the band's columns (:func:`band_columns` ``m``) are finished:
+    the others hold partial sums, for the aperture's zeros to multiply."""
+    x, y = a.ndim - 1, a.ndim - 2
+    ducc0.fft.c2c(a, axes=(x,), out=a, nthreads=THREADS)
     for part in _band(a, m):
-        ducc0.fft.c2c(part, axes=(0,), out=part, nthreads=THREADS)
+        ducc0.fft.c2c(part, axes=(y,), out=part, nthreads=THREADS)
     return a
 
 
 def band_ifft(a: np.ndarray, m: int) -> np.ndarray:
-    """Inverse 2-D FFT in place (complex64, divided by its size as :func:`scipy.fft.ifft2`) of a
-    spectrum that is zero outside the band's columns (:func:`band_columns` ``m``), which alone are
-    transformed along ``ky``."""
+    """Inverse 2-D FFT over the last two axes in place (complex64, divided by its size as
+    :func:`scipy.fft.ifft2`) of spectra that are zero outside the band's columns (:func:`band_columns`
+    ``m``), which alone are transformed along ``ky``."""
+    x, y = a.ndim - 1, a.ndim - 2
     for part in _band(a, m):
-        ducc0.fft.c2c(part, axes=(0,), forward=False, inorm=2, out=part, nthreads=THREADS)
-    return ducc0.fft.c2c(a, axes=(1,), forward=False, inorm=2, out=a, nthreads=THREADS)
+        ducc0.fft.c2c(part, axes=(y,), forward=False, inorm=2, out=part, nthreads=THREADS)
+    return ducc0.fft.c2c(a, axes=(x,), forward=False, inorm=2, out=a, nthreads=THREADS)
 
 
 @lru_cache(maxsize=1)

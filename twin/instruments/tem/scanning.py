@@ -5,7 +5,9 @@ Two ways to compute a frame, chosen per server and per request:
 - ``interactive``: thin-sample physics that is fast enough to drive live — incoherent imaging for
   dark-field detectors (screened-Rutherford cross-sections convolved with the probe) and reciprocity
   for bright-field ones (the plane-wave exit wave seen through the probe-forming aperture);
-- ``exact``: abTEM multislice of every probe position (``prism``: abTEM's PRISM, interpolation 4).
+- ``exact``: multislice of every probe position, by the hardware's ``tem_engine``: ``fast``
+  (:mod:`twin.physics.fast_stem`: the transmission functions built once per scan, each probe through a
+  window of its reach) or ``abtem`` (abTEM's own scan); ``prism``: abTEM's PRISM, interpolation 4.
 
 Scans whose step cannot resolve the lattice and whose area holds more atoms than the twin simulates
 (micrometre fields of view) see the specimen's projected mass (``continuum``): the crystal as a uniform
@@ -18,7 +20,7 @@ Signals are fractions of the beam reaching each detector at each probe position,
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -31,7 +33,7 @@ from twin.constants import ANGSTROM
 from twin.instruments.tem.hardware import ScanningDetector, TemHardware
 from twin.instruments.tem.imaging import HrtemSimulator, atoms_in_view, exit_wave_spectrum
 from twin.instruments.work import Cost, fft_seconds_per_unit, fft_units
-from twin.physics import stem
+from twin.physics import fast_stem, stem
 from twin.physics import tem as tem_physics
 from twin.physics.ctf import Aberrations, electron_wavelength
 from twin.physics.tem import SimulationGrid
@@ -42,6 +44,7 @@ from twin.validation import brief
 MODES = ("interactive", "exact", "prism")
 PRISM_INTERPOLATION = 4
 _WAVE_BATCH_BYTES = 64 * 2**20  # exact mode's probe waves at a time (see stem.exact_annular_scan)
+_EXACT_CELLS = 16  # exact scans whose cells' padding and slice thickness are remembered
 
 
 SHORTEST_DWELL = 10e-9  # s: the scan generator's fastest pixel
@@ -145,6 +148,7 @@ class StemSimulator:
         self.hardware = hardware
         self.exit_waves = hrtem.exit_waves  # one byte budget for every cached wave
         self._slice_count: int | None = None
+        self._exact_cells: dict[tuple, tuple[int, float]] = {}  # exact scans' cells: padding, thickness
 
     def method(
         self, scan: Scan, energy: float, convergence_angle: float, aberrations: Aberrations,
@@ -221,6 +225,12 @@ class StemSimulator:
                     reduce = rows * cols * beams * points / PRISM_INTERPOLATION**2 * 2e-9  # s per sum term
                     seconds += beams * per_probe / 3 + reduce  # one plane wave a beam, batched
                     peak = max(peak, int(beams * points * 12) + 4 * slices * points)
+                elif self.hardware.tem_engine == "fast":
+                    window = fast_stem.window_points(grid, energy, convergence_angle, aberrations,
+                                                     slices * tem_physics.SLICE_THICKNESS, detector.outer)
+                    seconds += 3 * (2 * slices + 2) * fft_units(points) * unit  # the transmission functions
+                    seconds += rows * cols * 2 * 2 * slices * fft_units(window**2) * unit
+                    peak = max(peak, 16 * slices * points + 4 * fast_stem.BATCH_BYTES)
                 else:
                     seconds += rows * cols * per_probe
                     peak = max(peak, 4 * slices * points + 4 * _WAVE_BATCH_BYTES)
@@ -263,7 +273,7 @@ class StemSimulator:
                                                             aberrations, detector, reach, tilt, step)
             else:
                 signals[detector.name] = self._exact(scan, u, v, atoms, energy, convergence_angle,
-                                                     aberrations, detector, reach, mode, step)
+                                                     aberrations, detector, reach, mode, tilt, step)
             step(1.0)
         return signals
 
@@ -367,10 +377,37 @@ class StemSimulator:
 
     def _exact(self, scan: Scan, u: np.ndarray, v: np.ndarray, atoms: Atoms, energy: float,
                convergence_angle: float, aberrations: Aberrations, detector: ScanningDetector,
-               reach: float, mode: str, progress: Callable[[float], None] | None = None) -> np.ndarray:
+               reach: float, mode: str, tilt: tuple[float, float],
+               progress: Callable[[float], None] | None = None) -> np.ndarray:
         interpolation = PRISM_INTERPOLATION if mode == "prism" else 1
         grid = self._exact_grid(scan, energy, detector, reach, mode)
+        if mode == "exact" and self.hardware.tem_engine == "fast":
+            return self._fast_exact(scan, u, v, atoms, energy, convergence_angle, aberrations, detector, grid,
+                                    tilt, progress)
         square = stem.exact_annular_scan(self._cell(scan, u, v, atoms, grid), grid, energy, convergence_angle,
                                          aberrations, detector.inner, detector.outer, interpolation, progress)
         rows, cols = scan.shape
         return square[:rows, :cols]
+
+    def _fast_exact(self, scan: Scan, u: np.ndarray, v: np.ndarray, atoms: Atoms, energy: float,
+                    convergence_angle: float, aberrations: Aberrations, detector: ScanningDetector,
+                    grid: SimulationGrid, tilt: tuple[float, float],
+                    progress: Callable[[float], None] | None = None) -> np.ndarray:
+        """Exact mode by :mod:`twin.physics.fast_stem`. The slices' transmission functions of the scan's
+        cell are cached: a new focus or detector on the same scan runs the probes alone, through a cell
+        padded at least as ``grid`` (the padding grows with the probe's reach)."""
+        scanned = ("stem-exact", id(self.sample), self.sample.version, scan, grid.sampling, grid.oversampling,
+                   energy, tilt)
+        pad, thickness = self._exact_cells.get(scanned, (-1, 0.0))
+        transmission = self.exit_waves.get((*scanned, pad)) if pad >= grid.pad else None
+        if transmission is not None:
+            grid = replace(grid, pad=pad)
+        else:
+            cell = self._cell(scan, u, v, atoms, grid)
+            built, thickness = fast_stem.transmissions(cell.numbers, cell.positions, grid, energy)
+            transmission = self.exit_waves.get_or_compute((*scanned, grid.pad), lambda: built)
+            self._exact_cells[scanned] = (grid.pad, thickness)
+            while len(self._exact_cells) > _EXACT_CELLS:
+                self._exact_cells.pop(next(iter(self._exact_cells)))
+        return fast_stem.annular_scan(transmission, thickness, grid, scan.shape, energy, convergence_angle,
+                                      aberrations, [(detector.inner, detector.outer)], progress=progress)[0]

@@ -124,6 +124,7 @@ def acquire_scan(tem: TemInstrument, detectors: Any, size: Any, dwell_time: Any,
             "window": scan.unrotated_window().as_dict(),
             "scan_rotation": scan.rotation, "scan_centre": {"x": scan.centre[0], "y": scan.centre[1]},
             "stem_mode": mode, "atoms_knocked_out": knocked_out, "beam_reaches_detector": beam_on,
+            "tem_engine": tem.hardware.tem_engine if method == "exact" else None,
             "specimen_offset": offset.tolist(),
         }
         images.append({"data": data[detector.name], "metadata": metadata})
