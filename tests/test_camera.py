@@ -65,6 +65,17 @@ def test_point_spread_is_the_gaussian_filters_it_stands_for(shape):
     np.testing.assert_allclose(point_spread(image, core, tail, fraction)[inner], expected[inner], rtol=1e-5)
 
 
+def test_a_direct_beam_leaves_no_stripes_through_the_blur():
+    """A diffraction pattern's direct beam (1e9 counts a pixel on 10): beyond the point spread's reach
+    (its taps end 18 pixels out), its row and column keep the background, as SciPy's filters give it."""
+    frame = np.full((512, 512), 10.0)
+    frame[250:256, 250:256] = 1e9
+    blurred = point_spread(frame, CETA.psf_sigma, CETA.psf_tail, CETA.psf_tail_fraction)
+    far = np.abs(np.arange(512) - 253) > 24
+    np.testing.assert_allclose(blurred[253, far], 10.0, atol=0.01)
+    np.testing.assert_allclose(blurred[far, 253], 10.0, atol=0.01)
+
+
 def test_scintillator_camera_gain_and_gain_noise_from_a_flat_exposure():
     """Scintillator 4k cameras give ~10 counts per primary electron at 200-300 kV (Faraday-cup
     calibrations: 9.9 counts/e for a Titan 4k camera, 10.5 for a CCD), with excess noise from each

@@ -170,7 +170,7 @@ CLIENT = textwrap.dedent('''
     microscope.optics.optical_mode = "Stem"
     microscope.optics.scan_field_of_view = 8e-9
     print("scanning", flush=True)
-    microscope.acquisition.acquire_stem_image("HAADF", 16, 1e-6, mode="exact")  # minutes of multislice
+    microscope.acquisition.acquire_stem_image("HAADF", 96, 1e-6, mode="exact")  # ~a minute of multislice
 ''')
 
 
@@ -185,7 +185,7 @@ def test_a_client_that_hangs_up_stops_its_work_on_the_worker(hosted) -> None:
         while not (watcher.progress() or {}).get("fraction", 0) and time.monotonic() < deadline:
             time.sleep(0.2)
         report = watcher.progress()  # forwarded to the worker, read while the scan runs there
-        assert report["task"] == "an exact STEM scan of 16 x 16 pixels with HAADF"
+        assert report["task"] == "an exact STEM scan of 96 x 96 pixels with HAADF"
         assert report["seconds_left"] > 20
         client.kill()  # kill -9: the connection to the front door drops without a word
         client.wait()

@@ -21,8 +21,9 @@ FFTs a slice fewer.
 Grids, positions and slicing follow :mod:`twin.physics.tem`: ``[y, x]`` arrays, grid point ``i`` at
 ``(i + 1/2) step`` from the padded window's corner, the box from ``Z_MARGIN`` below the lowest atom to
 ``Z_MARGIN`` above the highest evenly split into :func:`twin.physics.tem.slices_for` slices, an atom in
-the slice its height falls in. FFTs are ducc0's (multi-threaded); what repeats between calls
-(frequencies, apertures, kernel transforms, form factors) is cached per grid, species and energy.
+the slice its height falls in. FFTs are ducc0's (:data:`~twin.common.fft_threads.FFT_THREADS` threads);
+what repeats between calls (frequencies, apertures, kernel transforms, form factors) is cached per grid,
+species and energy.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import scipy.sparse
 from scipy import constants
 
 from twin.common.cache import ArrayCache
+from twin.common.fft_threads import FFT_THREADS
 from twin.constants import ANGSTROM
 from twin.physics.ctf import electron_wavelength
 from twin.physics.tem import Z_MARGIN, SimulationGrid, slices_for
@@ -50,7 +52,6 @@ ANTIALIAS_CUTOFF = 0.6666666  # abTEM's: the band ends at this fraction of the g
 ANTIALIAS_TAPER = 0.01  # abTEM's cosine taper, in units of the grid's sampling frequency
 # h² / (2 pi m0 e) (V m²): the projected potential's transform (V m³) per scattering factor (m)
 POTENTIAL_PER_SCATTERING = constants.h**2 / (2 * np.pi * constants.m_e * constants.e)
-THREADS = 0  # ducc0's threads per FFT: 0 = the system's default (every core)
 # what repeats between calls: frequencies, apertures and kernel transforms per grid, form factors per grid,
 # species and energy (a 1152² grid's take 2.7-5.3 MB each)
 _CACHE = ArrayCache(128 * 2**20)
@@ -74,9 +75,9 @@ def band_fft(a: np.ndarray, m: int) -> np.ndarray:
     a stack of waves at once) of which only the band's columns (:func:`band_columns` ``m``) are finished:
     the others hold partial sums, for the aperture's zeros to multiply."""
     x, y = a.ndim - 1, a.ndim - 2
-    ducc0.fft.c2c(a, axes=(x,), out=a, nthreads=THREADS)
+    ducc0.fft.c2c(a, axes=(x,), out=a, nthreads=FFT_THREADS)
     for part in _band(a, m):
-        ducc0.fft.c2c(part, axes=(y,), out=part, nthreads=THREADS)
+        ducc0.fft.c2c(part, axes=(y,), out=part, nthreads=FFT_THREADS)
     return a
 
 
@@ -86,8 +87,8 @@ def band_ifft(a: np.ndarray, m: int) -> np.ndarray:
     ``m``), which alone are transformed along ``ky``."""
     x, y = a.ndim - 1, a.ndim - 2
     for part in _band(a, m):
-        ducc0.fft.c2c(part, axes=(y,), forward=False, inorm=2, out=part, nthreads=THREADS)
-    return ducc0.fft.c2c(a, axes=(x,), forward=False, inorm=2, out=a, nthreads=THREADS)
+        ducc0.fft.c2c(part, axes=(y,), forward=False, inorm=2, out=part, nthreads=FFT_THREADS)
+    return ducc0.fft.c2c(a, axes=(x,), forward=False, inorm=2, out=a, nthreads=FFT_THREADS)
 
 
 @lru_cache(maxsize=1)
@@ -277,14 +278,15 @@ def _slice_phases(numbers: np.ndarray, positions: np.ndarray, index: np.ndarray,
             if atoms <= DIRECT_ATOMS:
                 term = direct_structure_factor(u[chosen], v[chosen], n)
             else:
-                term = ducc0.fft.r2c(spread(u[chosen], v[chosen], n), axes=(0, 1), nthreads=THREADS)
+                term = ducc0.fft.r2c(spread(u[chosen], v[chosen], n), axes=(0, 1), nthreads=FFT_THREADS)
                 term *= _deconvolution(n)
             term *= phase_factor(n, step, chemical_symbols[number], energy)
             spectrum = term if spectrum is None else np.add(spectrum, term, out=spectrum)
         if spectrum is None:  # an empty slice (no atoms in view)
             yield np.zeros((n, n), dtype=np.float32)
         else:
-            yield ducc0.fft.c2r(spectrum, axes=(0, 1), lastsize=n, forward=False, inorm=2, nthreads=THREADS)
+            yield ducc0.fft.c2r(spectrum, axes=(0, 1), lastsize=n, forward=False, inorm=2,
+                                nthreads=FFT_THREADS)
 
 
 def transmission(phase: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ import ducc0
 import numpy as np
 import scipy.fft
 
+from twin.common.fft_threads import FFT_THREADS
 from twin.physics import fast_multislice as fast
 from twin.physics.ctf import Aberrations, aberration_phase, electron_wavelength, spatial_frequencies
 from twin.physics.stem import probe_reach
@@ -49,9 +50,9 @@ def band_limited_transmissions(phases: Iterable[np.ndarray], count: int, grid: S
     out = np.empty((count, grid.n, grid.n), dtype=np.complex64)
     for j, phase in enumerate(phases):
         t = fast.transmission(np.asarray(phase, dtype=np.float32))
-        ducc0.fft.c2c(t, axes=(0, 1), out=t, nthreads=fast.THREADS)
+        ducc0.fft.c2c(t, axes=(0, 1), out=t, nthreads=FFT_THREADS)
         t *= aperture
-        ducc0.fft.c2c(t, axes=(0, 1), forward=False, inorm=2, out=out[j], nthreads=fast.THREADS)
+        ducc0.fft.c2c(t, axes=(0, 1), forward=False, inorm=2, out=out[j], nthreads=FFT_THREADS)
     return out
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.fft
 from ase import Atoms
 
+from twin.common.fft_threads import FFT_THREADS
 from twin.constants import ANGSTROM
 from twin.physics.ctf import electron_wavelength
 
@@ -242,9 +243,9 @@ def hrtem_intensity(wave_spectrum: np.ndarray, transfer: np.ndarray, grid: Simul
     m = grid.oversampling
     crop = slice(m * grid.pad, m * (grid.pad + grid.size))
     # the inverse FFT along y for every column, along x only for the rows the camera sees (ducc0's FFTs)
-    ducc0.fft.c2c(image_wave, axes=(0,), forward=False, inorm=2, out=image_wave, nthreads=0)
+    ducc0.fft.c2c(image_wave, axes=(0,), forward=False, inorm=2, out=image_wave, nthreads=FFT_THREADS)
     rows = image_wave[crop]
-    ducc0.fft.c2c(rows, axes=(1,), forward=False, inorm=2, out=rows, nthreads=0)
+    ducc0.fft.c2c(rows, axes=(1,), forward=False, inorm=2, out=rows, nthreads=FFT_THREADS)
     cropped = rows[:, crop]
     intensity = cropped.real**2 + cropped.imag**2
     if m > 1:  # each camera pixel collects the electrons landing anywhere on it
