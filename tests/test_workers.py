@@ -4,6 +4,7 @@ killed mid-episode takes only its own teams down, who come back from their journ
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import signal
@@ -12,6 +13,9 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -197,6 +201,82 @@ def test_a_client_that_hangs_up_stops_its_work_on_the_worker(hosted) -> None:
         client.kill()
         client.wait()
         watcher._pyroRelease()
+
+
+def live_state(server: ServerProcess, path: str = "api/state") -> tuple[int, str]:
+    """The live page's answer at ``path``, from the address ``twin serve`` printed."""
+    line = next(line for line in server.lines if "Live view:" in line)
+    url = re.search(r"http://\S+/", line).group(0) + path
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def wait_for_rows(server: ServerProcess, done: Callable[[list[dict]], bool], seconds: float = 10.0) -> list:
+    """The live scoreboard's rows once ``done`` holds for them (the page asks the workers once a second)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        rows = json.loads(live_state(server)[1])["scoreboard"]
+        if done(rows) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+def test_the_private_live_page_shows_the_workers_scoreboard_and_no_name_or_token(hosted) -> None:
+    server, token, _ = hosted
+    assert any("Live view: open http://127.0.0.1:" in line and "scoreboard" in line for line in server.lines)
+    state = json.loads(live_state(server)[1])
+    assert state["instances"] == [] and state["private"] is True and "tem" not in state
+    before = state["scoreboard"]
+    assert len(before) == 4 and all(row["instance"] is None and "budgets" not in row for row in before)
+    calls = sum(row["calls"] for row in before)
+    three = connect(server, token["team-03"])
+    three.optics.defocus = 5e-9  # one counted call
+    three.disconnect()
+    rows = wait_for_rows(server, lambda rows: sum(row["calls"] for row in rows) > calls)
+    assert sum(row["calls"] for row in rows) == calls + 1
+    status, answer = live_state(server, "api/map")
+    assert status == 404 and "private" in answer
+    page = json.dumps(rows) + live_state(server)[1]
+    assert "team-0" not in page and not any(secret in page for secret in token.values())
+
+
+def test_an_open_live_page_shows_every_teams_budgets_on_workers(tmp_path) -> None:
+    """An open hackathon on two workers: the page names the teams, with their budgets, and follows a
+    team's calls and answer; no token anywhere."""
+    tokens = tmp_path / "tokens.csv"
+    server = ServerProcess.start("--workers", "2", "--scenario", "tem-autofocus", "--teams", "2", "--tokens",
+                                 str(tokens), "--journal-dir", str(tmp_path), "--live-port", "0", seed=4)
+    try:
+        rows = {r["instance"]: r for r in json.loads(live_state(server)[1])["scoreboard"]}
+        assert sorted(rows) == ["team-01", "team-02"] and rows["team-02"]["budgets"]["calls"]["limit"] == 1000
+        assert rows["team-02"]["over"] is False and rows["team-02"]["score"] is None
+        microscope = connect(server, "team-02")
+        microscope.optics.defocus = 30e-9
+        microscope.acquisition.acquire_stem_image("HAADF", 64, 2e-6)
+        microscope.disconnect()
+        challenge = Challenge(HOST, server.port, "team-02")
+        score = challenge.submit({})["score"]
+        spent = challenge.status()["budgets"]
+        challenge.close()
+        shown = wait_for_rows(server, lambda rows: any(r["over"] for r in rows))
+        row = next(r for r in shown if r["instance"] == "team-02")
+        assert row["over"] is True and row["score"] == pytest.approx(score)
+        assert row["budgets"]["calls"]["spent"] == spent["calls"]["spent"] == row["calls"] == 2
+        assert row["budgets"]["electrons"]["spent"] == pytest.approx(spent["electrons"]["spent"])
+        assert spent["electrons"]["spent"] > 0
+        assert shown[0]["instance"] == "team-02"  # answered first
+        page = json.dumps(shown)
+        assert not any(team["token"] in page for team in csv.DictReader(tokens.open()))
+    finally:
+        assert server.stop() == 0
+
+
+def test_the_live_page_on_workers_takes_no_control() -> None:
+    with pytest.raises(SystemExit, match="scoreboard with --workers or --scheduler.*drop --live-control"):
+        main(["serve", "--workers", "2", "--scenario", "tem-autofocus", "--live-control", "--port", "0"])
 
 
 def test_workers_host_challenge_instances_only() -> None:

@@ -24,6 +24,7 @@ from twin.server.doorkeeper import CONNECTIONS_PER_ADDRESS, IDLE_SECONDS
 
 if TYPE_CHECKING:
     from twin.sample.frames import InstrumentFrame
+    from twin.server.live.site import LiveOptions
 
 # Only what the parser needs is imported above: listing, help and option errors answer at once, without
 # the simulation stack (abTEM, ASE, SciPy, xarray, Dask); each command imports what it runs.
@@ -93,13 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
         validation.integer("--workers", args.workers, 1, 256)
         if args.workers > 1 or args.scheduler:
             return _serve_on_workers(args, limits, tls, secret)
-        live = None
-        if args.live:
-            from twin.server.live.site import LiveOptions
-
-            port = args.live_port
-            port = None if port is None else validation.integer("--live-port", port, 0, 65535)
-            live = LiveOptions(args.live_host, port, args.live_control)
+        live = _live_options(args)
         instances, key = instances_from(args) or (None, None)
         from twin.digital_twin import DigitalTwin
 
@@ -145,23 +140,36 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _live_options(args: argparse.Namespace) -> LiveOptions | None:
+    """How the live page is served (None: ``--no-live``)."""
+    if not args.live:
+        return None
+    from twin.server.live.site import LiveOptions
+
+    port = args.live_port
+    port = None if port is None else validation.integer("--live-port", port, 0, 65535)
+    return LiveOptions(args.live_host, port, args.live_control)
+
+
 def _serve_on_workers(args: argparse.Namespace, limits: Limits, tls: Any, secret: str | None) -> int:
     """``twin serve --workers N`` or ``--scheduler ADDRESS``: challenge instances on Dask workers."""
     if args.snapshot:
         raise ValueError("--snapshot images a twin of this process; drop it with --workers or --scheduler")
-    if args.live_control or args.live_port is not None:
-        raise ValueError("the live view shows the instruments of this process: drop --live-control and "
-                         "--live-port with --workers or --scheduler")
+    if args.live_control:
+        raise ValueError("the live view shows only the scoreboard with --workers or --scheduler (the "
+                         "instruments live on the workers): drop --live-control")
+    live = _live_options(args)
     plan = plan_from(args)
     if plan is None:
         raise ValueError("--workers and --scheduler host challenge instances: give --scenario, --teams or "
                          "--instance")
     from twin.serve_workers import serve_on_workers
+    from twin.server.live.site import LiveAddressTaken
 
-    if args.live:
-        log.info("Live view: not served with --workers or --scheduler (the instruments live on the workers)")
     try:
-        serve_on_workers(args, plan, limits, tls, secret)
+        serve_on_workers(args, plan, limits, tls, secret, live)
+    except LiveAddressTaken as error:
+        raise SystemExit(f"twin serve: {error}") from None
     except OSError as error:
         raise SystemExit(f"twin serve: {error} (--host {args.host}, --port {args.port}, --scheduler "
                          f"{args.scheduler!r})") from None

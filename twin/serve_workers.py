@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from twin.instruments.work import Limits
     from twin.scenario_commands import Plan
     from twin.server.hosts import HostSpec
+    from twin.server.live.site import LiveOptions
 
 log = logging.getLogger(__name__)
 
@@ -25,20 +26,22 @@ WORKERS_SECONDS = 120.0  # s to wait for the workers (a cluster's first one) bef
 
 
 def serve_on_workers(args: argparse.Namespace, plan: Plan, limits: Limits, tls: ssl.SSLContext | None,
-                     secret: str | None) -> None:
+                     secret: str | None, live: LiveOptions | None = None) -> None:
     """``twin serve`` with ``--workers N`` (N local processes) or ``--scheduler ADDRESS`` (a cluster): the
-    instances of ``plan`` on Dask workers behind one front door, until SIGINT or SIGTERM."""
+    instances of ``plan`` on Dask workers behind one front door, until SIGINT or SIGTERM; ``live``: serve the
+    live page (the scoreboard: the instruments live on the workers) as these options say."""
     from twin.common.cluster import close, connect
     from twin.instruments.files import default_data_dir
-    from twin.server.daemon import announce, open_daemon, ready_line, run
+    from twin.server.daemon import announce, open_daemon, open_live, ready_line, run
     from twin.server.front_door import Fleet, Hosted, register, workers_line
+    from twin.server.live.site import LiveSite
 
     started = time.perf_counter()
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     # the twin has its own memory limits; calls go straight to the workers (not through the scheduler)
     client, cluster = connect(args.workers, args.scheduler, memory_limit=0, direct_to_workers=True,
                               native=True)
-    fleet = None
+    fleet = live_server = None
     try:
         client.wait_for_workers(args.workers if cluster is not None else 1, timeout=WORKERS_SECONDS)
         log.info(workers_line(client, cluster))
@@ -59,9 +62,15 @@ def serve_on_workers(args: argparse.Namespace, plan: Plan, limits: Limits, tls: 
                  f"in {plan.folder.resolve()}")
         announce(daemon, fleet.hosted[0].name, [h.row(seeds=True) for h in fleet.hosted], args.private,
                  data_dir, limits, args.idle_timeout, args.connections_per_address, tls, secret)
+        if live is not None:
+            site = LiveSite([], args.private,
+                            hosted_rows=lambda names, budgets: fleet.rows(names, False, budgets))
+            live_server = open_live(site, live, daemon, "the scoreboard: the instruments live on the workers")
         accepting = time.perf_counter()
         run(daemon, lambda: log.info(ready_line(started, accepting, time.perf_counter())))
     finally:
+        if live_server is not None:
+            live_server.stop()
         if fleet is not None:
             fleet.close()
         close(client, cluster, [])

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import Pyro5
@@ -26,7 +26,10 @@ from twin.instruments.work import Limits, duration, fft_seconds_per_unit
 from twin.scenarios.secret import OrganiserKey
 from twin.server.doorkeeper import CONNECTIONS_PER_ADDRESS, IDLE_SECONDS, Doorkeeper
 from twin.server.instances import DEFAULT, HubService, Instance, object_ids
-from twin.server.live.site import LiveOptions
+from twin.server.live.site import LiveOptions, LiveSite
+
+if TYPE_CHECKING:
+    from twin.server.live.web import LiveServer
 
 log = logging.getLogger(__name__)
 
@@ -208,17 +211,8 @@ def serve(
              private, data_dir, limits, idle_seconds, connections_per_address, tls, secret)
     live_server = None
     if live is not None:
-        from twin.server.live.site import LiveSite
-        from twin.server.live.web import LiveServer
-
-        try:
-            live_server = LiveServer(LiveSite(instances, private, live.control), live,
-                                     bound_address(daemon)[1])
-        except OSError:  # the live view's port is taken: nothing serves
-            daemon.close()
-            raise
-        log.info(f"Live view: open {live_server.url} in a browser ("
-                 f"{'control from the page allowed' if live.control else 'read-only'})")
+        live_server = open_live(LiveSite(instances, private, live.control), live, daemon,
+                                "control from the page allowed" if live.control else "read-only")
     accepting = time.perf_counter()
 
     def warm_up() -> None:
@@ -235,6 +229,20 @@ def serve(
     finally:
         if live_server is not None:
             live_server.stop()
+
+
+def open_live(site: LiveSite, options: LiveOptions, daemon: TwinDaemon, note: str) -> LiveServer:
+    """The live page of ``site`` served as ``options`` say (beside ``daemon``'s port), its address logged
+    with ``note``; if its address is taken, ``daemon`` is closed and :class:`LiveAddressTaken` raised."""
+    from twin.server.live.web import LiveServer
+
+    try:
+        live_server = LiveServer(site, options, bound_address(daemon)[1])
+    except OSError:  # the live view's port is taken: nothing serves
+        daemon.close()
+        raise
+    log.info(f"Live view: open {live_server.url} in a browser ({note})")
+    return live_server
 
 
 def open_daemon(host: str, port: int, instances: int, private: bool, idle_seconds: float,

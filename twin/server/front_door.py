@@ -72,16 +72,17 @@ class Hosted:
 
     def __post_init__(self) -> None:
         self.ready = threading.Condition()
-        self.last_row: dict[tuple[bool, bool], dict[str, Any]] = {}
+        self.last_row: dict[tuple[bool, bool, bool], dict[str, Any]] = {}
 
     @property
     def name(self) -> str:
         return self.spec.name
 
-    def row(self, names: bool = True, seeds: bool = False) -> dict[str, Any]:
-        """The row the instance had last (or an empty one): its actor did not answer in time."""
-        if (names, seeds) in self.last_row:
-            return self.last_row[names, seeds]
+    def row(self, names: bool = True, seeds: bool = False, budgets: bool = False) -> dict[str, Any]:
+        """The row the instance had last (or an empty one, without budgets): its actor did not answer in
+        time."""
+        if (names, seeds, budgets) in self.last_row:
+            return self.last_row[names, seeds, budgets]
         row = {"instance": self.name if names else None, "scenario": self.scenario, "score": None,
                "calls": None, "over": False}
         return {**row, "seed": self.spec.seed} if seeds else row
@@ -238,10 +239,10 @@ class Fleet:
         except Exception:
             return False
 
-    def rows(self, names: bool, seeds: bool) -> list[dict[str, Any]]:
-        """Every instance's row, asked of all at once; one not answering within :data:`ROW_SECONDS` shows
-        the row it had last."""
-        asked = [(h, h.actor.row(names, seeds) if h.actor is not None else None) for h in self.hosted]
+    def rows(self, names: bool, seeds: bool, budgets: bool = False) -> list[dict[str, Any]]:
+        """Every instance's row (see :meth:`Instance.row`), asked of all at once; one not answering within
+        :data:`ROW_SECONDS` shows the row it had last."""
+        asked = [(h, None if h.actor is None else h.actor.row(names, seeds, budgets)) for h in self.hosted]
         deadline = time.monotonic() + ROW_SECONDS
         rows = []
         for hosted, future in asked:
@@ -249,9 +250,9 @@ class Fleet:
                 if future is None:
                     raise InstanceDown(hosted.name)
                 row = future.result(timeout=max(deadline - time.monotonic(), 0.001))
-                hosted.last_row[names, seeds] = row
+                hosted.last_row[names, seeds, budgets] = row
             except Exception:  # a busy, lost or rebuilding instance: its last row
-                row = hosted.row(names, seeds)
+                row = hosted.row(names, seeds, budgets)
             rows.append(row)
         return rows
 

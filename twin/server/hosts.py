@@ -138,9 +138,9 @@ class InstanceHost:
         if gone is not None:
             gone.set()
 
-    async def row(self, names: bool, seeds: bool) -> dict[str, Any]:
+    async def row(self, names: bool, seeds: bool, budgets: bool = False) -> dict[str, Any]:
         """The instance's leaderboard row (see :meth:`Instance.row`)."""
-        return await self._run(self.instance.row, names, seeds)
+        return await self._run(self.instance.row, names, seeds, budgets)
 
     async def origin(self) -> Built:
         """How this host came about (new, or carried on from its journal)."""

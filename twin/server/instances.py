@@ -128,9 +128,10 @@ class Instance:
         target, method = call.split(".", 1)
         return getattr(self.objects[target], method)(*args, **kwargs)
 
-    def row(self, names: bool = True, seeds: bool = False) -> dict[str, Any]:
+    def row(self, names: bool = True, seeds: bool = False, budgets: bool = False) -> dict[str, Any]:
         """This instance's leaderboard row (never its token or hidden state); its name and seed only if
-        asked for (the organiser's view)."""
+        asked for (the organiser's view), its budgets (spent, limit, unit) only if asked for (an open
+        server's live scoreboard)."""
         name = self.name if names else None
         if self.episode is None:
             return {"instance": name, "scenario": None, "score": None, "calls": None, "over": False}
@@ -139,6 +140,9 @@ class Instance:
         row = {"instance": name, "scenario": self.episode.scenario.name,
                "score": None if score is None else score["score"],
                "calls": status["budgets"]["calls"]["spent"], "over": status["over"]}
+        if budgets:
+            row["budgets"] = {kind: {"spent": b["spent"], "limit": b.get("limit"), "unit": b.get("unit", "")}
+                              for kind, b in status["budgets"].items()}
         return {**row, "seed": self.episode.seed} if seeds else row
 
 

@@ -1,5 +1,6 @@
 """The live view: a web page served next to the instruments (``twin serve``), showing the latest images,
-a map of the sample, read-only instrument panels and, with scenarios, the scoreboard.
+a map of the sample, read-only instrument panels and, with scenarios, the scoreboard (only the scoreboard
+when the instances live on Dask workers: ``twin serve --workers``).
 
 The instruments publish what they acquire on a :class:`~twin.server.live.board.Board` (a reference, no
 copy); the web server reads the board and lock-free peeks of the settings, never an instrument's lock.

@@ -4,7 +4,9 @@ framework here: :mod:`twin.server.live.web` serves these."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,7 @@ TEM_PANEL = ("optics.optical_mode", "optics.projector_mode", "source.acceleratio
 AFM_PANEL = ("OperatingMode.OperatingMode", "ZController.SetPoint", "ZController.PGain", "ZController.IGain",
              "ZController.TipVoltage", "Scan.ImageWidth", "Scan.Points", "Scan.Lines", "Scan.Scantime")
 TRACES = ("forward", "backward")
+HOSTED_ROWS_SECONDS = 1.0  # s the rows of instances hosted elsewhere serve every viewer before asked again
 
 
 class LiveAddressTaken(OSError):
@@ -97,18 +100,24 @@ def tem_conditions(metadata: dict[str, Any]) -> dict[str, Any]:
 class LiveSite:
     """The live page's data for a server's instances (``instances``: :class:`Instance` objects);
     ``private``: a private server (the page shows the public scoreboard only); ``control``: whether
-    the page may act on an instrument."""
+    the page may act on an instrument; ``hosted_rows``: for instances living elsewhere (on Dask workers,
+    not in ``instances``), the scoreboard's source: ``hosted_rows(names, budgets)`` gives every one's row
+    (see :meth:`Instance.row`), asked at most every :data:`HOSTED_ROWS_SECONDS` whoever watches."""
 
-    def __init__(self, instances: list[Any], private: bool = False, control: bool = False) -> None:
+    def __init__(self, instances: list[Any], private: bool = False, control: bool = False,
+                 hosted_rows: Callable[[bool, bool], list[dict[str, Any]]] | None = None) -> None:
         self._instances = instances
         self._private = private
         self.control = control
+        self._hosted_rows = hosted_rows
+        self._asking = threading.Lock()
+        self._hosted: tuple[float, list[dict[str, Any]]] | None = None  # when asked, and the answer
         self._pictures = pictures.PictureCache()
         self._maps: dict[str, tuple[int, dict[str, Any]]] = {}
 
     @property
     def scenarios(self) -> bool:
-        return any(i.episode is not None for i in self._instances)
+        return self._hosted_rows is not None or any(i.episode is not None for i in self._instances)
 
     def names(self) -> list[str]:
         """The instances whose instruments the page may show: none on a private server."""
@@ -118,7 +127,8 @@ class LiveSite:
         """The instance called ``name`` (the first one for None); LookupError if the page may not show it."""
         names = self.names()
         if not names:
-            raise LookupError("this server is private: the live page shows the scoreboard only")
+            why = "this server is private" if self._private else "its instruments live on its workers"
+            raise LookupError(f"{why}: the live page shows the scoreboard only")
         name = names[0] if name is None else name
         if name not in names:
             raise LookupError(f"instance = {name!r} is not on this server; allowed: {', '.join(names)}")
@@ -222,18 +232,21 @@ class LiveSite:
     def scoreboard(self) -> list[dict[str, Any]]:
         """Every playing instance: the public leaderboard row (names only on an open server) and, on an
         open server, its budgets (spent and limit) -- never a token, seed or hidden state."""
-        rows = []
-        for instance in self._instances:
-            if instance.episode is None:
-                continue
-            row = instance.row(names=not self._private)
-            if not self._private:
-                budgets = instance.episode.status()["budgets"]
-                row["budgets"] = {name: {"spent": b["spent"], "limit": b.get("limit"),
-                                         "unit": b.get("unit", "")} for name, b in budgets.items()}
-            rows.append(row)
+        shown = not self._private  # names and budgets
+        if self._hosted_rows is not None:
+            rows = list(self._rows_hosted(shown))
+        else:
+            rows = [i.row(names=shown, budgets=shown) for i in self._instances if i.episode is not None]
         rows.sort(key=lambda r: (r["score"] is None, -(r["score"] or 0.0), r["instance"] or ""))
         return _plain(rows)
+
+    def _rows_hosted(self, shown: bool) -> list[dict[str, Any]]:
+        """The hosted instances' rows, asked again once :data:`HOSTED_ROWS_SECONDS` have passed (one viewer
+        asks, the others meanwhile wait for its answer)."""
+        with self._asking:
+            if self._hosted is None or time.monotonic() - self._hosted[0] >= HOSTED_ROWS_SECONDS:
+                self._hosted = (time.monotonic(), self._hosted_rows(shown, shown))
+            return self._hosted[1]
 
     # --- pictures ------------------------------------------------------------------------------
     def picture(self, name: str | None, channel: str, trace: str = "forward", signal: int = 1) -> bytes:

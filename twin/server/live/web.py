@@ -24,6 +24,7 @@ STATIC = Path(__file__).parent / "static"
 PERIOD = 0.2  # s between looks at the state for the event stream
 KEEP_ALIVE = 15.0  # s between comments on a quiet event stream (proxies close silent connections)
 NO_STORE = {"Cache-Control": "no-store"}
+BACKLOG = 2048  # connections the page's socket holds before they are accepted (uvicorn's default)
 
 
 def _failure(error: Exception) -> JSONResponse:
@@ -63,14 +64,14 @@ def application(site: LiveSite, stopping: threading.Event) -> Starlette:
     async def events(request: Request) -> Response:
         name = request.query_params.get("instance")
         try:
-            site.state(name)
+            await asyncio.to_thread(site.state, name)  # off the loop: a scoreboard may wait for its rows
         except LookupError as error:
             return _failure(error)
 
         async def stream() -> Any:
             last, quiet = None, 0.0
             while not stopping.is_set():
-                text = json.dumps(site.state(name), separators=(",", ":"))
+                text = json.dumps(await asyncio.to_thread(site.state, name), separators=(",", ":"))
                 if text != last:
                     last, quiet = text, 0.0
                     yield f"data: {text}\n\n"  # waits while the browser does not read: nothing piles up
@@ -108,13 +109,14 @@ def application(site: LiveSite, stopping: threading.Event) -> Starlette:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host``:``port``; :class:`LiveAddressTaken` naming them if that fails."""
+    """A socket bound to ``host``:``port``, listening; :class:`LiveAddressTaken` naming them if that fails."""
     sock = None
     try:
         family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        sock.listen(BACKLOG)  # connections wait from now on, not from when uvicorn's thread gets going
     except OSError as error:
         if sock is not None:
             sock.close()
