@@ -165,7 +165,11 @@ function drawMap() {
   const top = Math.max(...mapData.footprints.map((f) => f[6]), 0);  // the most dose any place received
   for (const [instrument, x0, y0, x1, y1, , total] of mapData.footprints) {
     const r = rect([x0, y0, x1, y1]);
-    if (instrument === "afm") { ctx.strokeStyle = "#36c"; ctx.lineWidth = 1; ctx.strokeRect(...r); continue; }
+    if (instrument === "afm") {  // a frame: a faint blue area (it deposits no dose) with its outline
+      ctx.fillStyle = "rgba(51, 102, 204, 0.12)"; ctx.fillRect(...r);
+      ctx.strokeStyle = "#36c"; ctx.lineWidth = 1; ctx.strokeRect(...r);
+      continue;
+    }
     const shade = top > 0 ? 0.1 + 0.9 * total / top : 0.1;
     ctx.fillStyle = `rgba(204, 51, 51, ${shade * 0.7})`;
     ctx.fillRect(r[0], r[1], Math.max(r[2], 2), Math.max(r[3], 2));
