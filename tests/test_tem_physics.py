@@ -282,3 +282,10 @@ def test_the_beta_tilt_rides_on_the_alpha_tilt():
     turned = tem.tilted(x_axis, np.pi / 2, np.pi / 2, np.zeros(3))
     assert np.allclose(turned, [[0.0, 1.0, 0.0]])
     assert np.allclose(tem.tilted(x_axis, 0.0, np.pi / 2, np.zeros(3)), [[0.0, 0.0, -1.0]])
+
+
+@pytest.mark.parametrize("oversampling", [7, 22, 0])
+def test_a_grid_with_no_fast_size_is_refused_not_searched_forever(oversampling):
+    """7 x (size + 2 pad) is never a product of 2s, 3s and 5s, whatever the padding."""
+    with pytest.raises(ValueError, match=f"oversampling = {oversampling}"):
+        tem.simulation_grid(0.9e-9, 6, 1.42e-9, oversampling)

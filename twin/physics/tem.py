@@ -76,6 +76,9 @@ def simulation_grid(
     The padding is at least 1/32 of the image and at most half of it on each side, and may fall
     10 % short of ``padding`` so that the grid has a 5-smooth number of points (fast FFTs).
     """
+    if not is_smooth(oversampling) or oversampling < 1:
+        raise ValueError(f"oversampling = {oversampling}: give a positive product of 2s, 3s and 5s (no grid "
+                         "of it times any size has fast FFTs)")
     sampling = field_of_view / size
     pad = min(max(int(np.ceil(0.9 * padding / sampling)), int(np.ceil(size / 32)), 1), max(size // 2, 1))
     while not is_smooth(oversampling * (size + 2 * pad)):
