@@ -61,6 +61,9 @@ class SimulationGrid:
 
 
 def is_smooth(n: int) -> bool:
+    """Whether ``n`` is a positive product of 2s, 3s and 5s (1 included)."""
+    if n < 1:
+        return False
     for factor in (2, 3, 5):
         while n % factor == 0:
             n //= factor
@@ -76,7 +79,7 @@ def simulation_grid(
     The padding is at least 1/32 of the image and at most half of it on each side, and may fall
     10 % short of ``padding`` so that the grid has a 5-smooth number of points (fast FFTs).
     """
-    if not is_smooth(oversampling) or oversampling < 1:
+    if not is_smooth(oversampling):
         raise ValueError(f"oversampling = {oversampling}: give a positive product of 2s, 3s and 5s (no grid "
                          "of it times any size has fast FFTs)")
     sampling = field_of_view / size
