@@ -190,6 +190,10 @@ def test_the_api_refuses_what_it_does_not_have(server) -> None:
     assert status == 404 and "instance = 'nobody'" in json.loads(body)["error"]
     status, body = get(base + "api/picture/tem.nothing")
     assert status == 404 and "allowed: tem.image" in json.loads(body)["error"]
+    status, body = get(base + "api/picture/afm.frame?signal=abc")
+    assert status == 400 and json.loads(body)["error"] == "signal = 'abc': give a channel number (0 to 999)"
+    status, body = get(base + "api/state?instance=" + "x" * 100_000)  # refused, quoting a line of it
+    assert status == 404 and "(100002 chars)" in json.loads(body)["error"] and len(body) < 300
 
 
 def test_control_from_the_page_moves_the_stage_and_reaches_the_client(server) -> None:

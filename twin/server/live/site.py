@@ -18,6 +18,7 @@ from twin.server.live import pictures
 from twin.server.live.board import Footprint
 from twin.server.live.publish import AFM_CHANNEL, TEM_CHANNELS, dose_per_area
 from twin.server.security import is_loopback
+from twin.validation import brief
 
 APPROACH_WAIT = 30.0  # s the page waits for the AFM's approach before it scans
 MAX_KNOCKED = 20000  # knocked-out atoms the map shows at most
@@ -131,7 +132,7 @@ class LiveSite:
             raise LookupError(f"{why}: the live page shows the scoreboard only")
         name = names[0] if name is None else name
         if name not in names:
-            raise LookupError(f"instance = {name!r} is not on this server; allowed: {', '.join(names)}")
+            raise LookupError(f"instance = {brief(name)} is not on this server; allowed: {', '.join(names)}")
         return next(i for i in self._instances if i.name == name)
 
     # --- the page's state ---------------------------------------------------------------------
@@ -256,7 +257,8 @@ class LiveSite:
         instance = self.instance(name)
         snapshot = instance.board.latest(channel)
         if channel not in (*TEM_CHANNELS, AFM_CHANNEL):
-            raise LookupError(f"channel = {channel!r}; allowed: {', '.join((*TEM_CHANNELS, AFM_CHANNEL))}")
+            raise LookupError(f"channel = {brief(channel)}; allowed: "
+                              f"{', '.join((*TEM_CHANNELS, AFM_CHANNEL))}")
         if snapshot is None:
             raise LookupError(f"nothing acquired on {channel} yet")
         if channel != AFM_CHANNEL:
@@ -265,8 +267,8 @@ class LiveSite:
             return self._pictures.get(key, lambda: pictures.grey_frame(pictures.grey_levels(
                 data, logarithmic=channel == "tem.diffraction")))
         if trace not in TRACES or signal not in CHANNELS:
-            raise LookupError(f"trace = {trace!r}, signal = {signal!r}; allowed traces {TRACES}, signals "
-                              f"{sorted(CHANNELS)}")
+            raise LookupError(f"trace = {brief(trace)}, signal = {brief(signal)}; allowed traces {TRACES}, "
+                              f"signals {sorted(CHANNELS)}")
         frame, clock = snapshot.payload
         done = frame.lines_done(clock)
         key = (instance.name, channel, snapshot.version, done, trace, signal)
@@ -294,7 +296,7 @@ class LiveSite:
         tem, afm = instance.objects["tem"], instance.objects["afm"]
         if action == "move_stage":
             if not isinstance(value, dict) or set(value) - {"x", "y"}:
-                raise ValueError(f"value = {value!r}: give {{'x': m, 'y': m}}")
+                raise ValueError(f"value = {brief(value)}: give {{'x': m, 'y': m}}")
             return tem.move_stage(value)
         if action == "defocus":
             return tem.set("optics.defocus", value)
@@ -309,4 +311,4 @@ class LiveSite:
                     time.sleep(0.05)
             afm.start_frame_up()
             return None
-        raise ValueError(f"action = {action!r}; allowed: move_stage, defocus, acquire, scan")
+        raise ValueError(f"action = {brief(action)}; allowed: move_stage, defocus, acquire, scan")

@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from twin.server.live.site import LiveAddressTaken, LiveOptions, LiveSite
+from twin.validation import brief
 
 STATIC = Path(__file__).parent / "static"
 PERIOD = 0.2  # s between looks at the state for the event stream
@@ -54,7 +55,10 @@ def application(site: LiveSite, stopping: threading.Event) -> Starlette:
     def picture(request: Request) -> Response:
         query = request.query_params
         try:
-            signal = int(query.get("signal", "1"))
+            text = query.get("signal", "1")
+            if not text.isdigit() or len(text) > 3:
+                raise ValueError(f"signal = {brief(text)}: give a channel number (0 to 999)")
+            signal = int(text)
             frame = site.picture(query.get("instance"), request.path_params["channel"],
                                  query.get("trace", "forward"), signal)
         except (LookupError, ValueError) as error:
