@@ -12,21 +12,13 @@ import pytest
 from clients.challenge import Challenge, leaderboard
 from clients.errors import BudgetExhausted
 from clients.tem import TemMicroscopeClient
+from tests.scenario_files import SLOW_SCENARIO
 from twin.cli import main
 from twin.server import wire
 from twin.server.launcher import ServerProcess
 
 HOST = "127.0.0.1"
 
-SLOW_SCENARIO = """\
-title: a slow camera
-goal: take pictures
-sample: graphene
-time_scale: 1
-settings: {tem: {twin.drift: false}}
-budgets: {electrons: 1e11}
-score: {function: tem_focus, focus_tolerance: 5 nm, astigmatism_tolerance: 2 nm}
-"""
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from clients._remote import open_proxy
 from clients.challenge import Challenge, leaderboard
 from clients.errors import InvalidValue
 from clients.tem import TemMicroscopeClient
+from tests.scenario_files import SLOW_SCENARIO
 from twin.cli import main
 from twin.common import wire
 from twin.scenarios.secret import OrganiserKey
@@ -33,15 +34,6 @@ from twin.server.launcher import ServerProcess
 HOST = "127.0.0.1"
 
 
-SLOW_SCENARIO = """\
-title: a slow camera
-goal: take pictures
-sample: graphene
-time_scale: 1
-settings: {tem: {twin.drift: false}}
-budgets: {electrons: 1e11}
-score: {function: tem_focus, focus_tolerance: 5 nm, astigmatism_tolerance: 2 nm}
-"""
 
 
 @pytest.fixture(scope="module")
