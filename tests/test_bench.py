@@ -91,7 +91,7 @@ def test_twin_bench_json_prints_what_measure_returns(monkeypatch, capsys):
 def test_the_timing_helpers_take_medians_and_count_both_ways(monkeypatch):
     clock = iter([0.0, 1.0, 10.0, 13.0, 20.0, 22.0])  # three runs: 1 s, 3 s, 2 s
     monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
-    assert bench._median_time(lambda: None, 3) == 2.0
+    assert bench.median_time(lambda: None, 3) == 2.0
     assert bench._rate(4_000_000, 2.0) == 4.0  # 4 MB each way in 2 s
     assert [bench._mib(shape) for shape in bench.ECHO_SHAPES] == [4, 16]
 

@@ -69,7 +69,8 @@ class Steps:
         self._bar.close()
 
 
-def _median_time(action: Callable[[], Any], repeats: int = REPEATS) -> float:
+def median_time(action: Callable[[], Any], repeats: int = REPEATS) -> float:
+    """The median seconds of ``repeats`` runs of ``action``."""
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -138,8 +139,8 @@ def transport_seconds(proxy: Any, array: np.ndarray, rounds: int = 9) -> tuple[f
         proxy.echo(array)
         baseline.echo(payload, reply)
         for _ in range(rounds):
-            pyro.append(_median_time(lambda: proxy.echo(array), 1))
-            raw.append(_median_time(lambda: baseline.echo(payload, reply), 1))
+            pyro.append(median_time(lambda: proxy.echo(array), 1))
+            raw.append(median_time(lambda: baseline.echo(payload, reply), 1))
     return statistics.median(pyro), statistics.median(raw)
 
 
@@ -173,7 +174,7 @@ def direct_abtem_seconds(sample_name: str, seed: int, centre: tuple[float, float
         return waves.apply_ctf(ctf).intensity().array
 
     run(centre[0] + 50e-9)  # this process's own JIT and FFT plans
-    return _median_time(lambda: run(centre[0]))
+    return median_time(lambda: run(centre[0]))
 
 
 def exit_wave_seconds(sample_name: str, seed: int, centre: tuple[float, float], field_of_view: float,
@@ -239,7 +240,7 @@ def direct_abtem_stem_seconds(sample_name: str, seed: int, centre: tuple[float, 
             probe.scan(projected, scan=scan, detectors=detector, lazy=False)
 
     run(positions[:4])  # this process's own JIT and FFT plans
-    return _median_time(lambda: run(positions), 1) / size**2
+    return median_time(lambda: run(positions), 1) / size**2
 
 
 def measure(steps: Steps | None = None) -> dict[str, Any]:
@@ -322,14 +323,14 @@ def tem_figures(microscope: Any, seed: int, startup: dict[str, float]) -> dict[s
         image = acquire("BM-Ceta", TEM_SIZE, 0.1)
         times.append(time.perf_counter() - started)
     first_new, new_windows = times[0], times[1:]
-    cached = _median_time(lambda: acquire("BM-Ceta", TEM_SIZE, 0.1))
+    cached = median_time(lambda: acquire("BM-Ceta", TEM_SIZE, 0.1))
     defocus_steps = iter(defocus + np.arange(1, 10) * 1e-9)
 
     def refocus_and_acquire() -> None:
         microscope.optics.defocus = next(defocus_steps)
         acquire("BM-Ceta", TEM_SIZE, 0.1)
 
-    refocused = _median_time(refocus_and_acquire)
+    refocused = median_time(refocus_and_acquire)
     imaged = image.metadata.stage_settings.stage_position
     direct = direct_abtem_seconds(DEFAULT_SAMPLE, seed, (imaged.x, imaged.y), fov, defocus,
                                   image.metadata.twin.to_dict())
@@ -411,7 +412,7 @@ def low_magnification_figures(microscope: Any) -> dict[str, float]:
         times.append(time.perf_counter() - started)
     return {
         "warm_new_window_s": statistics.median(times[1:]),
-        "warm_same_window_s": _median_time(lambda: acquire("BM-Ceta", TEM_SIZE, 0.1)),
+        "warm_same_window_s": median_time(lambda: acquire("BM-Ceta", TEM_SIZE, 0.1)),
         "field_of_view_m": microscope.optics.field_of_view,
     }
 
@@ -427,7 +428,7 @@ def stem_figures(microscope: Any, seed: int) -> dict[str, float]:
     microscope.optics.scan_field_of_view = 8e-9
     haadf = microscope.acquisition.acquire_stem_image
     haadf("HAADF", STEM_SIZE, 1e-6)
-    interactive = _median_time(lambda: haadf("HAADF", STEM_SIZE, 1e-6))
+    interactive = median_time(lambda: haadf("HAADF", STEM_SIZE, 1e-6))
     microscope.optics.scan_field_of_view = EXACT_FOV
     started = time.perf_counter()
     haadf("HAADF", EXACT_SIZE, 1e-6, mode="exact")
@@ -462,7 +463,7 @@ def afm_figures(server: Any) -> dict[str, dict[str, float]]:
         scan.Points = scan.Lines = size
         frame()
         repeats = 5 if size < 1024 else 3
-        figures[f"afm_{size}"] = {"frame_s": _median_time(frame, repeats), "time_scale": 0}
+        figures[f"afm_{size}"] = {"frame_s": median_time(frame, repeats), "time_scale": 0}
     spm.close()
     return figures
 
@@ -562,11 +563,11 @@ def transport_figures(server: Any) -> dict[str, float]:
         transport[f"pyro_vs_raw_{mib}mib"] = raw_s / pyro_s
     small = np.random.default_rng(1).random(LIST_SHAPE, dtype=np.float32)
     as_list = small.tolist()
-    transport["list_msgpack_mb_s"] = _rate(small.nbytes, _median_time(lambda: proxy.echo(as_list)))
+    transport["list_msgpack_mb_s"] = _rate(small.nbytes, median_time(lambda: proxy.echo(as_list)))
     proxy._pyroRelease()
     serpent = serializers.serializers["serpent"]  # Pyro5's default, as DTMicroscope uses it; the twin
     # refuses it on the wire, so its cost is timed as an echo's four conversions, without the network
-    transport["list_serpent_mb_s"] = _rate(small.nbytes, _median_time(
+    transport["list_serpent_mb_s"] = _rate(small.nbytes, median_time(
         lambda: serpent.loads(serpent.dumps(serpent.loads(serpent.dumps(as_list)))), 1))
     best = transport[f"pyro_msgpack_{_mib(ECHO_SHAPES[-1])}mib_mb_s"]
     transport["bytes_vs_list_msgpack"] = best / transport["list_msgpack_mb_s"]
@@ -584,7 +585,7 @@ def analytical_figures(microscope: Any) -> dict[str, float]:
                                       exposure_time=1.0)
     eds = microscope.analysis.eds
     eds.acquire_spectrum(spectrum)
-    spectrum_s = _median_time(lambda: eds.acquire_spectrum(spectrum))
+    spectrum_s = median_time(lambda: eds.acquire_spectrum(spectrum))
     image_settings = EdsSpectrumImageSettings(eds_detector="SuperX", dispersion=5.0, shaping_time=3e-6,
                                               dwell_time=EDS_SI_DWELL, size=EDS_SI_SIZE,
                                               scanning_detectors=["HAADF"])
@@ -629,8 +630,8 @@ def episode_figures(calls: int = 400) -> dict[str, float]:
         scan = (["HAADF"], 256, 1e-6)
         tem.acquire_stem_images(*scan)
         instance.invoke("tem.acquire_stem_images", list(scan), {})
-        direct_image = _median_time(lambda: tem.acquire_stem_images(*scan))
-        gated_image = _median_time(lambda: instance.invoke("tem.acquire_stem_images", list(scan), {}))
+        direct_image = median_time(lambda: tem.acquire_stem_images(*scan))
+        gated_image = median_time(lambda: instance.invoke("tem.acquire_stem_images", list(scan), {}))
         instance.episode.journal.close()
         started = time.perf_counter()
         done = replay(next(Path(folder).iterdir()))
@@ -704,8 +705,8 @@ def acquisition_seconds(config: Any) -> tuple[float, float]:
 
     tem()
     afm()
-    parts = _median_time(tem, 9) + _median_time(afm, 9)
-    labelling = _median_time(truth, 5)
+    parts = median_time(tem, 9) + median_time(afm, 9)
+    labelling = median_time(truth, 5)
     return parts, labelling
 
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from twin.bench import median_time
 from twin.common import wire
 
 TEAMS = 40
@@ -77,15 +78,6 @@ def all_teams(port: int, teams: int) -> tuple[float, float]:
     return wall, statistics.median(seconds)
 
 
-def _median_seconds(action: Any, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
-
-
 def server_figures(options: tuple[str, ...], teams: int, folder: Path) -> dict[str, float]:
     """One server of ``teams`` teams (``twin serve`` with ``options``): its start-up, a cheap call and a
     HAADF 256² on it idle, all teams' sessions at once, and its restart carrying on every journal."""
@@ -101,9 +93,9 @@ def server_figures(options: tuple[str, ...], teams: int, folder: Path) -> dict[s
         figures = {"start_s": server.seconds_until("ready in")}
         probe = _team(server.port, "team-01")
         probe.optics.defocus  # noqa: B018 - the connection made before timing
-        figures["cheap_call_ms"] = _median_seconds(lambda: probe.optics.defocus, CHEAP_CALLS) * 1e3
+        figures["cheap_call_ms"] = median_time(lambda: probe.optics.defocus, CHEAP_CALLS) * 1e3
         figures["all_teams_s"], figures["median_team_s"] = all_teams(server.port, teams)
-        figures["haadf_256_s"] = _median_seconds(
+        figures["haadf_256_s"] = median_time(
             lambda: probe.acquisition.acquire_stem_image("HAADF", STEM_SIZE, 1e-6), HAADF_REPEATS)
         probe.disconnect()
     finally:
