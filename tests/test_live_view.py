@@ -211,6 +211,8 @@ def test_control_from_the_page_moves_the_stage_and_reaches_the_client(server) ->
     assert status == 400 and "stage x" in answer["error"] and "allowed" in answer["error"]
     status, answer = post(base + "api/control", {"action": "explode", "value": None})
     assert status == 400 and "allowed: move_stage" in answer["error"]
+    status, answer = post(base + "api/control", {"action": "defocus", "value": "x" * 100_000})
+    assert status == 400 and "more than 65536 bytes" in answer["error"]  # refused while reading it
 
 
 def test_a_taken_live_port_is_refused_by_name(server) -> None:
@@ -291,6 +293,8 @@ def test_a_challenge_page_shows_what_the_instruments_report_and_every_teams_budg
         assert rows["team-02"]["budgets"]["electrons"]["spent"] > 0
         status, answer = post(base + "api/control", {"instance": "team-01", "action": "acquire"})
         assert status == 403 and "--live-control" in answer["error"]  # read-only by default
+        status, answer = post(base + "api/control", {"action": "defocus", "value": "x" * 1_000_000})
+        assert status == 403  # refused before its megabyte is read
         shown = get(base)[1].decode() + json.dumps(state) + json.dumps(sample_map)
         assert not any(team["token"] in shown for team in csv.DictReader(tokens.open()))
     finally:

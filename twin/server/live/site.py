@@ -283,14 +283,18 @@ class LiveSite:
         return self._pictures.get(key, encode)
 
     # --- control (demos) ---------------------------------------------------------------------------
+    def check_control(self) -> None:
+        """PermissionError unless the server allows control from the page."""
+        if not self.control:
+            raise PermissionError("control from the page is off; start the server with twin serve "
+                                  "--live-control")
+
     def act(self, name: str | None, action: str, value: Any) -> Any:
         """Act on an instrument through its remote object, as a client would (its checks apply): move
         the TEM stage (``value`` {"x", "y"} m), set the defocus (m), acquire a TEM image or start an AFM
         frame. PermissionError unless the server allows control, and never in a challenge."""
         instance = self.instance(name)
-        if not self.control:
-            raise PermissionError("control from the page is off; start the server with twin serve "
-                                  "--live-control")
+        self.check_control()
         if instance.episode is not None:
             raise PermissionError("control from the page is refused in a challenge")
         tem, afm = instance.objects["tem"], instance.objects["afm"]

@@ -26,6 +26,8 @@ PERIOD = 0.2  # s between looks at the state for the event stream
 KEEP_ALIVE = 15.0  # s between comments on a quiet event stream (proxies close silent connections)
 NO_STORE = {"Cache-Control": "no-store"}
 BACKLOG = 2048  # connections the page's socket holds before they are accepted (uvicorn's default)
+MAX_CONNECTIONS = 64  # open at once (each event stream reads the state 5 times a second); more get 503
+MAX_BODY_BYTES = 64 << 10  # a control request's body at most
 
 
 def _failure(error: Exception) -> JSONResponse:
@@ -89,7 +91,17 @@ def application(site: LiveSite, stopping: threading.Event) -> Starlette:
 
     async def control(request: Request) -> Response:
         try:
-            body = await request.json()
+            site.check_control()  # before anything is read
+        except PermissionError as error:
+            return _failure(error)
+        text = b""
+        async for chunk in request.stream():
+            text += chunk
+            if len(text) > MAX_BODY_BYTES:
+                return _failure(ValueError(f"the request body holds more than {MAX_BODY_BYTES} bytes; a "
+                                           "control request is a small JSON object"))
+        try:
+            body = json.loads(text)
         except ValueError:
             return _failure(ValueError('the request body must be JSON: {"action", "value", "instance"}'))
         if not isinstance(body, dict):
@@ -145,7 +157,8 @@ class LiveServer:
         self.host, self.port = options.host, self._socket.getsockname()[1]
         self._stopping = threading.Event()
         config = uvicorn.Config(application(site, self._stopping), log_config=None, access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=1)
+                                lifespan="off", timeout_graceful_shutdown=1,
+                                limit_concurrency=MAX_CONNECTIONS)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
                                         name="live-view", daemon=True)
