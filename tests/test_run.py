@@ -36,7 +36,8 @@ def test_a_vendor_script_runs_unchanged_against_the_twin(server, tmp_path, monke
     script = tmp_path / "beamtime.py"
     script.write_text(SCRIPT)
     monkeypatch.chdir(tmp_path)  # in this process: `twin run` runs the script here too (runpy)
-    assert main(["run", "--port", str(server.port), "--host", "127.0.0.1", str(script), "first",
+    # --reset: the shared twin as it started, whatever the tests before left on it (STEM mode, say)
+    assert main(["run", "--port", str(server.port), "--host", "127.0.0.1", "--reset", str(script), "first",
                  "second"]) == 0
     printed = capsys.readouterr().out
     assert "refused: optics.defocus must be a number, got 'far'" in printed
@@ -101,7 +102,7 @@ def test_a_nanosurf_script_runs_unchanged_against_the_twin(server, server_files,
     script = tmp_path / "afm_session.py"
     script.write_text("GALLERY = 'C:/Users/lab/Documents/gallery'\n" + NANOSURF_SCRIPT)
     monkeypatch.chdir(tmp_path)
-    assert main(["run", "--port", str(server.port), "--host", "127.0.0.1", str(script)]) == 0
+    assert main(["run", "--port", str(server.port), "--host", "127.0.0.1", "--reset", str(script)]) == 0
     assert "lines 32 points 32" in capsys.readouterr().out
     gallery = server_files / "Users" / "lab" / "Documents" / "gallery"  # under the server's own folder
     assert sorted(p.name for p in gallery.iterdir()) == ["Sample-0000.gwy", "Sample-0000.nc"]
