@@ -16,7 +16,7 @@ from twin.physics.detectors import (
     modulation_transfer,
     noise_power_ratio,
     point_spread,
-    shot_noise,
+    scintillator_light,
 )
 from twin.sample import build_sample
 
@@ -28,9 +28,8 @@ EDGE = 16  # pixels left out at a frame's border, where the point spread's tail 
 def _ceta_flat(dose: float, size: int = 256, seed: int = 0) -> np.ndarray:
     """A full-resolution (unbinned) Ceta frame of a uniform ``dose`` (electrons per pixel)."""
     rng = np.random.default_rng(seed)
-    electrons = shot_noise(np.full((size, size), dose), rng)
-    return camera_counts(electrons, CETA.psf_sigma, CETA.counts_per_electron, CETA.read_noise, rng,
-                         gain_variance=CETA.gain_variance, tail=CETA.psf_tail,
+    light = scintillator_light(np.full((size, size), dose), CETA.counts_per_electron, CETA.gain_variance, rng)
+    return camera_counts(light, CETA.psf_sigma, CETA.read_noise, rng, tail=CETA.psf_tail,
                          tail_fraction=CETA.psf_tail_fraction, offset=CETA.offset).astype(float)
 
 

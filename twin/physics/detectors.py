@@ -10,6 +10,7 @@ import numpy as np
 
 from twin.common.cache import ArrayCache
 from twin.common.fft_threads import FFT_THREADS
+from twin.physics import random_draws
 
 UINT16_MAX = np.iinfo(np.uint16).max
 TRUNCATE = 4.0  # a Gaussian's taps reach this many widths (scipy.ndimage's default)
@@ -113,33 +114,37 @@ def gain_draw(electrons: np.ndarray, counts_per_electron: float, gain_variance: 
     return _parallel(rng, shape, lambda g, part: g.standard_gamma(part, dtype=np.float32)) * scale
 
 
+def scintillator_light(expected: np.ndarray, counts_per_electron: float, gain_variance: float,
+                       rng: np.random.Generator) -> np.ndarray:
+    """The light (float32 counts, before the blur) of Poisson-distributed electrons of mean ``expected``
+    per pixel, each electron's yield fluctuating as in :func:`gain_draw`."""
+    if gain_variance > 0.0:
+        light = random_draws.scintillator_light(np.clip(expected, 0.0, None), counts_per_electron,
+                                                gain_variance, rng)
+        if light is not None:
+            return light
+    return gain_draw(shot_noise(expected, rng), counts_per_electron, gain_variance, rng)
+
+
 def camera_counts(
-    electrons: np.ndarray,
+    light: np.ndarray,
     sigma: float,
-    counts_per_electron: float,
     read_noise: float,
     rng: np.random.Generator,
     *,
-    gain_variance: float = 0.0,
     tail: float = 0.0,
     tail_fraction: float = 0.0,
     offset: float = 0.0,
 ) -> np.ndarray:
-    """Recorded uint16 counts of an integrating (scintillator) camera from arriving ``electrons``
-    (already Poisson-distributed) per pixel.
+    """Recorded uint16 counts of an integrating (scintillator) camera from the ``light`` (counts) the
+    arriving electrons give per pixel (:func:`scintillator_light`).
 
-    Each electron gives a fluctuating amount of light (:func:`gain_draw`), which the scintillator
-    spreads over the point spread of core ``sigma`` (and ``tail``, pixels: :func:`point_spread`),
-    blurring signal and shot noise alike; then Gaussian read noise (counts) on a dark ``offset``
-    (counts, so the noise is not clipped at zero), rounding, and saturation at 65535.
+    The scintillator spreads the light over the point spread of core ``sigma`` (and ``tail``, pixels:
+    :func:`point_spread`), blurring signal and shot noise alike; then Gaussian read noise (counts) on a
+    dark ``offset`` (counts, so the noise is not clipped at zero), rounding, and saturation at 65535.
     """
-    yields = gain_draw(electrons, counts_per_electron, gain_variance, rng)
-    counts = point_spread(yields, sigma, tail, tail_fraction)
-    noise = _parallel(rng, counts, lambda g, part: g.standard_normal(part.shape, dtype=np.float32))
-    counts = noise * np.float32(read_noise) + counts  # a new array: the blur may return its input
-    counts += np.float32(offset)
-    np.rint(counts, out=counts)
-    return np.clip(counts, 0, UINT16_MAX, out=counts).astype(np.uint16)
+    counts = point_spread(light, sigma, tail, tail_fraction)
+    return random_draws.read_out(counts, read_noise, offset, UINT16_MAX, rng).astype(np.uint16)
 
 
 def counted_fraction(rate: np.ndarray | float, efficiency: float, dead_time: float) -> np.ndarray:
@@ -181,7 +186,9 @@ def _parallel(rng: np.random.Generator, values: np.ndarray,
 
 def shot_noise(expected: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Poisson-distributed electron numbers (float32) with the given (non-negative) means."""
-    return _parallel(rng, np.clip(expected, 0.0, None), lambda g, means: g.poisson(means))
+    means = np.clip(expected, 0.0, None)
+    drawn = random_draws.poisson_by_tables(means, rng)
+    return _parallel(rng, means, lambda g, part: g.poisson(part)) if drawn is None else drawn
 
 
 def _kernel(sigma: float, tail: float, tail_fraction: float) -> np.ndarray:

@@ -22,7 +22,7 @@ from twin.instruments.tem.metadata import acquisition_metadata
 from twin.instruments.work import Cost, fft_seconds_per_unit, fft_units
 from twin.physics import stem as stem_physics
 from twin.physics.ctf import electron_wavelength
-from twin.physics.detectors import camera_counts, counting_counts, psf_sigma, shot_noise
+from twin.physics.detectors import camera_counts, counting_counts, psf_sigma, scintillator_light
 from twin.physics.tem import SimulationGrid
 from twin.sample import Window
 from twin.sample.coarse import BYTES_PER_POINT
@@ -111,9 +111,8 @@ def record(cam: Camera, expected: np.ndarray, exposure: float, binning: int,
     """The frame ``cam`` records (uint16 counts) of ``expected`` electrons per read-out pixel."""
     if cam.counting:
         return counting_counts(expected, exposure, binning, cam.counts_per_electron, cam.dead_time, rng)
-    electrons = shot_noise(expected, rng)
-    return camera_counts(electrons, psf_sigma(cam.psf_sigma, binning), cam.counts_per_electron,
-                         cam.read_noise, rng, gain_variance=cam.gain_variance,
+    light = scintillator_light(expected, cam.counts_per_electron, cam.gain_variance, rng)
+    return camera_counts(light, psf_sigma(cam.psf_sigma, binning), cam.read_noise, rng,
                          tail=psf_sigma(cam.psf_tail, binning), tail_fraction=cam.psf_tail_fraction,
                          offset=cam.offset)
 

@@ -34,6 +34,7 @@ from twin.instruments.tem.stage import Stage
 from twin.instruments.tem.stem_scan import ScanRecorder, acquire_scan
 from twin.instruments.usage import Usage
 from twin.instruments.work import Cost, Job, Limits, duration
+from twin.physics import random_draws
 from twin.physics.ctf import Aberrations
 from twin.physics.damage import displaced
 from twin.sample import Sample
@@ -343,6 +344,7 @@ class TemInstrument:
         stage = self.stage.position()
         away = (stage["x"] + 10 * fov, stage["y"])
         with self._working("warming up", Cost(0.0, 0)):
+            random_draws.warm_up()
             for size in sizes:
                 energy = state["source.acceleration_voltage"]
                 self.hrtem.intensity(self.hrtem.view(away, fov, size, energy, self.aberrations(state)))
