@@ -314,7 +314,6 @@ def exit_wave_spectrum(numbers: np.ndarray, positions: np.ndarray, grid: Simulat
         band_ifft(wave, m)
         wave *= transmission(phase)
         band_fft(wave, m)
-    if extra_distance:
-        step_propagator *= propagator(n, step, energy, extra_distance, aperture=False)
-    wave *= step_propagator
+    # the last slice's thickness and the distance beyond the box in one Fresnel step
+    wave *= propagator(n, step, energy, thickness + extra_distance) if extra_distance else step_propagator
     return wave
