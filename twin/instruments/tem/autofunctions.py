@@ -169,8 +169,9 @@ def beam_tilt_auto_focus(
         tem.set("optics.focus", float(np.clip(focus, start - limit, start + limit)))
         if stigmate:
             _correct_astigmatism(tem, measured)
-        expected = 4 * max(abs(measured["C10"]), np.hypot(measured["C12a"], measured["C12b"]))
-        if abs(measured["C10"]) < 0.3e-9:
+        astigmatism = np.hypot(measured["C12a"], measured["C12b"])
+        expected = 4 * max(abs(measured["C10"]), astigmatism)
+        if abs(measured["C10"]) < 0.3e-9 and (astigmatism < 0.3e-9 or not stigmate):  # both converged
             break
     return {"defocus": tem.get("optics.defocus"), "astigmatism": (measured["C12a"], measured["C12b"]),
             "fit_error": measured["fit_error"], "drift": measured["drift"]}
