@@ -14,6 +14,7 @@ import pytest
 from clients._remote import open_proxy
 from clients.challenge import Challenge, leaderboard
 from tests.fairness_bounds import BLIND_BOUNDS
+from twin.instruments.work import Limits
 from twin.sample import Window
 from twin.sample.truth import height_map
 from twin.scenarios import spec
@@ -227,6 +228,35 @@ def test_the_seed_route_fails_on_every_challenge(name: str) -> None:
             scores.append(instance.episode.submit(answer)["score"])
     assert min(local_scores) > 0.9, local_scores
     assert np.mean(served_scores) < BLIND_BOUNDS[name], served_scores  # no better than a blind answer
+
+
+def test_what_a_team_learns_before_the_data_does_not_depend_on_the_hidden_column() -> None:
+    """Refusals, cost estimates (the progress a client reads, uncounted, while an acquisition runs) and a
+    convergent-beam pattern's dose come from the column as the instrument knows it. Two episodes of one
+    public seed under two keys, their hidden focus 200 nm apart, answer the same calls alike; before,
+    a STEM scan's estimated memory told |focus - hidden focus| to a nanometre or two, so two scans
+    found the focus without looking at an image."""
+    scenario, seen = spec.load("tem-autofocus"), []
+    for secret in (b"test_fairness column 1", b"test_fairness column 6"):
+        instance = Instance.playing("team", scenario, SEED, key=OrganiserKey(hashlib.sha256(secret).digest()))
+        instance.invoke("tem.set", ["optics.focus", 100e-9], {})
+        instance.twin.tem.limits = Limits(max_call_seconds=1e-9)  # all refused, each naming its estimate
+        refusals = []
+        for optical_mode, call, args in (("Stem", "tem.acquire_stem_images", [["HAADF"], 64, 1e-6]),
+                                         ("Stem", "tem.acquire_camera_image", ["BM-Ceta", 4096, 0.1]),
+                                         ("Tem", "tem.acquire_camera_image", ["BM-Ceta", 4096, 0.1])):
+            instance.invoke("tem.set", ["optics.optical_mode", optical_mode], {})
+            with pytest.raises(ValueError, match="would take about") as refusal:
+                instance.invoke(call, args, {})
+            refusals.append(str(refusal.value))
+        instance.invoke("tem.set", ["optics.optical_mode", "Stem"], {})
+        instance.twin.tem.limits = Limits()
+        pattern = instance.invoke("tem.acquire_camera_image", ["BM-Ceta", 128, 0.01], {})
+        seen.append((instance.episode.hidden.settings["tem"]["twin.focus_offset"], refusals,
+                     pattern["metadata"]["optics"]["dose_per_area"]))
+    (one, *first), (other, *second) = seen
+    assert abs(one - other) > 150e-9
+    assert first == second
 
 
 def test_a_private_server_needs_a_tokens_file_since_tokens_are_never_printed(tmp_path) -> None:

@@ -87,10 +87,11 @@ class TemInstrument:
         return fresh
 
     @contextlib.contextmanager
-    def _working(self, task: str, cost: Cost) -> Iterator[Job]:
+    def _working(self, task: str, cost: Cost, estimate: Cost | None = None) -> Iterator[Job]:
         """An acquisition: one at a time on this microscope (a second waits up to the limits'
-        ``wait_seconds`` and is then refused, naming what runs), its memory held from the server's
-        budget, its progress visible to :meth:`progress`."""
+        ``wait_seconds`` and is then refused, naming what runs), its memory (``cost``) held from the
+        server's budget, its progress visible to :meth:`progress` (by ``estimate``, the cost as a client
+        may know it: ``cost`` by default)."""
         if not self._acquire_lock.acquire(timeout=self.limits.wait_seconds):
             running = self._job
             doing = (f"{running.task}, about {duration(running.report()['seconds_left'])} left"
@@ -99,7 +100,7 @@ class TemInstrument:
         try:
             self._settle_parked_beam()
             with self.limits.held(cost):
-                self._job = Job(task, cost)
+                self._job = Job(task, estimate or cost)
                 try:
                     yield self._job
                 finally:
@@ -110,7 +111,7 @@ class TemInstrument:
 
     @contextlib.contextmanager
     def acquisition(self, task: str, cost: Cost, beam_on_specimen: bool, electrons: float,
-                      seconds: float) -> Iterator[Exposure]:
+                      seconds: float, estimate: Cost | None = None) -> Iterator[Exposure]:
         """The sequence every acquisition follows: charge the budget ``electrons`` (when the beam is
         on the specimen), hold the microscope (:meth:`_working`) and give the frame its index; once the
         body has recorded it, count the frame and pass ``seconds`` of instrument time. A body that
@@ -118,7 +119,7 @@ class TemInstrument:
         if beam_on_specimen:
             self.usage.charge(electrons=electrons)
         started = datetime.now(timezone.utc)
-        with self._working(task, cost) as job:
+        with self._working(task, cost, estimate) as job:
             exposure = Exposure(self._frames, job, started)  # counted only once the frame exists
             yield exposure
             self._frames += 1
@@ -214,6 +215,15 @@ class TemInstrument:
             phi12=float(np.arctan2(a[1], a[0]) / 2),
             C30=self.hardware.spherical_aberration,
         )
+
+    def known_aberrations(self, state: State, stage: State | None = None) -> Aberrations:
+        """The aberrations as far as the instrument knows them, for what a client sees of an acquisition
+        before its data (its cost, progress, refusal, dose): the true ones with the ground truth on,
+        else without the column's hidden focus offset and astigmatism, so that no estimate tells them."""
+        if self.sample.revealed:
+            return self.aberrations(state, stage)
+        return self.aberrations({**state, "twin.focus_offset": 0.0, "twin.objective_astigmatism": (0.0, 0.0)},
+                                stage)
 
     def beam_current(self, state: State) -> float:
         """The beam current (A): the spot size's nominal one times the gun's emission (falling since

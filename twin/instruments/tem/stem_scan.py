@@ -70,17 +70,20 @@ def acquire_scan(tem: TemInstrument, detectors: Any, size: Any, dwell_time: Any,
     on_specimen = tem.beam_on_specimen(state)
     beam_on = on_specimen and not state["detectors.screen_inserted"]
     tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
-    aberrations = tem.aberrations(state, stage)
+    aberrations, known = tem.aberrations(state, stage), tem.known_aberrations(state, stage)
     alpha = state["optics.convergence_angle"]
-    method = tem.stem.method(scan, energy, alpha, aberrations, chosen, mode, tilt)  # may refuse
-    cost = tem.stem.cost(scan, energy, alpha, aberrations, chosen, method)
+    # what a client may learn before the data (refusals, the method, the estimate) from the column as
+    # the instrument knows it; the memory held from the true one
+    method = tem.stem.method(scan, energy, alpha, known, chosen, mode, tilt)  # may refuse
+    cost, estimate = (tem.stem.cost(scan, energy, alpha, a, chosen, method) for a in (aberrations, known))
     article, names = "an" if method[0] in "aeiou" else "a", ", ".join(d.name for d in chosen)
     names = ", ".join(filter(None, (names, during and during.name)))
     task = f"{article} {method} STEM scan of {rows} x {cols} pixels with {names}"
-    tem.limits.check(task, cost, "use a smaller size, fewer detectors"
+    tem.limits.check(task, estimate, "use a smaller size, fewer detectors"
                      + (" or mode 'interactive'" if method in ("exact", "prism") else ""))
     current = tem.beam_current(state)
-    with tem.acquisition(task, cost, on_specimen, current * frame_time / constants.e, frame_time) as taken:
+    with tem.acquisition(task, cost, on_specimen, current * frame_time / constants.e, frame_time,
+                         estimate) as taken:
         frame_index, job = taken.frame_index, taken.job
         if beam_on:
             signals = tem.stem.signals(scan, energy, alpha, aberrations, chosen, method, tilt, job.step)
