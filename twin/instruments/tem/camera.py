@@ -49,8 +49,7 @@ class CameraPlan:
     pixel_unit: str
     optics: dict[str, Any]
     twin: dict[str, Any]
-    cost: Cost = Cost(0.0, 0)
-    estimate: Cost | None = None  # the cost as a client may know it (refusals, progress); None: ``cost``
+    cost: Cost = Cost(0.0, 0)  # from the column as the instrument knows it
     dose_diameter: float | None = None  # the disk the metadata's dose spreads over; None: ``beam_diameter``
 
 
@@ -77,13 +76,12 @@ def acquire_frame(tem: TemInstrument, camera: Any, size: Any, exposure_time: Any
     kind = {"m": "image", "1/m": "diffraction pattern"}[plan.pixel_unit]
     kind = f"convergent-beam {kind}" if "probe_position" in plan.twin else kind
     task = f"a {size} x {size} {cam.name} {kind}"
-    tem.limits.check(task, plan.estimate or plan.cost, "use a smaller size or a lower magnification")
+    tem.limits.check(task, plan.cost, "use a smaller size or a lower magnification")
     beam_on = tem.beam_reaches(state, cam.name)
     current = tem.beam_current(state)
     dose = dose_per_area(current, exposure, plan.beam_diameter)
     on_specimen = tem.beam_on_specimen(state)
-    with tem.acquisition(task, plan.cost, on_specimen, current * exposure / constants.e, exposure,
-                         plan.estimate) as taken:
+    with tem.acquisition(task, plan.cost, on_specimen, current * exposure / constants.e, exposure) as taken:
         expected = plan.electrons(dose) if beam_on else np.zeros((size, size))
         rng = np.random.default_rng([tem.seed, STREAM_NOISE, taken.frame_index])
         data = record(cam, expected, exposure, cam.pixels // size, rng)
@@ -159,7 +157,7 @@ def imaging_plan(tem: TemInstrument, state: State, stage: State, offset: np.ndar
         twin={"window": view.window.as_dict(), "padding": view.grid.padding,
               "oversampling": view.grid.oversampling,
               "tem_engine": None if view.continuum else tem.hardware.tem_engine},
-        cost=imaging_cost(tem, view), estimate=imaging_cost(tem, known),
+        cost=imaging_cost(tem, known),
     )
 
 
@@ -212,7 +210,8 @@ def convergent_beam_plan(tem: TemInstrument, state: State, stage: State, offset:
     aberrations = tem.aberrations(state, stage)
     probe = tem.parked_probe(state, stage, offset)
     reach = stem_physics.probe_reach(energy, alpha, aberrations)
-    known_reach = stem_physics.probe_reach(energy, alpha, tem.known_aberrations(state, stage))
+    worst, seen = (stem_physics.probe_reach(energy, alpha, tem.known_aberrations(state, stage, w))
+                   for w in (True, False))
 
     def points(reach: float) -> DiffractionGeometry:
         cell = 2 * reach + 2e-9  # m: the probe and its tails, periodic
@@ -239,9 +238,8 @@ def convergent_beam_plan(tem: TemInstrument, state: State, stage: State, offset:
         pixel_size=pixel_angle / electron_wavelength(energy), pixel_unit="1/m",
         optics={"camera_length": camera_length, "pixel_angle": pixel_angle, "convergence_angle": alpha},
         twin={"probe_position": {"x": probe[0], "y": probe[1]}, "simulated_area_width": side},
-        cost=multislice_cost(geometry.points**2, tem.stem.slices()),
-        estimate=multislice_cost(points(known_reach).points**2, tem.stem.slices()),
-        dose_diameter=2 * known_reach,
+        cost=multislice_cost(points(worst).points**2, tem.stem.slices()),
+        dose_diameter=2 * seen,
     )
 
 

@@ -12,6 +12,7 @@ for the damage they do and :mod:`~twin.instruments.tem.metadata` for what they r
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -71,6 +72,8 @@ class TemInstrument:
         self._frames = 0
         self.usage = usage or Usage()
         self.limits = Limits()  # ``twin serve`` gives every instance the server's one
+        #: the most the column's hidden focus offset and astigmatism (m) may be, as a challenge's rules say
+        self.hidden_column = (0.0, 0.0)
 
     def restarted(self, sample: Sample, clock: Clock) -> TemInstrument:
         """This microscope as it was switched on, over ``sample`` and on ``clock``: the same hardware,
@@ -78,7 +81,7 @@ class TemInstrument:
         cached (they depend on the sample, the window and the optics, never on this state)."""
         fresh = TemInstrument(sample, clock, self.seed, self.hardware, self.sample.frame,
                               self.sample.revealed, self.usage)
-        fresh.limits = self.limits
+        fresh.limits, fresh.hidden_column = self.limits, self.hidden_column
         if sample is self.sample.sample:
             fresh.sample, fresh.hrtem, fresh.stem = self.sample, self.hrtem, self.stem
         else:
@@ -87,11 +90,10 @@ class TemInstrument:
         return fresh
 
     @contextlib.contextmanager
-    def _working(self, task: str, cost: Cost, estimate: Cost | None = None) -> Iterator[Job]:
+    def _working(self, task: str, cost: Cost) -> Iterator[Job]:
         """An acquisition: one at a time on this microscope (a second waits up to the limits'
-        ``wait_seconds`` and is then refused, naming what runs), its memory (``cost``) held from the
-        server's budget, its progress visible to :meth:`progress` (by ``estimate``, the cost as a client
-        may know it: ``cost`` by default)."""
+        ``wait_seconds`` and is then refused, naming what runs), its memory held from the server's
+        budget, its progress visible to :meth:`progress`."""
         if not self._acquire_lock.acquire(timeout=self.limits.wait_seconds):
             running = self._job
             doing = (f"{running.task}, about {duration(running.report()['seconds_left'])} left"
@@ -100,7 +102,7 @@ class TemInstrument:
         try:
             self._settle_parked_beam()
             with self.limits.held(cost):
-                self._job = Job(task, estimate or cost)
+                self._job = Job(task, cost)
                 try:
                     yield self._job
                 finally:
@@ -111,7 +113,7 @@ class TemInstrument:
 
     @contextlib.contextmanager
     def acquisition(self, task: str, cost: Cost, beam_on_specimen: bool, electrons: float,
-                      seconds: float, estimate: Cost | None = None) -> Iterator[Exposure]:
+                      seconds: float) -> Iterator[Exposure]:
         """The sequence every acquisition follows: charge the budget ``electrons`` (when the beam is
         on the specimen), hold the microscope (:meth:`_working`) and give the frame its index; once the
         body has recorded it, count the frame and pass ``seconds`` of instrument time. A body that
@@ -119,7 +121,7 @@ class TemInstrument:
         if beam_on_specimen:
             self.usage.charge(electrons=electrons)
         started = datetime.now(timezone.utc)
-        with self._working(task, cost, estimate) as job:
+        with self._working(task, cost) as job:
             exposure = Exposure(self._frames, job, started)  # counted only once the frame exists
             yield exposure
             self._frames += 1
@@ -216,14 +218,18 @@ class TemInstrument:
             C30=self.hardware.spherical_aberration,
         )
 
-    def known_aberrations(self, state: State, stage: State | None = None) -> Aberrations:
-        """The aberrations as far as the instrument knows them, for what a client sees of an acquisition
-        before its data (its cost, progress, refusal, dose): the true ones with the ground truth on,
-        else without the column's hidden focus offset and astigmatism, so that no estimate tells them."""
+    def known_aberrations(self, state: State, stage: State | None = None, worst: bool = True) -> Aberrations:
+        """The aberrations as far as the instrument knows them, for what a client learns of an acquisition
+        before its data (its cost, refusal, progress, dose): the true ones with the ground truth on; else
+        what the settings make, plus (``worst``) the most the column's hidden focus offset and astigmatism
+        may add (:attr:`hidden_column`). No estimate then tells the hidden part, and the worst one never
+        falls short of the true cost (every cost grows with |C10| + |C12|)."""
         if self.sample.revealed:
             return self.aberrations(state, stage)
-        return self.aberrations({**state, "twin.focus_offset": 0.0, "twin.objective_astigmatism": (0.0, 0.0)},
+        seen = self.aberrations({**state, "twin.focus_offset": 0.0, "twin.objective_astigmatism": (0.0, 0.0)},
                                 stage)
+        focus, astigmatism = self.hidden_column if worst else (0.0, 0.0)
+        return dataclasses.replace(seen, C10=abs(seen.C10) + focus, C12=seen.C12 + astigmatism)
 
     def beam_current(self, state: State) -> float:
         """The beam current (A): the spot size's nominal one times the gun's emission (falling since

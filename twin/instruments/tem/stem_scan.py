@@ -72,18 +72,16 @@ def acquire_scan(tem: TemInstrument, detectors: Any, size: Any, dwell_time: Any,
     tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
     aberrations, known = tem.aberrations(state, stage), tem.known_aberrations(state, stage)
     alpha = state["optics.convergence_angle"]
-    # what a client may learn before the data (refusals, the method, the estimate) from the column as
-    # the instrument knows it; the memory held from the true one
+    # the method, refusals and cost from the column as the instrument knows it (no hidden part)
     method = tem.stem.method(scan, energy, alpha, known, chosen, mode, tilt)  # may refuse
-    cost, estimate = (tem.stem.cost(scan, energy, alpha, a, chosen, method) for a in (aberrations, known))
+    cost = tem.stem.cost(scan, energy, alpha, known, chosen, method)
     article, names = "an" if method[0] in "aeiou" else "a", ", ".join(d.name for d in chosen)
     names = ", ".join(filter(None, (names, during and during.name)))
     task = f"{article} {method} STEM scan of {rows} x {cols} pixels with {names}"
-    tem.limits.check(task, estimate, "use a smaller size, fewer detectors"
+    tem.limits.check(task, cost, "use a smaller size, fewer detectors"
                      + (" or mode 'interactive'" if method in ("exact", "prism") else ""))
     current = tem.beam_current(state)
-    with tem.acquisition(task, cost, on_specimen, current * frame_time / constants.e, frame_time,
-                         estimate) as taken:
+    with tem.acquisition(task, cost, on_specimen, current * frame_time / constants.e, frame_time) as taken:
         frame_index, job = taken.frame_index, taken.job
         if beam_on:
             signals = tem.stem.signals(scan, energy, alpha, aberrations, chosen, method, tilt, job.step)
