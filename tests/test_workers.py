@@ -4,6 +4,7 @@ killed mid-episode takes only its own teams down, who come back from their journ
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import re
@@ -26,6 +27,7 @@ from clients.challenge import Challenge, leaderboard
 from clients.errors import InvalidValue
 from clients.tem import TemMicroscopeClient
 from tests.scenario_files import SLOW_SCENARIO
+from tests.test_fairness import everything_a_team_can_read
 from twin.cli import main
 from twin.common import wire
 from twin.scenarios.secret import OrganiserKey
@@ -43,6 +45,9 @@ def hosted(tmp_path_factory):
     folder = tmp_path_factory.mktemp("workers")
     tokens, slow = folder / "tokens.csv", folder / "slow.scenario.yaml"
     slow.write_text(SLOW_SCENARIO)
+    key = folder / "organiser.key"  # a fixed key: the teams' hidden focus within 31 nm (quick Ronchigrams)
+    key.write_text(hashlib.sha256(b"tests/test_workers.py 6").hexdigest())
+    key.chmod(0o600)
     server = ServerProcess.start("--workers", "2", "--instance", f"slow={slow}:1", "--scenario",
                                  "tem-autofocus", "--teams", "3", "--seed-per-team", "--private", "--tokens",
                                  str(tokens),
@@ -233,6 +238,24 @@ def test_the_private_live_page_shows_the_workers_scoreboard_and_no_name_or_token
     assert status == 404 and "private" in answer
     page = json.dumps(rows) + live_state(server)[1]
     assert "team-0" not in page and not any(secret in page for secret in token.values())
+
+
+def test_no_reply_to_a_team_on_workers_carries_the_key_or_another_team(hosted) -> None:
+    """Every read a team can make (images, refusals, Pyro's daemon object, the hub, its answer and
+    journal) through the front door: the worker's replies carry no key, no seed drawn from it and no
+    other team (team-01's episode ends here)."""
+    server, token, folder = hosted
+    key = OrganiserKey.load(folder / "organiser.key")
+    drawn = key.episode_seed("tem-autofocus", 5)
+    secrets_ = {"key": key.secret.hex(), "key id": key.id, "organiser token": key.organiser_token(),
+                "drawn seed": str(drawn), "drawn seed (hex)": f"{drawn:x}", "team-02": "team-02",
+                "team-03": "team-03", **{f"{name}'s token": token[name] for name in ("team-02", "team-03",
+                                                                                       "slow")}}
+    replies = everything_a_team_can_read(server, token["team-01"])
+    assert len(replies) > 40 and any("HAADF" in r for r in replies) and any("score" in r for r in replies)
+    for what, secret in secrets_.items():
+        leaking = [r[:200] for r in replies if secret in r]
+        assert not leaking, f"a reply carries the {what}: {leaking}"
 
 
 def test_an_open_live_page_shows_every_teams_budgets_on_workers(tmp_path) -> None:

@@ -98,6 +98,16 @@ class Draw:
             return (float(length * np.cos(angle)), float(length * np.sin(angle)))
         return float(rng.uniform(lo, hi))
 
+    def largest(self) -> float:
+        """The largest magnitude (a vector's length) this draw of numbers can give."""
+        spec = self.spec
+        if not isinstance(spec, dict):
+            return _magnitude(self.sample(None))
+        (how, args), = spec.items()
+        if how == "choice":
+            return max(Draw(self.name, self.kind, option).largest() for option in args)
+        return max(abs(_value(f"{self.name}.{how}", v, self.kind)) for v in args)
+
 
 @dataclass(frozen=True)
 class Event:
@@ -156,13 +166,29 @@ class Scenario:
         for values in (self.settings, hidden.settings):
             for inst, changes in values.items():
                 apply(twin, inst, changes)
+        twin.tem.hidden_column = (self.largest("twin.focus_offset"),
+                                  self.largest("twin.objective_astigmatism"))
         return twin
+
+    def largest(self, setting: str) -> float:
+        """The largest magnitude this scenario may give a TEM ``setting``: set, drawn or changed by an
+        event (0 if it never does)."""
+        fixed = self.settings.get("tem", {})
+        draws = [d for values in (self.hidden, *(e.changes for e in self.events))
+                 for name, d in values.get("tem", {}).items() if name == setting]
+        return max([d.largest() for d in draws] + ([_magnitude(fixed[setting])] if setting in fixed else []),
+                   default=0.0)
 
     def describe(self) -> dict[str, Any]:
         """What a player may know: title, goal, answer format, budgets, refused calls, ground truth."""
         return {"name": self.name, "title": self.title, "goal": self.goal, "answer": self.answer,
                 "budgets": dict(self.budgets), "forbid": list(self.forbid), "ground_truth": self.ground_truth,
                 "time_scale": self.time_scale, "score": self.score.get("function")}
+
+
+def _magnitude(value: Any) -> float:
+    """The magnitude of a number or the length of a vector."""
+    return float(np.linalg.norm(np.atleast_1d(np.asarray(value, dtype=float))))
 
 
 def apply(twin: DigitalTwin, instrument: str, changes: dict[str, Any]) -> None:

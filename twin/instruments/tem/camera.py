@@ -28,7 +28,9 @@ from twin.sample import Window
 from twin.sample.coarse import BYTES_PER_POINT
 
 if TYPE_CHECKING:
+    from twin.instruments.tem.imaging import View
     from twin.instruments.tem.instrument import State, TemInstrument
+    from twin.physics.ctf import Aberrations
 
 STREAM_NOISE = 0x43414D  # random stream tag for detector noise (cameras and STEM detectors)
 READOUT_AREAS = {"Full": 1, "Half": 2, "Quarter": 4}  # the camera's fixed readout areas: sensor width over it
@@ -47,7 +49,8 @@ class CameraPlan:
     pixel_unit: str
     optics: dict[str, Any]
     twin: dict[str, Any]
-    cost: Cost = Cost(0.0, 0)
+    cost: Cost = Cost(0.0, 0)  # from the column as the instrument knows it
+    dose_diameter: float | None = None  # the disk the metadata's dose spreads over; None: ``beam_diameter``
 
 
 def acquire_frame(tem: TemInstrument, camera: Any, size: Any, exposure_time: Any,
@@ -100,7 +103,8 @@ def acquire_frame(tem: TemInstrument, camera: Any, size: Any, exposure_time: Any
         "readout_area": area,
     }
     metadata["acquisition"]["exposure_time"] = exposure
-    metadata["optics"] |= plan.optics | {"dose_per_area": dose if beam_on else 0.0}
+    shown_dose = dose_per_area(current, exposure, plan.dose_diameter or plan.beam_diameter)
+    metadata["optics"] |= plan.optics | {"dose_per_area": shown_dose if beam_on else 0.0}
     metadata["twin"] |= plan.twin | {"beam_reaches_camera": beam_on, "atoms_knocked_out": knocked_out,
                                      "specimen_offset": offset.tolist()}
     return {"data": data, "metadata": metadata}
@@ -123,12 +127,16 @@ def imaging_plan(tem: TemInstrument, state: State, stage: State, offset: np.ndar
     nominal = state["optics.magnification"]
     fov = cam.width / (nominal * tem.hardware.post_magnification)
     centre = tem.view_centre(state, stage, offset, "optics.image_shift")
-    view = tem.hrtem.view(
-        (centre[0], centre[1]), fov, size, state["source.acceleration_voltage"],
-        tem.aberrations(state, stage),
-        (stage["a"] or 0.0, stage["b"] or 0.0), cam.sizes, f"magnification {nominal:g}",
-        tuple(state["optics.beam_tilt"]), apertures.objective_cutoff(state, tem.hardware),
-    )
+
+    def planned(aberrations: Aberrations, refuse: bool) -> View:
+        return tem.hrtem.view(
+            (centre[0], centre[1]), fov, size, state["source.acceleration_voltage"], aberrations,
+            (stage["a"] or 0.0, stage["b"] or 0.0), cam.sizes, f"magnification {nominal:g}",
+            tuple(state["optics.beam_tilt"]), apertures.objective_cutoff(state, tem.hardware), refuse,
+        )
+
+    known = planned(tem.known_aberrations(state, stage), True)  # refusals from what the instrument knows
+    view = planned(tem.aberrations(state, stage), False)
     beam = centre - np.array(state["optics.image_shift"]) + np.array(state["optics.beam_shift"])
     pixel = fov / size
 
@@ -148,9 +156,16 @@ def imaging_plan(tem: TemInstrument, state: State, stage: State, offset: np.ndar
         twin={"window": view.window.as_dict(), "padding": view.grid.padding,
               "oversampling": view.grid.oversampling,
               "tem_engine": None if view.continuum else tem.hardware.tem_engine},
-        cost=(Cost(multislice_cost(view.grid.n**2, 1).seconds, BYTES_PER_POINT * view.grid.n**2)
-              if view.continuum else multislice_cost(view.grid.n**2, tem.stem.slices())),
+        cost=imaging_cost(tem, known),
     )
+
+
+def imaging_cost(tem: TemInstrument, view: View) -> Cost:
+    """What a TEM image of ``view`` takes: the projected mass, or a multislice through the sample."""
+    points = view.grid.n**2
+    if view.continuum:
+        return Cost(multislice_cost(points, 1).seconds, BYTES_PER_POINT * points)
+    return multislice_cost(points, tem.stem.slices())
 
 
 def diffraction_plan(tem: TemInstrument, state: State, stage: State, offset: np.ndarray, cam: Camera,
@@ -194,8 +209,14 @@ def convergent_beam_plan(tem: TemInstrument, state: State, stage: State, offset:
     aberrations = tem.aberrations(state, stage)
     probe = tem.parked_probe(state, stage, offset)
     reach = stem_physics.probe_reach(energy, alpha, aberrations)
-    cell = 2 * reach + 2e-9  # m: the probe and its tails, periodic
-    planned = DiffractionGeometry.plan(size, pixel_angle, electron_wavelength(energy), cell, cell)
+    worst, seen = (stem_physics.probe_reach(energy, alpha, tem.known_aberrations(state, stage, w))
+                   for w in (True, False))
+
+    def points(reach: float) -> DiffractionGeometry:
+        cell = 2 * reach + 2e-9  # m: the probe and its tails, periodic
+        return DiffractionGeometry.plan(size, pixel_angle, electron_wavelength(energy), cell, cell)
+
+    planned = points(reach)
     geometry = DiffractionGeometry(size, planned.binning, planned.points, planned.points, planned.sampling)
     side = geometry.points * geometry.sampling
     grid = SimulationGrid(size=geometry.points, pad=0, sampling=geometry.sampling)
@@ -216,7 +237,8 @@ def convergent_beam_plan(tem: TemInstrument, state: State, stage: State, offset:
         pixel_size=pixel_angle / electron_wavelength(energy), pixel_unit="1/m",
         optics={"camera_length": camera_length, "pixel_angle": pixel_angle, "convergence_angle": alpha},
         twin={"probe_position": {"x": probe[0], "y": probe[1]}, "simulated_area_width": side},
-        cost=multislice_cost(geometry.points**2, tem.stem.slices()),
+        cost=multislice_cost(points(worst).points**2, tem.stem.slices()),
+        dose_diameter=2 * seen,
     )
 
 

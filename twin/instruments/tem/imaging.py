@@ -141,13 +141,15 @@ class HrtemSimulator:
         self, centre: tuple[float, float], field_of_view: float, size: int, energy: float,
         aberrations: Aberrations, tilt: tuple[float, float] = (0.0, 0.0), sizes: tuple[int, ...] = (),
         label: str = "", beam_tilt: tuple[float, float] = (0.0, 0.0), aperture: float | None = None,
+        refuse: bool = True,
     ) -> View:
         """Plan a ``size``² image of the square ``field_of_view`` (m) centred on ``centre`` (m);
-        refuses views beyond the simulation limit, naming the ``sizes`` that would work."""
+        refuses views beyond the simulation limit, naming the ``sizes`` that would work (unless not
+        ``refuse``: the view of a column whose known part was checked already)."""
         coherence = self.hardware.coherence(energy)
         fov = field_of_view
         grid = self.grid_for(fov, size, energy, aberrations, coherence)
-        too_big = self._beyond_limits(fov, grid, tilt)
+        too_big = refuse and self._beyond_limits(fov, grid, tilt)
         if too_big:
             usable = [s for s in sizes if not self._beyond_limits(
                 fov, self.grid_for(fov, s, energy, aberrations, coherence), tilt)]

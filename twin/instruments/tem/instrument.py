@@ -12,6 +12,7 @@ for the damage they do and :mod:`~twin.instruments.tem.metadata` for what they r
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -72,6 +73,8 @@ class TemInstrument:
         self._frames = 0
         self.usage = usage or Usage()
         self.limits = Limits()  # ``twin serve`` gives every instance the server's one
+        #: the most the column's hidden focus offset and astigmatism (m) may be, as a challenge's rules say
+        self.hidden_column = (0.0, 0.0)
 
     def restarted(self, sample: Sample, clock: Clock) -> TemInstrument:
         """This microscope as it was switched on, over ``sample`` and on ``clock``: the same hardware,
@@ -79,7 +82,7 @@ class TemInstrument:
         cached (they depend on the sample, the window and the optics, never on this state)."""
         fresh = TemInstrument(sample, clock, self.seed, self.hardware, self.sample.frame,
                               self.sample.revealed, self.usage)
-        fresh.limits = self.limits
+        fresh.limits, fresh.hidden_column = self.limits, self.hidden_column
         if sample is self.sample.sample:
             fresh.sample, fresh.hrtem, fresh.stem = self.sample, self.hrtem, self.stem
         else:
@@ -215,6 +218,19 @@ class TemInstrument:
             phi12=float(np.arctan2(a[1], a[0]) / 2),
             C30=self.hardware.spherical_aberration,
         )
+
+    def known_aberrations(self, state: State, stage: State | None = None, worst: bool = True) -> Aberrations:
+        """The aberrations as far as the instrument knows them, for what a client learns of an acquisition
+        before its data (its cost, refusal, progress, dose): the true ones with the ground truth on; else
+        what the settings make, plus (``worst``) the most the column's hidden focus offset and astigmatism
+        may add (:attr:`hidden_column`). No estimate then tells the hidden part, and the worst one never
+        falls short of the true cost (every cost grows with |C10| + |C12|)."""
+        if self.sample.revealed:
+            return self.aberrations(state, stage)
+        seen = self.aberrations({**state, "twin.focus_offset": 0.0, "twin.objective_astigmatism": (0.0, 0.0)},
+                                stage)
+        focus, astigmatism = self.hidden_column if worst else (0.0, 0.0)
+        return dataclasses.replace(seen, C10=abs(seen.C10) + focus, C12=seen.C12 + astigmatism)
 
     def beam_current(self, state: State) -> float:
         """The beam current (A): the spot size's nominal one times the gun's emission (falling since

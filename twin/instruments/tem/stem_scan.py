@@ -70,10 +70,11 @@ def acquire_scan(tem: TemInstrument, detectors: Any, size: Any, dwell_time: Any,
     on_specimen = tem.beam_on_specimen(state)
     beam_on = on_specimen and not state["detectors.screen_inserted"]
     tilt = (stage["a"] or 0.0, stage["b"] or 0.0)
-    aberrations = tem.aberrations(state, stage)
+    aberrations, known = tem.aberrations(state, stage), tem.known_aberrations(state, stage)
     alpha = state["optics.convergence_angle"]
-    method = tem.stem.method(scan, energy, alpha, aberrations, chosen, mode, tilt)  # may refuse
-    cost = tem.stem.cost(scan, energy, alpha, aberrations, chosen, method)
+    # the method, refusals and cost from the column as the instrument knows it (no hidden part)
+    method = tem.stem.method(scan, energy, alpha, known, chosen, mode, tilt)  # may refuse
+    cost = tem.stem.cost(scan, energy, alpha, known, chosen, method)
     article, names = "an" if method[0] in "aeiou" else "a", ", ".join(d.name for d in chosen)
     names = ", ".join(filter(None, (names, during and during.name)))
     task = f"{article} {method} STEM scan of {rows} x {cols} pixels with {names}"
