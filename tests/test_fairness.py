@@ -236,6 +236,23 @@ def test_the_seed_route_fails_on_every_challenge(name: str) -> None:
     assert np.mean(served_scores) < BLIND_BOUNDS[name], served_scores  # no better than a blind answer
 
 
+@pytest.mark.parametrize("name", sorted(BLIND_BOUNDS))
+def test_neither_the_public_seed_nor_any_small_seed_draws_the_served_hidden_state(name: str) -> None:
+    """Both routes on every challenge, against the hidden state itself: its draws and the twin (sample
+    included) they are built with. A team can rebuild any seed's state with the installed package (as
+    the keyless episode of the public seed shows), but the served episode's (public seed, organiser's
+    key) is that of neither the public seed nor any of the 5000 smallest seeds."""
+    scenario, key = spec.load(name), OrganiserKey(hashlib.sha256(b"an organiser's key").digest())
+
+    def state(instance: Instance) -> tuple[str, int]:
+        return repr(instance.episode.hidden), instance.twin.seed
+
+    served = state(Instance.playing("team", scenario, SEED, key=key))
+    keyless = state(Instance.playing("team", scenario, SEED))
+    assert keyless == (repr(scenario.draw(SEED)), SEED) and keyless != served
+    assert [seed for seed in range(5000) if (repr(scenario.draw(seed)), seed) == served] == []
+
+
 def test_what_a_team_learns_before_the_data_does_not_depend_on_the_hidden_column() -> None:
     """Refusals, cost estimates (the progress a client reads, uncounted, while an acquisition runs) and a
     convergent-beam pattern's dose come from the column as the instrument knows it. Two episodes of one
