@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
 import ducc0
 import numpy as np
-import scipy.sparse
+from numba import njit
 from scipy import constants
 
 from twin.common.cache import ArrayCache
@@ -155,17 +156,34 @@ def spread(u: np.ndarray, v: np.ndarray, n: int, width: int = SPREAD_WIDTH, beta
            ) -> np.ndarray:
     """Atoms at grid coordinates ``u`` (along x) and ``v`` (along y), each spread by
     :func:`spreading_kernel` over ``width``² points of a periodic ``n``² grid (float32, ``[y, x]``)."""
-    offsets = np.arange(width) - (width // 2 - 1)
-    left, bottom = np.floor(u), np.floor(v)
-    columns = (left.astype(np.int64)[:, None] + offsets) % n
-    rows = (bottom.astype(np.int64)[:, None] + offsets) % n
-    wx = spreading_kernel((left - u)[:, None] + offsets, width, beta).astype(np.float32)
-    wy = spreading_kernel((bottom - v)[:, None] + offsets, width, beta).astype(np.float32)
-    shape = (len(u), width, width)
-    at = (np.broadcast_to(rows[:, :, None], shape).ravel(),
-          np.broadcast_to(columns[:, None, :], shape).ravel())
-    points = scipy.sparse.coo_matrix(((wy[:, :, None] * wx[:, None, :]).ravel(), at), shape=(n, n))
-    return points.toarray()  # duplicates summed
+    out = np.zeros((n, n), dtype=np.float32)
+    _spread_atoms(np.asarray(u, dtype=float), np.asarray(v, dtype=float), width, float(beta), out)
+    return out
+
+
+@njit(inline="always")
+def _kernel_at(d: float, width: int, beta: float) -> float:
+    """:func:`spreading_kernel` at one distance ``d`` (grid points)."""
+    z = 1.0 - (2.0 * d / width) ** 2
+    return math.exp(beta * (math.sqrt(z) - 1.0)) if z > 0.0 else 0.0
+
+
+@njit(nogil=True, cache=True)
+def _spread_atoms(u: np.ndarray, v: np.ndarray, width: int, beta: float, out: np.ndarray) -> None:
+    """Add each atom's ``width``² weights (the separable :func:`spreading_kernel`, float32) to ``out``
+    (periodic), atom by atom."""
+    n = out.shape[0]
+    first = width // 2 - 1
+    along_x, along_y = np.empty(width, np.float32), np.empty(width, np.float32)
+    for atom in range(len(u)):
+        left, bottom = math.floor(u[atom]), math.floor(v[atom])
+        for k in range(width):
+            along_x[k] = _kernel_at(left - u[atom] + k - first, width, beta)
+            along_y[k] = _kernel_at(bottom - v[atom] + k - first, width, beta)
+        for r in range(width):
+            row = (int(bottom) + r - first) % n
+            for c in range(width):
+                out[row, (int(left) + c - first) % n] += along_y[r] * along_x[c]
 
 
 def direct_structure_factor(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
