@@ -466,6 +466,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "serve":  # before any other thread allocates: the server's one heap
+        wire.keep_freed_memory(one_arena=True)
     if args.command != "mcp":  # MCP speaks on stdout: nothing else may write there
         log_to_console()
     return args.run(args)

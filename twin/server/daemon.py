@@ -125,22 +125,6 @@ def single_threaded_blas() -> None:
     threadpool_limits(1, user_api="blas")
 
 
-def keep_freed_memory(mmap_threshold: int = 64 << 20, trim_threshold: int = 256 << 20) -> bool:
-    """Let glibc keep freed blocks for reuse: arrays under ``mmap_threshold`` bytes come from the heap
-    instead of fresh pages, and up to ``trim_threshold`` bytes of free heap stay with the process. A
-    new 1024² image allocates ~40 frame-sized arrays; fresh pages fault in one by one (4 KiB each), which
-    costs ~15 % of the image's time. Returns whether the allocator took the setting (not on other C
-    libraries)."""
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except AttributeError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-    return bool(mallopt(m_mmap_threshold, mmap_threshold)) and bool(mallopt(m_trim_threshold, trim_threshold))
-
-
 def ready_line(serving: float, accepting: float, warm: float) -> str:
     """'ready in ...' counted from the command's start (the process's creation, so Python's start and
     the imports count), with what took the time; the arguments are ``perf_counter`` readings taken when
@@ -187,7 +171,7 @@ def serve(
 
     started = time.perf_counter()
     single_threaded_blas()
-    keep_freed_memory()
+    wire.keep_freed_memory(one_arena=True)  # in effect when `twin serve` made it first (cli.main)
     data_dir = default_data_dir() if data_dir is None else data_dir
     if isinstance(instances, DigitalTwin):
         instances = [Instance(DEFAULT, instances)]
