@@ -31,7 +31,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -56,6 +57,8 @@ POTENTIAL_PER_SCATTERING = constants.h**2 / (2 * np.pi * constants.m_e * constan
 # what repeats between calls: frequencies, apertures and kernel transforms per grid, form factors per grid,
 # species and energy (a 1152² grid's take 2.7-5.3 MB each)
 _CACHE = ArrayCache(128 * 2**20)
+_BLOCK_ROWS = 64  # grid rows per block of elementwise work
+_ELEMENTWISE = ThreadPoolExecutor(max_workers=FFT_THREADS, thread_name_prefix="exit-wave")
 
 
 def band_columns(n: int) -> int:
@@ -249,9 +252,16 @@ def propagator(n: int, step: float, energy: float, distance: float, aperture: bo
     FFT order), times the anti-aliasing aperture if ``aperture``."""
     k = np.fft.fftfreq(n, step)
     along = np.exp(-1j * np.pi * electron_wavelength(energy) * distance * k**2).astype(np.complex64)
-    out = np.multiply(along[:, None], along[None, :])  # separable in kx and ky
-    if aperture:
-        out *= antialias_aperture(n, step)
+    limit = antialias_aperture(n, step) if aperture else None
+    out = np.empty((n, n), dtype=np.complex64)
+
+    def block(start: int) -> None:
+        rows = slice(start, start + _BLOCK_ROWS)
+        np.multiply(along[rows, None], along[None, :], out=out[rows])  # separable in kx and ky
+        if limit is not None:
+            out[rows] *= limit[rows]
+
+    _in_blocks(block, n)
     return out
 
 
@@ -293,12 +303,12 @@ def _slice_phases(numbers: np.ndarray, positions: np.ndarray, index: np.ndarray,
             atoms = np.count_nonzero(chosen)
             if atoms == 0:
                 continue
+            factor = phase_factor(n, step, chemical_symbols[number], energy)
             if atoms <= DIRECT_ATOMS:
-                term = direct_structure_factor(u[chosen], v[chosen], n)
+                term = _scale(direct_structure_factor(u[chosen], v[chosen], n), factor)
             else:
                 term = ducc0.fft.r2c(spread(u[chosen], v[chosen], n), axes=(0, 1), nthreads=FFT_THREADS)
-                term *= _deconvolution(n)
-            term *= phase_factor(n, step, chemical_symbols[number], energy)
+                _scale(term, _deconvolution(n), factor)
             spectrum = term if spectrum is None else np.add(spectrum, term, out=spectrum)
         if spectrum is None:  # an empty slice (no atoms in view)
             yield np.zeros((n, n), dtype=np.float32)
@@ -309,10 +319,45 @@ def _slice_phases(numbers: np.ndarray, positions: np.ndarray, index: np.ndarray,
 
 def transmission(phase: np.ndarray) -> np.ndarray:
     """``exp(i phase)`` (complex64) of a float32 ``phase``."""
-    out = np.empty(phase.shape, dtype=np.complex64)
-    out.real = np.cos(phase)
-    out.imag = np.sin(phase)
+    return transmit(None, phase)
+
+
+def transmit(wave: np.ndarray | None, phase: np.ndarray) -> np.ndarray:
+    """``wave`` (complex64, 2-D) times ``exp(i phase)`` (float32) in place, or ``exp(i phase)`` itself
+    for ``wave`` None, in blocks of rows (their temporaries stay in cache) on the FFT threads (numpy
+    releases the GIL)."""
+    out = np.empty(phase.shape, dtype=np.complex64) if wave is None else wave
+
+    def block(start: int) -> None:
+        rows = slice(start, start + _BLOCK_ROWS)
+        factor = out[rows] if wave is None else np.empty(phase[rows].shape, dtype=np.complex64)
+        factor.real = np.cos(phase[rows])
+        factor.imag = np.sin(phase[rows])
+        if wave is not None:
+            out[rows] *= factor
+
+    _in_blocks(block, len(phase))
     return out
+
+
+def _scale(a: np.ndarray, *factors: np.ndarray) -> np.ndarray:
+    """``a`` times each of ``factors`` (same shape) in place, by blocks of rows on the FFT threads."""
+    def block(start: int) -> None:
+        rows = slice(start, start + _BLOCK_ROWS)
+        for factor in factors:
+            a[rows] *= factor[rows]
+
+    _in_blocks(block, len(a))
+    return a
+
+
+def _in_blocks(block: Callable[[int], None], rows: int) -> None:
+    """``block(start)`` for every block of :data:`_BLOCK_ROWS` of ``rows`` rows, on the FFT threads."""
+    starts = range(0, rows, _BLOCK_ROWS)
+    if len(starts) == 1:
+        block(0)
+    else:
+        list(_ELEMENTWISE.map(block, starts))
 
 
 def exit_wave_spectrum(numbers: np.ndarray, positions: np.ndarray, grid: SimulationGrid, energy: float,
@@ -326,12 +371,10 @@ def exit_wave_spectrum(numbers: np.ndarray, positions: np.ndarray, grid: Simulat
     slices, count, thickness = phases(numbers, positions, grid, energy)
     step_propagator = propagator(n, step, energy, thickness)
     wave = band_fft(transmission(next(slices)), m)
-    wave *= antialias_aperture(n, step)  # the first transmission function band-limited, as abTEM does
+    _scale(wave, antialias_aperture(n, step))  # the first transmission function band-limited, as abTEM does
     for phase in slices:
-        wave *= step_propagator
-        band_ifft(wave, m)
-        wave *= transmission(phase)
-        band_fft(wave, m)
+        band_ifft(_scale(wave, step_propagator), m)
+        band_fft(transmit(wave, phase), m)
     # the last slice's thickness and the distance beyond the box in one Fresnel step
-    wave *= propagator(n, step, energy, thickness + extra_distance) if extra_distance else step_propagator
-    return wave
+    return _scale(wave, propagator(n, step, energy, thickness + extra_distance) if extra_distance
+                  else step_propagator)
