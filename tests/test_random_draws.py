@@ -3,6 +3,8 @@ samplers, and for reproducibility: a frame is a function of the generator's stat
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -87,6 +89,22 @@ def test_scintillator_light_is_numpys_compound_poisson_gamma(gain_variance):
     variance = mean * gain**2 * (1 + gain_variance)
     assert light.mean() == pytest.approx(mean * gain, abs=5 * np.sqrt(variance / DRAWS))
     assert light.var() == pytest.approx(variance, rel=0.05)
+
+
+def test_a_bright_flat_frame_draws_in_memory_of_its_own_size():
+    """3 x 10⁸ electrons a pixel (a flat beam, one table): the light's mean and variance as the compound
+    gives them, and the memory the draw holds bounded by the frame and one table (a few MB), not by the
+    number of electrons."""
+    mean, gain, variance_ratio = 3e8, 10.0, 0.5
+    means = np.full((128, 128), mean)
+    tracemalloc.start()
+    light = random_draws.scintillator_light(means, gain, variance_ratio, np.random.default_rng(13))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 * 2**20
+    light, variance = light.astype(float), mean * gain**2 * (1 + variance_ratio)
+    assert light.mean() == pytest.approx(mean * gain, abs=5 * np.sqrt(variance / light.size))
+    assert light.var() == pytest.approx(variance, rel=5 * np.sqrt(2 / light.size))
 
 
 def test_read_noise_is_gaussian():

@@ -39,12 +39,13 @@ _THREADS = 2
 _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="draws")
 _PARALLEL_FROM = 128 * 128  # pixels: smaller frames are drawn on the calling thread
 _TABLES = ArrayCache(64 * 2**20)  # cumulative distribution and guide per tabulated mean
+_ZIG_EDGE = 3.442619855899  # where the normal ziggurat's base layer ends
 
 
 def _ziggurat() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The 128-layer ziggurat of the standard normal density for 32-bit draws: each layer's bound
     (``k``), width per unit draw (``w``) and density at its edge (``f``)."""
-    edge = tail = 3.442619855899
+    edge = tail = _ZIG_EDGE
     area = 9.91256303526217e-3
     scale = 2.0**31
     k, w, f = np.zeros(128), np.zeros(128), np.zeros(128)
@@ -60,7 +61,6 @@ def _ziggurat() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 _ZIG_K, _ZIG_W, _ZIG_F = _ziggurat()
-_ZIG_EDGE = 3.442619855899
 
 
 @njit(inline="always")
@@ -187,10 +187,12 @@ def _poisson_rows(means: np.ndarray, out: np.ndarray, key: np.uint64, first: int
 def _light_rows(means: np.ndarray, out: np.ndarray, key: np.uint64, first: int, last: int, step: float,
                 base: int, cdfs: np.ndarray, cdf_starts: np.ndarray, guides: np.ndarray,
                 guide_starts: np.ndarray, lows: np.ndarray, step_cdf: np.ndarray, shape_per_electron: float,
-                scale: float, roots: np.ndarray, k: np.ndarray, w: np.ndarray, f: np.ndarray) -> None:
+                scale: float, fewest: int, roots: np.ndarray, k: np.ndarray, w: np.ndarray, f: np.ndarray
+                ) -> None:
     """The light of a Poisson number of electrons of ``means`` per pixel, each electron's yield a gamma
     draw of ``shape_per_electron`` and ``scale``: their sum is one gamma draw of shape ``electrons x
-    shape_per_electron``."""
+    shape_per_electron`` (``roots[count - fewest]``: Marsaglia and Tsang's constant of each count the
+    tables can give)."""
     width = means.shape[1]
     for i in range(first, last):
         for j in range(width):
@@ -200,7 +202,8 @@ def _light_rows(means: np.ndarray, out: np.ndarray, key: np.uint64, first: int, 
             if count == 0:
                 out[i, j] = 0.0
             elif shape >= 1.0:  # Marsaglia and Tsang's constants by count: no root per pixel
-                out[i, j] = _gamma_above_one(state, shape - 1.0 / 3.0, roots[count], k, w, f)[1] * scale
+                root = roots[count - fewest]
+                out[i, j] = _gamma_above_one(state, shape - 1.0 / 3.0, root, k, w, f)[1] * scale
             else:
                 out[i, j] = _gamma(state, shape, k, w, f)[1] * scale
 
@@ -233,22 +236,16 @@ def _by_rows(kernel: Callable[..., None], values: np.ndarray, out: np.ndarray, r
     return out
 
 
-def _counts(mean: float) -> np.ndarray:
-    """The counts Poisson(``mean``)'s table covers: all but :data:`TAIL` of the probability below
-    and above (the lowest folded into the first)."""
+def _table(mean: float) -> np.ndarray:
+    """Poisson(``mean``)'s table over the counts that hold all but :data:`TAIL` of the probability below
+    and above (the lowest folded into the first): row 0 its first count, row 1 the cumulative
+    distribution (the last entry 1), row 2 the guide (:data:`GUIDE` entries per count: for a uniform
+    draw ``u``, the entry to search from is at ``floor(u × length)``), rows 0 and 1 padded to its length."""
     reach = 15.0 * math.sqrt(mean) + 30.0
     counts = np.arange(max(0, int(mean - reach)), int(mean + reach))
     cdf = special.pdtr(counts, mean)
     first, last = np.searchsorted(cdf, TAIL), np.searchsorted(cdf, 1.0 - TAIL)
-    return counts[first : last + 1]
-
-
-def _table(mean: float) -> np.ndarray:
-    """Poisson(``mean``)'s table: row 0 its first count, row 1 the cumulative distribution over
-    :func:`_counts` (the last entry 1), row 2 the guide (for a uniform draw ``u``, the entry to search
-    from is at ``floor(u × length)``), each row padded to the guide's length."""
-    counts = _counts(mean)
-    cdf = special.pdtr(counts, mean)
+    counts, cdf = counts[first : last + 1], cdf[first : last + 1]
     cdf[-1] = 1.0
     guide = np.searchsorted(cdf, np.arange(GUIDE * len(cdf)) / (GUIDE * len(cdf)), side="left")
     table = np.zeros((3, len(guide)))
@@ -271,7 +268,7 @@ def _tables(means: np.ndarray) -> tuple | None:
         return None
     tables = [_TABLES.get_or_compute(level * step, lambda m=level * step: _table(m))
               for level in range(base, top + 1)]
-    lengths = [int(np.count_nonzero(t[1])) for t in tables]
+    lengths = [t.shape[1] // GUIDE for t in tables]
     cdfs = np.concatenate([t[1, :n] for t, n in zip(tables, lengths, strict=True)])
     guides = np.concatenate([t[2] for t in tables]).astype(np.int32)
     cdf_starts = np.cumsum([0, *lengths])
@@ -308,12 +305,12 @@ def scintillator_light(means: np.ndarray, counts_per_electron: float, gain_varia
     if packed is None:
         return None
     lows, cdf_starts = packed[6], packed[3]
-    most = int(np.max(lows + np.diff(cdf_starts))) + _STEP_COUNTS
-    shapes = np.arange(most + 1) / gain_variance
+    fewest, most = int(lows.min()), int(np.max(lows + np.diff(cdf_starts))) + _STEP_COUNTS
+    shapes = np.arange(fewest, most + 1) / gain_variance  # only the counts the tables can give
     roots = 1.0 / np.sqrt(9.0 * np.clip(shapes - 1.0 / 3.0, 1.0 / 3.0, None))
     out = np.empty(rows.shape, np.float32)
     _by_rows(_light_rows, rows, out, rng, *packed, 1.0 / gain_variance, counts_per_electron * gain_variance,
-             roots, _ZIG_K, _ZIG_W, _ZIG_F)
+             fewest, roots, _ZIG_K, _ZIG_W, _ZIG_F)
     return out.reshape(means.shape)
 
 
