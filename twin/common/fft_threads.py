@@ -1,4 +1,6 @@
-"""How many threads the twin's ducc0 FFTs use: a fixed number, the same on every machine.
+"""How many threads the twin's ducc0 FFTs use: a fixed number, the same on every machine; and the pool of
+as many threads that runs the rest of the twin's frame-sized work (elementwise products, noise draws)
+in parts.
 
 ducc0 splits a transform's lines over its threads and treats the lines left over from its SIMD batches
 apart, so a real transform (and a complex one of some sizes) rounds differently with a different thread
@@ -13,6 +15,7 @@ written with). SciPy's FFTs round the same whatever their workers.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 DEFAULT = 2
 
@@ -29,6 +32,9 @@ def _configured() -> int:
 
 
 FFT_THREADS = _configured()
+#: runs parts of frame-sized work side by side (numpy and the numba kernels release the GIL); its
+#: threads start on first use. A part must not wait for another part.
+WORKERS = ThreadPoolExecutor(max_workers=FFT_THREADS, thread_name_prefix="twin-work")
 
 
 def size_ducc0_pool() -> None:

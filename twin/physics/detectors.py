@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import ducc0
 import numpy as np
 
 from twin.common.cache import ArrayCache
-from twin.common.fft_threads import FFT_THREADS
+from twin.common.fft_threads import FFT_THREADS, WORKERS
 from twin.physics import random_draws
 
 UINT16_MAX = np.iinfo(np.uint16).max
@@ -168,19 +167,18 @@ def counting_counts(expected: np.ndarray, exposure: float, binning: int, efficie
     return np.clip(counted, 0, UINT16_MAX).astype(np.uint16)
 
 
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shot-noise")
 
 
 def _parallel(rng: np.random.Generator, values: np.ndarray,
               draw: Callable[[np.random.Generator, np.ndarray], np.ndarray]) -> np.ndarray:
-    """``draw(generator, values)`` (float32), large frames in two halves on two threads (numpy releases
+    """``draw(generator, values)`` (float32), large frames in two halves on the twin's workers (numpy releases
     the GIL while sampling), each from a child of ``rng``, so the result stays a function of the
     generator's state."""
     if values.size < 256 * 256 or values.ndim != 2:
         return draw(rng, values).astype(np.float32)
     halves = (values[: len(values) // 2], values[len(values) // 2 :])
     jobs = zip(rng.spawn(2), halves, strict=True)
-    parts = _POOL.map(lambda job: draw(*job).astype(np.float32), jobs)
+    parts = WORKERS.map(lambda job: draw(*job).astype(np.float32), jobs)
     return np.concatenate(list(parts))
 
 

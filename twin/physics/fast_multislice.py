@@ -32,7 +32,6 @@ import importlib.util
 import json
 import math
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from numba import njit
 from scipy import constants
 
 from twin.common.cache import ArrayCache
-from twin.common.fft_threads import FFT_THREADS
+from twin.common.fft_threads import FFT_THREADS, WORKERS
 from twin.constants import ANGSTROM
 from twin.physics.ctf import electron_wavelength
 from twin.physics.tem import Z_MARGIN, SimulationGrid, slices_for
@@ -58,7 +57,6 @@ POTENTIAL_PER_SCATTERING = constants.h**2 / (2 * np.pi * constants.m_e * constan
 # species and energy (a 1152² grid's take 2.7-5.3 MB each)
 _CACHE = ArrayCache(128 * 2**20)
 _BLOCK_ROWS = 64  # grid rows per block of elementwise work
-_ELEMENTWISE = ThreadPoolExecutor(max_workers=FFT_THREADS, thread_name_prefix="exit-wave")
 
 
 def band_columns(n: int) -> int:
@@ -324,7 +322,7 @@ def transmission(phase: np.ndarray) -> np.ndarray:
 
 def transmit(wave: np.ndarray | None, phase: np.ndarray) -> np.ndarray:
     """``wave`` (complex64, 2-D) times ``exp(i phase)`` (float32) in place, or ``exp(i phase)`` itself
-    for ``wave`` None, in blocks of rows (their temporaries stay in cache) on the FFT threads (numpy
+    for ``wave`` None, in blocks of rows (their temporaries stay in cache) on the twin's workers (numpy
     releases the GIL)."""
     out = np.empty(phase.shape, dtype=np.complex64) if wave is None else wave
 
@@ -341,7 +339,7 @@ def transmit(wave: np.ndarray | None, phase: np.ndarray) -> np.ndarray:
 
 
 def _scale(a: np.ndarray, *factors: np.ndarray) -> np.ndarray:
-    """``a`` times each of ``factors`` (same shape) in place, by blocks of rows on the FFT threads."""
+    """``a`` times each of ``factors`` (same shape) in place, by blocks of rows on the twin's workers."""
     def block(start: int) -> None:
         rows = slice(start, start + _BLOCK_ROWS)
         for factor in factors:
@@ -352,12 +350,12 @@ def _scale(a: np.ndarray, *factors: np.ndarray) -> np.ndarray:
 
 
 def _in_blocks(block: Callable[[int], None], rows: int) -> None:
-    """``block(start)`` for every block of :data:`_BLOCK_ROWS` of ``rows`` rows, on the FFT threads."""
+    """``block(start)`` for every block of :data:`_BLOCK_ROWS` of ``rows`` rows, on the twin's workers."""
     starts = range(0, rows, _BLOCK_ROWS)
     if len(starts) == 1:
         block(0)
     else:
-        list(_ELEMENTWISE.map(block, starts))
+        list(WORKERS.map(block, starts))
 
 
 def exit_wave_spectrum(numbers: np.ndarray, positions: np.ndarray, grid: SimulationGrid, energy: float,

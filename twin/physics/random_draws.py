@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
 from scipy import special
 
 from twin.common.cache import ArrayCache
+from twin.common.fft_threads import FFT_THREADS, WORKERS
 
 STEPS = (0.125, 0.25, 0.5, 1.0, 2.0)  # the table steps Δ (electrons), finest first
 MOST_TABLES = 256  # tables a frame may need to be drawn by tables
@@ -35,8 +35,6 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _UNIT = 2.0**-53
-_THREADS = 2
-_POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="draws")
 _PARALLEL_FROM = 128 * 128  # pixels: smaller frames are drawn on the calling thread
 _TABLES = ArrayCache(64 * 2**20)  # cumulative distribution and guide per tabulated mean
 _ZIG_EDGE = 3.442619855899  # where the normal ziggurat's base layer ends
@@ -228,8 +226,8 @@ def _by_rows(kernel: Callable[..., None], values: np.ndarray, out: np.ndarray, r
     if values.size < _PARALLEL_FROM:
         kernel(values, out, key, 0, rows, *args)
         return out
-    bounds = np.linspace(0, rows, _THREADS + 1).astype(int)
-    jobs = [_POOL.submit(kernel, values, out, key, int(a), int(b), *args)
+    bounds = np.linspace(0, rows, FFT_THREADS + 1).astype(int)
+    jobs = [WORKERS.submit(kernel, values, out, key, int(a), int(b), *args)
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     for job in jobs:
         job.result()
