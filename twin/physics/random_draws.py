@@ -273,6 +273,7 @@ def _tables(means: np.ndarray) -> tuple | None:
     guide_starts = np.cumsum([0, *(t.shape[1] for t in tables)])
     lows = np.array([int(t[0, 0]) for t in tables])
     step_cdf = special.pdtr(np.arange(_STEP_COUNTS), step)
+    step_cdf[-1] = 1.0  # the search for a uniform draw ends inside the table
     return step, base, cdfs, cdf_starts, guides, guide_starts, lows, step_cdf
 
 
